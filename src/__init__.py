@@ -1,0 +1,16 @@
+"""Video action recognition on KTH-Actions with recurrent networks.
+
+Modules, one idea each:
+  models          the recurrent cells, written from their equations (LSTM, GRU, ConvLSTM)
+  kth             facts about the KTH-Actions dataset and its command line (download, prepare)
+  download        fetching the six zips and 00sequences.txt
+  prepare         decoding videos to 64x64 grayscale frames and the in-memory cache
+  synthetic       the synthetic KTH twin, for offline work
+  dataloader      KTHActionDataset
+  transformations clip augmentations (spatial and temporal)
+  classifier      per-frame encoder -> recurrent module -> temporal head
+  r2plus1d        the factorised 3-D convolutional network (R(2+1)D)
+  config          YAML experiments over a shared base
+  train / evaluate / checkpoint   the research loop
+  compare         the results table and plots over experiments
+"""

@@ -1,0 +1,37 @@
+"""Shared fixtures: the real KTH samples (skipped when absent) and the tiny synthetic twin."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+KTH_SAMPLES = Path(os.environ.get("KTH_SAMPLES", REPO.parent / "shared" / "kth_samples"))
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def kth_samples() -> Path:
+    """The folder of real KTH videos and 00sequences.txt (see its README)."""
+    if not (KTH_SAMPLES / "00sequences.txt").is_file():
+        pytest.skip(f"real KTH samples not found at {KTH_SAMPLES} (set KTH_SAMPLES to the folder)")
+    return KTH_SAMPLES
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory) -> Path:
+    """The tiny synthetic twin, raw: KTH-named AVIs and 00sequences.txt."""
+    from src.synthetic import generate
+    out = tmp_path_factory.mktemp("synth_raw_tiny")
+    generate(out, preset="tiny", seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tiny_raw, tmp_path_factory) -> Path:
+    """The tiny synthetic twin, prepared (index.json, cache, PNG tree)."""
+    from src.prepare import prepare
+    out = tmp_path_factory.mktemp("synth_tiny")
+    prepare(tiny_raw, out, workers=1)
+    return out
