@@ -1,0 +1,26 @@
+"""src.plots: figures render and say what they show."""
+import torch
+from PIL import Image
+
+from src import plots
+
+
+def test_confusion_matrix_figure_writes_counts(tmp_path):
+    confusion = torch.eye(6, dtype=torch.long) * 3
+    confusion[0, 1] = 2
+    fig = plots.confusion_matrix_figure(confusion.tolist())
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("3") == 6 and "2" in texts
+    assert plots.save_figure(fig, tmp_path / "cm.png").stat().st_size > 0
+
+
+def test_clip_gif_has_one_frame_per_clip_frame(tmp_path):
+    clip = torch.rand(7, 1, 16, 16)
+    path = plots.save_clip_gif(clip, tmp_path / "clip.gif", scale=1)
+    with Image.open(path) as gif:
+        assert gif.n_frames == 7 and gif.size == (16, 16)
+
+
+def test_clip_strip_figure_has_a_row_per_clip():
+    fig = plots.clip_strip_figure([torch.rand(4, 1, 8, 8)] * 3, ["a", "b", "c"])
+    assert [ax.get_title(loc="left") for ax in fig.axes] == ["a", "b", "c"]
