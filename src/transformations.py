@@ -1,0 +1,130 @@
+"""Clip transforms for KTHActionDataset: temporal sampling, then spatial augmentation.
+
+A transform takes one clip window, a uint8 tensor ``[T_window, 1, H, W]`` (frames
+``0..T_window-1`` of a video, or of one of its annotated subsequences), and returns the
+clip ``[T, 1, H, W]`` as float32 in ``[0, 1]``.
+
+The temporal-sampling contract with :class:`src.dataloader.KTHActionDataset`:
+
+- The dataset looks for a :class:`TemporalSampling` inside the transform (the transform
+  itself, or anywhere in a ``Compose``). When its ``num_frames`` is None, the dataset
+  fills it with ``max_frames``.
+- ``random_start=True`` (training): for each item the dataset hands over a whole
+  annotated subsequence (or the whole video) and the sampler draws the start.
+- ``random_start=False`` (evaluation): the dataset cuts the window of clip ``k``
+  (evenly spaced starts) and the sampler takes every ``step``-th frame from its first.
+- A window shorter than the clip is padded by repeating the last frame taken.
+
+Spatial augmentations are torchvision.transforms.v2 transforms: on a ``[T, 1, H, W]``
+tensor they draw their parameters once per call, so one flip and one angle apply to
+every frame of the clip. All randomness comes from torch's global generator.
+
+The course call ``get_train_transforms(slicing_step=2)`` works as written.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.transforms import v2
+
+
+class TemporalSampling(nn.Module):
+    """Take ``num_frames`` frames, every ``step``-th, from a clip window.
+
+    Args:
+        step: distance between two frames taken (the course's ``slicing_step``).
+        num_frames: frames in the output clip; None lets the dataset fill it from
+            its ``max_frames``.
+        random_start: draw the first frame uniformly among the starts whose clip fits
+            in the window (training); otherwise start at frame 0 (evaluation).
+
+    Input ``[T_window, ...]``, output ``[num_frames, ...]``. A window shorter than
+    ``(num_frames - 1) * step + 1`` frames starts at 0 and is padded by repeating the
+    last frame taken.
+    """
+
+    def __init__(self, step: int = 1, num_frames: int | None = None, random_start: bool = True):
+        super().__init__()
+        if step < 1:
+            raise ValueError(f"TemporalSampling: step must be >= 1, got {step}")
+        if num_frames is not None and num_frames < 1:
+            raise ValueError(f"TemporalSampling: num_frames must be >= 1, got {num_frames}")
+        self.step = step
+        self.num_frames = num_frames
+        self.random_start = random_start
+
+    def span(self, num_frames: int | None = None) -> int:
+        """Frames of the window that one clip covers: ``(num_frames - 1) * step + 1``."""
+        num_frames = self.num_frames if num_frames is None else num_frames
+        if num_frames is None:
+            raise ValueError("TemporalSampling: num_frames is not set (give it, or let the dataset fill it)")
+        return (num_frames - 1) * self.step + 1
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if frames.shape[0] == 0:
+            raise ValueError("TemporalSampling: got an empty window (0 frames)")
+        window_len, span = frames.shape[0], self.span()
+        start = 0
+        if self.random_start and window_len > span:
+            start = int(torch.randint(0, window_len - span + 1, ()))
+        indices = torch.arange(start, min(start + span, window_len), self.step)
+        if len(indices) < self.num_frames:  # too short: repeat the last frame taken
+            indices = torch.cat([indices, indices[-1:].expand(self.num_frames - len(indices))])
+        return frames[indices]
+
+    def extra_repr(self) -> str:
+        return f"step={self.step}, num_frames={self.num_frames}, random_start={self.random_start}"
+
+
+class RandomTemporalReversal(nn.Module):
+    """Play the clip backwards (reverse dim 0 of ``[T, ...]``) with probability ``p``."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        self.p = p
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if torch.rand(()) < self.p:
+            return frames.flip(0)
+        return frames
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def find_temporal_sampling(transform) -> TemporalSampling | None:
+    """The first :class:`TemporalSampling` in ``transform`` (itself or nested in a
+    ``Compose``/``RandomApply``-like ``.transforms`` list), or None."""
+    if isinstance(transform, TemporalSampling):
+        return transform
+    for child in getattr(transform, "transforms", None) or ():
+        found = find_temporal_sampling(child)
+        if found is not None:
+            return found
+    return None
+
+
+def get_train_transforms(slicing_step: int = 1, max_frames: int | None = None, flip_p: float = 0.5,
+                         rotation: float = 25.0, reverse_p: float = 0.3) -> v2.Compose:
+    """Training transform: random temporal sampling, then one horizontal flip (``flip_p``)
+    and one rotation (uniform in ``+-rotation`` degrees) per clip, then temporal
+    reversal (``reverse_p``). ``max_frames=None``: the dataset's ``max_frames``.
+
+    ``[T_window, 1, H, W]`` uint8 -> ``[max_frames, 1, H, W]`` float32 in [0, 1].
+    """
+    return v2.Compose([
+        TemporalSampling(slicing_step, max_frames, random_start=True),
+        v2.ToDtype(torch.float32, scale=True),
+        v2.RandomHorizontalFlip(flip_p),
+        v2.RandomRotation(rotation, interpolation=v2.InterpolationMode.BILINEAR),
+        RandomTemporalReversal(reverse_p),
+    ])
+
+
+def get_test_transforms(slicing_step: int = 1, max_frames: int | None = None) -> v2.Compose:
+    """Evaluation transform: every ``slicing_step``-th frame from the window's first, no
+    augmentation. ``[T_window, 1, H, W]`` uint8 -> ``[max_frames, 1, H, W]`` float32."""
+    return v2.Compose([
+        TemporalSampling(slicing_step, max_frames, random_start=False),
+        v2.ToDtype(torch.float32, scale=True),
+    ])

@@ -1,0 +1,149 @@
+"""Tests for src/transformations.py: temporal sampling, reversal, per-clip spatial augmentation."""
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from src.transformations import (RandomTemporalReversal, TemporalSampling, find_temporal_sampling,
+                                 get_test_transforms, get_train_transforms)
+
+
+def indexed_clip(num_frames: int, size: int = 16) -> torch.Tensor:
+    """uint8 [num_frames, 1, size, size] whose frame t has every pixel equal to t."""
+    return torch.arange(num_frames, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, size, size).clone()
+
+
+def frame_indices(clip: torch.Tensor) -> list[int]:
+    """Read back which frames of an :func:`indexed_clip` a clip holds (from its centre pixel)."""
+    centre = clip[:, 0, clip.shape[-2] // 2, clip.shape[-1] // 2]
+    if centre.is_floating_point():
+        centre = (centre * 255).round()
+    return centre.long().tolist()
+
+
+def asymmetric_clip(num_frames: int = 6, size: int = 32) -> torch.Tensor:
+    """uint8 [num_frames, 1, size, size], the same asymmetric picture in every frame."""
+    picture = torch.zeros(1, size, size, dtype=torch.uint8)
+    picture[:, 4:12, 2:10] = 255    # a block near the top left
+    picture[:, 20:28, 18:22] = 128  # a bar lower right
+    return picture.expand(num_frames, -1, -1, -1).clone()
+
+
+# ---------------------------------------------------------------- TemporalSampling
+
+def test_temporal_sampling_step_and_fixed_start():
+    out = TemporalSampling(step=3, num_frames=4, random_start=False)(indexed_clip(20))
+    assert out.shape == (4, 1, 16, 16)
+    assert frame_indices(out) == [0, 3, 6, 9]
+
+
+def test_temporal_sampling_random_start_covers_every_fitting_start():
+    sampler = TemporalSampling(step=2, num_frames=3, random_start=True)  # span 5 frames
+    clip = indexed_clip(12)                                             # starts 0..7 fit
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(300):
+        idx = frame_indices(sampler(clip))
+        assert idx == [idx[0], idx[0] + 2, idx[0] + 4]
+        starts.add(idx[0])
+    assert starts == set(range(8))
+
+
+def test_temporal_sampling_pads_by_repeating_last_frame_taken():
+    out = TemporalSampling(step=3, num_frames=5)(indexed_clip(8))  # needs 13 frames, has 8
+    assert frame_indices(out) == [0, 3, 6, 6, 6]
+
+
+def test_temporal_sampling_is_reproducible_under_manual_seed():
+    sampler, clip = TemporalSampling(step=1, num_frames=4), indexed_clip(50)
+    torch.manual_seed(7)
+    first = [frame_indices(sampler(clip))[0] for _ in range(10)]
+    torch.manual_seed(7)
+    second = [frame_indices(sampler(clip))[0] for _ in range(10)]
+    assert first == second and len(set(first)) > 1
+
+
+def test_temporal_sampling_errors():
+    with pytest.raises(ValueError, match="step must be >= 1"):
+        TemporalSampling(step=0)
+    with pytest.raises(ValueError, match="num_frames is not set"):
+        TemporalSampling(step=2)(indexed_clip(10))
+    with pytest.raises(ValueError, match="empty window"):
+        TemporalSampling(step=1, num_frames=2)(indexed_clip(0))
+
+
+def test_find_temporal_sampling_in_compose_and_nested():
+    sampler = TemporalSampling(2)
+    assert find_temporal_sampling(sampler) is sampler
+    assert find_temporal_sampling(v2.Compose([v2.ToDtype(torch.float32), v2.Compose([sampler])])) is sampler
+    assert find_temporal_sampling(v2.Compose([v2.RandomHorizontalFlip()])) is None
+    assert find_temporal_sampling(None) is None
+    assert find_temporal_sampling(get_train_transforms(slicing_step=4)).step == 4
+
+
+# ---------------------------------------------------------------- reversal
+
+def test_temporal_reversal_always_and_never():
+    clip = indexed_clip(5)
+    assert frame_indices(RandomTemporalReversal(p=1.0)(clip)) == [4, 3, 2, 1, 0]
+    assert frame_indices(RandomTemporalReversal(p=0.0)(clip)) == [0, 1, 2, 3, 4]
+
+
+def test_train_transform_reverses_about_30_percent_of_clips():
+    transform = get_train_transforms(slicing_step=1, max_frames=4, flip_p=0.0, rotation=0.0)
+    clip = indexed_clip(4)  # exactly one clip fits: only the reversal is random
+    torch.manual_seed(0)
+    reversed_count = sum(frame_indices(transform(clip)) == [3, 2, 1, 0] for _ in range(2000))
+    # Binomial(2000, 0.3): mean 600, std 20.5
+    assert 520 < reversed_count < 680
+
+
+# ---------------------------------------------------------------- spatial augmentation
+
+def test_v2_draws_rotation_once_per_clip():
+    clip = asymmetric_clip().float() / 255
+    torch.manual_seed(0)
+    out = v2.RandomRotation((10.0, 25.0))(clip)  # an angle big enough to move pixels
+    assert not torch.equal(out[0], clip[0])                 # it rotated ...
+    assert all(torch.equal(out[0], frame) for frame in out)  # ... every frame alike
+
+
+def test_train_transform_same_flip_and_rotation_for_every_frame():
+    clip = asymmetric_clip(num_frames=6)
+    transform = get_train_transforms(slicing_step=1, max_frames=6, reverse_p=0.0)
+    torch.manual_seed(0)
+    outputs = [transform(clip) for _ in range(20)]
+    for out in outputs:
+        assert out.shape == (6, 1, 32, 32) and out.dtype == torch.float32
+        assert 0.0 <= out.min() and out.max() <= 1.0
+        assert all(torch.equal(out[0], frame) for frame in out)
+    # and it really augments: the first frames differ from clip to clip, and some are flipped
+    assert len({tuple(out[0].flatten().tolist()) for out in outputs}) > 10
+    left_heavier = [out[0, 0, :, :16].sum() > out[0, 0, :, 16:].sum() for out in outputs]
+    assert any(left_heavier) and not all(left_heavier)
+
+
+def test_train_transform_flip_and_rotation_parameters():
+    clip = asymmetric_clip()
+    identity = get_train_transforms(max_frames=6, flip_p=0.0, rotation=0.0, reverse_p=0.0)(clip)
+    torch.testing.assert_close(identity, clip.float() / 255)
+    flipped = get_train_transforms(max_frames=6, flip_p=1.0, rotation=0.0, reverse_p=0.0)(clip)
+    torch.testing.assert_close(flipped, clip.flip(-1).float() / 255)
+
+
+def test_train_transform_is_reproducible_under_manual_seed():
+    clip, transform = indexed_clip(40, size=32), get_train_transforms(slicing_step=2, max_frames=5)
+    torch.manual_seed(3)
+    first = [transform(clip) for _ in range(5)]
+    torch.manual_seed(3)
+    second = [transform(clip) for _ in range(5)]
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
+def test_test_transform_is_deterministic_without_augmentation():
+    clip = indexed_clip(30)
+    transform = get_test_transforms(slicing_step=4, max_frames=5)
+    out = transform(clip)
+    assert out.dtype == torch.float32 and out.shape == (5, 1, 16, 16)
+    assert frame_indices(out) == [0, 4, 8, 12, 16]
+    assert torch.equal(out, transform(clip))
+    torch.testing.assert_close(out, clip[:17:4].float() / 255)
