@@ -1,0 +1,218 @@
+"""src/download.py against a local HTTP server serving zips built from the real KTH samples."""
+from __future__ import annotations
+
+import io
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from src.download import DownloadError, check_zip, download, fetch
+from src.kth import ACTIONS
+
+MOVED_PAGE = (b"<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head><title>301 Moved"
+              b"</title></head><body><h1>Moved</h1><p>The document has moved.</p></body></html>\n")
+
+
+@pytest.fixture(scope="module")
+def kth_zips(kth_samples) -> dict[str, dict[str, bytes]]:
+    """``{action: {video file name: bytes}}``: the real AVIs for handclapping and jogging, and
+    for the other actions MP4 samples renamed to KTH AVI names (only names and zips are checked)."""
+    real = {p.name: p.read_bytes() for p in kth_samples.glob("person*")}
+    small = real["person04_boxing_d1_uncomp.mp4"]
+    videos = {a: {f"person01_{a}_d1_uncomp.avi": small, f"person02_{a}_d3_uncomp.avi": small} for a in ACTIONS}
+    videos["handclapping"] = {n: b for n, b in real.items() if "handclapping" in n}
+    videos["jogging"] = {n: b for n, b in real.items() if "jogging" in n}
+    return videos
+
+
+def make_zip(videos: dict[str, bytes], folder: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, data in videos.items():
+            zf.writestr(folder + name, data)
+    return buffer.getvalue()
+
+
+class KTHServer:
+    """An HTTP server on 127.0.0.1 (port 0) serving ``files`` with Range support and faults:
+    ``cut_once[name] = n`` stops the next answer for ``name`` after n bytes, ``cut_always``
+    stops every one, ``ignore_range`` answers 200 with the whole file to a Range request."""
+
+    def __init__(self, files: dict[str, bytes], content_types: dict[str, str]):
+        self.files, self.content_types = files, content_types
+        self.cut_once: dict[str, int] = {}
+        self.cut_always: dict[str, int] = {}
+        self.ignore_range = False
+        self.requests: list[tuple[str, str | None]] = []
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                name, byte_range = self.path.lstrip("/"), self.headers.get("Range")
+                state.requests.append((name, byte_range))
+                if name not in state.files:
+                    self.send_error(404)
+                    return
+                body, start = state.files[name], 0
+                if byte_range and not state.ignore_range:
+                    start = int(byte_range.removeprefix("bytes=").split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Type", state.content_types.get(name, "application/zip"))
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                payload = body[start:]
+                cut = state.cut_once.pop(name, state.cut_always.get(name))
+                self.wfile.write(payload if cut is None else payload[:cut])
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def requests_for(self, name: str) -> list[str | None]:
+        return [r for n, r in self.requests if n == name]
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(kth_zips, kth_samples):
+    files = {f"{a}.zip": make_zip(v, folder="boxing/" if a == "boxing" else "") for a, v in kth_zips.items()}
+    files["00sequences.txt"] = (kth_samples / "00sequences.txt").read_bytes()
+    srv = KTHServer(files, {"00sequences.txt": "text/plain"})
+    yield srv
+    srv.close()
+
+
+def assert_extracted(root: Path, action: str, kth_zips) -> None:
+    folder = root / action
+    assert sorted(p.name for p in folder.iterdir()) == sorted(kth_zips[action])
+    for name, data in kth_zips[action].items():
+        assert (folder / name).read_bytes() == data, f"{folder / name} differs from the zipped file"
+
+
+def test_download_extracts_every_action_atomically_and_is_idempotent(server, kth_zips, kth_samples, tmp_path):
+    root = tmp_path / "kth_raw"
+    assert download(root, base_url=server.base_url) == root
+    for action in ACTIONS:
+        assert_extracted(root, action, kth_zips)
+    # nothing left over: no zip, no .part, no temporary folder
+    assert sorted(p.name for p in root.iterdir()) == sorted([*ACTIONS, "00sequences.txt"])
+    assert (root / "00sequences.txt").read_bytes() == (kth_samples / "00sequences.txt").read_bytes()
+
+    n_requests = len(server.requests)
+    mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
+    download(root, base_url=server.base_url)
+    assert len(server.requests) == n_requests, "a second run must not fetch anything"
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == mtimes
+
+
+def test_resumes_an_interrupted_download_with_range(server, kth_zips, tmp_path):
+    server.cut_once["jogging.zip"] = 300_000
+    download(tmp_path, base_url=server.base_url)
+    assert server.requests_for("jogging.zip") == [None, "bytes=300000-"]
+    assert_extracted(tmp_path, "jogging", kth_zips)
+
+
+def test_restarts_when_the_server_ignores_range(server, kth_zips, tmp_path):
+    server.cut_once["jogging.zip"] = 300_000
+    server.ignore_range = True
+    download(tmp_path, base_url=server.base_url)
+    assert server.requests_for("jogging.zip") == [None, "bytes=300000-"]
+    assert_extracted(tmp_path, "jogging", kth_zips)  # the file restarted, not appended twice
+
+
+def test_gives_up_after_bounded_attempts_then_resumes_on_rerun(server, kth_zips, tmp_path, capsys):
+    server.cut_always["walking.zip"] = 1000
+    with pytest.raises(DownloadError, match=r"1 of 7 files failed \(walking.zip\)") as err:
+        download(tmp_path, base_url=server.base_url)
+    assert "\n" not in str(err.value)
+    assert "rerun the same command to resume" in capsys.readouterr().out
+    assert len(server.requests_for("walking.zip")) == 5
+    assert not (tmp_path / "walking").exists() and not (tmp_path / "walking.zip").exists()
+    assert (tmp_path / "walking.zip.part").stat().st_size == 5000
+    for action in ACTIONS[1:]:
+        assert_extracted(tmp_path, action, kth_zips)
+
+    del server.cut_always["walking.zip"]
+    download(tmp_path, base_url=server.base_url)
+    assert server.requests_for("walking.zip")[-1] == "bytes=5000-"
+    assert_extracted(tmp_path, "walking", kth_zips)
+    assert not (tmp_path / "walking.zip.part").exists()
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=iso-8859-1", "application/octet-stream"])
+def test_an_html_moved_page_gives_a_clear_error(server, kth_zips, tmp_path, capsys, content_type):
+    server.files["walking.zip"] = MOVED_PAGE
+    server.content_types["walking.zip"] = content_type
+    with pytest.raises(DownloadError, match=r"walking.zip"):
+        download(tmp_path, base_url=server.base_url)
+    error_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert f"{server.base_url}walking.zip" in error_lines[0] and "HTML" in error_lines[0]
+    assert "--base-url" in error_lines[0]
+    assert len(server.requests_for("walking.zip")) == 1, "an HTML page is not retried"
+    assert not any(p.name.startswith("walking") for p in tmp_path.iterdir())
+    assert_extracted(tmp_path, "running", kth_zips)
+
+
+@pytest.mark.parametrize("damage, message", [("truncate", "not a valid zip"), ("flip_byte", "CRC")])
+def test_a_damaged_zip_is_reported_and_not_extracted(server, kth_zips, tmp_path, capsys, damage, message):
+    good = server.files["running.zip"]
+    if damage == "truncate":
+        server.files["running.zip"] = good[: len(good) // 2]
+    else:
+        middle = len(good) // 2
+        server.files["running.zip"] = good[:middle] + bytes([good[middle] ^ 0xFF]) + good[middle + 1:]
+    with pytest.raises(DownloadError, match=r"running.zip"):
+        download(tmp_path, base_url=server.base_url)
+    out = capsys.readouterr().out
+    error_lines = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "running.zip" in error_lines[0] and message in error_lines[0]
+    assert not any(p.name.startswith(("running", ".running")) for p in tmp_path.iterdir())
+    assert_extracted(tmp_path, "walking", kth_zips)
+
+
+def test_a_missing_file_gives_an_http_error_naming_the_url(server, tmp_path, capsys):
+    del server.files["00sequences.txt"]
+    with pytest.raises(DownloadError, match=r"00sequences.txt"):
+        download(tmp_path, base_url=server.base_url)
+    out = capsys.readouterr().out
+    assert f"{server.base_url}00sequences.txt: HTTP 404" in out and "--base-url" in out
+    assert not (tmp_path / "00sequences.txt").exists()
+
+
+def test_check_zip_rejects_other_actions_and_empty_zips(kth_zips, tmp_path):
+    boxing = tmp_path / "walking.zip"
+    boxing.write_bytes(make_zip(kth_zips["boxing"]))
+    with pytest.raises(DownloadError, match="another action"):
+        check_zip(boxing, "walking")
+    empty = tmp_path / "running.zip"
+    empty.write_bytes(make_zip({"readme.txt": b"hello"}))
+    with pytest.raises(DownloadError, match="holds no running video"):
+        check_zip(empty, "running")
+    assert [m.filename for m in check_zip(boxing, "boxing")] == list(kth_zips["boxing"])
+
+
+def test_fetch_checks_magic_bytes_and_writes_nothing_on_mismatch(server, tmp_path):
+    dest = tmp_path / "00sequences.txt"
+    with pytest.raises(DownloadError, match="not the expected file"):
+        fetch(server.base_url + "00sequences.txt", dest, magic=b"PK\x03\x04")
+    assert list(tmp_path.iterdir()) == []
+    assert fetch(server.base_url + "00sequences.txt", dest) == dest
+    assert dest.read_bytes() == server.files["00sequences.txt"]
