@@ -1,0 +1,185 @@
+"""Evaluate a trained checkpoint on the test persons (17-25), once, after training.
+
+    python -m src.evaluate --checkpoint models/GRUCell/best.pth [--data DIR]
+
+or ``evaluate("models/GRUCell/best.pth")`` from a notebook. Reports clip accuracy, video
+accuracy (logits averaged over ``data.eval_clips_per_video`` evenly spaced clips per
+video), per-class accuracy, the confusion matrix, the trainable parameter count, training
+time per epoch (from the checkpoint's history), inference latency per clip at batch 1 and
+throughput at batch 32; writes them to ``results.json`` beside the checkpoint.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from src.checkpoint import load_model
+from src.classifier import count_parameters
+from src.dataloader import KTHActionDataset
+from src.kth import ACTIONS, is_prepared, resolve_data_root
+from src.train import classification_metrics, clip_video_index, predict, select_device
+from src.transformations import get_test_transforms
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+@torch.inference_mode()
+def measure_speed(model: torch.nn.Module, clip_shape: tuple[int, ...], device: torch.device,
+                  repeats: int = 20, batch_size: int = 32) -> dict:
+    """Inference speed on random clips of ``clip_shape`` = (T, 1, H, W).
+
+    Returns ``{'latency_ms': median ms per forward pass at batch 1 over ``repeats`` passes
+    (after warm-up), 'throughput_clips_per_s': clips per second at ``batch_size``}``.
+    """
+    model.eval()
+    single = torch.rand(1, *clip_shape, device=device)
+    batch = torch.rand(batch_size, *clip_shape, device=device)
+    for _ in range(3):  # warm-up: allocator, cudnn autotune, lazy init
+        model(single)
+        model(batch)
+    _synchronize(device)
+    latencies = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(single)
+        _synchronize(device)
+        latencies.append(time.perf_counter() - start)
+    batch_repeats = max(2, repeats // 4)
+    start = time.perf_counter()
+    for _ in range(batch_repeats):
+        model(batch)
+    _synchronize(device)
+    elapsed = time.perf_counter() - start
+    return {"latency_ms": 1000 * statistics.median(latencies),
+            "throughput_clips_per_s": batch_repeats * batch_size / elapsed}
+
+
+def write_json(data: dict, path: str | Path) -> Path:
+    """Write ``data`` as JSON atomically (temp file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, device: str = "auto",
+             batch_size: int | None = None, write: bool = True) -> dict:
+    """Test a checkpoint on the test persons and write ``results.json`` beside it.
+
+    Args:
+        checkpoint_path: ``models/<experiment>/best.pth`` (or any checkpoint of src.train).
+        data_root: prepared dataset folder; default the one the checkpoint was trained on
+            (when it still exists), else the config's ``data.root``.
+        device: ``auto`` (cuda, then mps, then cpu) or a device name.
+        batch_size: for the test pass; default the config's ``train.batch_size``.
+        write: write results.json beside the checkpoint.
+
+    Returns:
+        The results (the keys of results.json): experiment, seed, checkpoint, config,
+        data_root, synthetic, device, best_epoch, val_accuracy, val_video_accuracy,
+        num_test_clips, num_test_videos, clip_accuracy, video_accuracy, per_class_accuracy
+        ({action: accuracy}), confusion_matrix ([6][6] clip counts, rows true), num_params,
+        train_time_per_epoch_s, data_wait_share, epochs_trained, latency_ms,
+        throughput_clips_per_s, torch_threads.
+    """
+    checkpoint_path = Path(checkpoint_path)
+    device = select_device(device)
+    model, checkpoint = load_model(checkpoint_path, map_location=device)
+    config = checkpoint["config"]
+    data = config["data"]
+    if data_root is None:
+        trained_on = checkpoint.get("data_root")
+        data_root = trained_on if trained_on and is_prepared(trained_on) else data["root"]
+    data_root, synthetic = resolve_data_root(data_root, preset=data["synthetic_preset"], seed=config["train"]["seed"])
+
+    test_set = KTHActionDataset(
+        data_root, split="test", clips_per_video=data["eval_clips_per_video"],
+        transform=get_test_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]),
+        max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
+        val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
+    if len(test_set) == 0:
+        raise RuntimeError(f"{data_root}: no videos of the test persons 17-25; evaluate on a full dataset")
+    loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
+                        num_workers=data["num_workers"], pin_memory=device.type == "cuda")
+    logits, labels, _ = predict(model, loader, device, desc="test")
+    metrics = classification_metrics(logits, labels, clip_video_index(test_set))
+    speed = measure_speed(model, tuple(test_set[0][0].shape), device, repeats=config["eval"]["latency_repeats"])
+
+    history, best = checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
+    epoch_times = [row["epoch_time_s"] for row in history]
+    results = {
+        "experiment": config["experiment"],
+        "seed": config["train"]["seed"],
+        "checkpoint": str(checkpoint_path),
+        "data_root": str(data_root),
+        "synthetic": synthetic,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "best_epoch": best["epoch"],
+        "epochs_trained": checkpoint["epoch"],
+        "val_accuracy": best["val_accuracy"],
+        "val_video_accuracy": best["val_video_accuracy"],
+        "num_test_clips": len(test_set),
+        "num_test_videos": len(test_set.videos),
+        "clip_accuracy": metrics["accuracy"],
+        "video_accuracy": metrics["video_accuracy"],
+        "per_class_accuracy": dict(zip(ACTIONS, metrics["per_class_accuracy"])),
+        "confusion_matrix": metrics["confusion_matrix"],
+        "test_loss": metrics["loss"],
+        "num_params": count_parameters(model),
+        "train_time_per_epoch_s": sum(epoch_times) / len(epoch_times),
+        "data_wait_share": sum(row["data_wait_s"] for row in history) / sum(epoch_times),
+        **speed,
+        "config": config,
+    }
+    if write:
+        write_json(results, checkpoint_path.with_name("results.json"))
+    return results
+
+
+def print_table(results: dict) -> None:
+    rows = [("experiment", results["experiment"]),
+            ("data", f"{results['data_root']}{' (synthetic twin)' if results['synthetic'] else ''}"),
+            ("best epoch / val acc", f"{results['best_epoch']} / {results['val_accuracy']:.4f}"),
+            ("test clip accuracy", f"{results['clip_accuracy']:.4f}  ({results['num_test_clips']} clips)"),
+            ("test video accuracy", f"{results['video_accuracy']:.4f}  ({results['num_test_videos']} videos)"),
+            *[(f"  {action}", f"{acc:.4f}") for action, acc in results["per_class_accuracy"].items()],
+            ("trainable parameters", f"{results['num_params']:,}"),
+            ("train time per epoch", f"{results['train_time_per_epoch_s']:.1f} s"),
+            ("latency (batch 1)", f"{results['latency_ms']:.2f} ms/clip on {results['device']}"),
+            ("throughput (batch 32)", f"{results['throughput_clips_per_s']:.0f} clips/s")]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m src.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="e.g. models/GRUCell/best.pth")
+    parser.add_argument("--data", default=None, help="prepared dataset folder (default: the one trained on)")
+    parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a device name")
+    args = parser.parse_args(argv)
+    try:
+        results = evaluate(args.checkpoint, data_root=args.data, device=args.device)
+    except (FileNotFoundError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    print_table(results)
+    print(f"results written to {Path(args.checkpoint).with_name('results.json')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""Train one experiment.
+
+    python -m src.train --config configs/GRUCell.yaml [--data DIR] [--resume]
+                        [--set train.epochs=5 model.hidden_dim=64 ...] [--name GRUCell_seed1]
+
+or, from a notebook, ``train(load_config("configs/GRUCell.yaml"))``.
+
+Trains on the training persons, selects the model on the validation persons (never the
+test persons) and writes
+
+- ``models/<experiment>/last.pth`` after every epoch and ``best.pth`` (best validation
+  clip accuracy), see src/checkpoint.py;
+- TensorBoard events under ``tboard_logs/<experiment>/``: loss, accuracy, learning rate,
+  per-class validation accuracy, a confusion matrix, epoch time and data-wait share per
+  epoch; hparams with the final metrics at the end.
+
+``--resume`` continues from last.pth (model, optimizer, scheduler, scaler, history and
+every RNG state, so the DataLoader's shuffle too): on CPU, a resumed run ends with
+exactly the metrics of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from src.checkpoint import get_rng_states, load_checkpoint, save_checkpoint, set_rng_states
+from src.classifier import build_model, count_parameters
+from src.config import ConfigError, load_config
+from src.dataloader import KTHActionDataset
+from src.kth import ACTIONS, resolve_data_root
+from src.transformations import get_test_transforms, get_train_transforms
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf; the message names the epoch and step."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``'auto'``: cuda, then mps, then cpu; otherwise the named device."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and python's random."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHActionDataset]:
+    """The training split (random clips, augmented) and the validation split (evenly
+    spaced clips, no augmentation), as the config's ``data`` section says."""
+    data = config["data"]
+    common = dict(max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
+                  val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
+    train_set = KTHActionDataset(
+        data_root, split="train", clips_per_video=data["train_clips_per_video"],
+        transform=get_train_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]), **common)
+    val_set = KTHActionDataset(
+        data_root, split="val", clips_per_video=data["eval_clips_per_video"],
+        transform=get_test_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]), **common)
+    return train_set, val_set
+
+
+def make_optimizer(model: torch.nn.Module, train_config: dict) -> torch.optim.Optimizer:
+    name, lr, wd = train_config["optimizer"], train_config["lr"], train_config["weight_decay"]
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd, nesterov=True)
+    raise ConfigError(f"train.optimizer: unknown optimizer {name!r}; use adam, adamw or sgd")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_per_epoch: int):
+    """A per-step learning-rate schedule, or None.
+
+    ``cosine``: linear warm-up over ``warmup_epochs``, then cosine decay to 0 over the rest
+    of the run. ``step``: x0.1 after each third of the run (the course's schedule; it leaves
+    the last third with a tiny learning rate).
+    """
+    name = train_config["scheduler"]
+    total_steps = train_config["epochs"] * steps_per_epoch
+    if name == "none":
+        return None
+    if name == "cosine":
+        warmup_steps = min(train_config["warmup_epochs"] * steps_per_epoch, total_steps - 1)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps))
+        if warmup_steps <= 0:
+            return cosine
+        warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup_steps, total_iters=warmup_steps)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, total_steps // 3), gamma=0.1)
+    raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use none, cosine or step")
+
+
+def timed(loader):
+    """Yield ``(batch, seconds blocked waiting for it)`` from a DataLoader."""
+    iterator = iter(loader)
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        yield batch, time.perf_counter() - start
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch) -> dict:
+    """One pass over the training clips. Returns ``{'loss', 'accuracy', 'data_wait_s'}``.
+
+    Raises NonFiniteLossError on a NaN/inf loss, before the optimizer step.
+    """
+    model.train()
+    use_amp = scaler.is_enabled()
+    grad_clip = config["train"]["grad_clip"]
+    loss_sum, correct, seen, data_wait = 0.0, 0, 0, 0.0
+    bar = tqdm(timed(loader), total=len(loader), desc=f"epoch {epoch} train", leave=False, dynamic_ncols=True)
+    for step, ((clips, labels), wait) in enumerate(bar, 1):
+        data_wait += wait
+        clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,1,H,W), (B,)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(clips)  # (B, num_classes)
+            loss = F.cross_entropy(logits, labels)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch}, step {step}/{len(loader)}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss_value * len(labels)
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait}
+
+
+@torch.no_grad()
+def predict(model, loader, device, use_amp: bool = False, desc: str = "eval") -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Logits of every clip in loader order. Returns ``(logits (N, C) float32 CPU,
+    labels (N,) int64 CPU, seconds blocked waiting for data)``."""
+    model.eval()
+    all_logits, all_labels, data_wait = [], [], 0.0
+    for (clips, labels, *_), wait in tqdm(timed(loader), total=len(loader), desc=desc, leave=False, dynamic_ncols=True):
+        data_wait += wait
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(clips.to(device, non_blocking=True))
+        all_logits.append(logits.float().cpu())
+        all_labels.append(labels)
+    return torch.cat(all_logits), torch.cat(all_labels), data_wait
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor,
+                           num_classes: int = len(ACTIONS)) -> dict:
+    """Clip and video accuracy, per-class (clip) accuracy, confusion matrix.
+
+    Args:
+        logits: (N, C) clip logits.
+        labels: (N,) true labels.
+        video_index: (N,) which video each clip comes from; a video's prediction is the
+            argmax of its clips' mean logits.
+
+    Returns:
+        ``{'loss', 'accuracy', 'video_accuracy', 'per_class_accuracy': [C],
+        'confusion_matrix': [C][C] (rows true, columns predicted; counts of clips)}``.
+    """
+    predictions = logits.argmax(1)
+    confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
+    confusion = confusion.reshape(num_classes, num_classes)
+    per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
+    videos, video_of_clip = torch.unique(video_index, return_inverse=True)
+    video_logits = torch.zeros(len(videos), num_classes).index_add_(0, video_of_clip, logits)
+    video_labels = torch.zeros(len(videos), dtype=torch.long).scatter_(0, video_of_clip, labels)
+    return {
+        "loss": F.cross_entropy(logits, labels).item(),
+        "accuracy": (predictions == labels).float().mean().item(),
+        "video_accuracy": (video_logits.argmax(1) == video_labels).float().mean().item(),
+        "per_class_accuracy": per_class.tolist(),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def clip_video_index(dataset) -> torch.Tensor:
+    """(N,) the video index of every item of a KTHActionDataset, in item order."""
+    return torch.tensor([video for video, _ in dataset.clips])
+
+
+def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict) -> None:
+    """One epoch's scalars and confusion-matrix figure, at step ``row['epoch']``."""
+    from src.plots import confusion_matrix_figure
+
+    step = row["epoch"]
+    for tag, key in [("loss/train", "train_loss"), ("loss/val", "val_loss"),
+                     ("accuracy/train", "train_accuracy"), ("accuracy/val", "val_accuracy"),
+                     ("accuracy/val_video", "val_video_accuracy"), ("lr", "lr"),
+                     ("time/epoch_s", "epoch_time_s"), ("time/data_wait_share", "data_wait_share")]:
+        writer.add_scalar(tag, row[key], step)
+    for action, accuracy in zip(ACTIONS, row["val_per_class_accuracy"]):
+        writer.add_scalar(f"val_class_accuracy/{action}", accuracy, step)
+    writer.add_figure("confusion_matrix/val", confusion_matrix_figure(
+        val_metrics["confusion_matrix"], title=f"validation, epoch {step}"), step)
+    writer.flush()
+
+
+def flat_hparams(config: dict) -> dict:
+    """The config as ``{'train.lr': 0.001, ...}`` with TensorBoard-friendly values."""
+    flat = {}
+    for section, values in config.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                flat[f"{section}.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+def summarize(history: list[dict], best: dict) -> dict:
+    """The run's headline numbers from its per-epoch history."""
+    epoch_times = [row["epoch_time_s"] for row in history]
+    return {
+        "best_val_accuracy": best["val_accuracy"],
+        "best_val_video_accuracy": best["val_video_accuracy"],
+        "best_epoch": best["epoch"],
+        "epochs": len(history),
+        "time_per_epoch_s": sum(epoch_times) / len(epoch_times),
+        "data_wait_share": sum(row["data_wait_s"] for row in history) / sum(epoch_times),
+        "time_to_best_s": sum(epoch_times[:best["epoch"]]),
+        "total_time_s": sum(epoch_times),
+    }
+
+
+def train(config: dict, data_root: str | Path | None = None, resume: bool = False) -> dict:
+    """Train the experiment ``config`` (from :func:`src.config.load_config`).
+
+    Args:
+        config: the full config, with ``config['experiment']`` naming the run.
+        data_root: a prepared dataset folder; default ``config['data']['root']`` (``auto``:
+            real KTH in data/kth, else the synthetic twin).
+        resume: continue from ``models/<experiment>/last.pth`` when it exists.
+
+    Returns:
+        The summary: best_val_accuracy, best_val_video_accuracy, best_epoch, epochs,
+        time_per_epoch_s, data_wait_share, time_to_best_s, total_time_s, plus the
+        checkpoint paths and the device.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf; ``last.pth`` keeps the last good epoch.
+    """
+    name, train_config = config["experiment"], config["train"]
+    run_dir = Path(config["log"]["models_dir"]) / name
+    last_path, best_path = run_dir / "last.pth", run_dir / "best.pth"
+    device = select_device(train_config["device"])
+    use_amp = train_config["amp"] and device.type == "cuda"
+
+    seed_everything(train_config["seed"])
+    data_root, synthetic = resolve_data_root(data_root or config["data"]["root"],
+                                             preset=config["data"]["synthetic_preset"], seed=train_config["seed"])
+    train_set, val_set = make_datasets(config, data_root)
+    pin = device.type == "cuda"
+    workers = config["data"]["num_workers"]
+    train_loader = DataLoader(train_set, batch_size=train_config["batch_size"], shuffle=True,
+                              num_workers=workers, pin_memory=pin)
+    val_loader = DataLoader(val_set, batch_size=train_config["batch_size"], shuffle=False,
+                            num_workers=workers, pin_memory=pin)
+    val_video_index = clip_video_index(val_set)
+
+    model = build_model(config["model"]).to(device)
+    optimizer = make_optimizer(model, train_config)
+    scheduler = make_scheduler(optimizer, train_config, len(train_loader))
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+
+    start_epoch, history, best = 0, [], {"val_accuracy": -1.0, "val_video_accuracy": -1.0, "epoch": 0}
+    if resume and last_path.is_file():
+        checkpoint = load_checkpoint(last_path, map_location=device)
+        model.load_state_dict(checkpoint["model_state_dict"])
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+        scaler.load_state_dict(checkpoint["scaler_state_dict"])
+        start_epoch, history, best = checkpoint["epoch"], checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
+        set_rng_states(checkpoint["rng_states"])
+        print(f"{name}: resuming from {last_path} after epoch {start_epoch}", file=sys.stderr)
+    elif resume:
+        print(f"{name}: no {last_path} yet; starting from scratch", file=sys.stderr)
+
+    num_params = count_parameters(model)
+    print(f"{name}: {num_params:,} trainable parameters on {device}{' with AMP' if use_amp else ''}; "
+          f"{len(train_set)} train clips, {len(val_set)} val clips from {data_root}"
+          f"{' (synthetic twin)' if synthetic else ''}", file=sys.stderr)
+
+    # purge_step drops events of an interrupted run's unfinished epochs, so a resumed run
+    # appends cleanly to the same TensorBoard run.
+    writer = SummaryWriter(Path(config["log"]["tboard_dir"]) / name, purge_step=start_epoch + 1)
+
+    def checkpoint_now(epoch: int) -> dict:
+        return {
+            "model_state_dict": model.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict(),
+            "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
+            "scaler_state_dict": scaler.state_dict(),
+            "epoch": epoch,
+            "config": config,
+            "metrics": {"history": history, "best": best},
+            "rng_states": get_rng_states(),
+            "data_root": str(data_root),
+            "synthetic": synthetic,
+        }
+
+    epochs = train_config["epochs"]
+    try:
+        for epoch in tqdm(range(start_epoch + 1, epochs + 1), initial=start_epoch, total=epochs,
+                          desc=name, dynamic_ncols=True):
+            epoch_start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            train_metrics = train_one_epoch(model, train_loader, optimizer, scheduler, scaler, device, config, epoch)
+            val_logits, val_labels, val_wait = predict(model, val_loader, device, use_amp, desc=f"epoch {epoch} val")
+            val_metrics = classification_metrics(val_logits, val_labels, val_video_index)
+            epoch_time = time.perf_counter() - epoch_start
+            data_wait = train_metrics["data_wait_s"] + val_wait
+            row = {
+                "epoch": epoch, "lr": lr,
+                "train_loss": train_metrics["loss"], "train_accuracy": train_metrics["accuracy"],
+                "val_loss": val_metrics["loss"], "val_accuracy": val_metrics["accuracy"],
+                "val_video_accuracy": val_metrics["video_accuracy"],
+                "val_per_class_accuracy": val_metrics["per_class_accuracy"],
+                "epoch_time_s": epoch_time, "data_wait_s": data_wait, "data_wait_share": data_wait / epoch_time,
+            }
+            history.append(row)
+            log_epoch(writer, row, val_metrics)
+            is_best = row["val_accuracy"] > best["val_accuracy"]
+            if is_best:
+                best = {"epoch": epoch, "val_accuracy": row["val_accuracy"],
+                        "val_video_accuracy": row["val_video_accuracy"],
+                        "val_per_class_accuracy": row["val_per_class_accuracy"],
+                        "val_confusion_matrix": val_metrics["confusion_matrix"]}
+            state = checkpoint_now(epoch)
+            if is_best:
+                save_checkpoint(state, best_path)
+            save_checkpoint(state, last_path)
+            tqdm.write(f"{name} epoch {epoch}/{epochs}: train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f}"
+                       f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f} video {row['val_video_accuracy']:.3f}"
+                       f" | {epoch_time:.1f} s, data wait {100 * row['data_wait_share']:.1f}%{' *best*' if is_best else ''}",
+                       file=sys.stderr)
+    except NonFiniteLossError as e:
+        writer.close()
+        kept = f"{last_path} keeps epoch {start_epoch if not history else history[-1]['epoch']}" \
+            if last_path.is_file() else "no checkpoint was written"
+        raise NonFiniteLossError(f"{name}: {e}; stopped ({kept}). Lower train.lr or set train.grad_clip") from None
+
+    if not history:
+        writer.close()
+        raise RuntimeError(f"{name}: train.epochs is {epochs}; nothing to train")
+    summary = summarize(history, best)
+    summary.update({"experiment": name, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
+                    "device": str(device), "num_params": num_params})
+    writer.add_hparams(flat_hparams(config),
+                       {f"hparam/{key}": summary[key] for key in
+                        ("best_val_accuracy", "best_val_video_accuracy", "best_epoch", "time_per_epoch_s",
+                         "data_wait_share")},
+                       run_name=".")
+    writer.close()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m src.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="experiment YAML, e.g. configs/GRUCell.yaml")
+    parser.add_argument("--data", default=None, help="prepared dataset folder (default: the config's data.root)")
+    parser.add_argument("--resume", action="store_true", help="continue from models/<experiment>/last.pth")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override config values, e.g. --set train.epochs=5 model.hidden_dim=64")
+    parser.add_argument("--name", default=None, help="run name (default: the config file's stem), e.g. GRUCell_seed1")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.set, name=args.name)
+        summary = train(config, data_root=args.data, resume=args.resume)
+    except (ConfigError, NonFiniteLossError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    print(f"{summary['experiment']}: best val accuracy {summary['best_val_accuracy']:.4f} "
+          f"(video {summary['best_val_video_accuracy']:.4f}) at epoch {summary['best_epoch']}/{summary['epochs']}; "
+          f"{summary['time_per_epoch_s']:.1f} s/epoch, data wait {100 * summary['data_wait_share']:.1f}%, "
+          f"{summary['time_to_best_s']:.0f} s to the best epoch; checkpoint {summary['best_checkpoint']}")
+
+
+if __name__ == "__main__":
+    main()
