@@ -1,0 +1,298 @@
+"""KTHActionDataset: clips of KTH-Actions videos, all held in memory.
+
+It reads a prepared dataset (``python -m src.kth prepare``)::
+
+    root/index.json                   {"version": 1, "size": 64, "synthetic": bool, "videos": [
+                                        {"video_id", "person", "action", "label", "scenario",
+                                         "num_frames", "sequences": [[start, end], ...]}, ...]}
+    root/cache/<video_id>.npy         uint8 [T, size, size]
+    root/<action>/<video_id>/image-0001.png ...
+
+or, without index.json, only the PNG tree (the course's layout; then a video's only
+"subsequence" is the whole video). Every frame of the split's videos is loaded once at
+init, so ``__getitem__`` never touches a file.
+
+Clips. With a transform holding a :class:`src.transformations.TemporalSampling` with
+``random_start=True`` (``get_train_transforms``) an item is a random clip: the dataset
+picks one annotated subsequence of the video (weighted by its number of possible
+starts, so every clip is equally likely) and the sampler draws the start in it.
+Otherwise (``get_test_transforms``, or no sampler at all) items are fixed clips:
+``clips_per_video`` evenly spaced windows over the usable frames of each video, and the
+same item always gives the same frames. Subsequences shorter than a clip are used only
+when a video has no longer one; those clips are padded by repeating the last frame and
+counted in ``num_padded``.
+
+Example (the course's call)::
+
+    dataset = KTHActionDataset(root_dir='data/kth', split='train',
+                               transform=get_train_transforms(slicing_step=2),
+                               max_frames=10, img_size=(64, 64))
+    frames, label = dataset[0]   # float32 [10, 1, 64, 64] in [0, 1], int in 0..5
+"""
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from PIL import Image
+from torchvision.transforms import v2
+from tqdm import tqdm
+
+from src.kth import (ACTIONS, DEFAULT_VAL_PERSONS, SYNTHETIC_RAW_ROOT, TEST_PERSONS, TRAIN_PERSONS,
+                     parse_video_name)
+from src.transformations import TemporalSampling, find_temporal_sampling
+
+SPLITS = ("train", "val", "test", "trainval")
+"""'train': persons 1-16 minus the validation persons; 'val': the validation persons;
+'test': persons 17-25; 'trainval': persons 1-16 (the course's training split)."""
+
+
+def split_persons(split: str, val_persons=DEFAULT_VAL_PERSONS) -> tuple[int, ...]:
+    """The persons of a split, e.g. ``split_persons('val') -> (15, 16)``."""
+    val_persons = tuple(sorted(val_persons))
+    if not set(val_persons) <= set(TRAIN_PERSONS):
+        raise ValueError(f"val_persons {list(val_persons)} must be training persons (1-16)")
+    persons = {
+        "train": tuple(p for p in TRAIN_PERSONS if p not in val_persons),
+        "val": val_persons,
+        "test": TEST_PERSONS,
+        "trainval": TRAIN_PERSONS,
+    }
+    if split not in persons:
+        raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    return persons[split]
+
+
+def _missing_root_message(root: Path, what: str) -> str:
+    return (f"{root}: {what}. Get the real KTH with 'python -m src.kth download --root data/kth_raw' "
+            f"then 'python -m src.kth prepare --raw data/kth_raw --out {root}', or make the synthetic twin "
+            f"with 'python -m src.synthetic --out {SYNTHETIC_RAW_ROOT}' then "
+            f"'python -m src.kth prepare --raw {SYNTHETIC_RAW_ROOT} --out {root}'")
+
+
+class KTHActionDataset(Dataset):
+    """Clips of the KTH-Actions videos of one split.
+
+    Args:
+        root_dir: a prepared dataset (index.json + cache/), or a course-style PNG tree.
+        split: 'train', 'val', 'test' or 'trainval' (see :data:`SPLITS`).
+        transform: a clip transform, ``[T_window, 1, H, W]`` uint8 -> ``[T, 1, H, W]``
+            (see :mod:`src.transformations`). A :class:`TemporalSampling` inside it
+            decides random (training) or fixed (evaluation) clips; its ``num_frames``
+            is filled from ``max_frames`` when None. The dataset uses a copy.
+            None: fixed clips of ``max_frames`` consecutive frames, no augmentation.
+        max_frames: frames per clip, T.
+        img_size: ``(H, W)`` or an int; frames are resized once at load when the data
+            has another size.
+        clips_per_video: items per video (random clips, or evenly spaced fixed clips).
+        persons: the persons to use, overriding the split's.
+        val_persons: the validation persons, carved from persons 1-16.
+        use_sequences: take clips within the annotated subsequences of 00sequences.txt
+            (default) rather than anywhere in the video.
+        return_meta: items are ``(frames, label, meta)`` with
+            ``meta = {"video_id": str, "person": int, "scenario": int, "clip": int}``.
+
+    Items: ``frames`` float32 ``[max_frames, 1, H, W]`` in [0, 1] and ``label`` int in
+    0..5 (index in :data:`src.kth.ACTIONS`).
+
+    Attributes:
+        videos: the index entries (dicts) of the split's videos, in load order.
+        clips: ``(video_index, clip_index)`` of every item.
+        num_padded: how many items are padded by repeating the last frame.
+    """
+
+    def __init__(self, root_dir, split: str = "train", transform=None, max_frames: int = 10,
+                 img_size=(64, 64), clips_per_video: int = 1, persons=None,
+                 val_persons=DEFAULT_VAL_PERSONS, use_sequences: bool = True, return_meta: bool = False):
+        self.root_dir = Path(root_dir)
+        self.split = split
+        self.persons = split_persons(split, val_persons) if persons is None else tuple(sorted(persons))
+        if max_frames < 1 or clips_per_video < 1:
+            raise ValueError(f"max_frames and clips_per_video must be >= 1, got {max_frames} and {clips_per_video}")
+        self.max_frames = max_frames
+        self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        self.clips_per_video = clips_per_video
+        self.use_sequences = use_sequences
+        self.return_meta = return_meta
+
+        # Temporal sampling: the transform's own sampler, or fixed consecutive frames.
+        self.transform = copy.deepcopy(transform)
+        self.sampler = find_temporal_sampling(self.transform)
+        self._own_sampler = self.sampler is None
+        if self._own_sampler:
+            self.sampler = TemporalSampling(1, max_frames, random_start=False)
+        elif self.sampler.num_frames is None:
+            self.sampler.num_frames = max_frames
+        elif self.sampler.num_frames != max_frames:
+            raise ValueError(f"the transform's TemporalSampling takes {self.sampler.num_frames} frames but "
+                             f"max_frames={max_frames}: give it num_frames=None or the same number")
+        self.random_clips = self.sampler.random_start
+        self.span = self.sampler.span()  # frames of the video one clip covers
+
+        # All frames of the split, in memory: uint8 [T, 1, H, W] per video.
+        if (self.root_dir / "index.json").is_file():
+            self.videos, self.video_frames = self._load_cache()
+        else:
+            self.videos, self.video_frames = self._load_png_tree()
+        self.labels = [ACTIONS.index(v["action"]) for v in self.videos]
+
+        # Where clips may lie: per video, the (start, end) segments, and whether they are short.
+        self.segments, padded = [], []
+        for video, frames in zip(self.videos, self.video_frames):
+            segments, short = self._usable_segments(video, len(frames))
+            self.segments.append(segments)
+            padded.append(short)
+        self.segment_weights = [
+            torch.tensor([float(end - start - self.span + 1 if not short else end - start)
+                          for start, end in segments])
+            for segments, short in zip(self.segments, padded)]
+        self.clips = [(v, k) for v in range(len(self.videos)) for k in range(clips_per_video)]
+        if not self.random_clips:
+            self.windows = [self._fixed_window(v, k) for v, k in self.clips]
+        self.num_padded = sum(padded) * clips_per_video
+        if any(padded):
+            where = " within an annotated subsequence" if use_sequences else ""
+            warnings.warn(f"{self.root_dir}: {sum(padded)} of {len(self.videos)} videos of split '{split}' have no "
+                          f"{self.span} frames (max_frames x slicing_step){where}; their {self.num_padded} clips "
+                          f"are padded by repeating the last frame", stacklevel=2)
+
+    # ---------------------------------------------------------------- loading
+
+    def _select(self, entries: list[dict], found: str) -> list[dict]:
+        """The entries of this split's persons; a clear error when there are none."""
+        if not entries:
+            raise FileNotFoundError(_missing_root_message(self.root_dir, f"no videos in {found}"))
+        selected = [e for e in entries if e["person"] in self.persons]
+        if not selected:
+            have = sorted({e["person"] for e in entries})
+            raise ValueError(f"{self.root_dir}: no videos of persons {list(self.persons)} (split '{self.split}'); "
+                             f"the data holds persons {have}: choose another split or persons=")
+        return sorted(selected, key=lambda e: e["video_id"])
+
+    def _resize(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``[T, 1, h, w]`` -> ``[T, 1, H, W]`` at ``img_size`` (unchanged when equal)."""
+        if tuple(frames.shape[-2:]) == self.img_size:
+            return frames
+        return v2.functional.resize(frames, list(self.img_size), antialias=True)
+
+    def _load_cache(self) -> tuple[list[dict], list[torch.Tensor]]:
+        index_path = self.root_dir / "index.json"
+        try:
+            index = json.loads(index_path.read_text())
+            entries = index["videos"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ValueError(f"{index_path}: not a prepared-dataset index ({e}); re-run "
+                             f"'python -m src.kth prepare --raw DIR --out {self.root_dir}'") from None
+        videos = self._select(entries, str(index_path))
+        cache_dir = self.root_dir / "cache"
+        missing = [v["video_id"] for v in videos if not (cache_dir / f"{v['video_id']}.npy").is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{cache_dir}: {len(missing)} cached videos of the index are missing (e.g. {missing[0]}.npy); "
+                f"re-run 'python -m src.kth prepare --raw DIR --out {self.root_dir}'")
+        frames = []
+        for video in tqdm(videos, desc=f"loading {self.split}", unit="video", leave=False):
+            path = cache_dir / f"{video['video_id']}.npy"
+            array = np.load(path)
+            if array.dtype != np.uint8 or array.ndim != 3 or len(array) == 0:
+                raise ValueError(f"{path}: expected uint8 [T, H, W] frames, got {array.dtype} {array.shape}; "
+                                 f"re-run 'python -m src.kth prepare --raw DIR --out {self.root_dir}'")
+            frames.append(self._resize(torch.from_numpy(array).unsqueeze(1)).contiguous())
+        return videos, frames
+
+    def _load_png_tree(self) -> tuple[list[dict], list[torch.Tensor]]:
+        root = self.root_dir
+        if not root.is_dir() or not any(root.iterdir()):
+            raise FileNotFoundError(_missing_root_message(root, "missing or empty"))
+        if not any((root / action).is_dir() for action in ACTIONS):
+            raise FileNotFoundError(_missing_root_message(
+                root, "neither a prepared dataset (index.json) nor a KTH PNG tree (<action>/<video>/image-0001.png)"))
+        for action in ACTIONS:
+            if not (root / action).is_dir():
+                raise FileNotFoundError(f"{root / action}: class folder missing; the PNG tree needs one folder "
+                                        f"per action ({', '.join(ACTIONS)}): re-run prepare or restore it")
+        stray = [p.name for p in root.iterdir() if p.name not in ACTIONS]
+        entries, image_paths = [], {}
+        for action in ACTIONS:
+            for folder in sorted((root / action).iterdir()):
+                info = parse_video_name(folder.name)
+                images = sorted(folder.glob("image-*.png")) if folder.is_dir() else []
+                if info is None or info["action"] != action or not images:
+                    stray.append(f"{action}/{folder.name}")
+                    continue
+                entries.append({**info, "num_frames": len(images), "sequences": [[0, len(images)]]})
+                image_paths[info["video_id"]] = images
+        if stray:
+            warnings.warn(f"{root}: ignored {len(stray)} entries that are not KTH video folders "
+                          f"({', '.join(stray[:3])}{', ...' if len(stray) > 3 else ''})", stacklevel=3)
+        videos = self._select(entries, f"{root} (PNG tree)")
+        frames = []
+        for video in tqdm(videos, desc=f"loading {self.split} (PNG)", unit="video", leave=False):
+            images = [np.asarray(Image.open(path).convert("L")) for path in image_paths[video["video_id"]]]
+            frames.append(self._resize(torch.from_numpy(np.stack(images)).unsqueeze(1)).contiguous())
+        return videos, frames
+
+    # ---------------------------------------------------------------- clips
+
+    def _usable_segments(self, video: dict, num_frames: int) -> tuple[list[tuple[int, int]], bool]:
+        """The ``(start, end)`` frame ranges clips of ``video`` come from, and whether
+        they are all shorter than a clip (then clips are padded)."""
+        segments = []
+        if self.use_sequences:
+            for start, end in video.get("sequences") or ():
+                start, end = max(0, int(start)), min(int(end), num_frames)
+                if end > start:
+                    segments.append((start, end))
+        if not segments:
+            segments = [(0, num_frames)]
+        long_enough = [(start, end) for start, end in segments if end - start >= self.span]
+        return (long_enough, False) if long_enough else (segments, True)
+
+    def _fixed_window(self, video_index: int, clip_index: int) -> tuple[int, int]:
+        """The window of fixed clip ``clip_index``: starts evenly spaced over all
+        possible starts of the video's segments (centred: one clip takes the middle)."""
+        starts = [range(start, start + max(end - start - self.span, 0) + 1)
+                  for start, end in self.segments[video_index]]
+        position = (2 * clip_index + 1) * sum(map(len, starts)) // (2 * self.clips_per_video)
+        for candidates, (_, end) in zip(starts, self.segments[video_index]):
+            if position < len(candidates):
+                start = candidates[position]
+                return start, min(start + self.span, end)
+            position -= len(candidates)
+        raise AssertionError("unreachable")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int):
+        video_index, clip_index = self.clips[index]
+        if self.random_clips:
+            segments = self.segments[video_index]
+            choice = 0 if len(segments) == 1 else int(torch.multinomial(self.segment_weights[video_index], 1))
+            start, end = segments[choice]
+        else:
+            start, end = self.windows[index]
+        frames = self.video_frames[video_index][start:end]  # uint8 [T_window, 1, H, W]
+        if self._own_sampler:
+            frames = self.sampler(frames)
+        if self.transform is not None:
+            frames = self.transform(frames)
+        frames = v2.functional.to_dtype(frames, torch.float32, scale=True)  # no-op when already float
+        label = self.labels[video_index]
+        if not self.return_meta:
+            return frames, label
+        video = self.videos[video_index]
+        meta = {"video_id": video["video_id"], "person": int(video["person"]),
+                "scenario": int(video["scenario"]), "clip": clip_index}
+        return frames, label, meta
+
+    def __repr__(self) -> str:
+        kind = "random" if self.random_clips else "fixed"
+        return (f"{type(self).__name__}(root_dir='{self.root_dir}', split='{self.split}', "
+                f"videos={len(self.videos)}, clips={len(self)} ({kind}), max_frames={self.max_frames}, "
+                f"step={self.sampler.step}, img_size={self.img_size})")

@@ -1,0 +1,351 @@
+"""Tests for src/dataloader.py: KTHActionDataset on a fabricated prepared dataset.
+
+Every fabricated frame has all its pixels equal to its own index in the video, so a
+clip tells which frames it holds (see :func:`frame_indices`).
+"""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+from PIL import Image
+
+from src.dataloader import SPLITS, KTHActionDataset, split_persons
+from src.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
+from src.transformations import get_test_transforms, get_train_transforms
+
+SIZE = 16
+PERSONS = (1, 2, 15, 17)          # two train, one val, one test person
+SEQUENCES = [[10, 40], [60, 100]]  # 0-based, end-exclusive
+NUM_FRAMES = 120
+
+
+def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: bool = False,
+                   index: bool = True) -> Path:
+    """Fabricate a prepared dataset in the format of src/prepare.py.
+
+    ``videos``: ``{video_id: {"num_frames": T, "sequences": [[start, end], ...]}}``.
+    Frame t of every video is uint8 [size, size] filled with t.
+    """
+    entries = []
+    (root / "cache").mkdir(parents=True, exist_ok=True)
+    for vid, spec in videos.items():
+        person, action, scenario = int(vid[6:8]), vid.split("_")[1], int(vid[-1])
+        frames = np.broadcast_to(np.arange(spec["num_frames"], dtype=np.uint8)[:, None, None],
+                                 (spec["num_frames"], size, size))
+        np.save(root / "cache" / f"{vid}.npy", np.ascontiguousarray(frames))
+        entries.append({"video_id": vid, "person": person, "action": action, "label": ACTIONS.index(action),
+                        "scenario": scenario, "num_frames": spec["num_frames"], "sequences": spec["sequences"]})
+        if png:
+            folder = root / action / vid
+            folder.mkdir(parents=True)
+            for t, frame in enumerate(frames, 1):
+                Image.fromarray(frame).save(folder / f"image-{t:04d}.png")
+    if index:
+        (root / "index.json").write_text(json.dumps(
+            {"version": 1, "size": size, "synthetic": True, "videos": entries}))
+    return root
+
+
+def standard_videos(persons=PERSONS, scenarios=(1, 2)) -> dict[str, dict]:
+    return {video_id(p, a, d): {"num_frames": NUM_FRAMES, "sequences": SEQUENCES}
+            for p in persons for a in ACTIONS for d in scenarios}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """4 persons (train 1, 2; val 15; test 17) x 6 actions x 2 scenarios, 120 frames each."""
+    return write_prepared(tmp_path_factory.mktemp("prepared"), standard_videos())
+
+
+def frame_indices(frames: torch.Tensor) -> list[int]:
+    """The video frame indices a clip [T, 1, H, W] in [0, 1] holds, read from its centre pixel."""
+    return (frames[:, 0, frames.shape[-2] // 2, frames.shape[-1] // 2] * 255).round().long().tolist()
+
+
+def inside_one_sequence(indices: list[int], sequences=SEQUENCES) -> bool:
+    return any(all(start <= i < end for i in indices) for start, end in sequences)
+
+
+# ---------------------------------------------------------------- the course call, items, splits
+
+def test_course_call_works_as_written(prepared):
+    dataset = KTHActionDataset(root_dir=str(prepared), split='train', transform=get_train_transforms(slicing_step=2),
+                               max_frames=10, img_size=(64, 64))
+    frames, label = dataset[0]
+    assert frames.shape == (10, 1, 64, 64) and frames.dtype == torch.float32
+    assert 0.0 <= frames.min() and frames.max() <= 1.0
+    assert isinstance(label, int) and 0 <= label < 6
+    assert len(dataset) == 2 * 6 * 2  # persons 1, 2 x 6 actions x 2 scenarios, one clip each
+
+
+@pytest.mark.parametrize("transform", [None, get_train_transforms(3), get_test_transforms(3)])
+def test_item_shape_dtype_range(prepared, transform):
+    dataset = KTHActionDataset(prepared, split="val", transform=transform, max_frames=7, img_size=SIZE)
+    for i in range(len(dataset)):
+        frames, label = dataset[i]
+        assert frames.shape == (7, 1, SIZE, SIZE) and frames.dtype == torch.float32
+        assert 0.0 <= frames.min() and frames.max() <= 1.0
+        assert label == ACTIONS.index(dataset.videos[i]["action"])
+
+
+def test_labels_follow_kth_action_order(prepared):
+    dataset = KTHActionDataset(prepared, split="trainval", img_size=SIZE)
+    for video, label in zip(dataset.videos, dataset.labels):
+        assert label == ACTIONS.index(video["action"]) == video["label"]
+    assert sorted(set(dataset.labels)) == list(range(6))
+    assert ACTIONS == ("walking", "jogging", "running", "boxing", "handwaving", "handclapping")
+
+
+def test_split_persons():
+    assert split_persons("train") == tuple(p for p in range(1, 17) if p not in (15, 16))
+    assert split_persons("val") == DEFAULT_VAL_PERSONS == (15, 16)
+    assert split_persons("test") == TEST_PERSONS == tuple(range(17, 26))
+    assert split_persons("trainval") == TRAIN_PERSONS == tuple(range(1, 17))
+    assert split_persons("val", val_persons=[3, 1]) == (1, 3)
+    assert 3 not in split_persons("train", val_persons=[3])
+    with pytest.raises(ValueError, match="must be training persons"):
+        split_persons("val", val_persons=[20])
+
+
+def test_splits_hold_their_persons_and_are_disjoint(prepared):
+    ids = {}
+    for split, expected in [("train", {1, 2}), ("val", {15}), ("test", {17}), ("trainval", {1, 2, 15})]:
+        dataset = KTHActionDataset(prepared, split=split, img_size=SIZE)
+        assert {v["person"] for v in dataset.videos} == expected
+        ids[split] = {v["video_id"] for v in dataset.videos}
+    assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
+    assert ids["trainval"] == ids["train"] | ids["val"]
+
+
+def test_persons_and_val_persons_override_the_split(prepared):
+    dataset = KTHActionDataset(prepared, split="test", persons=[2], img_size=SIZE)
+    assert {v["person"] for v in dataset.videos} == {2}
+    dataset = KTHActionDataset(prepared, split="val", val_persons=[1, 2], img_size=SIZE)
+    assert {v["person"] for v in dataset.videos} == {1, 2}
+    dataset = KTHActionDataset(prepared, split="train", val_persons=[1, 2], img_size=SIZE)
+    assert {v["person"] for v in dataset.videos} == {15}
+
+
+def test_frames_are_resized_once_at_load(prepared):
+    dataset = KTHActionDataset(prepared, split="val", img_size=(24, 32))
+    assert dataset.video_frames[0].shape == (NUM_FRAMES, 1, 24, 32)
+    assert dataset.video_frames[0].dtype == torch.uint8
+    frames, _ = dataset[0]
+    assert frames.shape == (10, 1, 24, 32)
+
+
+# ---------------------------------------------------------------- random training clips
+
+def test_train_clips_are_random_and_reproducible_under_manual_seed(prepared):
+    dataset = KTHActionDataset(prepared, split="val", transform=get_train_transforms(2), max_frames=5,
+                               img_size=SIZE, clips_per_video=3)
+    assert len(dataset) == 12 * 3 and dataset.clips[:4] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    torch.manual_seed(0)
+    first = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    torch.manual_seed(0)
+    second = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    assert torch.equal(first, second)
+    third = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    assert not torch.equal(first, third)
+    assert len({frame_indices(clip)[0] for clip in first}) > 5
+
+
+def test_train_clips_lie_in_annotated_sequences(prepared):
+    step = 3
+    dataset = KTHActionDataset(prepared, split="val", transform=get_train_transforms(step, rotation=0.0),
+                               max_frames=6, img_size=SIZE)
+    torch.manual_seed(0)
+    sequence_used, reversed_count = set(), 0
+    for _ in range(20):
+        for i in range(len(dataset)):
+            indices = frame_indices(dataset[i][0])
+            assert inside_one_sequence(indices), indices
+            if indices[0] > indices[-1]:
+                indices, reversed_count = indices[::-1], reversed_count + 1
+            assert np.diff(indices).tolist() == [step] * 5
+            sequence_used.add(indices[0] >= 60)
+    assert sequence_used == {False, True}  # both subsequences are drawn
+    assert 0 < reversed_count < 20 * len(dataset)
+
+
+def test_without_sequences_clips_come_from_the_whole_video(prepared):
+    dataset = KTHActionDataset(prepared, split="val", transform=get_train_transforms(1, rotation=0.0, reverse_p=0.0),
+                               max_frames=4, img_size=SIZE, use_sequences=False)
+    torch.manual_seed(0)
+    starts = {frame_indices(dataset[i][0])[0] for _ in range(30) for i in range(len(dataset))}
+    assert any(not inside_one_sequence([s]) for s in starts)
+    assert max(starts) <= NUM_FRAMES - 4
+
+
+# ---------------------------------------------------------------- fixed evaluation clips
+
+def test_eval_clips_are_deterministic_evenly_spaced_and_inside_sequences(prepared):
+    dataset = KTHActionDataset(prepared, split="val", transform=get_test_transforms(2), max_frames=5,
+                               img_size=SIZE, clips_per_video=4)
+    # a clip spans 9 frames: usable starts 10..31 (22) and 60..91 (32), 54 in all;
+    # clip k takes start number (2k + 1) * 54 // 8 = 6, 20, 33, 47
+    starts = [frame_indices(dataset[k][0])[0] for k in range(4)]
+    assert starts == [10 + 6, 10 + 20, 60 + (33 - 22), 60 + (47 - 22)]
+    for i in range(len(dataset)):
+        frames, _ = dataset[i]
+        indices = frame_indices(frames)
+        assert inside_one_sequence(indices) and np.diff(indices).tolist() == [2] * 4
+        assert torch.equal(frames, dataset[i][0])
+    torch.manual_seed(1)
+    again = dataset[3][0]
+    torch.manual_seed(2)
+    assert torch.equal(again, dataset[3][0])
+
+
+def test_one_eval_clip_takes_the_middle(prepared):
+    dataset = KTHActionDataset(prepared, split="val", transform=None, max_frames=10, img_size=SIZE)
+    # no transform: fixed clips of consecutive frames; starts 10..30 and 60..90 -> 52 starts, middle = 26
+    assert frame_indices(dataset[0][0]) == list(range(60 + 26 - 21, 60 + 26 - 21 + 10))
+
+
+def test_sampler_frames_must_match_max_frames(prepared):
+    with pytest.raises(ValueError, match="max_frames=10"):
+        KTHActionDataset(prepared, split="val", transform=get_test_transforms(2, max_frames=8), max_frames=10)
+    transform = get_test_transforms(2)
+    KTHActionDataset(prepared, split="val", transform=transform, max_frames=6, img_size=SIZE)
+    assert transform.transforms[0].num_frames is None  # the dataset filled a copy, not the caller's
+
+
+# ---------------------------------------------------------------- padding
+
+def test_short_sequences_are_padded_with_the_last_frame_and_counted(tmp_path):
+    videos = standard_videos(persons=(15,), scenarios=(1,))
+    videos[video_id(15, "boxing", 1)] = {"num_frames": 30, "sequences": [[2, 9], [12, 20]]}     # all short
+    videos[video_id(15, "running", 1)] = {"num_frames": 30, "sequences": [[2, 9], [10, 29]]}    # one fits
+    root = write_prepared(tmp_path, videos)
+    with pytest.warns(UserWarning, match=r"1 of 6 videos of split 'val' have no 19 frames.*padded"):
+        dataset = KTHActionDataset(root, split="val", transform=get_test_transforms(2), max_frames=10,
+                                   img_size=SIZE, clips_per_video=2)
+    assert dataset.num_padded == 2
+    boxing = [v["video_id"] for v in dataset.videos].index(video_id(15, "boxing", 1))
+    clips = [dataset[i][0] for i, (v, _) in enumerate(dataset.clips) if v == boxing]
+    # 2 clips over the two short subsequences (starts 2 and 12): every 2nd frame, then the last repeated
+    assert [frame_indices(c) for c in clips] == [[2, 4, 6, 8] + [8] * 6, [12, 14, 16, 18] + [18] * 6]
+    running = [v["video_id"] for v in dataset.videos].index(video_id(15, "running", 1))
+    assert all(frame_indices(dataset[i][0])[0] == 10 for i, (v, _) in enumerate(dataset.clips) if v == running)
+
+    with pytest.warns(UserWarning, match="padded"):
+        train = KTHActionDataset(root, split="val", transform=get_train_transforms(2, reverse_p=0.0, rotation=0.0),
+                                 max_frames=10, img_size=SIZE, clips_per_video=3)
+    assert train.num_padded == 3
+    torch.manual_seed(0)
+    for i, (v, _) in enumerate(train.clips):
+        indices = frame_indices(train[i][0])
+        if v == boxing:
+            assert indices in ([2, 4, 6, 8] + [8] * 6, [12, 14, 16, 18] + [18] * 6)
+
+
+def test_no_warning_when_every_video_fits(prepared):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dataset = KTHActionDataset(prepared, split="val", transform=get_train_transforms(3), img_size=SIZE)
+    assert dataset.num_padded == 0
+
+
+# ---------------------------------------------------------------- metadata and collation
+
+def test_meta_collates_through_a_dataloader(prepared):
+    dataset = KTHActionDataset(prepared, split="test", transform=get_test_transforms(2), max_frames=5,
+                               img_size=SIZE, clips_per_video=2, return_meta=True)
+    frames, label, meta = dataset[3]
+    assert meta == {"video_id": dataset.videos[1]["video_id"], "person": 17,
+                    "scenario": dataset.videos[1]["scenario"], "clip": 1}
+    frames, labels, meta = next(iter(DataLoader(dataset, batch_size=6, shuffle=False)))
+    assert frames.shape == (6, 5, 1, SIZE, SIZE) and labels.dtype == torch.int64
+    assert meta["video_id"] == [dataset.videos[v]["video_id"] for v, _ in dataset.clips[:6]]
+    assert meta["person"].tolist() == [17] * 6 and meta["clip"].tolist() == [0, 1] * 3
+    assert labels.tolist() == [dataset.labels[v] for v, _ in dataset.clips[:6]]
+
+
+# ---------------------------------------------------------------- the PNG layout
+
+def test_png_tree_without_index(tmp_path):
+    videos = {video_id(15, a, 1): {"num_frames": 12, "sequences": [[3, 5]]} for a in ACTIONS}
+    root = write_prepared(tmp_path, videos, png=True, index=False)
+    (root / "README.txt").write_text("not a video")
+    (root / "walking" / "notes.txt").write_text("not a video")
+    with pytest.warns(UserWarning, match=r"ignored 3 entries that are not KTH video folders"):  # + cache/
+        dataset = KTHActionDataset(root, split="val", transform=get_test_transforms(1), max_frames=4,
+                                   img_size=SIZE)
+    assert len(dataset) == 6 and [v["action"] for v in dataset.videos] != []
+    assert all(v["sequences"] == [[0, 12]] for v in dataset.videos)  # whole video
+    assert frame_indices(dataset[0][0]) == [4, 5, 6, 7]  # the middle of starts 0..8
+    assert sorted(dataset.labels) == list(range(6))
+
+
+def test_png_tree_missing_class_folder(tmp_path):
+    videos = {video_id(15, a, 1): {"num_frames": 3, "sequences": [[0, 3]]} for a in ACTIONS if a != "running"}
+    root = write_prepared(tmp_path, videos, png=True, index=False)
+    with pytest.raises(FileNotFoundError, match=r"running: class folder missing"):
+        KTHActionDataset(root, split="val")
+
+
+# ---------------------------------------------------------------- errors
+
+def test_missing_and_empty_root(tmp_path):
+    for root in (tmp_path / "nowhere", tmp_path):
+        with pytest.raises(FileNotFoundError) as error:
+            KTHActionDataset(root)
+        message = str(error.value)
+        assert "\n" not in message and str(root) in message
+        assert "python -m src.kth download --root data/kth_raw" in message
+        assert "python -m src.kth prepare --raw data/kth_raw" in message and "python -m src.synthetic" in message
+    (tmp_path / "something").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither a prepared dataset"):
+        KTHActionDataset(tmp_path)
+
+
+def test_unknown_split(prepared):
+    with pytest.raises(ValueError, match=r"unknown split 'validation': use one of train, val, test, trainval"):
+        KTHActionDataset(prepared, split="validation")
+    assert SPLITS == ("train", "val", "test", "trainval")
+
+
+def test_missing_cache_file(tmp_path):
+    root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)))
+    (root / "cache" / f"{video_id(15, 'jogging', 1)}.npy").unlink()
+    with pytest.raises(FileNotFoundError, match=r"person15_jogging_d1\.npy.*re-run 'python -m src.kth prepare"):
+        KTHActionDataset(root, split="val")
+
+
+def test_split_without_videos_and_broken_index(tmp_path):
+    root = write_prepared(tmp_path, standard_videos(persons=(1,), scenarios=(1,)))
+    with pytest.raises(ValueError, match=r"no videos of persons \[17, .*the data holds persons \[1\]"):
+        KTHActionDataset(root, split="test")
+    (root / "index.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"index.json: not a prepared-dataset index"):
+        KTHActionDataset(root, split="train")
+
+
+# ---------------------------------------------------------------- the tiny synthetic twin
+
+def test_tiny_twin_integration(tiny_prepared):
+    transform = get_train_transforms(slicing_step=3)
+    for split in ("train", "val", "test"):
+        try:
+            dataset = KTHActionDataset(tiny_prepared, split=split, transform=transform, max_frames=10,
+                                       clips_per_video=2)
+        except ValueError as error:  # the tiny preset may hold no person of this split
+            assert "no videos of persons" in str(error)
+            continue
+        assert {v["person"] for v in dataset.videos} <= set(split_persons(split))
+        frames, labels = next(iter(DataLoader(dataset, batch_size=4, shuffle=True)))
+        assert frames.shape == (4, 10, 1, 64, 64) and frames.dtype == torch.float32
+        assert 0.0 <= frames.min() and frames.max() <= 1.0 and frames.std() > 0
+        assert labels.min() >= 0 and labels.max() < 6
+    train = KTHActionDataset(tiny_prepared, split="trainval", transform=get_test_transforms(3), max_frames=10,
+                             clips_per_video=3, return_meta=True)
+    assert sorted(set(train.labels)) == list(range(6))
+    for i in range(0, len(train), max(1, len(train) // 10)):  # fixed clips lie in the annotated sequences
+        frames, label, meta = train[i]
+        video = train.videos[train.clips[i][0]]
+        assert meta["video_id"] == video["video_id"] and label == ACTIONS.index(video["action"])
