@@ -93,8 +93,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         data_root, synthetic, device, best_epoch, val_accuracy, val_video_accuracy,
         num_test_clips, num_test_videos, clip_accuracy, video_accuracy, per_class_accuracy
         ({action: accuracy}), confusion_matrix ([6][6] clip counts, rows true), num_params,
-        train_time_per_epoch_s, data_wait_share, epochs_trained, latency_ms,
-        throughput_clips_per_s, torch_threads.
+        train_time_per_epoch_s, data_wait_share, time_to_best_s (training time up to
+        the best epoch), test_loss, latency_ms, throughput_clips_per_s, torch_threads.
     """
     checkpoint_path = Path(checkpoint_path)
     device = select_device(device)
@@ -130,7 +130,6 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "best_epoch": best["epoch"],
-        "epochs_trained": checkpoint["epoch"],
         "val_accuracy": best["val_accuracy"],
         "val_video_accuracy": best["val_video_accuracy"],
         "num_test_clips": len(test_set),
@@ -143,6 +142,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         "num_params": count_parameters(model),
         "train_time_per_epoch_s": sum(epoch_times) / len(epoch_times),
         "data_wait_share": sum(row["data_wait_s"] for row in history) / sum(epoch_times),
+        "time_to_best_s": sum(epoch_times[:best["epoch"]]),
         **speed,
         "config": config,
     }

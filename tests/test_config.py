@@ -1,0 +1,161 @@
+"""src/config.py: base chains, overrides, and one-line errors that name the file and key."""
+import re
+
+import pytest
+import yaml
+
+from src.config import SCHEMA_PATH, ConfigError, experiment_configs, load_config
+
+EXPECTED_EXPERIMENTS = {
+    # name: (arch, encoder, pretrained, rnn_type, scheduler)
+    "LSTMCell": ("rnn", "cnn", False, "LSTMCell", "cosine"),
+    "LSTMCell_NoScheduler": ("rnn", "cnn", False, "LSTMCell", "none"),
+    "GRUCell": ("rnn", "cnn", False, "GRUCell", "cosine"),
+    "GRUCell_NoScheduler": ("rnn", "cnn", False, "GRUCell", "none"),
+    "OwnLSTM": ("rnn", "cnn", False, "OwnLSTM", "cosine"),
+    "OwnGRU": ("rnn", "cnn", False, "OwnGRU", "cosine"),
+    "OwnConvLSTM": ("rnn", "cnn", False, "OwnConvLSTM", "cosine"),
+    "LSTMCell_PretEncoder": ("rnn", "resnet18", True, "LSTMCell", "none"),
+    "LSTMCell_PretEncoder_Scheduler": ("rnn", "resnet18", True, "LSTMCell", "cosine"),
+    "R2Plus1D": ("r2plus1d", "cnn", False, "GRUCell", "cosine"),
+}
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """A valid experiment file in tmp_path whose base is the real configs/base.yaml."""
+    return write(tmp_path / "Exp.yaml", f"base: {SCHEMA_PATH}\ntrain:\n  epochs: 3\n")
+
+
+def test_every_config_loads_with_the_expected_setup():
+    paths = experiment_configs()
+    assert {p.stem for p in paths} == set(EXPECTED_EXPERIMENTS)
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    for path in paths:
+        config = load_config(path)
+        assert config["experiment"] == path.stem
+        model, train = config["model"], config["train"]
+        assert (model["arch"], model["encoder"], model["pretrained"], model["rnn_type"], train["scheduler"]) \
+            == EXPECTED_EXPERIMENTS[path.stem], path.name
+        assert set(config) == set(schema) | {"experiment"}
+        for section in schema:  # every key present, nothing extra
+            assert set(config[section]) == set(schema[section]), (path.name, section)
+        # the issue's defaults
+        assert (train["optimizer"], train["lr"], train["batch_size"]) == ("adam", 1e-3, 32)
+        assert (model["emb_dim"], model["hidden_dim"], model["num_layers"]) == (128, 128, 2)
+        assert (config["data"]["img_size"], config["data"]["max_frames"]) == (64, 10)
+
+
+def test_experiment_files_hold_only_what_differs():
+    for path in experiment_configs():
+        content = yaml.safe_load(path.read_text())
+        assert "base" in content, f"{path.name} names no base"
+        assert sum(len(v) for v in content.values() if isinstance(v, dict)) <= 4, path.name
+
+
+def test_base_chain_and_overrides(experiment, tmp_path):
+    child = write(tmp_path / "Child.yaml", "base: Exp.yaml\nmodel:\n  hidden_dim: 64\n")
+    config = load_config(child, ["train.lr=3e-4", "data.val_persons=[14, 16]", "train.warmup_epochs=2"])
+    assert config["train"]["epochs"] == 3                # from Exp.yaml
+    assert config["model"]["hidden_dim"] == 64           # from Child.yaml
+    assert config["model"]["emb_dim"] == 128             # from base.yaml
+    assert config["train"]["lr"] == pytest.approx(3e-4)  # PyYAML reads '3e-4' as a string: taken as float
+    assert isinstance(config["train"]["lr"], float)
+    assert config["data"]["val_persons"] == [14, 16]
+    assert config["experiment"] == "Child"
+    assert load_config(child, name="Child_seed1")["experiment"] == "Child_seed1"
+
+
+def test_int_is_accepted_where_float_is_expected(experiment):
+    config = load_config(experiment, ["train.lr=1", "train.grad_clip=0"])
+    assert config["train"]["lr"] == 1.0 and isinstance(config["train"]["lr"], float)
+
+
+@pytest.mark.parametrize("text, key, hint", [
+    ("train:\n  epoch: 5\n", "train.epoch", "did you mean 'train.epochs'"),
+    ("trian:\n  epochs: 5\n", "trian", "did you mean 'train'"),
+    ("model:\n  rnn: GRUCell\n", "model.rnn", None),
+])
+def test_unknown_key_names_key_and_file(tmp_path, text, key, hint):
+    path = write(tmp_path / "Bad.yaml", f"base: {SCHEMA_PATH}\n{text}")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(path) in message and f"unknown key '{key}'" in message
+    if hint:
+        assert hint in message
+
+
+@pytest.mark.parametrize("text, key", [
+    ("train:\n  epochs: five\n", "train.epochs"),
+    ("train:\n  epochs: 2.5\n", "train.epochs"),
+    ("train:\n  amp: 1\n", "train.amp"),
+    ("train:\n  batch_size: true\n", "train.batch_size"),
+    ("data:\n  val_persons: 15\n", "data.val_persons"),
+    ("data:\n  val_persons: [15, x]\n", "data.val_persons[1]"),
+    ("model: GRUCell\n", "model"),
+    ("model:\n  rnn_type: 3\n", "model.rnn_type"),
+])
+def test_wrong_type_names_key_and_file(tmp_path, text, key):
+    path = write(tmp_path / "Bad.yaml", f"base: {SCHEMA_PATH}\n{text}")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: '{key}' must be")) as info:
+        load_config(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("train.epoch=5", "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
+    ("train.epochs=lots", "'train.epochs' must be int"),
+    ("train.epochs", "expected KEY=VALUE"),
+    ("=5", "expected KEY=VALUE"),
+    ("train.epochs=[1", "not valid YAML"),
+    ("train=5", "'train' must be a section"),
+])
+def test_bad_override_names_key_and_file(experiment, override, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_config(experiment, [override])
+    message = str(info.value)
+    assert fragment in message and override in message and "\n" not in message
+    if "KEY=VALUE" not in fragment and "YAML" not in fragment:
+        assert str(experiment) in message
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'Nope.yaml'}: config file not found")):
+        load_config(tmp_path / "Nope.yaml")
+    orphan = write(tmp_path / "Orphan.yaml", "base: Gone.yaml\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'Gone.yaml'}: config file not found")):
+        load_config(orphan)
+
+
+def test_bad_files(tmp_path):
+    loop_a = write(tmp_path / "A.yaml", "base: B.yaml\n")
+    write(tmp_path / "B.yaml", "base: A.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(loop_a)
+    broken = write(tmp_path / "Broken.yaml", "train:\n  epochs: [1\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{broken}:") + ".*not valid YAML"):
+        load_config(broken)
+    listing = write(tmp_path / "List.yaml", "- 1\n- 2\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{listing}: expected a mapping")):
+        load_config(listing)
+
+
+def test_loading_does_not_change_the_schema(experiment):
+    load_config(experiment, ["model.hidden_dim=7"])
+    assert load_config(experiment)["model"]["hidden_dim"] == 128
+
+
+def test_train_command_line_reports_config_errors_in_one_line(experiment):
+    from src.train import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--config", str(experiment), "--set", "train.epoch=5"])
+    message = str(info.value.code)
+    assert "unknown key 'train.epoch'" in message and str(experiment) in message and "\n" not in message
