@@ -1,0 +1,150 @@
+"""src/prepare.py on the real KTH samples: frame counts, layout, cache, index, idempotency, bad input."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from src.kth import parse_sequences, parse_video_name
+from src.prepare import clip_sequences, decode_video, prepare, resize_frames
+
+SAMPLE_FRAMES = {  # from the samples' README: the ground truth of the decoder
+    "person01_handclapping_d1_uncomp.avi": 378,
+    "person01_handclapping_d2_uncomp.avi": 550,
+    "person01_jogging_d1_uncomp.avi": 415,
+    "person01_boxing_d2_uncomp.mp4": 390,
+    "person03_boxing_d4_uncomp.mp4": 512,
+    "person04_boxing_d1_uncomp.mp4": 328,
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(kth_samples, tmp_path_factory) -> tuple[Path, dict]:
+    """The 6 samples prepared once for this file (64x64, with PNGs): ``(out, index)``."""
+    out = tmp_path_factory.mktemp("kth_prepared")
+    return out, prepare(kth_samples, out, size=64, workers=2, write_png=True)
+
+
+def link_samples(kth_samples: Path, raw: Path, names: list[str]) -> None:
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (raw / name).symlink_to(kth_samples / name)
+
+
+@pytest.mark.parametrize("name", ["person01_jogging_d1_uncomp.avi", "person04_boxing_d1_uncomp.mp4"])
+def test_decode_video_gives_every_grayscale_frame(kth_samples, name):
+    frames = decode_video(kth_samples / name)
+    assert frames.dtype == np.uint8 and frames.shape == (SAMPLE_FRAMES[name], 120, 160)
+    assert 20 < frames.mean() < 235 and frames.std() > 10, "decoded frames should hold a real picture"
+
+
+def test_real_samples_give_the_known_frame_counts(prepared):
+    out, index = prepared
+    counts = {v["video_id"]: v["num_frames"] for v in index["videos"]}
+    assert counts == {parse_video_name(n)["video_id"]: t for n, t in SAMPLE_FRAMES.items()}
+
+
+def test_layout_pngs_and_cache_agree(prepared, kth_samples):
+    out, index = prepared
+    assert sorted(p.name for p in out.iterdir()) == ["boxing", "cache", "handclapping", "index.json", "jogging"]
+    for video in index["videos"]:
+        cache = np.load(out / "cache" / f"{video['video_id']}.npy")
+        assert cache.dtype == np.uint8 and cache.shape == (video["num_frames"], 64, 64)
+        folder = out / video["action"] / video["video_id"]
+        pngs = sorted(folder.iterdir())
+        assert [p.name for p in pngs] == [f"image-{t:04d}.png" for t in range(1, video["num_frames"] + 1)]
+        for t in (0, video["num_frames"] // 2, video["num_frames"] - 1):
+            with Image.open(pngs[t]) as image:
+                assert image.mode == "L" and image.size == (64, 64)
+                np.testing.assert_array_equal(np.asarray(image), cache[t])
+    # every PNG of one whole video, and its cache against a fresh decode of the source
+    video_id = "person04_boxing_d1"
+    cache = np.load(out / "cache" / f"{video_id}.npy")
+    pngs = np.stack([np.asarray(Image.open(p)) for p in sorted((out / "boxing" / video_id).iterdir())])
+    np.testing.assert_array_equal(pngs, cache)
+    full = decode_video(kth_samples / f"{video_id}_uncomp.mp4")
+    np.testing.assert_array_equal(resize_frames(full, 64), cache)
+    assert abs(float(full.mean()) - float(cache.mean())) < 2.0, "resizing must keep the brightness"
+    assert not [p for p in out.rglob(".*")], "no temporary file may be left behind"
+
+
+def test_index_fields_and_sequences_follow_00sequences(prepared, kth_samples):
+    out, index = prepared
+    assert json.loads((out / "index.json").read_text()) == index
+    assert (index["version"], index["size"], index["synthetic"]) == (1, 64, False)
+    ids = [v["video_id"] for v in index["videos"]]
+    assert ids == sorted(ids)
+    annotations = parse_sequences(kth_samples / "00sequences.txt")
+    for video in index["videos"]:
+        assert {k: video[k] for k in ("video_id", "person", "action", "label", "scenario")} == \
+            parse_video_name(video["video_id"])
+        assert video["sequences"] == [[a, b] for a, b in annotations[video["video_id"]]]
+    # 00sequences.txt: "person01_boxing_d2  frames  1-106, 107-195, 196-265, 305-390" (1-based, inclusive)
+    boxing_d2 = next(v for v in index["videos"] if v["video_id"] == "person01_boxing_d2")
+    assert boxing_d2["sequences"] == [[0, 106], [106, 195], [195, 265], [304, 390]]
+    assert (boxing_d2["person"], boxing_d2["action"], boxing_d2["label"], boxing_d2["scenario"]) == \
+        (1, "boxing", 3, 2)
+
+
+def test_a_second_run_skips_everything_and_changes_no_file(prepared, kth_samples, capsys):
+    out, index = prepared
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "index.json"}
+    assert prepare(kth_samples, out, size=64, workers=2) == index
+    assert "prepared 0, skipped 6 (already done), failed 0" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "index.json"} == mtimes
+
+
+def test_a_corrupt_video_is_reported_and_the_rest_prepared(kth_samples, tmp_path, capsys):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    link_samples(kth_samples, raw / "boxing", ["person04_boxing_d1_uncomp.mp4", "person03_boxing_d4_uncomp.mp4"])
+    link_samples(kth_samples, raw, ["00sequences.txt"])
+    corrupt = raw / "boxing" / "person02_boxing_d1_uncomp.avi"
+    corrupt.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    (raw / "boxing" / "holiday.mp4").symlink_to(kth_samples / "person04_boxing_d1_uncomp.mp4")
+    (raw / "notes.txt").write_text("not a video")
+
+    index = prepare(raw, out, workers=2)
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(corrupt) in errors[0]
+    assert "non-video file" in captured.err and "holiday.mp4" in captured.err
+    assert "prepared 2, skipped 0 (already done), failed 1" in captured.out
+    assert [v["video_id"] for v in index["videos"]] == ["person03_boxing_d4", "person04_boxing_d1"]
+    assert not (out / "cache" / "person02_boxing_d1.npy").exists()
+    assert not (out / "boxing" / "person02_boxing_d1").exists()
+    assert not [p for p in out.rglob(".*")], "no temporary file may be left behind"
+
+
+def test_without_annotations_or_pngs(kth_samples, tmp_path, capsys):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    link_samples(kth_samples, raw, ["person04_boxing_d1_uncomp.mp4"])
+    (raw / "synthetic.json").write_text("{}")
+    index = prepare(raw, out, size=32, workers=1, write_png=False)
+    assert sorted(p.name for p in out.iterdir()) == ["cache", "index.json"]
+    assert np.load(out / "cache" / "person04_boxing_d1.npy").shape == (328, 32, 32)
+    assert index["synthetic"] is True and index["size"] == 32
+    assert index["videos"][0]["sequences"] == [[0, 328]]
+    assert "1 without annotation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("make", ["missing", "no_video"])
+def test_a_raw_folder_without_videos_gives_a_clear_error(tmp_path, make):
+    raw = tmp_path / "kth_raw"
+    if make == "no_video":
+        raw.mkdir()
+        (raw / "readme.txt").write_text("nothing here")
+    with pytest.raises(FileNotFoundError) as err:
+        prepare(raw, tmp_path / "out")
+    message = str(err.value)
+    assert "\n" not in message and str(raw) in message
+    assert "python -m src.kth download --root data/kth_raw" in message
+    assert "python -m src.synthetic --out data/synth_raw" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_clip_sequences():
+    assert clip_sequences([(0, 10), (300, 420), (500, 600)], 400) == [[0, 10], [300, 400]]
+    assert clip_sequences([], 50) == []
