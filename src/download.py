@@ -181,6 +181,8 @@ def download(root: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".*.tmp"):  # a temporary extraction folder left by a killed run
+        shutil.rmtree(stale)
     base_url = base_url if base_url.endswith("/") else base_url + "/"
     failures = []
 

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from src.kth import parse_sequences, parse_video_name
+from src.kth import ACTIONS, parse_sequences, parse_video_name
 
 INDEX_VERSION = 1
 VIDEO_SUFFIXES = (".avi", ".mp4")
@@ -147,6 +147,11 @@ def find_videos(raw: Path) -> list[Path]:
         by_id[info["video_id"]] = p
     if not by_id:
         raise FileNotFoundError(f"{raw}: holds no KTH-named .avi/.mp4 video; {HOW_TO_GET_DATA}")
+    present = {parse_video_name(p.name)["action"] for p in by_id.values()}
+    if missing := [a for a in ACTIONS if a not in present]:
+        print(f"warning: {raw}: no video of {', '.join(missing)} (missing class folder?); only "
+              f"{len(present)} of the {len(ACTIONS)} actions will be prepared; {HOW_TO_GET_DATA}",
+              file=sys.stderr)
     return [by_id[v] for v in sorted(by_id)]
 
 
@@ -177,6 +182,8 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
     videos = find_videos(raw)
     sequences = find_sequences(raw)
     out.mkdir(parents=True, exist_ok=True)
+    for stale in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:  # left by a killed run
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     workers = max(1, min(workers or os.cpu_count() or 1, len(videos)))
 
     results, bar = {}, tqdm(total=len(videos), desc=f"prepare {out}", unit="video")

@@ -122,12 +122,20 @@ def test_without_annotations_or_pngs(kth_samples, tmp_path, capsys):
     raw, out = tmp_path / "raw", tmp_path / "out"
     link_samples(kth_samples, raw, ["person04_boxing_d1_uncomp.mp4"])
     (raw / "synthetic.json").write_text("{}")
+    stale = [out / "boxing" / ".person04_boxing_d1.x1y2.tmp" / "image-0001.png", out / "cache" / ".a.npy.7.tmp"]
+    for path in stale:  # as a killed run leaves them
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
     index = prepare(raw, out, size=32, workers=1, write_png=False)
-    assert sorted(p.name for p in out.iterdir()) == ["cache", "index.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["boxing", "cache", "index.json"]
+    assert not list((out / "boxing").iterdir()) and list((out / "cache").iterdir()) == [
+        out / "cache" / "person04_boxing_d1.npy"], "stale temporaries are removed, no PNG written"
     assert np.load(out / "cache" / "person04_boxing_d1.npy").shape == (328, 32, 32)
     assert index["synthetic"] is True and index["size"] == 32
     assert index["videos"][0]["sequences"] == [[0, 328]]
-    assert "1 without annotation" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "1 without annotation" in captured.out
+    assert f"warning: {raw}: no video of walking, jogging, running, handwaving, handclapping" in captured.err
 
 
 @pytest.mark.parametrize("make", ["missing", "no_video"])
