@@ -161,3 +161,24 @@ def test_unknown_names_are_one_line_errors_listing_valid_names(key, value, valid
 def test_wrong_input_rank_is_a_clear_error():
     with pytest.raises(ValueError, match=r"\(B, T, C, H, W\)"):
         ActionClassifier()(torch.rand(2, 1, 64, 64))
+
+
+def test_cnn_encoder_has_no_pretrained_weights():
+    with pytest.raises(ValueError, match="pretrained"):
+        build_model({**base_model_config(), "encoder": "cnn", "pretrained": True})
+
+
+@pytest.mark.parametrize("rnn_type", ["GRUCell", "OwnLSTM"])
+def test_classifier_learns_to_fit_a_small_batch(rnn_type):
+    """Gradients flow from the head through time and the recurrent module into the encoder."""
+    torch.manual_seed(0)
+    model = ActionClassifier(rnn_type=rnn_type, emb_dim=32, hidden_dim=32, num_layers=2, dropout=0.0)
+    clips, labels = torch.rand(12, 4, 1, 32, 32), torch.arange(12) % 6
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(60):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(clips), labels).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        assert (model(clips).argmax(dim=1) == labels).all()
