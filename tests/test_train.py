@@ -1,0 +1,180 @@
+"""src/train.py on the tiny synthetic twin: TensorBoard events, checkpoints, resume, NaN stop."""
+import math
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import src.train
+from src.checkpoint import CHECKPOINT_KEYS, load_model
+from src.config import load_config
+from src.dataloader import KTHActionDataset
+from src.kth import ACTIONS
+from src.train import NonFiniteLossError, classification_metrics, make_scheduler, train
+
+EPOCHS = 2
+# small enough to train in a second or two per run on one CPU thread
+TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
+        "data.train_clips_per_video=1", "data.eval_clips_per_video=2", "train.batch_size=8",
+        f"train.epochs={EPOCHS}", "train.warmup_epochs=1"]
+SCALARS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val", "accuracy/val_video", "lr",
+           "time/epoch_s", "time/data_wait_share"] + [f"val_class_accuracy/{a}" for a in ACTIONS]
+TIMING_KEYS = ("epoch_time_s", "data_wait_s", "data_wait_share")
+
+
+def tiny_config(out_dir, name="GRUCell", extra=()):
+    return load_config("configs/GRUCell.yaml", [*TINY, f"log.models_dir={out_dir / 'models'}",
+                                                f"log.tboard_dir={out_dir / 'tboard'}", *extra], name=name)
+
+
+def without_timing(history):
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_prepared, tmp_path_factory):
+    """A 2-epoch run of the GRUCell experiment on the tiny twin, through the command line."""
+    out = tmp_path_factory.mktemp("run")
+    src.train.main(["--config", "configs/GRUCell.yaml", "--data", str(tiny_prepared), "--set", *TINY,
+                    f"log.models_dir={out / 'models'}", f"log.tboard_dir={out / 'tboard'}"])
+    return out
+
+
+def test_tensorboard_events_are_readable(finished_run):
+    events = EventAccumulator(str(finished_run / "tboard" / "GRUCell"), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in SCALARS:
+        assert [e.step for e in events.Scalars(tag)] == list(range(1, EPOCHS + 1)), tag
+    for tag in ["accuracy/train", "accuracy/val", "accuracy/val_video", "time/data_wait_share"]:
+        assert all(0 <= e.value <= 1 for e in events.Scalars(tag)), tag
+    assert all(math.isfinite(e.value) and e.value > 0 for e in events.Scalars("loss/train"))
+    assert [e.step for e in events.Images("confusion_matrix/val")] == list(range(1, EPOCHS + 1))
+    hparams = [t for t in tags["scalars"] if t.startswith("hparam/")]
+    assert "hparam/best_val_accuracy" in hparams
+
+
+def test_both_checkpoints_have_every_key_and_load_plainly(finished_run, tiny_prepared):
+    run_dir = finished_run / "models" / "GRUCell"
+    last, best = torch.load(run_dir / "last.pth"), torch.load(run_dir / "best.pth")  # weights_only=True
+    for checkpoint in (last, best):
+        assert set(CHECKPOINT_KEYS) <= set(checkpoint)
+        assert checkpoint["config"]["experiment"] == "GRUCell"
+        assert checkpoint["data_root"] == str(tiny_prepared) and checkpoint["synthetic"] is True
+        assert {"torch", "cuda", "numpy", "python"} <= set(checkpoint["rng_states"])
+    assert last["epoch"] == EPOCHS
+    history = last["metrics"]["history"]
+    assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1))
+    best_row = max(history, key=lambda row: row["val_accuracy"])  # first of the ties, like the trainer
+    assert best["epoch"] == last["metrics"]["best"]["epoch"] == best_row["epoch"]
+    assert last["metrics"]["best"]["val_accuracy"] == best_row["val_accuracy"]
+    assert history[0]["lr"] < history[1]["lr"]  # linear warm-up during epoch 1
+    assert all(0 < row["data_wait_share"] < 1 for row in history)
+
+    model, checkpoint = load_model(run_dir / "best.pth")
+    assert checkpoint["epoch"] == best["epoch"]
+    with torch.no_grad():
+        logits = model(torch.rand(2, 4, 1, 64, 64))
+    assert logits.shape == (2, len(ACTIONS)) and torch.isfinite(logits).all()
+
+
+def test_resume_after_an_interruption_equals_an_uninterrupted_run(finished_run, tiny_prepared, tmp_path,
+                                                                  monkeypatch):
+    config = tiny_config(tmp_path)
+    save = src.train.save_checkpoint
+
+    def save_then_die(checkpoint, path):
+        save(checkpoint, path)
+        if path.name == "last.pth" and checkpoint["epoch"] == 1:
+            raise KeyboardInterrupt  # the process dies right after epoch 1's checkpoint
+
+    monkeypatch.setattr(src.train, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, data_root=tiny_prepared)
+    monkeypatch.undo()
+    torch.manual_seed(123)  # whatever happened in between must not matter
+    summary = train(config, data_root=tiny_prepared, resume=True)
+
+    resumed = torch.load(tmp_path / "models" / "GRUCell" / "last.pth")
+    reference = torch.load(finished_run / "models" / "GRUCell" / "last.pth")
+    assert summary["epochs"] == EPOCHS
+    assert without_timing(resumed["metrics"]["history"]) == without_timing(reference["metrics"]["history"])
+    assert resumed["metrics"]["best"] == reference["metrics"]["best"]
+    for key, tensor in reference["model_state_dict"].items():
+        assert torch.equal(resumed["model_state_dict"][key], tensor), key
+    assert resumed["scheduler_state_dict"] == reference["scheduler_state_dict"]
+
+    # the resumed run appended to the same TensorBoard run: one event per epoch
+    events = EventAccumulator(str(tmp_path / "tboard" / "GRUCell"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/train")] == list(range(1, EPOCHS + 1))
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(tiny_prepared, tmp_path):
+    summary = train(tiny_config(tmp_path, extra=["train.epochs=1"]), data_root=tiny_prepared, resume=True)
+    assert summary["epochs"] == 1 and (tmp_path / "models" / "GRUCell" / "last.pth").is_file()
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_prepared, tmp_path, monkeypatch):
+    build = src.train.build_model
+
+    def build_model_that_breaks_in_epoch_2(model_config):
+        model = build(model_config)
+        calls = {"train": 0}
+
+        def poison(module, inputs, output):
+            if module.training:
+                calls["train"] += 1
+                if calls["train"] > steps_per_epoch:  # the first training step of epoch 2
+                    return output * float("nan")
+            return output
+
+        model.register_forward_hook(poison)
+        return model
+
+    steps_per_epoch = math.ceil(len(KTHActionDataset(tiny_prepared, split="train")) / 8)
+    monkeypatch.setattr(src.train, "build_model", build_model_that_breaks_in_epoch_2)
+    with pytest.raises(NonFiniteLossError) as info:
+        train(tiny_config(tmp_path), data_root=tiny_prepared)
+    message = str(info.value)
+    assert "loss is nan at epoch 2, step 1/" in message and "keeps epoch 1" in message and "\n" not in message
+    last = torch.load(tmp_path / "models" / "GRUCell" / "last.pth")
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in last["model_state_dict"].values() if t.is_floating_point())
+
+
+def lr_curve(scheduler_name, epochs=10, steps_per_epoch=5, warmup_epochs=2):
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    config = {"scheduler": scheduler_name, "epochs": epochs, "warmup_epochs": warmup_epochs}
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch)
+    lrs = []
+    for _ in range(epochs * steps_per_epoch):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_cosine_schedule_warms_up_then_decays_over_the_whole_run():
+    lrs = lr_curve("cosine")
+    warmup = lrs[:10]
+    assert warmup[0] == pytest.approx(0.1) and all(a < b for a, b in zip(warmup, warmup[1:]))
+    assert lrs[10] == pytest.approx(1.0)
+    decay = lrs[10:]
+    assert all(a >= b for a, b in zip(decay, decay[1:]))
+    assert lrs[30] > 0.3  # still learning well past the middle, unlike a step decay
+    assert lrs[-1] < 0.01
+    assert make_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0),
+                          {"scheduler": "none", "epochs": 3, "warmup_epochs": 1}, 5) is None
+
+
+def test_classification_metrics_average_clip_logits_per_video():
+    # video 0 (label 0): clips say 0, 1, 0 -> video right; video 1 (label 2): one confident wrong clip
+    logits = torch.tensor([[2.0, 0, 0], [0, 1, 0], [2, 0, 0], [0, 0, 1], [0, 5, 0]])
+    labels = torch.tensor([0, 0, 0, 2, 2])
+    videos = torch.tensor([0, 0, 0, 1, 1])
+    metrics = classification_metrics(logits, labels, videos, num_classes=3)
+    assert metrics["accuracy"] == pytest.approx(3 / 5)
+    assert metrics["video_accuracy"] == pytest.approx(1 / 2)
+    assert metrics["confusion_matrix"] == [[2, 1, 0], [0, 0, 0], [0, 1, 1]]
+    assert metrics["per_class_accuracy"] == pytest.approx([2 / 3, 0.0, 1 / 2])
