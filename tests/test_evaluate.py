@@ -1,0 +1,85 @@
+"""src/evaluate.py: test-person evaluation of a trained checkpoint, written to results.json."""
+import json
+
+import pytest
+
+from src.checkpoint import load_model
+from src.classifier import count_parameters
+from src.config import load_config
+from src.dataloader import KTHActionDataset
+from src.evaluate import evaluate, main, measure_speed
+from src.kth import ACTIONS, TEST_PERSONS
+from src.train import train
+
+TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
+        "data.train_clips_per_video=1", "data.eval_clips_per_video=3", "train.batch_size=8", "train.epochs=2",
+        "eval.latency_repeats=3"]
+RESULT_KEYS = {"experiment", "seed", "checkpoint", "config", "data_root", "synthetic", "device", "torch_threads",
+               "best_epoch", "val_accuracy", "val_video_accuracy", "num_test_clips", "num_test_videos",
+               "clip_accuracy", "video_accuracy", "per_class_accuracy", "confusion_matrix", "test_loss",
+               "num_params", "train_time_per_epoch_s", "data_wait_share", "time_to_best_s", "latency_ms",
+               "throughput_clips_per_s"}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_prepared, tmp_path_factory):
+    """The best.pth of a 2-epoch GRUCell run (seed 3) on the tiny twin."""
+    out = tmp_path_factory.mktemp("eval_run")
+    config = load_config("configs/GRUCell.yaml", [*TINY, "train.seed=3", f"log.models_dir={out / 'models'}",
+                                                  f"log.tboard_dir={out / 'tboard'}"], name="GRUCell_seed3")
+    summary = train(config, data_root=tiny_prepared)
+    return out / "models" / "GRUCell_seed3" / "best.pth", summary
+
+
+def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepared, capsys):
+    best_path, summary = trained
+    main(["--checkpoint", str(best_path), "--device", "cpu"])
+    assert "test clip accuracy" in capsys.readouterr().out
+    results = json.loads(best_path.with_name("results.json").read_text())
+    assert set(results) == RESULT_KEYS
+    assert [p.name for p in best_path.parent.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+    test_set = KTHActionDataset(tiny_prepared, split="test", clips_per_video=3, max_frames=4)
+    assert {v["person"] for v in test_set.videos} <= set(TEST_PERSONS)
+    assert results["num_test_clips"] == len(test_set) == 3 * results["num_test_videos"]
+    assert sum(map(sum, results["confusion_matrix"])) == results["num_test_clips"]
+    assert len(results["confusion_matrix"]) == len(ACTIONS)
+    for key in ("clip_accuracy", "video_accuracy", "val_accuracy", "val_video_accuracy", "data_wait_share"):
+        assert 0 <= results[key] <= 1, key
+    diagonal = sum(results["confusion_matrix"][i][i] for i in range(len(ACTIONS)))
+    assert results["clip_accuracy"] == pytest.approx(diagonal / results["num_test_clips"])
+    assert list(results["per_class_accuracy"]) == list(ACTIONS)
+    assert all(0 <= acc <= 1 for acc in results["per_class_accuracy"].values())
+
+    assert (results["experiment"], results["seed"]) == ("GRUCell_seed3", 3)
+    assert results["data_root"] == str(tiny_prepared) and results["synthetic"] is True
+    assert (results["best_epoch"], results["val_accuracy"]) == (summary["best_epoch"], summary["best_val_accuracy"])
+    model, _ = load_model(best_path)
+    assert results["num_params"] == count_parameters(model) == summary["num_params"]
+    assert results["device"] == "cpu"
+    assert results["train_time_per_epoch_s"] > 0 and results["latency_ms"] > 0
+    assert results["throughput_clips_per_s"] > 0
+    assert results["config"]["model"]["hidden_dim"] == 16
+
+
+def test_evaluate_is_deterministic_and_can_skip_writing(trained):
+    best_path, _ = trained
+    first = evaluate(best_path, device="cpu", write=False)
+    second = evaluate(best_path, device="cpu", batch_size=5, write=False)
+    for key in ("clip_accuracy", "video_accuracy", "confusion_matrix", "per_class_accuracy"):
+        assert first[key] == second[key], key
+
+
+def test_measure_speed_reports_positive_numbers():
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 6))
+    speed = measure_speed(model, (4, 1, 8, 8), torch.device("cpu"), repeats=3, batch_size=4)
+    assert speed["latency_ms"] > 0 and speed["throughput_clips_per_s"] > 0
+
+
+def test_missing_checkpoint_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(tmp_path / "Nope" / "best.pth")])
+    message = str(info.value.code)
+    assert str(tmp_path / "Nope" / "best.pth") in message and "\n" not in message
