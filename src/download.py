@@ -19,6 +19,7 @@ import http.client
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -43,19 +44,22 @@ def _looks_like_html(first_bytes: bytes) -> bool:
 
 
 def fetch(url: str, dest: str | Path, magic: bytes | None = None, max_attempts: int = 5,
-          timeout: float = 60.0, chunk_size: int = 1 << 16) -> Path:
+          retry_wait: float = 1.0, timeout: float = 60.0, chunk_size: int = 1 << 16) -> Path:
     """Download ``url`` to ``dest``, resuming ``dest.part`` if an earlier attempt left one.
 
     An interrupted transfer is resumed with ``Range: bytes=<have>-`` (a server that answers
-    200 instead of 206 is read again from the start), at most ``max_attempts`` times.
-    An HTML answer (Content-Type ``text/html`` or HTML first bytes), or first bytes other
+    200 instead of 206 is read again from the start), at most ``max_attempts`` times,
+    waiting ``retry_wait`` x the attempt number seconds in between. A server that cannot
+    be reached at all, or answers 4xx, is not retried. An HTML answer (Content-Type ``text/html`` or HTML first bytes), or first bytes other
     than ``magic`` when given, raises :class:`DownloadError` at once and writes nothing.
     ``dest`` appears (by rename) only when all the bytes announced by the server arrived.
     """
     dest = Path(dest)
     part = dest.with_name(dest.name + ".part")
     last_problem = "no attempt made"
-    for _ in range(max_attempts):
+    for attempt in range(max_attempts):
+        if attempt:
+            time.sleep(retry_wait * attempt)
         have = part.stat().st_size if part.exists() else 0
         request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
         try:
@@ -98,7 +102,10 @@ def fetch(url: str, dest: str | Path, magic: bytes | None = None, max_attempts: 
                                     f"with a working mirror (default {DEFAULT_BASE_URL})") from None
             last_problem = f"HTTP {e.code} {e.reason}"
             continue
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        except urllib.error.URLError as e:  # no connection at all: retrying will not help
+            raise DownloadError(f"{url}: cannot connect ({e.reason}); check the network, or pass --base-url "
+                                f"with a working mirror (default {DEFAULT_BASE_URL})") from None
+        except (http.client.HTTPException, OSError) as e:  # cut off mid-transfer: resume
             last_problem = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             continue
         size = part.stat().st_size
@@ -173,9 +180,10 @@ def extract(zip_path: str | Path, action: str, root: str | Path) -> Path:
     return target
 
 
-def download(root: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
+def download(root: str | Path, base_url: str = DEFAULT_BASE_URL, retry_wait: float = 1.0) -> Path:
     """Fetch and extract KTH-Actions into ``root`` (see the module docstring); returns ``root``.
 
+    ``retry_wait`` is passed to :func:`fetch` (seconds between attempts to resume a file).
     Actions already extracted are skipped. Each file that fails is reported in one line and
     the others still proceed; :class:`DownloadError` is raised at the end if any failed.
     """
@@ -189,7 +197,7 @@ def download(root: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
     sequences = root / SEQUENCES_FILE
     if not sequences.is_file():
         try:
-            fetch(base_url + SEQUENCES_FILE, sequences)
+            fetch(base_url + SEQUENCES_FILE, sequences, retry_wait=retry_wait)
             if not parse_sequences(sequences):
                 sequences.unlink()
                 raise DownloadError(f"{base_url + SEQUENCES_FILE}: no video annotation in it; "
@@ -205,7 +213,7 @@ def download(root: str | Path, base_url: str = DEFAULT_BASE_URL) -> Path:
         zip_path = root / f"{action}.zip"
         try:
             if not zip_path.is_file():
-                fetch(base_url + zip_path.name, zip_path, magic=ZIP_MAGIC)
+                fetch(base_url + zip_path.name, zip_path, magic=ZIP_MAGIC, retry_wait=retry_wait)
             try:
                 extract(zip_path, action, root)
             except DownloadError:

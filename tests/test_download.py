@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -108,7 +109,7 @@ def assert_extracted(root: Path, action: str, kth_zips) -> None:
 
 def test_download_extracts_every_action_atomically_and_is_idempotent(server, kth_zips, kth_samples, tmp_path):
     root = tmp_path / "kth_raw"
-    assert download(root, base_url=server.base_url) == root
+    assert download(root, base_url=server.base_url, retry_wait=0) == root
     for action in ACTIONS:
         assert_extracted(root, action, kth_zips)
     # nothing left over: no zip, no .part, no temporary folder
@@ -117,14 +118,14 @@ def test_download_extracts_every_action_atomically_and_is_idempotent(server, kth
 
     n_requests = len(server.requests)
     mtimes = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
-    download(root, base_url=server.base_url)
+    download(root, base_url=server.base_url, retry_wait=0)
     assert len(server.requests) == n_requests, "a second run must not fetch anything"
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == mtimes
 
 
 def test_resumes_an_interrupted_download_with_range(server, kth_zips, tmp_path):
     server.cut_once["jogging.zip"] = 300_000
-    download(tmp_path, base_url=server.base_url)
+    download(tmp_path, base_url=server.base_url, retry_wait=0)
     assert server.requests_for("jogging.zip") == [None, "bytes=300000-"]
     assert_extracted(tmp_path, "jogging", kth_zips)
 
@@ -132,7 +133,7 @@ def test_resumes_an_interrupted_download_with_range(server, kth_zips, tmp_path):
 def test_restarts_when_the_server_ignores_range(server, kth_zips, tmp_path):
     server.cut_once["jogging.zip"] = 300_000
     server.ignore_range = True
-    download(tmp_path, base_url=server.base_url)
+    download(tmp_path, base_url=server.base_url, retry_wait=0)
     assert server.requests_for("jogging.zip") == [None, "bytes=300000-"]
     assert_extracted(tmp_path, "jogging", kth_zips)  # the file restarted, not appended twice
 
@@ -140,7 +141,7 @@ def test_restarts_when_the_server_ignores_range(server, kth_zips, tmp_path):
 def test_gives_up_after_bounded_attempts_then_resumes_on_rerun(server, kth_zips, tmp_path, capsys):
     server.cut_always["walking.zip"] = 1000
     with pytest.raises(DownloadError, match=r"1 of 7 files failed \(walking.zip\)") as err:
-        download(tmp_path, base_url=server.base_url)
+        download(tmp_path, base_url=server.base_url, retry_wait=0)
     assert "\n" not in str(err.value)
     assert "rerun the same command to resume" in capsys.readouterr().out
     assert len(server.requests_for("walking.zip")) == 5
@@ -151,7 +152,7 @@ def test_gives_up_after_bounded_attempts_then_resumes_on_rerun(server, kth_zips,
 
     del server.cut_always["walking.zip"]
     (tmp_path / ".walking.k3j4.tmp").mkdir()  # as a killed extraction leaves it
-    download(tmp_path, base_url=server.base_url)
+    download(tmp_path, base_url=server.base_url, retry_wait=0)
     assert server.requests_for("walking.zip")[-1] == "bytes=5000-"
     assert_extracted(tmp_path, "walking", kth_zips)
     assert not (tmp_path / "walking.zip.part").exists() and not list(tmp_path.glob(".*"))
@@ -162,7 +163,7 @@ def test_an_html_moved_page_gives_a_clear_error(server, kth_zips, tmp_path, caps
     server.files["walking.zip"] = MOVED_PAGE
     server.content_types["walking.zip"] = content_type
     with pytest.raises(DownloadError, match=r"walking.zip"):
-        download(tmp_path, base_url=server.base_url)
+        download(tmp_path, base_url=server.base_url, retry_wait=0)
     error_lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1
     assert f"{server.base_url}walking.zip" in error_lines[0] and "HTML" in error_lines[0]
@@ -181,7 +182,7 @@ def test_a_damaged_zip_is_reported_and_not_extracted(server, kth_zips, tmp_path,
         middle = len(good) // 2
         server.files["running.zip"] = good[:middle] + bytes([good[middle] ^ 0xFF]) + good[middle + 1:]
     with pytest.raises(DownloadError, match=r"running.zip"):
-        download(tmp_path, base_url=server.base_url)
+        download(tmp_path, base_url=server.base_url, retry_wait=0)
     out = capsys.readouterr().out
     error_lines = [line for line in out.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and "running.zip" in error_lines[0] and message in error_lines[0]
@@ -192,7 +193,7 @@ def test_a_damaged_zip_is_reported_and_not_extracted(server, kth_zips, tmp_path,
 def test_a_missing_file_gives_an_http_error_naming_the_url(server, tmp_path, capsys):
     del server.files["00sequences.txt"]
     with pytest.raises(DownloadError, match=r"00sequences.txt"):
-        download(tmp_path, base_url=server.base_url)
+        download(tmp_path, base_url=server.base_url, retry_wait=0)
     out = capsys.readouterr().out
     assert f"{server.base_url}00sequences.txt: HTTP 404" in out and "--base-url" in out
     assert not (tmp_path / "00sequences.txt").exists()
@@ -217,3 +218,14 @@ def test_fetch_checks_magic_bytes_and_writes_nothing_on_mismatch(server, tmp_pat
     assert list(tmp_path.iterdir()) == []
     assert fetch(server.base_url + "00sequences.txt", dest) == dest
     assert dest.read_bytes() == server.files["00sequences.txt"]
+
+
+def test_an_unreachable_server_fails_fast_without_retrying(tmp_path, capsys):
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    with pytest.raises(DownloadError, match=r"7 of 7 files failed"):
+        download(tmp_path, base_url=base_url)  # the default retry_wait would take seconds per file
+    out = capsys.readouterr().out
+    assert f"error: {base_url}walking.zip: cannot connect" in out and "--base-url" in out
+    assert list(tmp_path.iterdir()) == []
