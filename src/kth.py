@@ -152,12 +152,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--no-png", action="store_true", help="write only the cache, not the image-XXXX.png tree")
     args = parser.parse_args(argv)
-    if args.command == "download":
-        from src.download import DEFAULT_BASE_URL, download
-        download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
-    else:
-        from src.prepare import prepare
-        prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png)
+    from src.download import DEFAULT_BASE_URL, DownloadError, download
+    from src.prepare import prepare
+    try:
+        if args.command == "download":
+            download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
+        else:
+            prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png)
+    except (FileNotFoundError, ValueError, DownloadError) as error:
+        parser.exit(1, f"error: {error}\n")
 
 
 if __name__ == "__main__":
