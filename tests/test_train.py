@@ -1,5 +1,11 @@
 """src/train.py on the tiny synthetic twin: TensorBoard events, checkpoints, resume, NaN stop."""
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,6 +114,30 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(finished_run, 
     events = EventAccumulator(str(tmp_path / "tboard" / "GRUCell"))
     events.Reload()
     assert [e.step for e in events.Scalars("loss/train")] == list(range(1, EPOCHS + 1))
+
+
+def test_resume_after_kill_9(finished_run, tiny_prepared, tmp_path):
+    """A real process killed with SIGKILL during epoch 2, then resumed, ends like the uninterrupted run."""
+    overrides = [*TINY, f"log.models_dir={tmp_path / 'models'}", f"log.tboard_dir={tmp_path / 'tboard'}"]
+    last = tmp_path / "models" / "GRUCell" / "last.pth"
+    env = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}  # same float reductions as here
+    process = subprocess.Popen([sys.executable, "-m", "src.train", "--config", "configs/GRUCell.yaml",
+                                "--data", str(tiny_prepared), "--set", *overrides],
+                               cwd=Path(src.train.__file__).parents[1], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert torch.load(last)["epoch"] == 1, "the run was not killed during epoch 2"
+
+    train(load_config("configs/GRUCell.yaml", overrides), data_root=tiny_prepared, resume=True)
+    resumed = torch.load(last)
+    reference = torch.load(finished_run / "models" / "GRUCell" / "last.pth")
+    assert without_timing(resumed["metrics"]["history"]) == without_timing(reference["metrics"]["history"])
+    for key, tensor in reference["model_state_dict"].items():
+        assert torch.equal(resumed["model_state_dict"][key], tensor), key
 
 
 def test_resume_without_a_checkpoint_starts_from_scratch(tiny_prepared, tmp_path):
