@@ -41,11 +41,29 @@ def intermediate_channels(in_channels: int, out_channels: int, temporal_size: in
     return (t * d2 * in_channels * out_channels) // (d2 * in_channels + t * out_channels)
 
 
+class TemporalConv(nn.Conv2d):
+    """A t x 1 x 1 3-D convolution, computed as a (t, 1) 2-D convolution over (T, H*W).
+
+    The same weights (out, in, t, 1) and result as ``nn.Conv3d(in, out, (t, 1, 1))``, but
+    several times faster on CPU, where PyTorch runs a t x 1 x 1 Conv3d on a slow path.
+
+    forward: x (B, in_channels, T, H, W) -> (B, out_channels, ceil(T / stride), H, W).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1):
+        super().__init__(in_channels, out_channels, kernel_size=(kernel_size, 1), stride=(stride, 1),
+                         padding=(kernel_size // 2, 0), bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(3)).unflatten(3, x.shape[3:])
+
+
 class SpatioTemporalConv(nn.Sequential):
     """A (2+1)-D convolution: spatial 1 x d x d conv -> BatchNorm -> ReLU -> temporal t x 1 x 1 conv.
 
     Replaces ``nn.Conv3d(in_channels, out_channels, (t, d, d), stride, padding=(t//2, d//2, d//2))``
-    with about its parameter count (bias-free convolutions; the BatchNorm adds 2 M).
+    with about its parameter count (bias-free convolutions; the BatchNorm adds 2 M). The
+    temporal convolution is a :class:`TemporalConv`.
 
     forward: x (B, in_channels, T, H, W) -> (B, out_channels, T', H', W') with
     T' = ceil(T / temporal_stride), H' = ceil(H / spatial_stride), W' likewise.
@@ -60,8 +78,7 @@ class SpatioTemporalConv(nn.Sequential):
                       padding=(0, spatial_size // 2, spatial_size // 2), bias=False),
             nn.BatchNorm3d(mid_channels),
             nn.ReLU(inplace=True),
-            nn.Conv3d(mid_channels, out_channels, kernel_size=(temporal_size, 1, 1),
-                      stride=(temporal_stride, 1, 1), padding=(temporal_size // 2, 0, 0), bias=False),
+            TemporalConv(mid_channels, out_channels, kernel_size=temporal_size, stride=temporal_stride),
         )
         self.mid_channels = mid_channels
 

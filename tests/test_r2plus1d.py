@@ -7,7 +7,8 @@ import torch.nn as nn
 import torchvision
 
 from src.classifier import count_parameters
-from src.r2plus1d import R2Plus1D, ResidualBlock, SpatioTemporalConv, TorchvisionR2Plus1D, intermediate_channels
+from src.r2plus1d import (R2Plus1D, ResidualBlock, SpatioTemporalConv, TemporalConv, TorchvisionR2Plus1D,
+                          intermediate_channels)
 
 R2PLUS1D_18_FILE = "r2plus1d_18-91a641e6.pth"  # the file name of R2Plus1D_18_Weights.KINETICS400_V1's url
 
@@ -46,9 +47,19 @@ def test_parameter_count_matches_the_formula_and_the_full_3d_conv(n_in, n_out, t
 
 def test_spatio_temporal_conv_factorises_and_strides():
     conv = SpatioTemporalConv(8, 16, temporal_stride=2, spatial_stride=2)
-    assert conv[0].kernel_size == (1, 3, 3) and conv[3].kernel_size == (3, 1, 1)
+    assert conv[0].kernel_size == (1, 3, 3) and conv[3].kernel_size == (3, 1)  # (t, 1) over (T, H*W)
     assert conv(torch.randn(2, 8, 10, 16, 16)).shape == (2, 16, 5, 8, 8)
     assert conv(torch.randn(2, 8, 5, 9, 9)).shape == (2, 16, 3, 5, 5)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_temporal_conv_equals_a_t11_conv3d(stride):
+    torch.manual_seed(0)
+    conv = TemporalConv(4, 6, kernel_size=3, stride=stride)
+    conv3d = nn.Conv3d(4, 6, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False)
+    conv3d.weight.data.copy_(conv.weight.unsqueeze(-1))
+    x = torch.randn(2, 4, 5, 3, 7)
+    torch.testing.assert_close(conv(x), conv3d(x), atol=1e-5, rtol=1e-5)
 
 
 def test_residual_block_shortcut_projects_only_when_needed():
