@@ -158,8 +158,9 @@ class KTHActionDataset(Dataset):
         if any(padded):
             where = " within an annotated subsequence" if use_sequences else ""
             warnings.warn(f"{self.root_dir}: {sum(padded)} of {len(self.videos)} videos of split '{split}' have no "
-                          f"{self.span} frames (max_frames x slicing_step){where}; their {self.num_padded} clips "
-                          f"are padded by repeating the last frame", stacklevel=2)
+                          f"{self.span} frames in a row{where} (a clip of {max_frames} frames, one every "
+                          f"{self.sampler.step}); their {self.num_padded} clips are padded by repeating the last "
+                          f"frame", stacklevel=2)
 
     # ---------------------------------------------------------------- loading
 

@@ -116,7 +116,9 @@ def get_train_transforms(slicing_step: int = 1, max_frames: int | None = None, f
         TemporalSampling(slicing_step, max_frames, random_start=True),
         v2.ToDtype(torch.float32, scale=True),
         v2.RandomHorizontalFlip(flip_p),
-        v2.RandomRotation(rotation, interpolation=v2.InterpolationMode.BILINEAR),
+        # fill=None: corners fill with zeros by grid_sample's padding, without the extra mask
+        # channel that fill=0 samples (that pass costs as much as the rotation itself)
+        v2.RandomRotation(rotation, interpolation=v2.InterpolationMode.BILINEAR, fill=None),
         RandomTemporalReversal(reverse_p),
     ])
 

@@ -1,0 +1,112 @@
+"""Speed of the data pipeline: one full pass over the training split, as the trainer does it.
+
+    python bench/data.py                 # data/synth if prepared, else the tiny twin in a temp dir
+    python bench/data.py data/kth        # any prepared root
+    python bench/data.py --fake          # random frames with the full KTH training split's videos
+
+Builds the training set as src/train.py does (train transforms, the ``data`` section
+of ``--config``), iterates a DataLoader with the project's defaults (batch 32,
+shuffle, num_workers from the config) and prints the load time, the seconds per pass
+and clips/s (median over ``--passes``). The item cost does not depend on how long the
+videos are, so ``--fake`` uses short videos (``--fake-frames``) to spare memory.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from src.config import load_config  # noqa: E402
+from src.dataloader import KTHActionDataset  # noqa: E402
+from src.kth import ACTIONS, SCENARIOS, SYNTHETIC_ROOT, TRAIN_PERSONS, all_video_ids, is_prepared, parse_video_name  # noqa: E402
+from src.transformations import get_train_transforms  # noqa: E402
+
+
+def write_fake_dataset(root: Path, num_frames: int, size: int) -> Path:
+    """A prepared dataset of random frames: every KTH video of persons 1-16, ``num_frames``
+    frames each, four annotated subsequences."""
+    import json
+
+    import numpy as np
+    (root / "cache").mkdir(parents=True)
+    generator = np.random.default_rng(0)
+    quarter = num_frames // 4
+    entries = []
+    for vid in all_video_ids():
+        info = parse_video_name(vid)
+        if info["person"] not in TRAIN_PERSONS:
+            continue
+        np.save(root / "cache" / f"{vid}.npy", generator.integers(0, 256, (num_frames, size, size), dtype=np.uint8))
+        sequences = [[q * quarter + 2, (q + 1) * quarter - 2] for q in range(4)]
+        entries.append({**info, "num_frames": num_frames, "sequences": sequences})
+    (root / "index.json").write_text(json.dumps({"version": 1, "size": size, "synthetic": True, "videos": entries}))
+    return root
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", nargs="?", default=None,
+                        help=f"a prepared dataset (default: {SYNTHETIC_ROOT} if prepared, else the tiny twin)")
+    parser.add_argument("--config", default=str(REPO / "configs" / "base.yaml"), help="its data section is used")
+    parser.add_argument("--passes", type=int, default=3, help="timed passes (default: 3)")
+    parser.add_argument("--fake", action="store_true", help="time on random frames shaped like KTH persons 1-16")
+    parser.add_argument("--fake-frames", type=int, default=160, help="frames per fake video (default: 160)")
+    args = parser.parse_args()
+
+    config = load_config(args.config)
+    data, batch_size = config["data"], config["train"]["batch_size"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.fake:
+            root, what = write_fake_dataset(Path(tmp) / "fake", args.fake_frames, data["img_size"]), "fake (random frames)"
+        elif args.root is not None:
+            root, what = Path(args.root), args.root
+        elif is_prepared(SYNTHETIC_ROOT):
+            root, what = SYNTHETIC_ROOT, str(SYNTHETIC_ROOT)
+        else:
+            from src.prepare import prepare
+            from src.synthetic import generate
+            print(f"{SYNTHETIC_ROOT} is not prepared: building the tiny twin in {tmp}", file=sys.stderr)
+            generate(Path(tmp) / "raw", preset="tiny", seed=0)
+            prepare(Path(tmp) / "raw", Path(tmp) / "prepared", workers=1)
+            root, what = Path(tmp) / "prepared", "tiny synthetic twin"
+
+        start = time.perf_counter()
+        dataset = KTHActionDataset(
+            root, split="train", transform=get_train_transforms(data["slicing_step"], data["max_frames"]),
+            max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
+            clips_per_video=data["train_clips_per_video"], val_persons=tuple(data["val_persons"]),
+            use_sequences=data["use_sequences"])
+        load_seconds = time.perf_counter() - start
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=data["num_workers"])
+
+        torch.manual_seed(0)
+        seconds = []
+        for _ in tqdm(range(args.passes), desc="passes", unit="pass"):
+            start = time.perf_counter()
+            for frames, labels in loader:
+                pass
+            seconds.append(time.perf_counter() - start)
+        per_pass = statistics.median(seconds)
+
+    print(f"data: {what}; train split: {len(dataset.videos)} videos, {len(dataset)} clips of "
+          f"{tuple(frames.shape[1:])} ({len(ACTIONS)} actions, scenarios {SCENARIOS})")
+    print(f"settings: batch {batch_size}, shuffle, num_workers {data['num_workers']}, slicing_step "
+          f"{data['slicing_step']}, clips/video {data['train_clips_per_video']}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"load at init: {load_seconds:.2f} s")
+    print(f"one pass: {per_pass:.3f} s (median of {args.passes}), {len(dataset) / per_pass:.0f} clips/s, "
+          f"{1e3 * per_pass / len(dataset):.3f} ms/clip")
+
+
+if __name__ == "__main__":
+    main()
