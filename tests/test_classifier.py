@@ -110,6 +110,14 @@ def test_missing_pretrained_weights_name_the_file_and_folder(torch_home):
     assert "\n" not in message
 
 
+def test_build_model_without_loading_pretrained_weights(torch_home):
+    config = {**base_model_config(), "encoder": "resnet18", "pretrained": True}
+    with pytest.raises(FileNotFoundError):
+        build_model(config)
+    model = build_model(config, load_pretrained=False)  # same architecture, for a checkpoint's weights
+    assert model.encoder.trunk[0].in_channels == 1
+
+
 def test_build_model_from_base_config():
     config = base_model_config()
     model = build_model(config)
