@@ -53,11 +53,11 @@ FRONTAL = ("handwaving", "handclapping")
 PRESETS = {
     # persons 1-14 train, 15-16 val, 17-25 test: every preset spans the three splits
     "tiny": dict(persons=(1, 2, 15, 17), scenarios=(1, 4), repetitions=2,
-                 locomotion_speedup=2.8, repetition_frames=(30, 38), gap_frames=(3, 6)),
+                 locomotion_speedup=(2.4, 1.65, 1.2), repetition_frames=(30, 38), gap_frames=(3, 6)),
     "small": dict(persons=(1, 2, 3, 4, 5, 6, 15, 16, 17, 18, 19, 20), scenarios=SCENARIOS,
-                  repetitions=4, locomotion_speedup=1.0, repetition_frames=(42, 60), gap_frames=(4, 12)),
+                  repetitions=4, locomotion_speedup=(1.0, 1.0, 1.0), repetition_frames=(42, 60), gap_frames=(4, 12)),
     "full": dict(persons=PERSONS, scenarios=SCENARIOS, repetitions=4,
-                 locomotion_speedup=1.0, repetition_frames=(42, 60), gap_frames=(4, 12)),
+                 locomotion_speedup=(1.0, 1.0, 1.0), repetition_frames=(42, 60), gap_frames=(4, 12)),
 }
 
 # Streams of randomness: (seed, person, STREAM) for the look, (seed, person, scenario, STREAM)
@@ -67,7 +67,7 @@ _LOOK, _SCENE, _NOISE, _MOTION = 11, 22, 33, 44
 # Gait families, indexed walking, jogging, running: speed in px/frame at zoom 1 (before the
 # person's factor), cadence in gait cycles per second, and the range of the "intensity"
 # that sets knee lift, arm swing, elbow bend and lean. Ranges overlap on purpose.
-_GAIT_SPEED = (2.1, 3.2, 4.3)
+_GAIT_SPEED = (2.1, 3.3, 4.1)
 _GAIT_CADENCE = (0.95, 1.3, 1.5)
 _GAIT_INTENSITY = ((0.0, 0.5), (0.6, 1.4), (1.1, 1.9))
 
@@ -110,11 +110,11 @@ def person_look(person: int, seed: int = 0) -> Look:
     """The look and style of one of the persons 1-25 (fixed across actions and scenarios)."""
     rng = _rng(seed, person, _LOOK)
     u = rng.uniform
-    base_speed = u(0.84, 1.16)  # a brisk person is brisk in every gait
+    base_speed = u(0.8, 1.2)  # a brisk person is brisk in every gait
     return Look(
         height=u(64, 80), build=u(0.85, 1.2), limb=u(0.85, 1.2),
         shirt=u(25, 85), trousers=u(30, 130), head=u(55, 105), shoes=u(15, 40), coat=u(35, 110),
-        speed=tuple(base_speed * u(0.94, 1.06) for _ in range(3)), cadence=u(0.9, 1.1),
+        speed=tuple(base_speed * u(0.9, 1.1) for _ in range(3)), cadence=u(0.9, 1.1),
         intensity=tuple(u(lo, hi) for lo, hi in _GAIT_INTENSITY),
         elbow=u(0.7, 1.3), lean=u(0.6, 1.4), knee=u(0.8, 1.2),
         hand_rate=u(0.8, 1.2), hand_amplitude=u(0.8, 1.15),
@@ -408,6 +408,7 @@ class Plan:
     p1: np.ndarray           # [T, S, 2] segment ends, frame px
     radius: np.ndarray       # [T, S] px
     gray: np.ndarray         # [S] gray levels
+    names: list              # [S] segment names, in painting order
     visible: np.ndarray      # [T] bool: some of the figure is in the frame
     center: np.ndarray       # [T, 2] camera
     zoom: np.ndarray         # [T]
@@ -431,7 +432,7 @@ def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: s
         phase0 = rng.uniform()
         for rep in range(reps):
             speed = (_GAIT_SPEED[gait] * look.speed[gait] * rng.uniform(0.95, 1.05)
-                     * cfg["locomotion_speedup"] * height / 68)
+                     * cfg["locomotion_speedup"][gait] * height / 68)
             cadence = _GAIT_CADENCE[gait] * look.cadence * rng.uniform(0.96, 1.04)
             n = int(math.ceil(2 * half_view / speed))
             gap = int(rng.integers(*cfg["gap_frames"], endpoint=True))
@@ -504,7 +505,7 @@ def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: s
         starts = np.cumsum([0] + lengths)
         ranges = [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:])]
     return Plan(num_frames, ranges, p0.astype(np.float32), p1.astype(np.float32), radius.astype(np.float32),
-                gray, visible, center, zoom, scene)
+                gray, [row[0] for row in table], visible, center, zoom, scene)
 
 
 def sequences(person: int, action: str, scenario: int, seed: int = 0, preset: str = "full") -> list:
