@@ -153,38 +153,38 @@ class LSTMRecurrence(torch.autograd.Function):
         T, B, four_h = x_proj.shape
         H = four_h // 4
         weight_hh_t = weight_hh.t()
-        gates = torch.empty_like(x_proj)          # activated gates i, f, g, o
+        gates = x_proj.new_empty(T, B, four_h)    # σ of the pre-activations; the i, f and o blocks are used
+        candidates = x_proj.new_empty(T, B, H)    # C̃_t = tanh of the g block
         cs = x_proj.new_empty(T + 1, B, H)        # C_0 .. C_T
+        tanh_cs = x_proj.new_empty(T, B, H)       # tanh C_1 .. tanh C_T
         hs = x_proj.new_empty(T + 1, B, H)        # h_0 .. h_T
         cs[0], hs[0] = c0, h0
+        i, f, _, o = gates.chunk(4, dim=2)        # (T, B, H) views, indexed by step below
         for t in range(T):
             pre = torch.addmm(x_proj[t], hs[t], weight_hh_t)
             torch.sigmoid(pre, out=gates[t])
-            torch.tanh(pre[:, 2 * H:3 * H], out=gates[t, :, 2 * H:3 * H])
-            i, f, g, o = gates[t].chunk(4, dim=1)
-            torch.addcmul(f * cs[t], i, g, out=cs[t + 1])
-            torch.mul(o, torch.tanh(cs[t + 1]), out=hs[t + 1])
-        ctx.save_for_backward(gates, cs, hs, weight_hh)
+            torch.tanh(pre[:, 2 * H:3 * H], out=candidates[t])
+            torch.addcmul(f[t] * cs[t], i[t], candidates[t], out=cs[t + 1])
+            torch.mul(o[t], torch.tanh(cs[t + 1], out=tanh_cs[t]), out=hs[t + 1])
+        ctx.save_for_backward(gates, candidates, cs, tanh_cs, hs, weight_hh)
         return hs[1:], cs[T]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_hs, grad_c_n):
-        gates, cs, hs, weight_hh = ctx.saved_tensors
+        gates, g, cs, tanh_c, hs, weight_hh = ctx.saved_tensors
         T, B, H = grad_hs.shape
-        i, f, g, o = gates.chunk(4, dim=2)
-        tanh_c = torch.tanh(cs[1:])
+        i, f, _, o = gates.chunk(4, dim=2)
         # Everything that does not depend on the recurrence, for all steps at once.
         dc_from_dh = o * (1 - tanh_c * tanh_c)                                  # (T, B, H)
         m = torch.cat([g * i * (1 - i), cs[:-1] * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], dim=2)
         grad_pre = torch.empty_like(gates)                                      # δa_t, (T, B, 4H)
-        grad_h = grad_hs.new_zeros(B, H)
-        grad_c = grad_c_n.clone() if grad_c_n is not None else grad_hs.new_zeros(B, H)
+        grad_h = grad_hs[T - 1]
+        grad_c = grad_c_n.clone()
         for t in reversed(range(T)):
-            grad_h = grad_hs[t] + grad_h
             grad_c.addcmul_(grad_h, dc_from_dh[t])
             torch.mul(torch.cat([grad_c, grad_c, grad_c, grad_h], dim=1), m[t], out=grad_pre[t])
-            grad_h = grad_pre[t] @ weight_hh
+            grad_h = torch.addmm(grad_hs[t - 1], grad_pre[t], weight_hh) if t > 0 else grad_pre[t] @ weight_hh
             grad_c = grad_c * f[t]
         grad_weight_hh = grad_pre.view(T * B, 4 * H).t() @ hs[:-1].reshape(T * B, H)
         return grad_pre, grad_weight_hh, grad_h, grad_c
