@@ -14,6 +14,8 @@ The temporal-sampling contract with :class:`src.dataloader.KTHActionDataset`:
 - ``random_start=False`` (evaluation): the dataset cuts the window of clip ``k``
   (evenly spaced starts) and the sampler takes every ``step``-th frame from its first.
 - A window shorter than the clip is padded by repeating the last frame taken.
+- The window is a view of the dataset's in-memory frames: a transform must not modify
+  its input in place.
 
 Spatial augmentations are torchvision.transforms.v2 transforms: on a ``[T, 1, H, W]``
 tensor they draw their parameters once per call, so one flip and one angle apply to
@@ -67,10 +69,10 @@ class TemporalSampling(nn.Module):
         start = 0
         if self.random_start and window_len > span:
             start = int(torch.randint(0, window_len - span + 1, ()))
-        indices = torch.arange(start, min(start + span, window_len), self.step)
-        if len(indices) < self.num_frames:  # too short: repeat the last frame taken
-            indices = torch.cat([indices, indices[-1:].expand(self.num_frames - len(indices))])
-        return frames[indices]
+        clip = frames[start:start + span:self.step]
+        if len(clip) < self.num_frames:  # too short: repeat the last frame taken
+            clip = torch.cat([clip, clip[-1:].expand(self.num_frames - len(clip), *clip.shape[1:])])
+        return clip
 
     def extra_repr(self) -> str:
         return f"step={self.step}, num_frames={self.num_frames}, random_start={self.random_start}"
