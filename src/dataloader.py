@@ -101,9 +101,13 @@ class KTHActionDataset(Dataset):
     0..5 (index in :data:`src.kth.ACTIONS`).
 
     Attributes:
-        videos: the index entries (dicts) of the split's videos, in load order.
+        videos: the index entries (dicts) of the split's videos, sorted by video id.
+        labels: the label of every video (``labels[video_index]``).
+        video_frames: the frames of every video, uint8 ``[T_video, 1, H, W]``.
         clips: ``(video_index, clip_index)`` of every item.
         num_padded: how many items are padded by repeating the last frame.
+        random_clips: True when items are random clips (the sampler's ``random_start``).
+        windows: for fixed clips, the ``(start, end)`` frame range of every item.
     """
 
     def __init__(self, root_dir, split: str = "train", transform=None, max_frames: int = 10,

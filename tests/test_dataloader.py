@@ -270,8 +270,17 @@ def test_meta_collates_through_a_dataloader(prepared):
 # ---------------------------------------------------------------- the PNG layout
 
 def test_png_tree_without_index(tmp_path):
-    videos = {video_id(15, a, 1): {"num_frames": 12, "sequences": [[3, 5]]} for a in ACTIONS}
+    videos = {video_id(p, a, 1): {"num_frames": 12, "sequences": [[3, 5]]} for p in (1, 15) for a in ACTIONS}
     root = write_prepared(tmp_path, videos, png=True, index=False)
+    with warnings.catch_warnings(record=True) as caught:  # a course-style folder: the course's call works
+        warnings.simplefilter("always")
+        course = KTHActionDataset(root_dir=str(root), split='train', transform=get_train_transforms(slicing_step=2),
+                                  max_frames=10, img_size=(64, 64))
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "ignored 1 entries that are not KTH video folders (cache)" in messages
+    assert "6 of 6 videos of split 'train' have no 19 frames in a row" in messages
+    assert len(course) == 6 and course.num_padded == 6  # 12 frames < 19: padded
+    assert course[0][0].shape == (10, 1, 64, 64)
     (root / "README.txt").write_text("not a video")
     (root / "walking" / "notes.txt").write_text("not a video")
     with pytest.warns(UserWarning, match=r"ignored 3 entries that are not KTH video folders"):  # + cache/
