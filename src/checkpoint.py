@@ -69,7 +69,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     from src.classifier import build_model
 
     checkpoint = load_checkpoint(path, map_location)
-    model = build_model(checkpoint["config"]["model"])
+    model = build_model(checkpoint["config"]["model"], load_pretrained=False)  # the weights come next
     model.load_state_dict(checkpoint["model_state_dict"])
     return model.to(map_location).eval(), checkpoint
 

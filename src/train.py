@@ -287,13 +287,14 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
                             num_workers=workers, pin_memory=pin)
     val_video_index = clip_video_index(val_set)
 
-    model = build_model(config["model"]).to(device)
+    resuming = resume and last_path.is_file()
+    model = build_model(config["model"], load_pretrained=not resuming).to(device)  # resuming: weights from last.pth
     optimizer = make_optimizer(model, train_config)
     scheduler = make_scheduler(optimizer, train_config, len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
 
     start_epoch, history, best = 0, [], {"val_accuracy": -1.0, "val_video_accuracy": -1.0, "epoch": 0}
-    if resume and last_path.is_file():
+    if resuming:
         checkpoint = load_checkpoint(last_path, map_location=device)
         model.load_state_dict(checkpoint["model_state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
@@ -399,6 +400,8 @@ def main(argv: list[str] | None = None) -> None:
         summary = train(config, data_root=args.data, resume=args.resume)
     except (ConfigError, NonFiniteLossError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("\ninterrupted: last.pth holds the last finished epoch; continue with the same command plus --resume")
     print(f"{summary['experiment']}: best val accuracy {summary['best_val_accuracy']:.4f} "
           f"(video {summary['best_val_video_accuracy']:.4f}) at epoch {summary['best_epoch']}/{summary['epochs']}; "
           f"{summary['time_per_epoch_s']:.1f} s/epoch, data wait {100 * summary['data_wait_share']:.1f}%, "

@@ -74,3 +74,16 @@ def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(RuntimeError, match=f"{tmp_path / 'broken.pth'}: not a readable checkpoint") as info:
         load_checkpoint(tmp_path / "broken.pth")
     assert "\n" not in str(info.value)
+
+
+def test_load_model_needs_no_pretrained_weights_file(tmp_path, monkeypatch):
+    empty_home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(empty_home))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(empty_home / "hub"))
+    config = load_config("configs/LSTMCell_PretEncoder.yaml")
+    config["model"].update(SMALL_MODEL)
+    assert config["model"]["pretrained"]
+    trained = build_model({**config["model"], "pretrained": False})
+    save_checkpoint({"model_state_dict": trained.state_dict(), "config": config}, tmp_path / "best.pth")
+    model, _ = load_model(tmp_path / "best.pth")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))

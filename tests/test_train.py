@@ -148,8 +148,8 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tiny_prepared, tmp_path
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_prepared, tmp_path, monkeypatch):
     build = src.train.build_model
 
-    def build_model_that_breaks_in_epoch_2(model_config):
-        model = build(model_config)
+    def build_model_that_breaks_in_epoch_2(model_config, **kwargs):
+        model = build(model_config, **kwargs)
         calls = {"train": 0}
 
         def poison(module, inputs, output):
