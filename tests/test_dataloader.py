@@ -367,3 +367,26 @@ def test_tiny_twin_integration(tiny_prepared):
         taken = dataset.video_frames[video_index][start:end:3]  # ... and holds its every 3rd frame
         expected = torch.cat([taken, taken[-1:].expand(10 - len(taken), -1, -1, -1)])
         torch.testing.assert_close(frames, expected.float() / 255, rtol=0, atol=1e-6)
+
+
+# ---------------------------------------------------------------- the real KTH samples
+
+def test_real_samples(kth_samples, tmp_path):
+    from src.prepare import prepare
+    prepare(kth_samples, tmp_path, workers=1, write_png=False)
+    dataset = KTHActionDataset(tmp_path, split="trainval", transform=get_test_transforms(3), max_frames=10,
+                               clips_per_video=4, return_meta=True)
+    frame_counts = {v["video_id"]: len(f) for v, f in zip(dataset.videos, dataset.video_frames)}
+    assert frame_counts == {"person01_boxing_d2": 390, "person01_handclapping_d1": 378,
+                            "person01_handclapping_d2": 550, "person01_jogging_d1": 415,
+                            "person03_boxing_d4": 512, "person04_boxing_d1": 328}
+    assert dataset.num_padded == 0 and len(dataset) == 6 * 4
+    for i in range(len(dataset)):  # fixed clips lie inside the official 00sequences.txt ranges
+        start, end = dataset.windows[i]
+        sequences = dataset.videos[dataset.clips[i][0]]["sequences"]
+        assert len(sequences) == 4 and any(a <= start < end <= b for a, b in sequences)
+    frames, label, meta = dataset[0]
+    assert frames.shape == (10, 1, 64, 64) and meta["video_id"] == "person01_boxing_d2"
+    assert label == ACTIONS.index("boxing") and frames.std() > 0.02
+    with pytest.raises(ValueError, match=r"no videos of persons \[17, .*the data holds persons \[1, 3, 4\]"):
+        KTHActionDataset(tmp_path, split="test")
