@@ -69,7 +69,7 @@ _LOOK, _SCENE, _NOISE, _MOTION = 11, 22, 33, 44
 # that sets knee lift, arm swing, elbow bend and lean. Ranges overlap on purpose.
 _GAIT_SPEED = (2.1, 3.3, 4.1)
 _GAIT_CADENCE = (0.95, 1.3, 1.5)
-_GAIT_INTENSITY = ((0.0, 0.5), (0.6, 1.4), (1.1, 1.9))
+_GAIT_INTENSITY = ((0.0, 0.7), (0.5, 1.4), (1.0, 1.9))
 
 # Body proportions in units of the person's height H.
 _THIGH, _SHIN, _FOOT = 0.245, 0.245, 0.065
@@ -682,10 +682,10 @@ def _read_gray(path: Path) -> np.ndarray:
 
 def save_frame_grid(raw_dir: str | Path, path: str | Path, rows: list[tuple] | None = None,
                     num_frames: int = 8) -> Path:
-    """Saves a PNG of evenly spaced frames: one row per (person, action, scenario) video.
+    """Saves a PNG of ``num_frames`` evenly spaced frames per video, one row per video.
 
-    ``rows`` default: the first person of ``raw_dir``, every action in scenarios d1 and
-    d4, and the hand actions... in fact every (action, scenario) found for that person.
+    ``rows``: ``(person, action, scenario)`` keys; default: every (action, scenario) of the
+    lowest-numbered person in ``raw_dir``. Compare it with ``kth_samples/reference_frames.png``.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -719,10 +719,9 @@ def save_frame_grid(raw_dir: str | Path, path: str | Path, rows: list[tuple] | N
     ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks([(HEIGHT + 2) * (i + 0.5) for i in range(len(rows))], labels, fontsize=7)
     ax.set_xticks([])
-    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".part" + path.suffix)
-    fig.savefig(tmp)
+    fig.savefig(tmp, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)
     return path
