@@ -104,7 +104,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if data_root is None:
         trained_on = checkpoint.get("data_root")
         data_root = trained_on if trained_on and is_prepared(trained_on) else data["root"]
-    data_root, synthetic = resolve_data_root(data_root, preset=data["synthetic_preset"], seed=config["train"]["seed"])
+    data_root, synthetic = resolve_data_root(data_root, preset=data["synthetic_preset"])
 
     test_set = KTHActionDataset(
         data_root, split="test", clips_per_video=data["eval_clips_per_video"],

@@ -25,6 +25,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -276,8 +277,7 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
     use_amp = train_config["amp"] and device.type == "cuda"
 
     seed_everything(train_config["seed"])
-    data_root, synthetic = resolve_data_root(data_root or config["data"]["root"],
-                                             preset=config["data"]["synthetic_preset"], seed=train_config["seed"])
+    data_root, synthetic = resolve_data_root(data_root or config["data"]["root"], preset=config["data"]["synthetic_preset"])
     train_set, val_set = make_datasets(config, data_root)
     pin = device.type == "cuda"
     workers = config["data"]["num_workers"]
@@ -303,6 +303,11 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
         scaler.load_state_dict(checkpoint["scaler_state_dict"])
         start_epoch, history, best = checkpoint["epoch"], checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
         set_rng_states(checkpoint["rng_states"])
+        changed = sorted(key for key, value in flat_hparams(checkpoint["config"]).items()
+                         if not key.startswith("log.") and flat_hparams(config).get(key) != value)
+        if changed:
+            warnings.warn(f"{name}: resuming {last_path} with a changed config ({', '.join(changed)}); the optimizer "
+                          f"and learning-rate schedule continue as saved", stacklevel=2)
         print(f"{name}: resuming from {last_path} after epoch {start_epoch}", file=sys.stderr)
     elif resume:
         print(f"{name}: no {last_path} yet; starting from scratch", file=sys.stderr)

@@ -143,6 +143,10 @@ def test_resume_after_kill_9(finished_run, tiny_prepared, tmp_path):
 def test_resume_without_a_checkpoint_starts_from_scratch(tiny_prepared, tmp_path):
     summary = train(tiny_config(tmp_path, extra=["train.epochs=1"]), data_root=tiny_prepared, resume=True)
     assert summary["epochs"] == 1 and (tmp_path / "models" / "GRUCell" / "last.pth").is_file()
+    # resuming with a changed config says which keys changed
+    with pytest.warns(UserWarning, match=r"changed config \(train\.epochs\)"):
+        summary = train(tiny_config(tmp_path, extra=["train.epochs=2"]), data_root=tiny_prepared, resume=True)
+    assert summary["epochs"] == 2
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_prepared, tmp_path, monkeypatch):
