@@ -115,7 +115,9 @@ class KTHActionDataset(Dataset):
                  val_persons=DEFAULT_VAL_PERSONS, use_sequences: bool = True, return_meta: bool = False):
         self.root_dir = Path(root_dir)
         self.split = split
-        self.persons = split_persons(split, val_persons) if persons is None else tuple(sorted(persons))
+        self.persons = split_persons(split, val_persons)  # checks the split name even when persons= is given
+        if persons is not None:
+            self.persons = tuple(sorted(persons))
         if max_frames < 1 or clips_per_video < 1:
             raise ValueError(f"max_frames and clips_per_video must be >= 1, got {max_frames} and {clips_per_video}")
         self.max_frames = max_frames

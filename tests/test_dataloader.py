@@ -317,6 +317,8 @@ def test_missing_and_empty_root(tmp_path):
 def test_unknown_split(prepared):
     with pytest.raises(ValueError, match=r"unknown split 'validation': use one of train, val, test, trainval"):
         KTHActionDataset(prepared, split="validation")
+    with pytest.raises(ValueError, match=r"unknown split 'dev'"):
+        KTHActionDataset(prepared, split="dev", persons=[1])
     assert SPLITS == ("train", "val", "test", "trainval")
 
 
