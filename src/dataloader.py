@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from PIL import Image
+from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
