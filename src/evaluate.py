@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         results = evaluate(args.checkpoint, data_root=args.data, device=args.device)
-    except (FileNotFoundError, RuntimeError) as e:
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
         sys.exit(f"error: {e}")
     print_table(results)
     print(f"results written to {Path(args.checkpoint).with_name('results.json')}")

@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = load_config(args.config, args.set, name=args.name)
         summary = train(config, data_root=args.data, resume=args.resume)
-    except (ConfigError, NonFiniteLossError, FileNotFoundError) as e:
+    except (ValueError, NonFiniteLossError, FileNotFoundError) as e:  # ConfigError is a ValueError
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         sys.exit("\ninterrupted: last.pth holds the last finished epoch; continue with the same command plus --resume")

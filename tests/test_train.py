@@ -212,3 +212,14 @@ def test_classification_metrics_average_clip_logits_per_video():
     assert metrics["video_accuracy"] == pytest.approx(1 / 2)
     assert metrics["confusion_matrix"] == [[2, 1, 0], [0, 0, 0], [0, 1, 1]]
     assert metrics["per_class_accuracy"] == pytest.approx([2 / 3, 0.0, 1 / 2])
+
+
+def test_bad_data_is_a_one_line_error(tiny_prepared, tmp_path):
+    with pytest.raises(SystemExit) as info:
+        src.train.main(["--config", "configs/GRUCell.yaml", "--data", str(tiny_prepared), "--set", *TINY,
+                        "data.val_persons=[3]", f"log.models_dir={tmp_path}", f"log.tboard_dir={tmp_path}"])
+    message = str(info.value.code)
+    assert str(tiny_prepared) in message and "[3]" in message and "\n" not in message
+    with pytest.raises(SystemExit) as info:
+        src.train.main(["--config", "configs/GRUCell.yaml", "--data", str(tmp_path / "nothing")])
+    assert f"{tmp_path / 'nothing'}: no prepared dataset" in str(info.value.code)
