@@ -430,7 +430,7 @@ def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: s
         direction = rng.choice((-1, 1))
         xs, phases, facing, lengths, present = [], [], [], [], []
         phase0 = rng.uniform()
-        for rep in range(reps):
+        for _ in range(reps):
             speed = (_GAIT_SPEED[gait] * look.speed[gait] * rng.uniform(0.95, 1.05)
                      * cfg["locomotion_speedup"][gait] * height / 68)
             cadence = _GAIT_CADENCE[gait] * look.cadence * rng.uniform(0.96, 1.04)
@@ -614,14 +614,13 @@ def preset_videos(preset: str = "full") -> list[tuple[int, str, int]]:
             if video_id(p, a, d) not in MISSING_VIDEOS]
 
 
-def _make_video(job: tuple) -> tuple[str, list, bool]:
+def _make_video(job: tuple) -> tuple[str, list]:
+    """Writes one video unless it exists; returns its id and subsequences."""
     out_dir, person, action, scenario, seed, preset = job
     path = video_path(out_dir, person, action, scenario)
-    if path.is_file():
-        return video_id(person, action, scenario), sequences(person, action, scenario, seed, preset), True
-    frames = render_video(person, action, scenario, seed, preset)
-    write_video(frames, path)
-    return video_id(person, action, scenario), sequences(person, action, scenario, seed, preset), False
+    if not path.is_file():
+        write_video(render_video(person, action, scenario, seed, preset), path)
+    return video_id(person, action, scenario), sequences(person, action, scenario, seed, preset)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -650,24 +649,23 @@ def generate(out_dir: str | Path, preset: str = "full", seed: int = 0, workers: 
                 f"version {old.get('generator_version')}); use another --out or delete {out_dir}")
     for action in ACTIONS:
         (out_dir / action).mkdir(parents=True, exist_ok=True)
+    _write_text(meta_path, json.dumps(meta, indent=2) + "\n")  # first, so that a resumed run can check it
     jobs = [(out_dir, p, a, d, seed, preset) for p, a, d in videos]
     workers = workers or os.cpu_count() or 1
     ranges = {}
     progress = tqdm(total=len(jobs), desc=f"synthetic KTH ({preset})", unit="video")
     if workers == 1:
-        results = map(_make_video, jobs)
-        for vid, seq, _ in results:
+        for vid, seq in map(_make_video, jobs):
             ranges[vid] = seq
             progress.update()
     else:
         with Pool(workers) as pool:
-            for vid, seq, _ in pool.imap_unordered(_make_video, jobs, chunksize=2):
+            for vid, seq in pool.imap_unordered(_make_video, jobs, chunksize=2):
                 ranges[vid] = seq
                 progress.update()
     progress.close()
     order = [video_id(p, a, d) for p, a, d in videos]
     _write_text(out_dir / "00sequences.txt", format_sequences({vid: ranges[vid] for vid in order}))
-    _write_text(meta_path, json.dumps(meta, indent=2) + "\n")
     return out_dir
 
 
