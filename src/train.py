@@ -374,7 +374,8 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
         writer.close()
         kept = f"{last_path} keeps epoch {start_epoch if not history else history[-1]['epoch']}" \
             if last_path.is_file() else "no checkpoint was written"
-        raise NonFiniteLossError(f"{name}: {e}; stopped ({kept}). Lower train.lr or set train.grad_clip") from None
+        raise NonFiniteLossError(f"{name}: {e}; stopped ({kept}). Try a lower train.lr "
+                                 f"(now {train_config['lr']:g}), then --resume or start again") from None
 
     if not history:
         writer.close()
