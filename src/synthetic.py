@@ -734,9 +734,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     parser.add_argument("--grid", default=None, help="also save a PNG grid of frames to this path")
     args = parser.parse_args(argv)
-    out = generate(args.out, preset=args.preset, seed=args.seed, workers=args.workers)
-    if args.grid:
-        print(f"grid: {save_frame_grid(out, args.grid)}")
+    try:
+        out = generate(args.out, preset=args.preset, seed=args.seed, workers=args.workers)
+        if args.grid:
+            print(f"grid: {save_frame_grid(out, args.grid)}")
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

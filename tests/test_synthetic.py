@@ -183,3 +183,11 @@ def test_frame_grid(tiny_raw, tmp_path):
     with pytest.raises(FileNotFoundError, match="no KTH-named"):
         save_frame_grid(tmp_path, tmp_path / "none.png")
     assert not os.path.exists(tmp_path / "none.png")
+
+
+def test_cli_reports_bad_input_in_one_line(tiny_raw):
+    from src.synthetic import main
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", str(tiny_raw), "--preset", "tiny", "--seed", "1"])
+    message = str(exit_info.value.code)
+    assert message.startswith("error: ") and str(tiny_raw) in message and "\n" not in message
