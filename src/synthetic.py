@@ -216,12 +216,13 @@ def background(person: int, scenario: int, seed: int = 0) -> np.ndarray:
         img = np.where(np.abs(ys - line) < 1.0, rng.uniform(60, 90), img)  # the skirting line
         return _blur(img.astype(np.float32))
     # Outdoors: a textured ground plane seen in perspective below the horizon.
-    texture = _periodic_noise(rng, 256, (0.25, 0.06)) + 0.8 * _periodic_noise(rng, 256, (0.04, 0.01))
+    texture = _periodic_noise(rng, 256, (0.35, 0.04)) + 0.5 * _periodic_noise(rng, 256, (0.06, 0.015))
     depth = 1.0 / np.maximum(ys - scene.horizon_y + 3.0, 1.0)                 # [h, 1]
-    u = ((xs - WIDTH / 2) * depth * 110.0).astype(np.int64) % 256            # [h, w]
-    v = (depth * 4000.0).astype(np.int64) % 256                              # [h, 1]
+    u = ((xs - WIDTH / 2) * depth * 200.0).astype(np.int64) % 256            # [h, w]
+    v = (depth * 9000.0).astype(np.int64) % 256                              # [h, 1]
     ground_gray = rng.uniform(105, 140)
-    ground = (ground_gray + rng.uniform(8, 14) * texture[v, u] + 6 * patches
+    bands = 5 * _upsample(rng.standard_normal((8, 1)), (h, 1))               # broad lighter and darker strips
+    ground = (ground_gray + rng.uniform(5, 9) * texture[v, u] + 3 * patches + bands
               - 0.12 * (ys - scene.horizon_y))                              # a little darker nearby
     band = np.exp(-np.maximum(ys - scene.horizon_y, 0) / rng.uniform(3, 8))   # a pale far field
     ground = ground + rng.uniform(10, 30) * band
