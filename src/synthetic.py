@@ -578,8 +578,10 @@ def render_video(person: int, action: str, scenario: int, seed: int = 0, preset:
     frames *= (1 - plan.scene.vignette * r2).astype(np.float32)
     noise_rng = _rng(seed, person, scenario, _NOISE)
     bank = plan.scene.noise_sigma * noise_rng.standard_normal((_NOISE_BANK, HEIGHT, WIDTH), dtype=np.float32)
-    frames += bank[noise_rng.integers(0, _NOISE_BANK, t)]
-    return np.clip(frames + 0.5, 0, 255).astype(np.uint8)
+    bank += 0.5  # rounds to nearest when cast to uint8 below
+    for frame, k in zip(frames, noise_rng.integers(0, _NOISE_BANK, t)):  # in place: no [T, H, W] temporary
+        frame += bank[k]
+    return np.clip(frames, 0, 255, out=frames).astype(np.uint8)
 
 
 def write_video(frames: np.ndarray, path: str | Path) -> None:
