@@ -141,6 +141,7 @@ class Scene:
 
 
 def scene_params(person: int, scenario: int, seed: int = 0) -> Scene:
+    """The scene of a (person, scenario): the same for all six actions."""
     rng = _rng(seed, person, scenario, _SCENE)
     u = rng.uniform
     indoor = scenario == 4
@@ -175,6 +176,7 @@ _MARGIN_X, _MARGIN_Y = 48, 36
 
 
 def _upsample(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D array to ``shape`` (rows, cols), float32."""
     from PIL import Image
     return np.asarray(Image.fromarray(a.astype(np.float32)).resize(shape[::-1], Image.BILINEAR))
 
