@@ -187,13 +187,15 @@ class LSTMRecurrence(torch.autograd.Function):
         dc_from_dh = o * (1 - tanh_c * tanh_c)                                  # (T, B, H)
         m = torch.cat([g * i * (1 - i), cs[:-1] * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], dim=2)
         grad_pre = torch.empty_like(gates)                                      # δa_t, (T, B, 4H)
-        grad_h = grad_hs[T - 1]
+        grad_hs_t, grad_pre_t, f_t = grad_hs.unbind(0), grad_pre.unbind(0), f.unbind(0)
+        dc_from_dh_t, m_t = dc_from_dh.unbind(0), m.unbind(0)
+        grad_h = grad_hs_t[T - 1]
         grad_c = grad_c_n.clone()
         for t in reversed(range(T)):
-            grad_c.addcmul_(grad_h, dc_from_dh[t])
-            torch.mul(torch.cat([grad_c, grad_c, grad_c, grad_h], dim=1), m[t], out=grad_pre[t])
-            grad_h = torch.addmm(grad_hs[t - 1], grad_pre[t], weight_hh) if t > 0 else grad_pre[t] @ weight_hh
-            grad_c = grad_c * f[t]
+            grad_c.addcmul_(grad_h, dc_from_dh_t[t])
+            torch.mul(torch.cat([grad_c, grad_c, grad_c, grad_h], dim=1), m_t[t], out=grad_pre_t[t])
+            grad_h = torch.addmm(grad_hs_t[t - 1], grad_pre_t[t], weight_hh) if t > 0 else grad_pre_t[t] @ weight_hh
+            grad_c = grad_c * f_t[t]
         grad_weight_hh = grad_pre.view(T * B, 4 * H).t() @ hs[:-1].reshape(T * B, H)
         return grad_pre, grad_weight_hh, grad_h, grad_c
 
