@@ -267,7 +267,9 @@ class OwnLSTM(nn.Module):
             if layer > 0 and self.dropout > 0:
                 seq = F.dropout(seq, self.dropout, self.training)
             x_proj = F.linear(seq, weight_ih, bias_ih + bias_hh)               # (T, B, 4H), all steps at once
-            seq, c_last = LSTMRecurrence.apply(x_proj, weight_hh, h0[layer], c0[layer])
+            # Under autocast x_proj may be float16/bfloat16: the recurrence runs in x_proj's dtype.
+            dtype = x_proj.dtype
+            seq, c_last = LSTMRecurrence.apply(x_proj, weight_hh.to(dtype), h0[layer].to(dtype), c0[layer].to(dtype))
             h_n.append(seq[-1])
             c_n.append(c_last)
         out = seq[0] if single_step else (seq.transpose(0, 1) if self.batch_first else seq)
@@ -447,7 +449,8 @@ class OwnGRU(nn.Module):
             if layer > 0 and self.dropout > 0:
                 seq = F.dropout(seq, self.dropout, self.training)
             x_proj = F.linear(seq, weight_ih, bias_ih)                          # (T, B, 3H), all steps at once
-            seq = GRURecurrence.apply(x_proj, weight_hh, bias_hh, h[layer])
+            dtype = x_proj.dtype  # float16/bfloat16 under autocast: the recurrence runs in x_proj's dtype
+            seq = GRURecurrence.apply(x_proj, weight_hh.to(dtype), bias_hh.to(dtype), h[layer].to(dtype))
             h_n.append(seq[-1])
         out = seq[0] if single_step else (seq.transpose(0, 1) if self.batch_first else seq)
         if self.fc is not None:

@@ -439,3 +439,18 @@ def test_bad_input_gets_a_one_line_error(make, call, message):
         module = make()
         call(module)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("make", [lambda: OwnLSTM(5, 7, num_layers=2), lambda: OwnGRU(5, 7, num_layers=2),
+                                  lambda: OwnConvLSTM(5, 7, num_layers=2)], ids=["lstm", "gru", "conv_lstm"])
+def test_runs_under_autocast_and_keeps_float32_gradients(make):
+    torch.manual_seed(0)
+    model = make()
+    x = torch.randn(2, 3, 5, 4, 4) if isinstance(model, OwnConvLSTM) else torch.randn(2, 3, 5)
+    reference, _ = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = model(x)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
+    torch.testing.assert_close(out.float(), reference, atol=0.1, rtol=0)  # bfloat16 keeps ~3 digits
