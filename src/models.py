@@ -5,7 +5,7 @@ like PyTorch's (torch.nn.LSTMCell, torch.nn.LSTM, torch.nn.GRUCell, torch.nn.GRU
 ``own.load_state_dict(torch_module.state_dict())`` works and gives PyTorch's numbers.
 
 Shapes use B batch, T time steps, I input features, H hidden features, L layers,
-C input channels, Ch hidden channels and S... the spatial size ((H, W) or (L,)).
+C input channels, Ch hidden channels and S the spatial size ((H, W) or (L,)).
 
 Speed. The single-step cells are plain autograd code, equation by equation. The
 sequence modules do what the fused kernels do:
@@ -23,6 +23,7 @@ sequence modules do what the fused kernels do:
   written by hand, with every factor that does not depend on the recurrence computed
   for all steps at once. This replaces the many tiny autograd nodes per step.
 
+    >>> import torch
     >>> from src.models import OwnLSTM
     >>> lstm = OwnLSTM(64, 128, num_layers=2)
     >>> out, (h_n, c_n) = lstm(torch.randn(4, 10, 64))   # out (4, 10, 128), h_n (2, 4, 128)
