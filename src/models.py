@@ -184,9 +184,11 @@ class LSTMRecurrence(torch.autograd.Function):
         gates, g, cs, tanh_c, hs, weight_hh = ctx.saved_tensors
         T, B, H = grad_hs.shape
         i, f, _, o = gates.chunk(4, dim=2)
-        # Everything that does not depend on the recurrence, for all steps at once.
+        # Everything that does not depend on the recurrence, for all steps at once (few, large ops):
+        # M_t = [C̃_t, C_{t-1}, i_t, tanh C_t] ⊙ [σ'(i), σ'(f), tanh'(g), σ'(o)] with σ' = σ(1 - σ), tanh' = 1 - C̃².
         dc_from_dh = o * (1 - tanh_c * tanh_c)                                  # (T, B, H)
-        m = torch.cat([g * i * (1 - i), cs[:-1] * f * (1 - f), i * (1 - g * g), tanh_c * o * (1 - o)], dim=2)
+        m = torch.cat([g, cs[:-1], i, tanh_c], dim=2).mul_(gates * (1 - gates))  # (T, B, 4H), g block fixed next
+        m[:, :, 2 * H:3 * H] = i * (1 - g * g)
         grad_pre = torch.empty_like(gates)                                      # δa_t, (T, B, 4H)
         grad_hs_t, grad_pre_t, f_t = grad_hs.unbind(0), grad_pre.unbind(0), f.unbind(0)
         dc_from_dh_t, m_t = dc_from_dh.unbind(0), m.unbind(0)
