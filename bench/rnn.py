@@ -114,7 +114,7 @@ def machine(device: torch.device) -> str:
         names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
         cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
-    return (f"{cpu}{gpu}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
+    return (f"{cpu}{gpu}; torch {torch.__version__}; threads: {torch.get_num_threads()}; "
             f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
 
 
