@@ -2,8 +2,8 @@
 
     python -m src.suite [--seeds 3] [--only GRUCell OwnLSTM ...] [--set train.epochs=5 ...]
 
-Each run is ``python -m src.train --config configs/<experiment>.yaml --resume`` followed
-by ``python -m src.evaluate``; the main recurrent experiments run once per seed
+Each run trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then
+tests its ``best.pth``, in this process; the main recurrent experiments run once per seed
 (run names ``GRUCell``, ``GRUCell_seed1``, ...). A run whose ``results.json`` exists is
 skipped, an interrupted one resumes from its ``last.pth``, and a run that fails (for
 example pretrained weights that are not available offline) is reported and the suite
@@ -12,12 +12,13 @@ goes on. At the end ``src.compare`` rebuilds the table and plots.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import json
 import sys
 import time
 from pathlib import Path
 
 from src.compare import compare
+from src.config import load_config
 
 MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
 
@@ -29,6 +30,23 @@ def planned_runs(experiments: list[str], seeds: int) -> list[tuple[str, str, int
         for seed in range(seeds if name in MAIN_RECURRENT else 1):
             runs.append((name, name if seed == 0 else f"{name}_seed{seed}", seed))
     return runs
+
+
+def run_experiment(experiment: str, run: str | None = None, seed: int | None = None, overrides=(),
+                   data_root=None, configs_dir="configs") -> dict:
+    """Train (resuming if interrupted) and test one run of ``configs/<experiment>.yaml``;
+    return its results (see src.evaluate). A run whose ``results.json`` exists is loaded,
+    not trained again."""
+    from src.evaluate import evaluate
+    from src.train import train
+
+    overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]
+    config = load_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)
+    run_dir = Path(config["log"]["models_dir"]) / config["experiment"]
+    if (run_dir / "results.json").is_file():
+        return json.loads((run_dir / "results.json").read_text())
+    train(config, data_root=data_root, resume=True)
+    return evaluate(run_dir / "best.pth", data_root=data_root)
 
 
 def main(argv=None):
@@ -51,22 +69,17 @@ def main(argv=None):
     failed = []
     runs = planned_runs(experiments, args.seeds)
     for i, (name, run, seed) in enumerate(runs, 1):
-        run_dir = Path(args.models_dir) / run
-        if (run_dir / "results.json").is_file():
-            print(f"[{i}/{len(runs)}] {run}: done, skipped")
-            continue
-        overrides = [f"train.seed={seed}", f"log.models_dir={args.models_dir}", *args.set]
-        data = ["--data", args.data] if args.data else []
-        train = [sys.executable, "-m", "src.train", "--config", f"{args.configs}/{name}.yaml", "--name", run,
-                 "--resume", *data, "--set", *overrides]
-        evaluate = [sys.executable, "-m", "src.evaluate", "--checkpoint", str(run_dir / "best.pth"), *data]
-        print(f"[{i}/{len(runs)}] {run}: training (seed {seed})", flush=True)
+        print(f"[{i}/{len(runs)}] {run} (seed {seed})", flush=True)
         start = time.time()
-        if subprocess.run(train).returncode != 0 or subprocess.run(evaluate).returncode != 0:
-            print(f"[{i}/{len(runs)}] {run}: FAILED after {time.time() - start:.0f} s; going on", flush=True)
+        try:
+            results = run_experiment(name, run, seed, [f"log.models_dir={args.models_dir}", *args.set],
+                                     data_root=args.data, configs_dir=args.configs)
+        except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
+            print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
             failed.append(run)
             continue
-        print(f"[{i}/{len(runs)}] {run}: finished in {time.time() - start:.0f} s", flush=True)
+        print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
+              f"({time.time() - start:.0f} s)", flush=True)
 
     compare(models_dir=args.models_dir, configs_dir=args.configs)
     if failed:
