@@ -24,12 +24,11 @@ MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
 
 
 def planned_runs(experiments: list[str], seeds: int) -> list[tuple[str, str, int]]:
-    """``(experiment, run_name, seed)`` for every run of the suite, in order."""
-    runs = []
-    for name in experiments:
-        for seed in range(seeds if name in MAIN_RECURRENT else 1):
-            runs.append((name, name if seed == 0 else f"{name}_seed{seed}", seed))
-    return runs
+    """``(experiment, run_name, seed)`` for every run of the suite, in order: every
+    experiment once first, then the further seeds, so that a suite cut short still
+    covers every experiment."""
+    return [(name, name if seed == 0 else f"{name}_seed{seed}", seed)
+            for seed in range(seeds) for name in experiments if seed == 0 or name in MAIN_RECURRENT]
 
 
 def run_experiment(experiment: str, run: str | None = None, seed: int | None = None, overrides=(),

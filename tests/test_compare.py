@@ -44,5 +44,5 @@ def test_compare_without_results_says_so(tmp_path, capsys):
 def test_suite_runs_seeds_only_for_the_main_recurrent_experiments():
     assert experiment_of("GRUCell_seed12") == "GRUCell"
     runs = planned_runs(["GRUCell", "R2Plus1D"], seeds=3)
-    assert runs == [("GRUCell", "GRUCell", 0), ("GRUCell", "GRUCell_seed1", 1),
-                    ("GRUCell", "GRUCell_seed2", 2), ("R2Plus1D", "R2Plus1D", 0)]
+    assert runs == [("GRUCell", "GRUCell", 0), ("R2Plus1D", "R2Plus1D", 0),
+                    ("GRUCell", "GRUCell_seed1", 1), ("GRUCell", "GRUCell_seed2", 2)]
