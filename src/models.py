@@ -203,7 +203,65 @@ class LSTMRecurrence(torch.autograd.Function):
         return grad_pre, grad_weight_hh, grad_h, grad_c
 
 
-class OwnLSTM(nn.Module):
+class _StackedRecurrentLayers(nn.Module):
+    """What OwnLSTM and OwnGRU share: per-layer parameters named and laid out like
+    torch.nn.LSTM/GRU's (``weight_ih_l{k}`` (G·H, I or H), ``weight_hh_l{k}`` (G·H, H),
+    ``bias_ih_l{k}``, ``bias_hh_l{k}`` (G·H,) with G gates), the optional final Linear
+    ``fc``, and the reshaping of x to time-major (T, B, I) and back."""
+
+    gates: int
+    forget_gate: int | None  # index of the gate block whose bias_ih starts at 1
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True,
+                 dropout: float = 0.0, output_size: int | None = None):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"{type(self).__name__}: num_layers must be >= 1, got {num_layers}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.batch_first, self.dropout = batch_first, dropout
+        G = self.gates
+        for layer in range(num_layers):
+            fan_in = input_size if layer == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(G * hidden_size, fan_in)))
+            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(G * hidden_size, hidden_size)))
+            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(G * hidden_size)))
+            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(G * hidden_size)))
+        self.fc = nn.Linear(hidden_size, output_size) if output_size is not None else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for layer in range(self.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(layer)
+            _xavier_gates_(weight_ih, self.gates)
+            _xavier_gates_(weight_hh, self.gates)
+            _init_biases_(bias_ih, bias_hh, forget_gate=self.forget_gate)
+        if self.fc is not None:
+            self.fc.reset_parameters()
+
+    def layer_parameters(self, layer: int) -> tuple[nn.Parameter, ...]:
+        """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer."""
+        return tuple(getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def _time_major(self, x: torch.Tensor) -> torch.Tensor:
+        """Check x, (B, T, I) / (T, B, I) / (B, I), and return it as (T, B, I)."""
+        I = self.input_size
+        sequence = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        _check_features(type(self).__name__, x, (2, 3), I, f"{sequence.replace('I', str(I))} or (B, {I})")
+        if x.dim() == 2:
+            return x.unsqueeze(0)
+        return x.transpose(0, 1) if self.batch_first else x
+
+    def _output(self, seq: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The last layer's (T, B, H) shaped back like x, through ``fc`` if there is one."""
+        out = seq[0] if x.dim() == 2 else (seq.transpose(0, 1) if self.batch_first else seq)
+        return self.fc(out) if self.fc is not None else out
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
+                f"batch_first={self.batch_first}, dropout={self.dropout}")
+
+
+class OwnLSTM(_StackedRecurrentLayers):
     """A multi-layer LSTM with the calling convention of torch.nn.LSTM.
 
     ``out, (h_n, c_n) = lstm(x, state=None)``
@@ -222,41 +280,11 @@ class OwnLSTM(nn.Module):
     ``output_size``. Initialisation as in :class:`OwnLSTMCell`.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True,
-                 dropout: float = 0.0, output_size: int | None = None):
-        super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"OwnLSTM: num_layers must be >= 1, got {num_layers}")
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.batch_first, self.dropout = batch_first, dropout
-        for layer in range(num_layers):
-            fan_in = input_size if layer == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(4 * hidden_size, fan_in)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(4 * hidden_size, hidden_size)))
-            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(4 * hidden_size)))
-            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(4 * hidden_size)))
-        self.fc = nn.Linear(hidden_size, output_size) if output_size is not None else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for layer in range(self.num_layers):
-            weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(layer)
-            _xavier_gates_(weight_ih, 4)
-            _xavier_gates_(weight_hh, 4)
-            _init_biases_(bias_ih, bias_hh, forget_gate=1)
-        if self.fc is not None:
-            self.fc.reset_parameters()
-
-    def layer_parameters(self, layer: int) -> tuple[nn.Parameter, ...]:
-        """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer."""
-        return tuple(getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    gates, forget_gate = 4, 1  # gate order i, f, g, o
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None):
-        name, I, H, L = type(self).__name__, self.input_size, self.hidden_size, self.num_layers
-        sequence = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        _check_features(name, x, (2, 3), I, f"{sequence.replace('I', str(I))} or (B, {I})")
-        single_step = x.dim() == 2
-        seq = x.unsqueeze(0) if single_step else (x.transpose(0, 1) if self.batch_first else x)  # (T, B, I)
+        name, H, L = type(self).__name__, self.hidden_size, self.num_layers
+        seq = self._time_major(x)  # (T, B, I)
         B = seq.shape[1]
         if state is None:
             h0 = c0 = seq.new_zeros(L, B, H)
@@ -275,14 +303,7 @@ class OwnLSTM(nn.Module):
             seq, c_last = LSTMRecurrence.apply(x_proj, weight_hh.to(dtype), h0[layer].to(dtype), c0[layer].to(dtype))
             h_n.append(seq[-1])
             c_n.append(c_last)
-        out = seq[0] if single_step else (seq.transpose(0, 1) if self.batch_first else seq)
-        if self.fc is not None:
-            out = self.fc(out)
-        return out, (torch.stack(h_n), torch.stack(c_n))
-
-    def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"batch_first={self.batch_first}, dropout={self.dropout}")
+        return self._output(seq, x), (torch.stack(h_n), torch.stack(c_n))
 
 
 # --------------------------------------------------------------------------- GRU
@@ -392,7 +413,7 @@ class GRURecurrence(torch.autograd.Function):
         return grad_x_proj, grad_weight_hh, grad_u_flat.sum(0), grad_h
 
 
-class OwnGRU(nn.Module):
+class OwnGRU(_StackedRecurrentLayers):
     """A multi-layer GRU with the calling convention of torch.nn.GRU.
 
     ``out, h_n = gru(x, h=None)``
@@ -406,41 +427,11 @@ class OwnGRU(nn.Module):
     The state_dict keys are torch.nn.GRU's (``weight_ih_l0``, ... ``bias_hh_l0``, ...).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, batch_first: bool = True,
-                 dropout: float = 0.0, output_size: int | None = None):
-        super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"OwnGRU: num_layers must be >= 1, got {num_layers}")
-        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.batch_first, self.dropout = batch_first, dropout
-        for layer in range(num_layers):
-            fan_in = input_size if layer == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(3 * hidden_size, fan_in)))
-            self.register_parameter(f"weight_hh_l{layer}", nn.Parameter(torch.empty(3 * hidden_size, hidden_size)))
-            self.register_parameter(f"bias_ih_l{layer}", nn.Parameter(torch.empty(3 * hidden_size)))
-            self.register_parameter(f"bias_hh_l{layer}", nn.Parameter(torch.empty(3 * hidden_size)))
-        self.fc = nn.Linear(hidden_size, output_size) if output_size is not None else None
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        for layer in range(self.num_layers):
-            weight_ih, weight_hh, bias_ih, bias_hh = self.layer_parameters(layer)
-            _xavier_gates_(weight_ih, 3)
-            _xavier_gates_(weight_hh, 3)
-            _init_biases_(bias_ih, bias_hh, forget_gate=None)
-        if self.fc is not None:
-            self.fc.reset_parameters()
-
-    def layer_parameters(self, layer: int) -> tuple[nn.Parameter, ...]:
-        """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer."""
-        return tuple(getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    gates, forget_gate = 3, None  # gate order r, z, n
 
     def forward(self, x: torch.Tensor, h: torch.Tensor | None = None):
-        name, I, H, L = type(self).__name__, self.input_size, self.hidden_size, self.num_layers
-        sequence = "(B, T, I)" if self.batch_first else "(T, B, I)"
-        _check_features(name, x, (2, 3), I, f"{sequence.replace('I', str(I))} or (B, {I})")
-        single_step = x.dim() == 2
-        seq = x.unsqueeze(0) if single_step else (x.transpose(0, 1) if self.batch_first else x)  # (T, B, I)
+        name, H, L = type(self).__name__, self.hidden_size, self.num_layers
+        seq = self._time_major(x)  # (T, B, I)
         B = seq.shape[1]
         if h is None:
             h = seq.new_zeros(L, B, H)
@@ -455,14 +446,7 @@ class OwnGRU(nn.Module):
             dtype = x_proj.dtype  # float16/bfloat16 under autocast: the recurrence runs in x_proj's dtype
             seq = GRURecurrence.apply(x_proj, weight_hh.to(dtype), bias_hh.to(dtype), h[layer].to(dtype))
             h_n.append(seq[-1])
-        out = seq[0] if single_step else (seq.transpose(0, 1) if self.batch_first else seq)
-        if self.fc is not None:
-            out = self.fc(out)
-        return out, torch.stack(h_n)
-
-    def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
-                f"batch_first={self.batch_first}, dropout={self.dropout}")
+        return self._output(seq, x), torch.stack(h_n)
 
 
 # --------------------------------------------------------------------------- ConvLSTM

@@ -35,3 +35,14 @@ def tiny_prepared(tiny_raw, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth_tiny")
     prepare(tiny_raw, out, workers=1)
     return out
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """An empty temporary TORCH_HOME; returns the folder torchvision caches weights in."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)  # restored after the test
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    return checkpoints

@@ -15,16 +15,6 @@ BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the file name of ResNet18_Weights.IMAGENET1K_V1's url
 
 
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch) -> Path:
-    """An empty temporary TORCH_HOME; returns the folder torchvision caches weights in."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)  # restored after the test
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    checkpoints = tmp_path / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    return checkpoints
-
 
 def base_model_config() -> dict:
     return yaml.safe_load(BASE_CONFIG.read_text())["model"]

@@ -1,5 +1,4 @@
 """Assignment3.ipynb runs top to bottom in its small profile (SMOKE=1)."""
-import os
 from pathlib import Path
 
 import nbformat

@@ -1,5 +1,4 @@
 """Tests of src/r2plus1d.py: the (2+1)-D convolution's width and parameter count, and both models."""
-from pathlib import Path
 
 import pytest
 import torch
@@ -12,16 +11,6 @@ from src.r2plus1d import (R2Plus1D, ResidualBlock, SpatioTemporalConv, TemporalC
 
 R2PLUS1D_18_FILE = "r2plus1d_18-91a641e6.pth"  # the file name of R2Plus1D_18_Weights.KINETICS400_V1's url
 
-
-@pytest.fixture
-def torch_home(tmp_path, monkeypatch) -> Path:
-    """An empty temporary TORCH_HOME; returns the folder torchvision caches weights in."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)  # restored after the test
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    checkpoints = tmp_path / "hub" / "checkpoints"
-    checkpoints.mkdir(parents=True)
-    return checkpoints
 
 
 @pytest.mark.parametrize("n_in, n_out, t, d, expected", [
