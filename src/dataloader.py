@@ -289,7 +289,8 @@ class KTHActionDataset(Dataset):
             frames = self.sampler(frames)
         if self.transform is not None:
             frames = self.transform(frames)
-        frames = v2.functional.to_dtype(frames, torch.float32, scale=True)  # no-op when already float
+        if frames.dtype != torch.float32:
+            frames = v2.functional.to_dtype(frames, torch.float32, scale=True)
         label = self.labels[video_index]
         if not self.return_meta:
             return frames, label

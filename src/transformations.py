@@ -17,9 +17,11 @@ The temporal-sampling contract with :class:`src.dataloader.KTHActionDataset`:
 - The window is a view of the dataset's in-memory frames: a transform must not modify
   its input in place.
 
-Spatial augmentations are torchvision.transforms.v2 transforms: on a ``[T, 1, H, W]``
-tensor they draw their parameters once per call, so one flip and one angle apply to
-every frame of the clip. All randomness comes from torch's global generator.
+Spatial augmentations draw their parameters once per clip, so one flip and one angle
+apply to every frame: :class:`RandomClipHorizontalFlip` and :class:`RandomClipRotation`
+are ``v2.RandomHorizontalFlip`` and ``v2.RandomRotation`` (the same draws, the same
+output) calling ``v2.functional`` on the clip seen as one image of T channels, which is
+cheaper. All randomness comes from torch's global generator.
 
 The course call ``get_train_transforms(slicing_step=2)`` works as written.
 """
@@ -94,6 +96,59 @@ class RandomTemporalReversal(nn.Module):
         return f"p={self.p}"
 
 
+class RandomClipHorizontalFlip(nn.Module):
+    """Flip every frame of a clip ``[..., H, W]`` left-right, all or none, with probability
+    ``p``: ``v2.RandomHorizontalFlip(p)`` (the same draw from the global generator, the same
+    output) without its per-call dispatch, which costs more than the flip."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomClipHorizontalFlip: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        if torch.rand(1) >= self.p:  # v2.RandomHorizontalFlip's draw
+            return frames
+        return v2.functional.horizontal_flip(frames)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class RandomClipRotation(nn.Module):
+    """Rotate every frame of a float clip ``[T, C, H, W]`` by one angle drawn uniformly in
+    ``[-degrees, degrees]`` (or ``degrees=(lo, hi)``), about the centre, bilinear, corners
+    filled with zeros.
+
+    ``v2.RandomRotation(degrees, interpolation=BILINEAR, fill=None)`` with the same draw from
+    the global generator and the same output, bit for bit, but cheaper: the clip goes to
+    ``v2.functional.rotate`` as one image of ``T * C`` channels (a view), so the grid is
+    sampled once for all frames (``grid_sample`` on a batch of 1, not the grid expanded over
+    T images), and without the transform's per-call dispatch.
+    """
+
+    def __init__(self, degrees: float | tuple[float, float]):
+        super().__init__()
+        if isinstance(degrees, (int, float)):
+            if degrees < 0:
+                raise ValueError(f"RandomClipRotation: degrees must be >= 0, got {degrees}")
+            degrees = (-float(degrees), float(degrees))
+        self.degrees = (float(degrees[0]), float(degrees[1]))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        angle = torch.empty(1).uniform_(self.degrees[0], self.degrees[1]).item()  # v2.RandomRotation's draw
+        shape = frames.shape
+        image = frames.reshape(-1, *shape[-2:])  # frames as channels
+        # fill=None: corners fill with zeros by grid_sample's padding, without the extra mask
+        # channel that fill=0 samples (that pass costs as much as the rotation itself)
+        image = v2.functional.rotate(image, angle, interpolation=v2.InterpolationMode.BILINEAR, fill=None)
+        return image.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"degrees={list(self.degrees)}, interpolation=bilinear, fill=None"
+
+
 def find_temporal_sampling(transform) -> TemporalSampling | None:
     """The first :class:`TemporalSampling` in ``transform`` (itself or nested in a
     ``Compose``/``RandomApply``-like ``.transforms`` list), or None."""
@@ -117,10 +172,8 @@ def get_train_transforms(slicing_step: int = 1, max_frames: int | None = None, f
     return v2.Compose([
         TemporalSampling(slicing_step, max_frames, random_start=True),
         v2.ToDtype(torch.float32, scale=True),
-        v2.RandomHorizontalFlip(flip_p),
-        # fill=None: corners fill with zeros by grid_sample's padding, without the extra mask
-        # channel that fill=0 samples (that pass costs as much as the rotation itself)
-        v2.RandomRotation(rotation, interpolation=v2.InterpolationMode.BILINEAR, fill=None),
+        RandomClipHorizontalFlip(flip_p),
+        RandomClipRotation(rotation),
         RandomTemporalReversal(reverse_p),
     ])
 
