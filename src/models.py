@@ -152,6 +152,9 @@ class LSTMRecurrence(torch.autograd.Function):
     does not depend on the recurrence and is computed for all t at once;
     δh_{t-1} = δa_t W_hh and δC_{t-1} = δc_t ⊙ f_t. δW_hh is one matrix multiply over
     all steps at the end.
+
+    Speed: every step writes into buffers allocated once for all T steps (``out=`` and
+    in-place ops on precomputed per-step views), so the loops allocate almost nothing.
     """
 
     @staticmethod
@@ -159,46 +162,57 @@ class LSTMRecurrence(torch.autograd.Function):
         T, B, four_h = x_proj.shape
         H = four_h // 4
         weight_hh_t = weight_hh.t()
-        gates = x_proj.new_empty(T, B, four_h)    # σ of the pre-activations; the i, f and o blocks are used
-        candidates = x_proj.new_empty(T, B, H)    # C̃_t = tanh of the g block
+        gates = x_proj.new_empty(T, B, four_h)    # the activated gates [i, f, C̃, o]: σ, σ, tanh, σ
         cs = x_proj.new_empty(T + 1, B, H)        # C_0 .. C_T
         tanh_cs = x_proj.new_empty(T, B, H)       # tanh C_1 .. tanh C_T
         hs = x_proj.new_empty(T + 1, B, H)        # h_0 .. h_T
         cs[0], hs[0] = c0, h0
-        # Per-step views, made once: x_t, σ-gates, C̃_t, C_t, tanh C_t, h_t.
-        i, f, _, o = (gate.unbind(0) for gate in gates.chunk(4, dim=2))
-        x_proj_t, gates_t, candidates_t = x_proj.unbind(0), gates.unbind(0), candidates.unbind(0)
+        # Per-step views, made once: x_t, gates, i_t, f_t, C̃_t, o_t, C_t, tanh C_t, h_t.
+        i, f, g, o = (gate.unbind(0) for gate in gates.chunk(4, dim=2))
+        x_proj_t, gates_t = x_proj.unbind(0), gates.unbind(0)
         cs_t, tanh_cs_t, hs_t = cs.unbind(0), tanh_cs.unbind(0), hs.unbind(0)
         for t in range(T):
             pre = torch.addmm(x_proj_t[t], hs_t[t], weight_hh_t)
-            torch.sigmoid(pre, out=gates_t[t])
-            torch.tanh(pre[:, 2 * H:3 * H], out=candidates_t[t])
-            torch.addcmul(f[t] * cs_t[t], i[t], candidates_t[t], out=cs_t[t + 1])
+            torch.sigmoid(pre, out=gates_t[t])                   # σ of all four blocks; the g block is
+            torch.tanh(pre[:, 2 * H:3 * H], out=g[t])            # overwritten by C̃_t = tanh
+            torch.mul(f[t], cs_t[t], out=cs_t[t + 1])            # C_t = f_t ⊙ C_{t-1} + i_t ⊙ C̃_t
+            cs_t[t + 1].addcmul_(i[t], g[t])
             torch.mul(o[t], torch.tanh(cs_t[t + 1], out=tanh_cs_t[t]), out=hs_t[t + 1])
-        ctx.save_for_backward(gates, candidates, cs, tanh_cs, hs, weight_hh)
+        ctx.save_for_backward(gates, cs, tanh_cs, hs, weight_hh)
         return hs[1:], cs[T]
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_hs, grad_c_n):
-        gates, g, cs, tanh_c, hs, weight_hh = ctx.saved_tensors
+        gates, cs, tanh_c, hs, weight_hh = ctx.saved_tensors
         T, B, H = grad_hs.shape
-        i, f, _, o = gates.chunk(4, dim=2)
+        i, f, g, o = gates.chunk(4, dim=2)
         # Everything that does not depend on the recurrence, for all steps at once (few, large ops):
         # M_t = [C̃_t, C_{t-1}, i_t, tanh C_t] ⊙ [σ'(i), σ'(f), tanh'(g), σ'(o)] with σ' = σ(1 - σ), tanh' = 1 - C̃².
-        dc_from_dh = o * (1 - tanh_c * tanh_c)                                  # (T, B, H)
-        m = torch.cat([g, cs[:-1], i, tanh_c], dim=2).mul_(gates * (1 - gates))  # (T, B, 4H), g block fixed next
-        m[:, :, 2 * H:3 * H] = i * (1 - g * g)
+        one = gates.new_ones(())
+        dc_from_dh = torch.addcmul(one, tanh_c, tanh_c, value=-1).mul_(o)        # o ⊙ (1 - tanh²C), (T, B, H)
+        m = torch.addcmul(gates, gates, gates, value=-1)                        # σ - σ² = σ' on i, f, o
+        m_i, m_f, m_g, m_o = m.chunk(4, dim=2)
+        torch.addcmul(one, g, g, value=-1, out=m_g)                             # tanh' = 1 - C̃² on g
+        m_i.mul_(g)
+        m_f.mul_(cs[:-1])
+        m_g.mul_(i)
+        m_o.mul_(tanh_c)
         grad_pre = torch.empty_like(gates)                                      # δa_t, (T, B, 4H)
-        grad_hs_t, grad_pre_t, f_t = grad_hs.unbind(0), grad_pre.unbind(0), f.unbind(0)
-        dc_from_dh_t, m_t = dc_from_dh.unbind(0), m.unbind(0)
+        # Per-step views: the i, f, g blocks (B, 3, H), which all take δc_t, and the o block, which takes δh_t.
+        grad_pre_ifg_t = grad_pre.view(T, B, 4, H)[:, :, :3].unbind(0)
+        m_ifg_t = m.view(T, B, 4, H)[:, :, :3].unbind(0)
+        grad_pre_o_t, m_o_t = grad_pre[:, :, 3 * H:].unbind(0), m_o.unbind(0)
+        grad_hs_t, grad_pre_t, f_t, dc_from_dh_t = grad_hs.unbind(0), grad_pre.unbind(0), f.unbind(0), dc_from_dh.unbind(0)
         grad_h = grad_hs_t[T - 1]
-        grad_c = grad_c_n.clone()
+        grad_c = grad_c_n.clone()                                               # updated in place
+        grad_c_ifg = grad_c.unsqueeze(1)                                        # (B, 1, H) view of it
         for t in reversed(range(T)):
             grad_c.addcmul_(grad_h, dc_from_dh_t[t])
-            torch.mul(torch.cat([grad_c, grad_c, grad_c, grad_h], dim=1), m_t[t], out=grad_pre_t[t])
+            torch.mul(m_ifg_t[t], grad_c_ifg, out=grad_pre_ifg_t[t])
+            torch.mul(m_o_t[t], grad_h, out=grad_pre_o_t[t])
             grad_h = torch.addmm(grad_hs_t[t - 1], grad_pre_t[t], weight_hh) if t > 0 else grad_pre_t[t] @ weight_hh
-            grad_c = grad_c * f_t[t]
+            grad_c.mul_(f_t[t])
         grad_weight_hh = grad_pre.view(T * B, 4 * H).t() @ hs[:-1].reshape(T * B, H)
         return grad_pre, grad_weight_hh, grad_h, grad_c
 
