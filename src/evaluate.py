@@ -25,7 +25,7 @@ from src.checkpoint import load_model
 from src.classifier import count_parameters
 from src.dataloader import KTHActionDataset
 from src.kth import ACTIONS, is_prepared, resolve_data_root
-from src.train import classification_metrics, clip_video_index, predict, select_device
+from src.train import classification_metrics, clip_video_index, predict, select_device, summarize
 from src.transformations import get_test_transforms
 
 
@@ -111,16 +111,14 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         transform=get_test_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]),
         max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
         val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
-    if len(test_set) == 0:
-        raise RuntimeError(f"{data_root}: no videos of the test persons 17-25; evaluate on a full dataset")
     loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
                         num_workers=data["num_workers"], pin_memory=device.type == "cuda")
     logits, labels, _ = predict(model, loader, device, desc="test")
     metrics = classification_metrics(logits, labels, clip_video_index(test_set))
     speed = measure_speed(model, tuple(test_set[0][0].shape), device, repeats=config["eval"]["latency_repeats"])
 
-    history, best = checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
-    epoch_times = [row["epoch_time_s"] for row in history]
+    best = checkpoint["metrics"]["best"]
+    training = summarize(checkpoint["metrics"]["history"], best)
     results = {
         "experiment": config["experiment"],
         "seed": config["train"]["seed"],
@@ -140,9 +138,9 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         "confusion_matrix": metrics["confusion_matrix"],
         "test_loss": metrics["loss"],
         "num_params": count_parameters(model),
-        "train_time_per_epoch_s": sum(epoch_times) / len(epoch_times),
-        "data_wait_share": sum(row["data_wait_s"] for row in history) / sum(epoch_times),
-        "time_to_best_s": sum(epoch_times[:best["epoch"]]),
+        "train_time_per_epoch_s": training["time_per_epoch_s"],
+        "data_wait_share": training["data_wait_share"],
+        "time_to_best_s": training["time_to_best_s"],
         **speed,
         "config": config,
     }
