@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 EXP    ?= GRUCell
 
-.PHONY: run test bench suite compare tensorboard clean-venv
+.PHONY: run test lint bench suite compare tensorboard clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
 
 bench: $(VENV)/.installed
 	$(PY) bench/rnn.py

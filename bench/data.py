@@ -33,9 +33,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from src.classifier import build_model  # noqa: E402
 from src.config import load_config  # noqa: E402
+from src.data import SYNTHETIC_ROOT, is_prepared  # noqa: E402
 from src.dataloader import KTHActionDataset  # noqa: E402
-from src.kth import SYNTHETIC_ROOT, TRAIN_PERSONS, all_video_ids, is_prepared, parse_video_name  # noqa: E402
-from src.train import select_device  # noqa: E402
+from src.engine import select_device  # noqa: E402
+from src.kth import TRAIN_PERSONS, all_video_ids, parse_video_name  # noqa: E402
 from src.transformations import get_train_transforms  # noqa: E402
 
 
@@ -73,7 +74,8 @@ def main() -> None:
     data, batch_size = config["data"], config["train"]["batch_size"]
     with tempfile.TemporaryDirectory() as tmp:
         if args.fake:
-            root, what = write_fake_dataset(Path(tmp) / "fake", args.fake_frames, data["img_size"]), "fake (random frames)"
+            root = write_fake_dataset(Path(tmp) / "fake", args.fake_frames, data["img_size"])
+            what = "fake (random frames)"
         elif args.root is not None:
             root, what = Path(args.root), args.root
         elif is_prepared(SYNTHETIC_ROOT):

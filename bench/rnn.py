@@ -110,7 +110,8 @@ def machine(device: torch.device) -> str:
     cpu = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
         cpu = f"{names[0]} ({len(names)} logical cores)" if names else cpu
     gpu = f", GPU {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
     return (f"{cpu}{gpu}; torch {torch.__version__}; threads: {torch.get_num_threads()}; "

@@ -137,7 +137,8 @@ def compare(models_dir="models", out_dir="results", imgs_dir="imgs", configs_dir
     header = (f"Measured on {data} (test persons 17-25; model selection on validation persons), "
               f"device: {devices}. Mean ± std over seeds.\n\n")
     (out_dir / "results.md").write_text(header + to_markdown(summary) + "\n")
-    plot_accuracy_against(summary, "params", Path(imgs_dir) / "accuracy_vs_params.png", "trainable parameters", logx=True)
+    plot_accuracy_against(summary, "params", Path(imgs_dir) / "accuracy_vs_params.png", "trainable parameters",
+                          logx=True)
     plot_accuracy_against(summary, "train s/epoch", Path(imgs_dir) / "accuracy_vs_epoch_time.png",
                           "training time per epoch (s)")
     print(f"{len(runs)} runs of {len(summary)} experiments -> {out_dir}/results.md, {out_dir}/results.csv, "

@@ -1,6 +1,6 @@
 """KTHActionDataset: clips of KTH-Actions videos, all held in memory.
 
-It reads a prepared dataset (``python -m src.kth prepare``)::
+It reads a prepared dataset (``python -m src.data prepare``)::
 
     root/index.json                   {"version": 1, "size": 64, "synthetic": bool, "videos": [
                                         {"video_id", "person", "action", "label", "scenario",
@@ -43,8 +43,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from src.kth import (ACTIONS, DEFAULT_VAL_PERSONS, SYNTHETIC_RAW_ROOT, TEST_PERSONS, TRAIN_PERSONS,
-                     parse_video_name)
+from src.data import SYNTHETIC_RAW_ROOT
+from src.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, parse_video_name
 from src.transformations import TemporalSampling, find_temporal_sampling
 
 SPLITS = ("train", "val", "test", "trainval")
@@ -69,10 +69,10 @@ def split_persons(split: str, val_persons=DEFAULT_VAL_PERSONS) -> tuple[int, ...
 
 
 def _missing_root_message(root: Path, what: str) -> str:
-    return (f"{root}: {what}. Get the real KTH with 'python -m src.kth download --root data/kth_raw' "
-            f"then 'python -m src.kth prepare --raw data/kth_raw --out {root}', or make the synthetic twin "
+    return (f"{root}: {what}. Get the real KTH with 'python -m src.data download --root data/kth_raw' "
+            f"then 'python -m src.data prepare --raw data/kth_raw --out {root}', or make the synthetic twin "
             f"with 'python -m src.synthetic --out {SYNTHETIC_RAW_ROOT}' then "
-            f"'python -m src.kth prepare --raw {SYNTHETIC_RAW_ROOT} --out {root}'")
+            f"'python -m src.data prepare --raw {SYNTHETIC_RAW_ROOT} --out {root}'")
 
 
 class KTHActionDataset(Dataset):
@@ -194,21 +194,21 @@ class KTHActionDataset(Dataset):
             entries = index["videos"]
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ValueError(f"{index_path}: not a prepared-dataset index ({e}); re-run "
-                             f"'python -m src.kth prepare --raw DIR --out {self.root_dir}'") from None
+                             f"'python -m src.data prepare --raw DIR --out {self.root_dir}'") from None
         videos = self._select(entries, str(index_path))
         cache_dir = self.root_dir / "cache"
         missing = [v["video_id"] for v in videos if not (cache_dir / f"{v['video_id']}.npy").is_file()]
         if missing:
             raise FileNotFoundError(
                 f"{cache_dir}: {len(missing)} cached videos of the index are missing (e.g. {missing[0]}.npy); "
-                f"re-run 'python -m src.kth prepare --raw DIR --out {self.root_dir}'")
+                f"re-run 'python -m src.data prepare --raw DIR --out {self.root_dir}'")
         frames = []
         for video in tqdm(videos, desc=f"loading {self.split}", unit="video", leave=False):
             path = cache_dir / f"{video['video_id']}.npy"
             array = np.load(path)
             if array.dtype != np.uint8 or array.ndim != 3 or len(array) == 0:
                 raise ValueError(f"{path}: expected uint8 [T, H, W] frames, got {array.dtype} {array.shape}; "
-                                 f"re-run 'python -m src.kth prepare --raw DIR --out {self.root_dir}'")
+                                 f"re-run 'python -m src.data prepare --raw DIR --out {self.root_dir}'")
             frames.append(self._resize(torch.from_numpy(array).unsqueeze(1)).contiguous())
         return videos, frames
 

@@ -1,6 +1,6 @@
 """Download KTH-Actions: the six action zips and ``00sequences.txt``, then extract them.
 
-    python -m src.kth download --root data/kth_raw [--base-url URL]
+    python -m src.data download --root data/kth_raw [--base-url URL]
 
 Every file is fetched into ``<name>.part`` (resumed with an HTTP Range request when a
 previous attempt was cut off) and renamed to ``<name>`` only once it is complete. A zip
@@ -50,8 +50,9 @@ def fetch(url: str, dest: str | Path, magic: bytes | None = None, max_attempts: 
     An interrupted transfer is resumed with ``Range: bytes=<have>-`` (a server that answers
     200 instead of 206 is read again from the start), at most ``max_attempts`` times,
     waiting ``retry_wait`` x the attempt number seconds in between. A server that cannot
-    be reached at all, or answers 4xx, is not retried. An HTML answer (Content-Type ``text/html`` or HTML first bytes), or first bytes other
-    than ``magic`` when given, raises :class:`DownloadError` at once and writes nothing.
+    be reached at all, or answers 4xx, is not retried. An HTML answer (Content-Type
+    ``text/html`` or HTML first bytes), or first bytes other than ``magic`` when given,
+    raises :class:`DownloadError` at once and writes nothing.
     ``dest`` appears (by rename) only when all the bytes announced by the server arrived.
     """
     dest = Path(dest)

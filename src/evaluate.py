@@ -23,9 +23,10 @@ from torch.utils.data import DataLoader
 
 from src.checkpoint import load_model
 from src.classifier import count_parameters
+from src.data import is_prepared, resolve_data_root
 from src.dataloader import KTHActionDataset
-from src.kth import ACTIONS, is_prepared, resolve_data_root
-from src.train import classification_metrics, clip_video_index, predict, select_device, summarize
+from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize
+from src.kth import ACTIONS
 from src.transformations import get_test_transforms
 
 

@@ -203,7 +203,8 @@ class LSTMRecurrence(torch.autograd.Function):
         grad_pre_ifg_t = grad_pre.view(T, B, 4, H)[:, :, :3].unbind(0)
         m_ifg_t = m.view(T, B, 4, H)[:, :, :3].unbind(0)
         grad_pre_o_t, m_o_t = grad_pre[:, :, 3 * H:].unbind(0), m_o.unbind(0)
-        grad_hs_t, grad_pre_t, f_t, dc_from_dh_t = grad_hs.unbind(0), grad_pre.unbind(0), f.unbind(0), dc_from_dh.unbind(0)
+        grad_hs_t, grad_pre_t = grad_hs.unbind(0), grad_pre.unbind(0)
+        f_t, dc_from_dh_t = f.unbind(0), dc_from_dh.unbind(0)
         grad_h = grad_hs_t[T - 1]
         grad_c = grad_c_n.clone()                                               # updated in place
         grad_c_ifg = grad_c.unsqueeze(1)                                        # (B, 1, H) view of it
@@ -538,7 +539,8 @@ class ConvLSTMCell(LazyModuleMixin, nn.Module):
                     weight.materialize((self.hidden_channels, *spatial_size))
                     weight.zero_()
 
-    def _check_input(self, x: torch.Tensor, ranks: tuple[int, ...], name: str = "ConvLSTMCell", expected: str = "(B, C, *S)") -> None:
+    def _check_input(self, x: torch.Tensor, ranks: tuple[int, ...], name: str = "ConvLSTMCell",
+                     expected: str = "(B, C, *S)") -> None:
         """One-line ValueError unless x has a rank in ``ranks`` and C channels at dim -1-spatial_dims."""
         if x.dim() not in ranks or x.shape[-1 - self.spatial_dims] != self.input_channels:
             spatial = "H, W" if self.spatial_dims == 2 else "L"

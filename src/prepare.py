@@ -1,6 +1,6 @@
 """Decode KTH videos to small grayscale frames: a PNG tree, an in-memory cache and an index.
 
-    python -m src.kth prepare --raw DIR --out data/kth [--size 64] [--workers N] [--no-png]
+    python -m src.data prepare --raw DIR --out data/kth [--size 64] [--workers N] [--no-png]
 
 Every KTH-named ``.avi``/``.mp4`` anywhere under ``DIR`` is decoded with PyAV, converted
 to grayscale and resized (bilinear, antialiased) to ``size x size``. The output::
@@ -37,7 +37,7 @@ from src.kth import ACTIONS, parse_sequences, parse_video_name
 INDEX_VERSION = 1
 VIDEO_SUFFIXES = (".avi", ".mp4")
 KNOWN_FILES = ("00sequences.txt", "synthetic.json")  # expected in a raw folder besides the videos
-HOW_TO_GET_DATA = ("get KTH with 'python -m src.kth download --root data/kth_raw', or make the "
+HOW_TO_GET_DATA = ("get KTH with 'python -m src.data download --root data/kth_raw', or make the "
                    "synthetic twin with 'python -m src.synthetic --out data/synth_raw'")
 
 

@@ -26,6 +26,8 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.video import R2Plus1D_18_Weights
 
+from src.pretrained import load_cached_weights, sum_over_input_channels
+
 # Kinetics-400 per-channel statistics averaged over the colour channels, for grayscale input.
 KINETICS_GRAY_MEAN, KINETICS_GRAY_STD = 0.401, 0.222
 
@@ -172,7 +174,6 @@ class TorchvisionR2Plus1D(nn.Module):
 
     def __init__(self, num_classes: int = 6, in_channels: int = 1, pretrained: bool = False, dropout: float = 0.2):
         super().__init__()
-        from src.classifier import load_cached_weights, sum_over_input_channels
         net = torchvision.models.video.r2plus1d_18(weights=None)
         if pretrained:
             net.load_state_dict(load_cached_weights(R2Plus1D_18_Weights.KINETICS400_V1))

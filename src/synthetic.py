@@ -491,7 +491,9 @@ def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: s
     a = np.stack([joints[j] for _, j, _, _, _ in table], 1)                    # [T, S, 2]
     b = np.stack([joints[j] for _, _, j, _, _ in table], 1)
     frame_center = np.array([WIDTH / 2, HEIGHT / 2])
-    to_frame = lambda p: (origin + flip * p * height - center[:, None]) * zoom[:, None, None] + frame_center
+    def to_frame(p):
+        return (origin + flip * p * height - center[:, None]) * zoom[:, None, None] + frame_center
+
     p0, p1 = to_frame(a), to_frame(b)
     radius = radius_units[None, :] * height * zoom[:, None]                    # [T, S]
     lo = np.minimum(p0, p1) - radius[..., None] - 1

@@ -38,24 +38,15 @@ from tqdm.auto import tqdm
 from src.checkpoint import get_rng_states, load_checkpoint, save_checkpoint, set_rng_states
 from src.classifier import build_model, count_parameters
 from src.config import ConfigError, load_config
+from src.data import resolve_data_root
 from src.dataloader import KTHActionDataset
-from src.kth import ACTIONS, resolve_data_root
+from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
+from src.kth import ACTIONS
 from src.transformations import get_test_transforms, get_train_transforms
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or inf; the message names the epoch and step."""
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``'auto'``: cuda, then mps, then cpu; otherwise the named device."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:
@@ -114,18 +105,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_p
     raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use none, cosine or step")
 
 
-def timed(loader):
-    """Yield ``(batch, seconds blocked waiting for it)`` from a DataLoader."""
-    iterator = iter(loader)
-    while True:
-        start = time.perf_counter()
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            return
-        yield batch, time.perf_counter() - start
-
-
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch) -> dict:
     """One pass over the training clips. Returns ``{'loss', 'accuracy', 'data_wait_s'}``.
 
@@ -161,56 +140,6 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
     return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait}
 
 
-@torch.no_grad()
-def predict(model, loader, device, use_amp: bool = False, desc: str = "eval") -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Logits of every clip in loader order. Returns ``(logits (N, C) float32 CPU,
-    labels (N,) int64 CPU, seconds blocked waiting for data)``."""
-    model.eval()
-    all_logits, all_labels, data_wait = [], [], 0.0
-    for (clips, labels, *_), wait in tqdm(timed(loader), total=len(loader), desc=desc, leave=False, dynamic_ncols=True):
-        data_wait += wait
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-            logits = model(clips.to(device, non_blocking=True))
-        all_logits.append(logits.float().cpu())
-        all_labels.append(labels)
-    return torch.cat(all_logits), torch.cat(all_labels), data_wait
-
-
-def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor,
-                           num_classes: int = len(ACTIONS)) -> dict:
-    """Clip and video accuracy, per-class (clip) accuracy, confusion matrix.
-
-    Args:
-        logits: (N, C) clip logits.
-        labels: (N,) true labels.
-        video_index: (N,) which video each clip comes from; a video's prediction is the
-            argmax of its clips' mean logits.
-
-    Returns:
-        ``{'loss', 'accuracy', 'video_accuracy', 'per_class_accuracy': [C],
-        'confusion_matrix': [C][C] (rows true, columns predicted; counts of clips)}``.
-    """
-    predictions = logits.argmax(1)
-    confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
-    confusion = confusion.reshape(num_classes, num_classes)
-    per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
-    videos, video_of_clip = torch.unique(video_index, return_inverse=True)
-    video_logits = torch.zeros(len(videos), num_classes).index_add_(0, video_of_clip, logits)
-    video_labels = torch.zeros(len(videos), dtype=torch.long).scatter_(0, video_of_clip, labels)
-    return {
-        "loss": F.cross_entropy(logits, labels).item(),
-        "accuracy": (predictions == labels).float().mean().item(),
-        "video_accuracy": (video_logits.argmax(1) == video_labels).float().mean().item(),
-        "per_class_accuracy": per_class.tolist(),
-        "confusion_matrix": confusion.tolist(),
-    }
-
-
-def clip_video_index(dataset) -> torch.Tensor:
-    """(N,) the video index of every item of a KTHActionDataset, in item order."""
-    return torch.tensor([video for video, _ in dataset.clips])
-
-
 def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict) -> None:
     """One epoch's scalars and confusion-matrix figure, at step ``row['epoch']``."""
     from src.plots import confusion_matrix_figure
@@ -238,21 +167,6 @@ def flat_hparams(config: dict) -> dict:
     return flat
 
 
-def summarize(history: list[dict], best: dict) -> dict:
-    """The run's headline numbers from its per-epoch history."""
-    epoch_times = [row["epoch_time_s"] for row in history]
-    return {
-        "best_val_accuracy": best["val_accuracy"],
-        "best_val_video_accuracy": best["val_video_accuracy"],
-        "best_epoch": best["epoch"],
-        "epochs": len(history),
-        "time_per_epoch_s": sum(epoch_times) / len(epoch_times),
-        "data_wait_share": sum(row["data_wait_s"] for row in history) / sum(epoch_times),
-        "time_to_best_s": sum(epoch_times[:best["epoch"]]),
-        "total_time_s": sum(epoch_times),
-    }
-
-
 def train(config: dict, data_root: str | Path | None = None, resume: bool = False) -> dict:
     """Train the experiment ``config`` (from :func:`src.config.load_config`).
 
@@ -277,7 +191,8 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
     use_amp = train_config["amp"] and device.type == "cuda"
 
     seed_everything(train_config["seed"])
-    data_root, synthetic = resolve_data_root(data_root or config["data"]["root"], preset=config["data"]["synthetic_preset"])
+    data_root, synthetic = resolve_data_root(data_root or config["data"]["root"],
+                                             preset=config["data"]["synthetic_preset"])
     train_set, val_set = make_datasets(config, data_root)
     pin = device.type == "cuda"
     workers = config["data"]["num_workers"]
@@ -301,7 +216,8 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
         scaler.load_state_dict(checkpoint["scaler_state_dict"])
-        start_epoch, history, best = checkpoint["epoch"], checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
+        start_epoch = checkpoint["epoch"]
+        history, best = checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
         set_rng_states(checkpoint["rng_states"])
         changed = sorted(key for key, value in flat_hparams(checkpoint["config"]).items()
                          if not key.startswith("log.") and flat_hparams(config).get(key) != value)
@@ -366,10 +282,11 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
             if is_best:
                 save_checkpoint(state, best_path)
             save_checkpoint(state, last_path)
-            tqdm.write(f"{name} epoch {epoch}/{epochs}: train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f}"
-                       f" | val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f} video {row['val_video_accuracy']:.3f}"
-                       f" | {epoch_time:.1f} s, data wait {100 * row['data_wait_share']:.1f}%{' *best*' if is_best else ''}",
-                       file=sys.stderr)
+            tqdm.write(f"{name} epoch {epoch}/{epochs}: "
+                       f"train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f} | "
+                       f"val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f} "
+                       f"video {row['val_video_accuracy']:.3f} | {epoch_time:.1f} s, "
+                       f"data wait {100 * row['data_wait_share']:.1f}%{' *best*' if is_best else ''}", file=sys.stderr)
     except NonFiniteLossError as e:
         writer.close()
         kept = f"{last_path} keeps epoch {start_epoch if not history else history[-1]['epoch']}" \

@@ -7,8 +7,15 @@ import torch.nn as nn
 import torchvision
 import yaml
 
-from src.classifier import (ENCODERS, RNN_TYPES, ActionClassifier, ConvEncoder, StackedCells, build_model,
-                            count_parameters)
+from src.classifier import (
+    ENCODERS,
+    RNN_TYPES,
+    ActionClassifier,
+    ConvEncoder,
+    StackedCells,
+    build_model,
+    count_parameters,
+)
 from src.kth import ACTIONS
 
 BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"

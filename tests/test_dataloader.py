@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 from PIL import Image
+from torch.utils.data import DataLoader
 
 from src.dataloader import SPLITS, KTHActionDataset, split_persons
 from src.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
@@ -222,8 +222,9 @@ def test_short_sequences_are_padded_with_the_last_frame_and_counted(tmp_path):
     videos[video_id(15, "boxing", 1)] = {"num_frames": 30, "sequences": [[2, 9], [12, 20]]}     # all short
     videos[video_id(15, "running", 1)] = {"num_frames": 30, "sequences": [[2, 9], [10, 29]]}    # one fits
     root = write_prepared(tmp_path, videos)
-    with pytest.warns(UserWarning, match=r"1 of 6 videos of split 'val' have no 19 frames in a row within an annotated "
-                                          r"subsequence \(a clip of 10 frames, one every 2\); their 2 clips are padded"):
+    with pytest.warns(UserWarning, match=r"1 of 6 videos of split 'val' have no 19 frames in a row within an "
+                                          r"annotated subsequence \(a clip of 10 frames, one every 2\); "
+                                          r"their 2 clips are padded"):
         dataset = KTHActionDataset(root, split="val", transform=get_test_transforms(2), max_frames=10,
                                    img_size=SIZE, clips_per_video=2)
     assert dataset.num_padded == 2
@@ -307,8 +308,8 @@ def test_missing_and_empty_root(tmp_path):
             KTHActionDataset(root)
         message = str(error.value)
         assert "\n" not in message and str(root) in message
-        assert "python -m src.kth download --root data/kth_raw" in message
-        assert "python -m src.kth prepare --raw data/kth_raw" in message and "python -m src.synthetic" in message
+        assert "python -m src.data download --root data/kth_raw" in message
+        assert "python -m src.data prepare --raw data/kth_raw" in message and "python -m src.synthetic" in message
     (tmp_path / "something").mkdir()
     with pytest.raises(FileNotFoundError, match="neither a prepared dataset"):
         KTHActionDataset(tmp_path)
@@ -325,7 +326,7 @@ def test_unknown_split(prepared):
 def test_missing_cache_file(tmp_path):
     root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)))
     (root / "cache" / f"{video_id(15, 'jogging', 1)}.npy").unlink()
-    with pytest.raises(FileNotFoundError, match=r"person15_jogging_d1\.npy.*re-run 'python -m src.kth prepare"):
+    with pytest.raises(FileNotFoundError, match=r"person15_jogging_d1\.npy.*re-run 'python -m src.data prepare"):
         KTHActionDataset(root, split="val")
 
 

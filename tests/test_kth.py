@@ -1,5 +1,4 @@
 """src.kth: names, splits and the 00sequences.txt format."""
-import pytest
 
 from src import kth
 
@@ -35,8 +34,3 @@ def test_real_sequences_file(kth_samples):
     assert len(sequences) == 599  # every KTH video; the missing one is marked *missing*
     assert "person13_handclapping_d3" not in sequences
     assert all(len(r) >= 1 and all(0 <= a < b for a, b in r) for r in sequences.values())
-
-
-def test_resolve_data_root_rejects_an_unprepared_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="index.json missing"):
-        kth.resolve_data_root(tmp_path)

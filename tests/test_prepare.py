@@ -148,7 +148,7 @@ def test_a_raw_folder_without_videos_gives_a_clear_error(tmp_path, make):
         prepare(raw, tmp_path / "out")
     message = str(err.value)
     assert "\n" not in message and str(raw) in message
-    assert "python -m src.kth download --root data/kth_raw" in message
+    assert "python -m src.data download --root data/kth_raw" in message
     assert "python -m src.synthetic --out data/synth_raw" in message
     assert not (tmp_path / "out").exists()
 

@@ -6,8 +6,14 @@ import torch.nn as nn
 import torchvision
 
 from src.classifier import count_parameters
-from src.r2plus1d import (R2Plus1D, ResidualBlock, SpatioTemporalConv, TemporalConv, TorchvisionR2Plus1D,
-                          intermediate_channels)
+from src.r2plus1d import (
+    R2Plus1D,
+    ResidualBlock,
+    SpatioTemporalConv,
+    TemporalConv,
+    TorchvisionR2Plus1D,
+    intermediate_channels,
+)
 
 R2PLUS1D_18_FILE = "r2plus1d_18-91a641e6.pth"  # the file name of R2Plus1D_18_Weights.KINETICS400_V1's url
 

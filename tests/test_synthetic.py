@@ -7,9 +7,22 @@ import numpy as np
 import pytest
 
 from src.kth import ACTIONS, parse_sequences, parse_video_name
-from src.synthetic import (GENERATOR_VERSION, HEIGHT, LOCOMOTION, WIDTH, _GAIT_SPEED, generate, person_look,
-                           plan_video, preset_videos, render_video, save_frame_grid, sequences, video_path,
-                           write_video)
+from src.synthetic import (
+    _GAIT_SPEED,
+    GENERATOR_VERSION,
+    HEIGHT,
+    LOCOMOTION,
+    WIDTH,
+    generate,
+    person_look,
+    plan_video,
+    preset_videos,
+    render_video,
+    save_frame_grid,
+    sequences,
+    video_path,
+    write_video,
+)
 
 
 def decode(path):

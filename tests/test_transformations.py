@@ -3,8 +3,13 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from src.transformations import (RandomTemporalReversal, TemporalSampling, find_temporal_sampling,
-                                 get_test_transforms, get_train_transforms)
+from src.transformations import (
+    RandomTemporalReversal,
+    TemporalSampling,
+    find_temporal_sampling,
+    get_test_transforms,
+    get_train_transforms,
+)
 
 
 def indexed_clip(num_frames: int, size: int = 16) -> torch.Tensor:

@@ -1,0 +1,107 @@
+"""Running a model over data and scoring it: the pieces that training, evaluation and the
+benchmarks share.
+
+- :func:`select_device`: cuda, then mps, then cpu;
+- :func:`timed`: a loader's batches with the time spent waiting for each;
+- :func:`predict`: every clip's logits, in loader order;
+- :func:`classification_metrics`: clip and video accuracy, per-class accuracy, confusion matrix;
+- :func:`summarize`: a training run's headline numbers from its per-epoch history.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from src.kth import ACTIONS
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``'auto'``: cuda, then mps, then cpu; otherwise the named device."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def timed(loader):
+    """Yield ``(batch, seconds blocked waiting for it)`` from a DataLoader."""
+    iterator = iter(loader)
+    while True:
+        start = time.perf_counter()
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        yield batch, time.perf_counter() - start
+
+
+@torch.no_grad()
+def predict(model, loader, device, use_amp: bool = False,
+            desc: str = "eval") -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Logits of every clip in loader order. Returns ``(logits (N, C) float32 CPU,
+    labels (N,) int64 CPU, seconds blocked waiting for data)``."""
+    model.eval()
+    all_logits, all_labels, data_wait = [], [], 0.0
+    for (clips, labels, *_), wait in tqdm(timed(loader), total=len(loader), desc=desc, leave=False, dynamic_ncols=True):
+        data_wait += wait
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            logits = model(clips.to(device, non_blocking=True))
+        all_logits.append(logits.float().cpu())
+        all_labels.append(labels)
+    return torch.cat(all_logits), torch.cat(all_labels), data_wait
+
+
+def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor,
+                           num_classes: int = len(ACTIONS)) -> dict:
+    """Clip and video accuracy, per-class (clip) accuracy, confusion matrix.
+
+    Args:
+        logits: (N, C) clip logits.
+        labels: (N,) true labels.
+        video_index: (N,) which video each clip comes from; a video's prediction is the
+            argmax of its clips' mean logits.
+
+    Returns:
+        ``{'loss', 'accuracy', 'video_accuracy', 'per_class_accuracy': [C],
+        'confusion_matrix': [C][C] (rows true, columns predicted; counts of clips)}``.
+    """
+    predictions = logits.argmax(1)
+    confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
+    confusion = confusion.reshape(num_classes, num_classes)
+    per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
+    videos, video_of_clip = torch.unique(video_index, return_inverse=True)
+    video_logits = torch.zeros(len(videos), num_classes).index_add_(0, video_of_clip, logits)
+    video_labels = torch.zeros(len(videos), dtype=torch.long).scatter_(0, video_of_clip, labels)
+    return {
+        "loss": F.cross_entropy(logits, labels).item(),
+        "accuracy": (predictions == labels).float().mean().item(),
+        "video_accuracy": (video_logits.argmax(1) == video_labels).float().mean().item(),
+        "per_class_accuracy": per_class.tolist(),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def clip_video_index(dataset) -> torch.Tensor:
+    """(N,) the video index of every item of a KTHActionDataset, in item order."""
+    return torch.tensor([video for video, _ in dataset.clips])
+
+
+def summarize(history: list[dict], best: dict) -> dict:
+    """The run's headline numbers from its per-epoch history."""
+    epoch_times = [row["epoch_time_s"] for row in history]
+    return {
+        "best_val_accuracy": best["val_accuracy"],
+        "best_val_video_accuracy": best["val_video_accuracy"],
+        "best_epoch": best["epoch"],
+        "epochs": len(history),
+        "time_per_epoch_s": sum(epoch_times) / len(epoch_times),
+        "data_wait_share": sum(row["data_wait_s"] for row in history) / sum(epoch_times),
+        "time_to_best_s": sum(epoch_times[:best["epoch"]]),
+        "total_time_s": sum(epoch_times),
+    }
