@@ -17,11 +17,17 @@ test persons) and writes
 ``--resume`` continues from last.pth (model, optimizer, scheduler, scaler, history and
 every RNG state, so the DataLoader's shuffle too): on CPU, a resumed run ends with
 exactly the metrics of an uninterrupted one.
+
+Under ``torchrun --standalone --nproc_per_node=N -m src.train ...`` the same command trains
+with DistributedDataParallel (see src/distributed.py): ``train.batch_size`` stays the global
+batch, each rank takes its share of the clips, validation metrics are all-reduced, and rank 0
+alone writes checkpoints and events.
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import sys
 import time
@@ -31,10 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
+from src import distributed
 from src.checkpoint import get_rng_states, load_checkpoint, save_checkpoint, set_rng_states
 from src.classifier import build_model, count_parameters
 from src.config import ConfigError, load_config
@@ -105,8 +112,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_p
     raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use none, cosine or step")
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch) -> dict:
-    """One pass over the training clips. Returns ``{'loss', 'accuracy', 'data_wait_s'}``.
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch,
+                    context: distributed.Context = distributed.Context()) -> dict:
+    """One pass over the training clips. Returns ``{'loss', 'accuracy', 'data_wait_s'}``;
+    under DDP (``context``) loss and accuracy are over every rank's clips, data_wait_s is this rank's.
 
     Raises NonFiniteLossError on a NaN/inf loss, before the optimizer step.
     """
@@ -137,7 +146,35 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    loss_sum, correct, seen = distributed.all_reduce_sums(context, loss_sum, correct, seen)
     return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait}
+
+
+def make_loaders(config: dict, train_set, val_set, context: distributed.Context, pin: bool):
+    """``(train_loader, val_loader, val_indices)``: the batches of this process.
+
+    In one process: every clip, batches of ``train.batch_size``, training clips shuffled.
+    Under DDP, rank r of W gets batches of ``train.batch_size / W`` from its share: the
+    training clips through a DistributedSampler (shuffled per epoch with ``train.seed``; the
+    caller calls ``set_epoch``), the validation clips r, r + W, r + 2W, ... (no padding, so
+    every clip counts once). ``val_indices`` (n,) says which validation clips this rank has.
+    """
+    batch_size, workers = config["train"]["batch_size"], config["data"]["num_workers"]
+    val_indices = torch.arange(context.rank, len(val_set), context.world_size)
+    if not context.distributed:
+        return (DataLoader(train_set, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=pin),
+                DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin),
+                val_indices)
+    if batch_size % context.world_size:
+        raise ConfigError(f"train.batch_size: {batch_size} is the global batch and must be divisible by the "
+                          f"{context.world_size} processes; set it to a multiple of {context.world_size}")
+    batch_size //= context.world_size
+    sampler = DistributedSampler(train_set, num_replicas=context.world_size, rank=context.rank, shuffle=True,
+                                 seed=config["train"]["seed"])
+    return (DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin),
+            DataLoader(Subset(val_set, val_indices.tolist()), batch_size=batch_size, shuffle=False,
+                       num_workers=workers, pin_memory=pin),
+            val_indices)
 
 
 def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict) -> None:
@@ -184,22 +221,29 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
     Raises:
         NonFiniteLossError: the loss became NaN/inf; ``last.pth`` keeps the last good epoch.
     """
+    context = distributed.setup(select_device(config["train"]["device"]))  # one process unless torchrun
+    try:
+        return _train(config, context, data_root, resume)
+    finally:
+        distributed.teardown()
+
+
+def _train(config: dict, context: distributed.Context, data_root, resume: bool) -> dict:
     name, train_config = config["experiment"], config["train"]
     run_dir = Path(config["log"]["models_dir"]) / name
     last_path, best_path = run_dir / "last.pth", run_dir / "best.pth"
-    device = select_device(train_config["device"])
+    device, main = context.device, context.is_main
     use_amp = train_config["amp"] and device.type == "cuda"
 
     seed_everything(train_config["seed"])
+    if not main:
+        distributed.barrier(context)  # rank 0 alone makes the synthetic twin when needed
     data_root, synthetic = resolve_data_root(data_root or config["data"]["root"],
                                              preset=config["data"]["synthetic_preset"])
+    if main:
+        distributed.barrier(context)
     train_set, val_set = make_datasets(config, data_root)
-    pin = device.type == "cuda"
-    workers = config["data"]["num_workers"]
-    train_loader = DataLoader(train_set, batch_size=train_config["batch_size"], shuffle=True,
-                              num_workers=workers, pin_memory=pin)
-    val_loader = DataLoader(val_set, batch_size=train_config["batch_size"], shuffle=False,
-                            num_workers=workers, pin_memory=pin)
+    train_loader, val_loader, val_indices = make_loaders(config, train_set, val_set, context, device.type == "cuda")
     val_video_index = clip_video_index(val_set)
 
     resuming = resume and last_path.is_file()
@@ -221,21 +265,27 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
         set_rng_states(checkpoint["rng_states"])
         changed = sorted(key for key, value in flat_hparams(checkpoint["config"]).items()
                          if not key.startswith("log.") and flat_hparams(config).get(key) != value)
-        if changed:
+        if changed and main:
             warnings.warn(f"{name}: resuming {last_path} with a changed config ({', '.join(changed)}); the optimizer "
                           f"and learning-rate schedule continue as saved", stacklevel=2)
-        print(f"{name}: resuming from {last_path} after epoch {start_epoch}", file=sys.stderr)
-    elif resume:
+        if main:
+            print(f"{name}: resuming from {last_path} after epoch {start_epoch}", file=sys.stderr)
+    elif resume and main:
         print(f"{name}: no {last_path} yet; starting from scratch", file=sys.stderr)
+    model, trained = distributed.wrap_model(model, context, train_config["sync_batchnorm"])  # trained: DDP
 
     num_params = count_parameters(model)
-    print(f"{name}: {num_params:,} trainable parameters on {device}{' with AMP' if use_amp else ''}; "
-          f"{len(train_set)} train clips, {len(val_set)} val clips from {data_root}"
-          f"{' (synthetic twin)' if synthetic else ''}", file=sys.stderr)
+    if main:
+        ranks = (f" x {context.world_size} processes (DDP, {train_config['batch_size'] // context.world_size} "
+                 f"clips per rank and step{', SyncBatchNorm' if train_config['sync_batchnorm'] else ''})"
+                 if context.distributed else "")
+        print(f"{name}: {num_params:,} trainable parameters on {device}{ranks}{' with AMP' if use_amp else ''}; "
+              f"{len(train_set)} train clips, {len(val_set)} val clips from {data_root}"
+              f"{' (synthetic twin)' if synthetic else ''}", file=sys.stderr)
 
     # purge_step drops events of an interrupted run's unfinished epochs, so a resumed run
-    # appends cleanly to the same TensorBoard run.
-    writer = SummaryWriter(Path(config["log"]["tboard_dir"]) / name, purge_step=start_epoch + 1)
+    # appends cleanly to the same TensorBoard run. Under DDP rank 0 alone writes.
+    writer = SummaryWriter(Path(config["log"]["tboard_dir"]) / name, purge_step=start_epoch + 1) if main else None
 
     def checkpoint_now(epoch: int) -> dict:
         return {
@@ -256,9 +306,15 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
         for epoch in tqdm(range(start_epoch + 1, epochs + 1), initial=start_epoch, total=epochs,
                           desc=name, dynamic_ncols=True):
             epoch_start = time.perf_counter()
+            if context.distributed:  # each rank's shuffle and random stream depend on the epoch alone
+                train_loader.sampler.set_epoch(epoch)
+                torch.manual_seed(distributed.epoch_seed(train_config["seed"], epoch, context.rank))
             lr = optimizer.param_groups[0]["lr"]
-            train_metrics = train_one_epoch(model, train_loader, optimizer, scheduler, scaler, device, config, epoch)
+            train_metrics = train_one_epoch(trained, train_loader, optimizer, scheduler, scaler, device, config, epoch,
+                                            context)
             val_logits, val_labels, val_wait = predict(model, val_loader, device, use_amp, desc=f"epoch {epoch} val")
+            val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
+            val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))
             val_metrics = classification_metrics(val_logits, val_labels, val_video_index)
             epoch_time = time.perf_counter() - epoch_start
             data_wait = train_metrics["data_wait_s"] + val_wait
@@ -271,13 +327,15 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
                 "epoch_time_s": epoch_time, "data_wait_s": data_wait, "data_wait_share": data_wait / epoch_time,
             }
             history.append(row)
-            log_epoch(writer, row, val_metrics)
             is_best = row["val_accuracy"] > best["val_accuracy"]
             if is_best:
                 best = {"epoch": epoch, "val_accuracy": row["val_accuracy"],
                         "val_video_accuracy": row["val_video_accuracy"],
                         "val_per_class_accuracy": row["val_per_class_accuracy"],
                         "val_confusion_matrix": val_metrics["confusion_matrix"]}
+            if not main:
+                continue
+            log_epoch(writer, row, val_metrics)
             state = checkpoint_now(epoch)
             if is_best:
                 save_checkpoint(state, best_path)
@@ -288,18 +346,22 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
                        f"video {row['val_video_accuracy']:.3f} | {epoch_time:.1f} s, "
                        f"data wait {100 * row['data_wait_share']:.1f}%{' *best*' if is_best else ''}", file=sys.stderr)
     except NonFiniteLossError as e:
-        writer.close()
+        if writer is not None:
+            writer.close()
         kept = f"{last_path} keeps epoch {start_epoch if not history else history[-1]['epoch']}" \
             if last_path.is_file() else "no checkpoint was written"
         raise NonFiniteLossError(f"{name}: {e}; stopped ({kept}). Try a lower train.lr "
                                  f"(now {train_config['lr']:g}), then --resume or start again") from None
 
     if not history:
-        writer.close()
+        if writer is not None:
+            writer.close()
         raise RuntimeError(f"{name}: train.epochs is {epochs}; nothing to train")
     summary = summarize(history, best)
     summary.update({"experiment": name, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
-                    "device": str(device), "num_params": num_params})
+                    "device": str(device), "num_params": num_params, "world_size": context.world_size})
+    if writer is None:
+        return summary
     writer.add_hparams(flat_hparams(config),
                        {f"hparam/{key}": summary[key] for key in
                         ("best_val_accuracy", "best_val_video_accuracy", "best_epoch", "time_per_epoch_s",
@@ -318,13 +380,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="override config values, e.g. --set train.epochs=5 model.hidden_dim=64")
     parser.add_argument("--name", default=None, help="run name (default: the config file's stem), e.g. GRUCell_seed1")
     args = parser.parse_args(argv)
+    # under torchrun every message names the rank it comes from, and an unexpected error too is one line
+    rank = f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}: " if distributed.launched_by_torchrun() else ""
+    expected = Exception if rank else (ValueError, NonFiniteLossError, FileNotFoundError)  # ConfigError: ValueError
     try:
         config = load_config(args.config, args.set, name=args.name)
         summary = train(config, data_root=args.data, resume=args.resume)
-    except (ValueError, NonFiniteLossError, FileNotFoundError) as e:  # ConfigError is a ValueError
-        sys.exit(f"error: {e}")
+    except expected as e:
+        known = isinstance(e, (ValueError, NonFiniteLossError, FileNotFoundError))
+        message = str(e) if known else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        sys.exit(f"error: {rank}{message}")
     except KeyboardInterrupt:
-        sys.exit("\ninterrupted: last.pth holds the last finished epoch; continue with the same command plus --resume")
+        sys.exit(f"\n{rank}interrupted: last.pth holds the last finished epoch; continue with the same command plus "
+                 f"--resume")
+    if rank and not rank.startswith("rank 0 "):
+        return
     print(f"{summary['experiment']}: best val accuracy {summary['best_val_accuracy']:.4f} "
           f"(video {summary['best_val_video_accuracy']:.4f}) at epoch {summary['best_epoch']}/{summary['epochs']}; "
           f"{summary['time_per_epoch_s']:.1f} s/epoch, data wait {100 * summary['data_wait_share']:.1f}%, "
