@@ -1,6 +1,6 @@
 """Run every experiment in sequence, resumably, then regenerate the comparison table.
 
-    python -m src.suite [--seeds 3] [--only GRUCell OwnLSTM ...] [--set train.epochs=5 ...]
+    python -m src.suite [--seeds 3] [--only GRUCell OwnLSTM ...] [--set train.epochs=5 ...] [--shard K/N]
 
 Each run trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then
 tests its ``best.pth``, in this process; the main recurrent experiments run once per seed
@@ -8,19 +8,33 @@ tests its ``best.pth``, in this process; the main recurrent experiments run once
 skipped, an interrupted one resumes from its ``last.pth``, and a run that fails (for
 example pretrained weights that are not available offline) is reported and the suite
 goes on. At the end ``src.compare`` rebuilds the table and plots.
+
+``--shard K/N`` runs the K-th of N disjoint slices of the planned runs (runs K, K + N,
+K + 2N, ... in the order below), so N machines (or N GPUs, one ``CUDA_VISIBLE_DEVICES`` each)
+that share ``models/`` run one shard each. Before a run starts its process claims it with
+``models/<run>/suite.lock`` (host, pid, time; made atomically with a hard link), so a run is
+never started twice, even by overlapping shards; a lock whose process has died (same host) or
+that has not been refreshed for ``LOCK_STALE_S`` seconds (other hosts; the holder touches it
+every minute) is taken over. Once every shard is done, ``python -m src.compare`` sees every run.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from src.compare import compare
 from src.config import load_config
 
 MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
+LOCK_STALE_S = 600  # a lock of another host that has not been refreshed for this long belongs to a dead process
+LOCK_REFRESH_S = 60  # how often the holder refreshes its lock's modification time
 
 
 def planned_runs(experiments: list[str], seeds: int) -> list[tuple[str, str, int]]:
@@ -29,6 +43,111 @@ def planned_runs(experiments: list[str], seeds: int) -> list[tuple[str, str, int
     covers every experiment."""
     return [(name, name if seed == 0 else f"{name}_seed{seed}", seed)
             for seed in range(seeds) for name in experiments if seed == 0 or name in MAIN_RECURRENT]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N; ValueError with what to write otherwise."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text}: write K/N, e.g. --shard 1/2 on one machine and --shard 2/2 on the other")
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {text}: K must be between 1 and N, e.g. 1/{max(n, 2)}")
+    return k, n
+
+
+def shard(runs: list, k: int, n: int) -> list:
+    """The K-th of N disjoint slices of ``runs``: runs K, K + N, K + 2N, ... (1-based)."""
+    return runs[k - 1::n]
+
+
+def _lock_holder(lock: Path) -> dict | None:
+    try:
+        return json.loads(lock.read_text())
+    except (OSError, ValueError):  # gone, or not ours to read
+        return None
+
+
+def _is_stale(lock: Path, holder: dict | None) -> bool:
+    """Whether the process that wrote ``lock`` is gone: its pid has died (same host), or
+    it has not refreshed the lock for LOCK_STALE_S seconds."""
+    if holder is not None and holder.get("host") == socket.gethostname():
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+    try:
+        return time.time() - lock.stat().st_mtime > LOCK_STALE_S
+    except FileNotFoundError:
+        return True
+
+
+def try_lock(lock: Path) -> dict | None:
+    """Claim ``lock`` for this process. Returns None when claimed, else the holder
+    (``{'host', 'pid', 'time'}``) of a live claim.
+
+    The lock appears complete or not at all: the content goes to a file of its own, which is
+    then hard-linked to ``lock`` (a link fails when ``lock`` exists, on NFS too).
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+    mine = lock.with_name(f".{lock.name}.{me['host']}.{me['pid']}")
+    mine.write_text(json.dumps(me))
+    try:
+        for _ in range(3):
+            try:
+                os.link(mine, lock)
+                return None
+            except FileExistsError:
+                holder = _lock_holder(lock)
+                if not _is_stale(lock, holder):
+                    return holder or {"host": "?", "pid": "?", "time": None}
+                # a dead holder: move its lock aside (one process wins), check it was the stale one
+                grave = lock.with_name(f".{lock.name}.stale.{me['host']}.{me['pid']}")
+                try:
+                    os.replace(lock, grave)
+                except FileNotFoundError:
+                    continue
+                if _lock_holder(grave) != holder:  # another process had just taken it over: give it back
+                    try:
+                        os.link(grave, lock)
+                    except FileExistsError:
+                        pass
+                    grave.unlink(missing_ok=True)
+                    return _lock_holder(lock) or {"host": "?", "pid": "?", "time": None}
+                grave.unlink(missing_ok=True)
+        return _lock_holder(lock) or {"host": "?", "pid": "?", "time": None}
+    finally:
+        mine.unlink(missing_ok=True)
+
+
+@contextmanager
+def claimed(lock: Path):
+    """``with claimed(path) as holder:`` holder is None when this process holds the lock for
+    the block (refreshed every LOCK_REFRESH_S seconds, removed at the end), else the live holder."""
+    holder = try_lock(lock)
+    if holder is not None:
+        yield holder
+        return
+    done = threading.Event()
+
+    def refresh():
+        while not done.wait(LOCK_REFRESH_S):
+            try:
+                os.utime(lock)
+            except OSError:
+                return
+
+    threading.Thread(target=refresh, daemon=True).start()
+    try:
+        yield None
+    finally:
+        done.set()
+        if (_lock_holder(lock) or {}).get("pid") == os.getpid():
+            lock.unlink(missing_ok=True)
 
 
 def run_experiment(experiment: str, run: str | None = None, seed: int | None = None, overrides=(),
@@ -56,7 +175,13 @@ def main(argv=None):
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides for every run")
     parser.add_argument("--data", default=None, help="prepared data folder for every run (default: config)")
     parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--shard", default="1/1", metavar="K/N",
+                        help="run the K-th of N disjoint slices of the runs (one per machine or GPU; default 1/1)")
     args = parser.parse_args(argv)
+    try:
+        k, n = parse_shard(args.shard)
+    except ValueError as e:
+        parser.error(str(e))
 
     experiments = sorted(p.stem for p in Path(args.configs).glob("*.yaml") if p.stem != "base")
     if args.only:
@@ -66,17 +191,24 @@ def main(argv=None):
         experiments = [e for e in experiments if e in args.only]
 
     failed = []
-    runs = planned_runs(experiments, args.seeds)
+    runs = shard(planned_runs(experiments, args.seeds), k, n)
+    if n > 1:
+        print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(run for _, run, _ in runs)}", flush=True)
     for i, (name, run, seed) in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run} (seed {seed})", flush=True)
         start = time.time()
-        try:
-            results = run_experiment(name, run, seed, [f"log.models_dir={args.models_dir}", *args.set],
-                                     data_root=args.data, configs_dir=args.configs)
-        except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
-            print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
-            failed.append(run)
-            continue
+        with claimed(Path(args.models_dir) / run / "suite.lock") as holder:
+            if holder is not None:
+                print(f"[{i}/{len(runs)}] {run}: claimed by process {holder['pid']} on {holder['host']}; skipped",
+                      flush=True)
+                continue
+            try:
+                results = run_experiment(name, run, seed, [f"log.models_dir={args.models_dir}", *args.set],
+                                         data_root=args.data, configs_dir=args.configs)
+            except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
+                print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
+                failed.append(run)
+                continue
         print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
               f"({time.time() - start:.0f} s)", flush=True)
 

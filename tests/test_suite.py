@@ -1,0 +1,88 @@
+"""src/suite.py: shards of the planned runs and the locks that keep a run from starting twice."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import src.suite
+from src.suite import claimed, parse_shard, planned_runs, shard, try_lock
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
+        "data.train_clips_per_video=1", "data.eval_clips_per_video=2", "train.batch_size=8", "train.epochs=1",
+        "train.warmup_epochs=0", "eval.latency_repeats=1"]
+
+
+def test_shards_are_disjoint_and_cover_every_run():
+    runs = planned_runs(["GRUCell", "LSTMCell", "OwnGRU", "R2Plus1D"], seeds=3)
+    for n in (1, 2, 3, 5, 20):
+        slices = [shard(runs, k, n) for k in range(1, n + 1)]
+        assert sorted(run for part in slices for run in part) == sorted(runs)
+        assert max(map(len, slices)) - min(map(len, slices)) <= 1  # balanced
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "2", "a/b"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_a_lock_is_held_once_and_a_dead_holder_is_detected(tmp_path, monkeypatch):
+    lock = tmp_path / "GRUCell" / "suite.lock"
+    with claimed(lock) as holder:
+        assert holder is None and json.loads(lock.read_text())["pid"] == os.getpid()
+        assert try_lock(lock)["pid"] == os.getpid()  # held by a live process: not claimed again
+    assert not lock.exists()  # released
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "time": 0}))
+    assert try_lock(lock) is None  # same host, dead pid: stale, taken over
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+    lock.write_text(json.dumps({"host": "elsewhere", "pid": 1, "time": 0}))
+    assert try_lock(lock)["host"] == "elsewhere"  # another host, recently refreshed: live
+    old = time.time() - src.suite.LOCK_STALE_S - 1
+    os.utime(lock, (old, old))
+    assert try_lock(lock) is None  # another host, not refreshed for too long: stale
+    assert sorted(p.name for p in lock.parent.iterdir()) == ["suite.lock"]  # no temp files left
+
+
+def test_a_run_claimed_by_another_shard_is_skipped(tmp_path, monkeypatch, capsys):
+    models = tmp_path / "models"
+    (models / "GRUCell").mkdir(parents=True)
+    (models / "GRUCell" / "suite.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))
+    monkeypatch.chdir(tmp_path)
+    src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--seeds", "1",
+                    "--models-dir", str(models)])
+    assert f"GRUCell: claimed by process {os.getppid()}" in capsys.readouterr().out
+    assert sorted(p.name for p in (models / "GRUCell").iterdir()) == ["suite.lock"]  # nothing trained
+
+
+def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tmp_path):
+    models, tboard = tmp_path / "models", tmp_path / "tboard"
+    command = [sys.executable, "-m", "src.suite", "--configs", str(REPO / "configs"), "--only", "GRUCell", "OwnGRU",
+               "--seeds", "1", "--data", str(tiny_prepared), "--models-dir", str(models),
+               "--set", *TINY, f"log.tboard_dir={tboard}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    shards = [subprocess.Popen([*command, "--shard", f"{k}/2"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True) for k in (1, 2)]
+    outputs = [process.communicate(timeout=600)[0] for process in shards]
+    assert [process.returncode for process in shards] == [0, 0], outputs
+
+    planned = [run for _, run, _ in planned_runs(["GRUCell", "OwnGRU"], seeds=1)]
+    assert "shard 1/2: 1 run(s): GRUCell\n" in outputs[0] and "shard 2/2: 1 run(s): OwnGRU\n" in outputs[1]
+    for run in planned:
+        assert (models / run / "results.json").is_file(), run
+        assert not (models / run / "suite.lock").exists(), run
+        assert len(list((tboard / run).glob("events.out.tfevents.*"))) <= 2, run  # trained once (+ hparams)
+        assert sum(f"{run}: test video accuracy" in out for out in outputs) == 1, run
+    # the comparison afterwards sees every run
+    subprocess.run([sys.executable, "-m", "src.compare", "--models-dir", str(models), "--configs",
+                    str(REPO / "configs")], cwd=tmp_path, env=env, check=True, capture_output=True)
+    table = (tmp_path / "results" / "results.csv").read_text()
+    assert all(run in table for run in planned)
+    assert len(table.strip().splitlines()) == 1 + len(planned)
