@@ -43,6 +43,7 @@ class Context:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    owns_group: bool = False  # setup() made the process group, so teardown() ends it
 
     @property
     def distributed(self) -> bool:
@@ -80,18 +81,19 @@ def setup(device: torch.device) -> Context:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=PROCESS_GROUP_TIMEOUT,
                                 **({"device_id": device} if device.type == "cuda" else {}))
-    context = Context(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+    context = Context(rank=rank, world_size=world_size, local_rank=local_rank, device=device, owns_group=owns_group)
     if not context.is_main:
         silence_progress_bars()
     return context
 
 
-def teardown() -> None:
-    """Leave the process group (no-op without one)."""
-    if dist.is_initialized():
+def teardown(context: Context) -> None:
+    """Leave the process group if :func:`setup` made it (a caller's own group stays)."""
+    if context.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 

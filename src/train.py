@@ -225,7 +225,7 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
     try:
         return _train(config, context, data_root, resume)
     finally:
-        distributed.teardown()
+        distributed.teardown(context)
 
 
 def _train(config: dict, context: distributed.Context, data_root, resume: bool) -> dict:

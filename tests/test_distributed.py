@@ -89,7 +89,7 @@ def ddp_worker(rank, world_size, port, data_root, out):
         if rank == 0:
             torch.save({"state_dict": model.state_dict(), "step": step, "val": metrics}, out)
     finally:
-        distributed.teardown()
+        distributed.teardown(context)
 
 
 def test_one_ddp_step_equals_one_full_batch_step_and_reduced_metrics_equal_one_process(tiny_prepared, tmp_path):
