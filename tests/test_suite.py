@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import src.suite
+from src.compare import compare
 from src.suite import claimed, parse_shard, planned_runs, shard, try_lock
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,8 +82,7 @@ def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tm
         assert len(list((tboard / run).glob("events.out.tfevents.*"))) <= 2, run  # trained once (+ hparams)
         assert sum(f"{run}: test video accuracy" in out for out in outputs) == 1, run
     # the comparison afterwards sees every run
-    subprocess.run([sys.executable, "-m", "src.compare", "--models-dir", str(models), "--configs",
-                    str(REPO / "configs")], cwd=tmp_path, env=env, check=True, capture_output=True)
-    table = (tmp_path / "results" / "results.csv").read_text()
+    compare(models_dir=models, out_dir=tmp_path / "table", imgs_dir=tmp_path / "imgs", configs_dir=REPO / "configs")
+    table = (tmp_path / "table" / "results.csv").read_text()
     assert all(run in table for run in planned)
     assert len(table.strip().splitlines()) == 1 + len(planned)
