@@ -1,0 +1,105 @@
+"""Export a trained checkpoint to ONNX, with a dynamic batch size.
+
+    python -m src.export --checkpoint models/GRUCell/best.pth --onnx gru.onnx
+
+The model (any rnn_type, the own cells included, and the R(2+1)D networks) is exported in
+eval mode with torch's dynamo-based exporter (``torch.onnx.export(..., dynamo=True)``,
+which needs ``onnxscript``): it traces the model with ``torch.export``, and so follows the
+Python loops over time and the forward of OwnLSTM/OwnGRU's ``autograd.Function`` as plain
+tensor operations. (The older TorchScript exporter, ``dynamo=False``, cannot: it fails on
+the encoder's ``adaptive_avg_pool2d`` once the batch size is dynamic.)
+
+The graph: input ``clips`` float32 (batch, T, 1, S, S) in [0, 1], output ``logits``
+(batch, 6). T and S are fixed to the config's ``data.max_frames`` and ``data.img_size``.
+The file's ``metadata_props`` hold ``config`` (the experiment config as JSON, from which
+``src.predict`` takes the preprocessing) and ``actions`` (the class names, in order), so
+
+    python -m src.predict --checkpoint gru.onnx clip.avi
+
+works like the checkpoint itself. An export that cannot work stops with one line naming
+the reason. The file is written under a temporary name and renamed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from src.checkpoint import load_model
+from src.kth import ACTIONS
+
+OPSET = 18
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done; the message is one line naming the file and the reason."""
+
+
+def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int = OPSET) -> Path:
+    """Export the model of ``checkpoint_path`` to ``onnx_path`` (see the module docstring).
+
+    Raises ExportError (one line) when the checkpoint cannot be read, onnxscript is
+    missing, or the exporter cannot express the model.
+    """
+    checkpoint_path, onnx_path = Path(checkpoint_path), Path(onnx_path)
+    try:
+        model, checkpoint = load_model(checkpoint_path)
+    except (FileNotFoundError, RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise ExportError(str(e).splitlines()[0] if str(e) else f"{checkpoint_path}: {e!r}") from None
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter needs it)
+    except ImportError:
+        raise ExportError("the ONNX exporter needs onnxscript: pip install -r requirements.txt") from None
+    config = checkpoint["config"]
+    data, model_config = config["data"], config["model"]
+    what = model_config["rnn_type"] if model_config["arch"] == "rnn" else model_config["arch"]
+    example = torch.rand(2, data["max_frames"], 1, data["img_size"], data["img_size"])  # batch 2: not specialised
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model, (example,), input_names=["clips"], output_names=["logits"],
+                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, opset_version=opset,
+                verbose=False, report=False)
+    except Exception as e:  # the exporter raises many types; one line with its first line
+        first_line = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise ExportError(f"{checkpoint_path}: cannot export {what} to ONNX ({type(e).__name__}: "
+                          f"{first_line})") from None
+    program.model.metadata_props["config"] = json.dumps(config)
+    program.model.metadata_props["actions"] = json.dumps(list(ACTIONS))
+    program.model.metadata_props["source_checkpoint"] = str(checkpoint_path)
+
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
+    try:
+        program.save(str(tmp))
+        os.replace(tmp, onnx_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return onnx_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="e.g. models/GRUCell/best.pth")
+    parser.add_argument("--onnx", required=True, help="the ONNX file to write, e.g. gru.onnx")
+    parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    args = parser.parse_args(argv)
+    try:
+        path = export_onnx(args.checkpoint, args.onnx, opset=args.opset)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.checkpoint} -> {path} (dynamic batch size; "
+          f"use it with: python -m src.predict --checkpoint {path} VIDEO)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Predict the action of any video with a trained model: a checkpoint or its ONNX export.
+
+    python -m src.predict --checkpoint models/GRUCell/best.pth clip.avi other.mp4 frames_dir/
+                          [--json] [--timeline] [--gif out.gif] [--clips 10]
+
+An input is a video file that PyAV decodes, or a folder of frames (images sorted by name).
+It gets the preprocessing of training: grayscale (:func:`src.prepare.decode_video`),
+resized to the checkpoint's ``data.img_size`` (:func:`src.prepare.resize_frames`), clips of
+``data.max_frames`` frames taken every ``data.slicing_step``-th frame
+(:func:`src.transformations.get_test_transforms`; a window shorter than one clip is padded
+by repeating its last frame, as the dataset does).
+
+- **Whole video**: the logits of ``--clips`` evenly spaced clips (the windows of
+  ``KTHActionDataset``'s fixed clips over the whole video) are averaged, as the video
+  accuracy of ``src.evaluate`` does; softmax gives the probability of every action.
+- **--timeline**: one prediction per sliding window of one clip's span (``--stride``
+  frames apart, default one span: back-to-back windows), with start and end in frames
+  and seconds.
+- **--gif**: the video (every ``slicing_step``-th frame, real speed) with each window's
+  action and probability drawn on it.
+
+Output: a table, or with ``--json`` a list of ``{"input", "action", "probabilities":
+{action: p}, "num_frames", "fps", "note"?, "timeline"?}`` or ``{"input", "error"}``. A bad
+input gives one line and the others go on; the exit code is 1 when any input failed.
+
+From Python::
+
+    predictor = load_predictor("models/GRUCell/best.pth")     # or "gru.onnx"
+    result = predict_input(predictor, "person01_boxing_d2_uncomp.mp4", timeline=True)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import av
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from src.kth import ACTIONS
+from src.prepare import decode_video, resize_frames
+from src.transformations import get_test_transforms
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
+DEFAULT_FPS = 25.0  # KTH's frame rate; used for a folder of frames unless --fps says otherwise
+DEFAULT_CLIPS = 10  # evenly spaced clips averaged for the whole-video prediction
+
+
+class PredictError(ValueError):
+    """A bad model or input; the message is one line naming the file."""
+
+
+@dataclass
+class Predictor:
+    """A model ready for clips: ``logits_of(clips float32 (N, T, 1, S, S) in [0, 1]) -> (N, C)``,
+    the preprocessing settings of its config, and where it came from."""
+
+    logits_of: Callable[[torch.Tensor], torch.Tensor]
+    img_size: int
+    max_frames: int
+    slicing_step: int
+    source: str
+    batch_size: int = 32
+
+    @property
+    def span(self) -> int:
+        """Frames of the video one clip covers: ``(max_frames - 1) * slicing_step + 1``."""
+        return (self.max_frames - 1) * self.slicing_step + 1
+
+    def logits(self, clips: torch.Tensor) -> torch.Tensor:
+        """(N, T, 1, S, S) -> (N, C) float32, in batches of ``batch_size``."""
+        return torch.cat([self.logits_of(batch) for batch in clips.split(self.batch_size)])
+
+
+def _predictor_from_config(config: dict, logits_of, source: str) -> Predictor:
+    data = config["data"]
+    return Predictor(logits_of, img_size=int(data["img_size"]), max_frames=int(data["max_frames"]),
+                     slicing_step=int(data["slicing_step"]), source=source)
+
+
+def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
+    """A checkpoint of ``src.train`` (``.pth``) or an ONNX file of ``src.export`` (``.onnx``).
+
+    Raises PredictError (one line naming the file) when it is neither.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PredictError(f"{path}: no such file; give a checkpoint (models/<experiment>/best.pth) "
+                           f"or an ONNX file of 'python -m src.export'")
+    if path.suffix.lower() == ".onnx":
+        return _load_onnx(path)
+    from src.checkpoint import load_model
+    from src.engine import select_device
+
+    device = select_device(device)
+    try:
+        model, checkpoint = load_model(path, map_location=device)
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        reason = str(e) if isinstance(e, RuntimeError) else f"{path}: not a checkpoint of src.train ({e!r})"
+        raise PredictError(reason.splitlines()[0]) from None
+
+    @torch.inference_mode()
+    def logits_of(clips: torch.Tensor) -> torch.Tensor:
+        return model(clips.to(device)).float().cpu()
+
+    return _predictor_from_config(checkpoint["config"], logits_of, str(path))
+
+
+def _load_onnx(path: Path) -> Predictor:
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise PredictError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0]})") from None
+    metadata = session.get_modelmeta().custom_metadata_map
+    if "config" not in metadata:
+        raise PredictError(f"{path}: holds no 'config' metadata (img_size, max_frames, slicing_step); "
+                           f"export it with 'python -m src.export --checkpoint CKPT --onnx {path.name}'")
+    input_name = session.get_inputs()[0].name
+
+    def logits_of(clips: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {input_name: clips.numpy()})[0])
+
+    return _predictor_from_config(json.loads(metadata["config"]), logits_of, str(path))
+
+
+# ----------------------------------------------------------------------------- frames
+
+def video_fps(path: str | Path) -> float:
+    """Frames per second of the first video stream (``DEFAULT_FPS`` when the file does not say)."""
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
+    return float(Fraction(rate)) if rate else DEFAULT_FPS
+
+
+def read_frames(path: str | Path) -> tuple[np.ndarray, float]:
+    """The grayscale frames of a video file or a folder of images, uint8 (T, H, W), and the fps."""
+    path = Path(path)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise PredictError(f"{path}: a folder without image files ({', '.join(IMAGE_SUFFIXES)})")
+        frames = [np.asarray(Image.open(p).convert("L")) for p in images]
+        if len({f.shape for f in frames}) > 1:
+            raise PredictError(f"{path}: the images differ in size; give frames of one video")
+        return np.stack(frames), DEFAULT_FPS
+    if not path.is_file():
+        raise PredictError(f"{path}: no such file or folder")
+    if path.stat().st_size == 0:
+        raise PredictError(f"{path}: empty file")
+    try:
+        return decode_video(path), video_fps(path)
+    except (av.FFmpegError, IndexError, ValueError) as e:
+        reason = "no video stream" if isinstance(e, IndexError) else (getattr(e, "strerror", None) or str(e))
+        reason = str(reason).removeprefix(f"{path}: ")
+        raise PredictError(f"{path}: not a readable video ({reason})") from None
+
+
+def evenly_spaced_starts(num_frames: int, span: int, count: int) -> list[int]:
+    """Starts of ``count`` windows of ``span`` frames spread over ``num_frames``: the formula of
+    ``KTHActionDataset``'s fixed clips (centred; one clip takes the middle) over one segment."""
+    num_starts = max(num_frames - span, 0) + 1
+    return [(2 * k + 1) * num_starts // (2 * count) for k in range(count)]
+
+
+def sliding_starts(num_frames: int, span: int, stride: int) -> list[int]:
+    """Starts of windows of ``span`` frames every ``stride`` frames; the last one ends at the video's end."""
+    starts = list(range(0, max(num_frames - span, 0) + 1, stride))
+    if starts[-1] + span < num_frames:
+        starts.append(num_frames - span)
+    return starts
+
+
+def make_clips(frames: torch.Tensor, starts: list[int], predictor: Predictor) -> torch.Tensor:
+    """The clips starting at ``starts``: uint8 frames (T, 1, S, S) -> float32 (N, max_frames, 1, S, S)."""
+    transform = get_test_transforms(slicing_step=predictor.slicing_step, max_frames=predictor.max_frames)
+    return torch.stack([transform(frames[start:start + predictor.span]) for start in starts])
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_CLIPS, timeline: bool = False,
+                  stride: int | None = None, gif: str | Path | None = None) -> dict:
+    """Predict one video file or frame folder.
+
+    Returns ``{"input", "action", "probabilities": {action: p}, "num_frames", "fps"}``, plus
+    ``"note"`` when the video is shorter than one clip (padded), ``"timeline"`` (a list of
+    ``{"start_frame", "end_frame", "start_s", "end_s", "action", "probability"}``; frames
+    0-based, end exclusive) when asked or when ``gif`` is given, and ``"gif"`` (its path).
+    Raises PredictError for an input that cannot be read.
+    """
+    raw, fps = read_frames(path)                                              # uint8 (T, H, W)
+    frames = torch.from_numpy(resize_frames(raw, predictor.img_size)).unsqueeze(1)  # (T, 1, S, S)
+    num_frames = len(frames)
+    starts = evenly_spaced_starts(num_frames, predictor.span, clips)
+    logits = predictor.logits(make_clips(frames, starts, predictor))          # (clips, C)
+    probabilities = logits.mean(0).softmax(0)
+    result = {"input": str(path), "action": ACTIONS[int(probabilities.argmax())],
+              "probabilities": {a: round(float(p), 4) for a, p in zip(ACTIONS, probabilities)},
+              "num_frames": num_frames, "fps": fps}
+    if num_frames < predictor.span:
+        result["note"] = (f"only {num_frames} frames, shorter than one clip ({predictor.max_frames} frames, every "
+                          f"{predictor.slicing_step}th: {predictor.span} frames); padded by repeating the last frame")
+    if timeline or gif is not None:
+        window_starts = sliding_starts(num_frames, predictor.span, stride or predictor.span)
+        window_probs = predictor.logits(make_clips(frames, window_starts, predictor)).softmax(1)
+        result["timeline"] = []
+        for start, probs in zip(window_starts, window_probs):
+            end = min(start + predictor.span, num_frames)
+            result["timeline"].append({
+                "start_frame": start, "end_frame": end, "start_s": round(start / fps, 3), "end_s": round(end / fps, 3),
+                "action": ACTIONS[int(probs.argmax())], "probability": round(float(probs.max()), 4)})
+    if gif is not None:
+        result["gif"] = str(write_gif(raw, fps, result["timeline"], gif, every=predictor.slicing_step))
+    return result
+
+
+def write_gif(frames: np.ndarray, fps: float, timeline: list[dict], path: str | Path, every: int = 1,
+              scale: int = 2) -> Path:
+    """Write uint8 (T, H, W) ``frames`` (every ``every``-th, enlarged ``scale`` times, at real
+    speed) as an animated GIF with each frame's window action and probability on a band above
+    it. Atomic: a temp file, then rename."""
+    path = Path(path)
+    height, width = frames.shape[1:]
+    band = 14
+    images = []
+    for t in range(0, len(frames), every):
+        window = next(w for w in reversed(timeline) if w["start_frame"] <= t) if t >= timeline[0]["start_frame"] \
+            else timeline[0]
+        canvas = Image.new("L", (width * scale, height * scale + band), 0)
+        canvas.paste(Image.fromarray(frames[t]).resize((width * scale, height * scale)), (0, band))
+        ImageDraw.Draw(canvas).text((3, 1), f"{window['action']} {window['probability']:.0%}  "
+                                            f"{t / fps:5.1f} s", fill=255)
+        images.append(canvas)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=round(1000 * every / fps), loop=0)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def gif_path(gif: str | Path, input_path: str | Path, several: bool) -> Path:
+    """``out.gif`` for one input; ``out_<input name>.gif`` for each of several."""
+    gif = Path(gif)
+    return gif.with_name(f"{gif.stem}_{Path(input_path).stem}{gif.suffix or '.gif'}") if several else gif
+
+
+# ----------------------------------------------------------------------------- output
+
+def print_table(results: list[dict], file=None) -> None:
+    """One row per input (action, then the probability of every action); timelines below."""
+    file = file or sys.stdout
+    width = max([len("input")] + [len(Path(r["input"]).name) for r in results])
+    print(f"{'input':<{width}}  {'action':<12}  " + "  ".join(f"{a:>12}" for a in ACTIONS), file=file)
+    for r in results:
+        name = Path(r["input"]).name
+        if "error" in r:
+            print(f"{name:<{width}}  error: {r['error']}", file=file)
+            continue
+        print(f"{name:<{width}}  {r['action']:<12}  " + "  ".join(f"{r['probabilities'][a]:>12.3f}" for a in ACTIONS),
+              file=file)
+    for r in results:
+        if "timeline" not in r:
+            continue
+        print(f"\n{r['input']}: {len(r['timeline'])} windows ({r['num_frames']} frames, {r['fps']:g} fps)", file=file)
+        print(f"  {'start s':>8} {'end s':>7} {'frames':>11}  {'action':<12} {'prob':>5}", file=file)
+        for w in r["timeline"]:
+            print(f"  {w['start_s']:8.2f} {w['end_s']:7.2f} {w['start_frame']:>5}-{w['end_frame']:<5}  "
+                  f"{w['action']:<12} {w['probability']:5.2f}", file=file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="video files (anything PyAV decodes) or folders of frames")
+    parser.add_argument("--checkpoint", required=True, help="models/<experiment>/best.pth, or an .onnx of src.export")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--timeline", action="store_true", help="also one prediction per sliding window")
+    parser.add_argument("--stride", type=int, default=None, help="frames between windows (default: one clip's span)")
+    parser.add_argument("--gif", default=None, help="write the video with each window's prediction drawn on it")
+    parser.add_argument("--clips", type=int, default=DEFAULT_CLIPS,
+                        help=f"evenly spaced clips averaged per video (default {DEFAULT_CLIPS})")
+    parser.add_argument("--device", default="cpu", help="cpu (default), auto, or a device name (checkpoints only)")
+    args = parser.parse_args(argv)
+    if args.clips < 1 or (args.stride is not None and args.stride < 1):
+        parser.error("--clips and --stride must be >= 1")
+    try:
+        predictor = load_predictor(args.checkpoint, args.device)
+    except PredictError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+    results = []
+    for path in args.inputs:
+        gif = gif_path(args.gif, path, len(args.inputs) > 1) if args.gif else None
+        try:
+            result = predict_input(predictor, path, clips=args.clips, timeline=args.timeline, stride=args.stride,
+                                   gif=gif)
+        except PredictError as e:
+            result = {"input": path, "error": str(e)}
+        except Exception as e:  # anything else about this input: report it and go on with the others
+            result = {"input": path, "error": f"{path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        if "error" in result and args.json:  # the table shows it in its row
+            print(f"error: {result['error']}", file=sys.stderr)
+        if "note" in result:
+            print(f"note: {path}: {result['note']}", file=sys.stderr)
+        if not args.timeline:
+            result.pop("timeline", None)
+        results.append(result)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_table(results)
+        for r in results:
+            if "gif" in r:
+                print(f"gif written to {r['gif']}")
+    return int(any("error" in r for r in results))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""src/predict.py on the real KTH samples, with a model trained for one epoch on the tiny twin."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from src.checkpoint import load_model
+from src.config import load_config
+from src.dataloader import KTHActionDataset
+from src.kth import ACTIONS
+from src.predict import evenly_spaced_starts, load_predictor, main, predict_input, sliding_starts
+from src.prepare import decode_video, prepare
+from src.train import train
+from src.transformations import get_test_transforms
+
+TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
+        "data.train_clips_per_video=1", "data.eval_clips_per_video=2", "train.batch_size=8", "train.epochs=1"]
+FRAMES = {"person01_handclapping_d1_uncomp.avi": 378, "person01_handclapping_d2_uncomp.avi": 550,
+          "person01_jogging_d1_uncomp.avi": 415, "person01_boxing_d2_uncomp.mp4": 390,
+          "person03_boxing_d4_uncomp.mp4": 512, "person04_boxing_d1_uncomp.mp4": 328}
+SPAN = (4 - 1) * 3 + 1  # max_frames 4, slicing_step 3 (base.yaml)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_prepared, tmp_path_factory):
+    """best.pth of a 1-epoch GRUCell run on the tiny twin."""
+    out = tmp_path_factory.mktemp("predict_run")
+    config = load_config("configs/GRUCell.yaml", [*TINY, f"log.models_dir={out / 'models'}",
+                                                  f"log.tboard_dir={out / 'tboard'}"])
+    train(config, data_root=tiny_prepared)
+    return out / "models" / "GRUCell" / "best.pth"
+
+
+def run_json(capsys, *args):
+    code = main([*map(str, args), "--json"])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def test_every_real_sample_gets_a_prediction(checkpoint, kth_samples, capsys):
+    videos = sorted(kth_samples.glob("person*"))
+    assert len(videos) == 6
+    code, results, _ = run_json(capsys, "--checkpoint", checkpoint, *videos)
+    assert code == 0
+    assert [r["input"] for r in results] == [str(v) for v in videos]
+    for r in results:
+        assert r["action"] in ACTIONS and list(r["probabilities"]) == list(ACTIONS)
+        assert sum(r["probabilities"].values()) == pytest.approx(1, abs=1e-3)
+        assert r["action"] == max(r["probabilities"], key=r["probabilities"].get)
+        assert r["fps"] == 25 and r["num_frames"] == FRAMES[Path(r["input"]).name]  # as the samples' README says
+        assert "note" not in r and "timeline" not in r
+
+    assert main(["--checkpoint", str(checkpoint), *map(str, videos)]) == 0  # the table
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["input", "action", *ACTIONS] and len(table) == 7
+    assert [line.split()[1] for line in table[1:]] == [r["action"] for r in results]
+
+
+def test_the_video_prediction_averages_the_datasets_evenly_spaced_clips(checkpoint, kth_samples, tmp_path):
+    """The same frames, windows and padding as KTHActionDataset's fixed clips over the whole video."""
+    prepared = tmp_path / "prepared"
+    prepare(kth_samples, prepared, workers=1, write_png=False)
+    dataset = KTHActionDataset(prepared, split="train", persons=(1,), clips_per_video=7, max_frames=4,
+                               transform=get_test_transforms(slicing_step=3), use_sequences=False, return_meta=True)
+    model, _ = load_model(checkpoint)
+    predictor = load_predictor(checkpoint)
+    for v, video in enumerate(dataset.videos):
+        items = [dataset[i] for i, (video_index, _) in enumerate(dataset.clips) if video_index == v]
+        num_frames = len(dataset.video_frames[v])
+        assert [start for start, _ in dataset.windows[7 * v:7 * v + 7]] == evenly_spaced_starts(num_frames, SPAN, 7)
+        with torch.no_grad():
+            expected = model(torch.stack([frames for frames, _, _ in items])).mean(0).softmax(0)
+        result = predict_input(predictor, next(kth_samples.glob(f"{video['video_id']}_*")), clips=7)
+        assert list(result["probabilities"].values()) == pytest.approx(expected.tolist(), abs=1e-4)
+
+
+def test_the_timeline_marks_windows_of_a_real_sample(checkpoint, kth_samples, capsys):
+    video = kth_samples / "person01_jogging_d1_uncomp.avi"
+    code, [result], _ = run_json(capsys, "--checkpoint", checkpoint, video, "--timeline")
+    assert code == 0
+    windows = result["timeline"]
+    num_frames = result["num_frames"]
+    assert len(windows) == math.ceil(num_frames / SPAN)
+    assert windows[0]["start_frame"] == 0 and windows[-1]["end_frame"] == num_frames
+    for before, after in zip(windows[:-2], windows[1:-1]):  # back to back; the last one ends at the video's end
+        assert after["start_frame"] == before["end_frame"]
+    for w in windows:
+        assert w["end_frame"] - w["start_frame"] == SPAN
+        assert (w["start_s"], w["end_s"]) == pytest.approx((w["start_frame"] / 25, w["end_frame"] / 25), abs=1e-3)
+        assert w["action"] in ACTIONS and 1 / len(ACTIONS) <= w["probability"] <= 1
+
+    main(["--checkpoint", str(checkpoint), str(video), "--timeline", "--stride", "5"])
+    out = capsys.readouterr().out
+    assert f"{len(sliding_starts(num_frames, SPAN, 5))} windows ({num_frames} frames, 25 fps)" in out
+
+
+def test_sliding_and_evenly_spaced_starts():
+    assert sliding_starts(30, 10, 10) == [0, 10, 20]
+    assert sliding_starts(35, 10, 10) == [0, 10, 20, 25]
+    assert sliding_starts(4, 10, 10) == [0]
+    assert evenly_spaced_starts(19, 10, 2) == [2, 7]  # 10 starts: centred
+    assert evenly_spaced_starts(4, 10, 3) == [0, 0, 0]
+
+
+def test_bad_inputs_get_one_line_each_and_the_others_go_on(checkpoint, kth_samples, tmp_path, capsys):
+    empty = tmp_path / "empty.avi"
+    empty.touch()
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    short = tmp_path / "short_frames"  # a folder of 5 frames: shorter than one clip
+    short.mkdir()
+    for t, frame in enumerate(decode_video(kth_samples / "person04_boxing_d1_uncomp.mp4")[:5]):
+        Image.fromarray(frame).save(short / f"frame_{t:03d}.png")
+    good = kth_samples / "person04_boxing_d1_uncomp.mp4"
+    code, results, err = run_json(capsys, "--checkpoint", checkpoint, empty, good, text, short,
+                                  tmp_path / "missing.avi", tmp_path)
+    assert code == 1
+    assert [("error" in r) for r in results] == [True, False, True, False, True, True]
+    for r in (results[0], results[2], results[4], results[5]):
+        assert r["error"].startswith(r["input"]) and "\n" not in r["error"]
+    assert "empty file" in results[0]["error"] and "not a readable video" in results[2]["error"]
+    assert "no such file" in results[4]["error"] and "without image files" in results[5]["error"]
+    assert results[3]["num_frames"] == 5 and "padded" in results[3]["note"]
+    assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 4
+    assert f"note: {short}" in err
+
+    code, results, _ = run_json(capsys, "--checkpoint", checkpoint, good)
+    assert code == 0
+
+
+def test_a_file_that_is_not_a_checkpoint_is_one_line(kth_samples, tmp_path, capsys):
+    for bad in (tmp_path / "notes.pth", tmp_path / "model.onnx", tmp_path / "missing.pth"):
+        if bad.name != "missing.pth":
+            bad.write_text("hello")
+        assert main(["--checkpoint", str(bad), str(kth_samples / "person04_boxing_d1_uncomp.mp4")]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1 and str(bad) in captured.err
+
+
+def test_gif_shows_every_window(checkpoint, kth_samples, tmp_path, capsys):
+    video = kth_samples / "person04_boxing_d1_uncomp.mp4"
+    assert main(["--checkpoint", str(checkpoint), str(video), "--gif", str(tmp_path / "out.gif")]) == 0
+    assert f"gif written to {tmp_path / 'out.gif'}" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["out.gif"]  # no temp file left
+    with Image.open(tmp_path / "out.gif") as gif:
+        assert gif.n_frames == math.ceil(328 / 3)  # every slicing_step-th frame
+        assert gif.info["duration"] == 120  # real speed: 3 frames at 25 fps
+        assert gif.size == (2 * 160, 2 * 120 + 14)
+
+
+def test_the_onnx_export_predicts_like_the_checkpoint(checkpoint, kth_samples, tmp_path, capsys):
+    from src.export import export_onnx
+
+    onnx_path = export_onnx(checkpoint, tmp_path / "gru.onnx")
+    videos = [kth_samples / "person01_handclapping_d1_uncomp.avi", kth_samples / "person03_boxing_d4_uncomp.mp4"]
+    _, from_checkpoint, _ = run_json(capsys, "--checkpoint", checkpoint, *videos, "--timeline")
+    code, from_onnx, _ = run_json(capsys, "--checkpoint", onnx_path, *videos, "--timeline")
+    assert code == 0
+    for a, b in zip(from_checkpoint, from_onnx):
+        assert a["action"] == b["action"]
+        assert list(a["probabilities"].values()) == pytest.approx(list(b["probabilities"].values()), abs=1e-4)
+        assert [w["start_frame"] for w in a["timeline"]] == [w["start_frame"] for w in b["timeline"]]
