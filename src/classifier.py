@@ -19,7 +19,7 @@ import torchvision
 from torchvision.models import ResNet18_Weights
 
 from src.kth import ACTIONS
-from src.pretrained import load_cached_weights, sum_over_input_channels
+from src.pretrained import load_weights, sum_over_input_channels
 
 ENCODERS = ("cnn", "resnet18")
 RNN_TYPES = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
@@ -79,7 +79,8 @@ class ConvEncoder(nn.Module):
 class ResNet18Encoder(nn.Module):
     """torchvision's ResNet18 trunk with an ``in_channels`` first convolution.
 
-    With ``pretrained=True`` the ImageNet weights come from the TORCH_HOME cache and conv1
+    With ``pretrained=True`` the ImageNet weights come from the TORCH_HOME cache (downloaded
+    there on first use) and conv1
     is the RGB conv1 summed over the colour channels. Input in [0, 1] is normalised with
     ImageNet's statistics averaged over colour.
 
@@ -92,7 +93,7 @@ class ResNet18Encoder(nn.Module):
         super().__init__()
         resnet = torchvision.models.resnet18(weights=None)
         if pretrained:
-            resnet.load_state_dict(load_cached_weights(ResNet18_Weights.IMAGENET1K_V1))
+            resnet.load_state_dict(load_weights(ResNet18_Weights.IMAGENET1K_V1))
         conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         if pretrained:
             with torch.no_grad():

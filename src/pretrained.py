@@ -1,33 +1,77 @@
 """Pretrained torchvision weights for a 1-channel input.
 
-torchvision keeps downloaded weights in ``torch.hub.get_dir()/checkpoints/``;
-:func:`load_cached_weights` reads them from there, and :func:`sum_over_input_channels`
-turns an RGB first-layer kernel into one for grayscale frames. Used by both
-``src.classifier`` (ResNet18) and ``src.r2plus1d`` (torchvision's r2plus1d_18).
+torchvision keeps its weights in ``torch.hub.get_dir()/checkpoints/`` (under TORCH_HOME).
+:func:`load_weights` reads them from there and, when the file is not there yet, downloads
+it the way torchvision's own weights API does (``torch.hub.load_state_dict_from_url``:
+a progress bar, a temp file renamed when complete, and the SHA-256 prefix that the file
+name carries, e.g. ``resnet18-f37072fd.pth``, checked), giving up after a short
+connection timeout with one line naming the file, the folder and the URL.
+:func:`sum_over_input_channels` turns an RGB first-layer kernel into one for grayscale
+frames. Used by both ``src.classifier`` (ResNet18) and ``src.r2plus1d`` (r2plus1d_18).
+
+The environment variable ``PRETRAINED_BASE_URL`` points the download at a mirror that
+holds torchvision's file names (``$PRETRAINED_BASE_URL/resnet18-f37072fd.pth``).
 """
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 
 import torch
 import torchvision
 
+DOWNLOAD_TIMEOUT_S = 10.0  # seconds to connect (and between two reads) before giving up
+BASE_URL_VARIABLE = "PRETRAINED_BASE_URL"
 
-def load_cached_weights(weights: torchvision.models.WeightsEnum) -> dict[str, torch.Tensor]:
-    """The state dict of torchvision ``weights``, from the TORCH_HOME cache only.
 
-    torchvision caches its weights as ``torch.hub.get_dir()/checkpoints/<file of the url>``.
-    This machine may be offline, so a missing file is a clear error instead of a download
-    attempt that hangs.
+def weights_url(weights: torchvision.models.WeightsEnum) -> str:
+    """Where ``weights`` are downloaded from: torchvision's URL, or the same file name under
+    ``$PRETRAINED_BASE_URL`` when it is set."""
+    base = os.environ.get(BASE_URL_VARIABLE)
+    if not base:
+        return weights.url
+    return base.rstrip("/") + "/" + Path(urlparse(weights.url).path).name
+
+
+def load_weights(weights: torchvision.models.WeightsEnum, download: bool = True, progress: bool = True,
+                 timeout: float = DOWNLOAD_TIMEOUT_S) -> dict[str, torch.Tensor]:
+    """The state dict of torchvision ``weights``, from the TORCH_HOME cache, downloaded first
+    when it is not there (``download=True``).
+
+    Raises:
+        FileNotFoundError: one line naming the file, the cache folder and the URL, when the
+            file is not cached and cannot be downloaded (offline, no answer within ``timeout``
+            seconds, an HTTP error, or a file whose SHA-256 does not start with the prefix in
+            its name; a failed download leaves nothing in the cache).
     """
     file_name = Path(urlparse(weights.url).path).name
     cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    url = weights_url(weights)
+    how_to = (f"put {file_name} (from {url}) into {cache_dir}/ (the cache under TORCH_HOME), "
+              f"or set model.pretrained: false")
     if not (cache_dir / file_name).is_file():
-        raise FileNotFoundError(
-            f"pretrained weights {weights} not found: put {file_name} (from {weights.url}) into "
-            f"{cache_dir}/ (the cache under TORCH_HOME), or set model.pretrained: false")
+        if not download:
+            raise FileNotFoundError(f"pretrained weights {weights} not found: {how_to}")
+        previous_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(timeout)  # urllib's urlopen inside torch.hub has no timeout of its own
+        try:
+            torch.hub.load_state_dict_from_url(url, model_dir=str(cache_dir), map_location="cpu", progress=progress,
+                                               check_hash=True, file_name=file_name, weights_only=True)
+        except (URLError, OSError, RuntimeError) as e:  # no network, timeout, HTTP error, wrong hash
+            reason = e.reason if isinstance(e, URLError) and not isinstance(e, HTTPError) else e
+            raise FileNotFoundError(f"pretrained weights {weights} could not be downloaded "
+                                    f"({str(reason).splitlines()[0]}): {how_to}") from None
+        finally:
+            socket.setdefaulttimeout(previous_timeout)
     return weights.get_state_dict(progress=False, map_location="cpu")
+
+
+def load_cached_weights(weights: torchvision.models.WeightsEnum) -> dict[str, torch.Tensor]:
+    """The state dict of ``weights`` from the TORCH_HOME cache only (no download); see :func:`load_weights`."""
+    return load_weights(weights, download=False)
 
 
 def sum_over_input_channels(rgb_weight: torch.Tensor, in_channels: int) -> torch.Tensor:

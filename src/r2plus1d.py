@@ -26,7 +26,7 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.video import R2Plus1D_18_Weights
 
-from src.pretrained import load_cached_weights, sum_over_input_channels
+from src.pretrained import load_weights, sum_over_input_channels
 
 # Kinetics-400 per-channel statistics averaged over the colour channels, for grayscale input.
 KINETICS_GRAY_MEAN, KINETICS_GRAY_STD = 0.401, 0.222
@@ -165,7 +165,8 @@ class TorchvisionR2Plus1D(nn.Module):
     """torchvision's r2plus1d_18 with an ``in_channels`` stem and a ``num_classes`` classifier.
 
     With ``pretrained=True`` the Kinetics-400 weights (R2Plus1D_18_Weights.KINETICS400_V1)
-    come from the TORCH_HOME cache (a clear error when absent), and the stem's first
+    come from the TORCH_HOME cache (downloaded there on first use; a clear error when that
+    fails), and the stem's first
     convolution is the RGB one summed over the colour channels. Input in [0, 1] is
     normalised with Kinetics' statistics averaged over colour.
 
@@ -176,7 +177,7 @@ class TorchvisionR2Plus1D(nn.Module):
         super().__init__()
         net = torchvision.models.video.r2plus1d_18(weights=None)
         if pretrained:
-            net.load_state_dict(load_cached_weights(R2Plus1D_18_Weights.KINETICS400_V1))
+            net.load_state_dict(load_weights(R2Plus1D_18_Weights.KINETICS400_V1))
         rgb_conv = net.stem[0]
         stem_conv = nn.Conv3d(in_channels, rgb_conv.out_channels, kernel_size=rgb_conv.kernel_size,
                               stride=rgb_conv.stride, padding=rgb_conv.padding, bias=False)

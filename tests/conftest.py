@@ -39,8 +39,10 @@ def tiny_prepared(tiny_raw, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch) -> Path:
-    """An empty temporary TORCH_HOME; returns the folder torchvision caches weights in."""
+    """An empty temporary TORCH_HOME; returns the folder torchvision caches weights in.
+    Downloads of pretrained weights go to a closed local port, so they fail at once, offline or not."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("PRETRAINED_BASE_URL", "http://127.0.0.1:1")
     monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)  # restored after the test
     torch.hub.set_dir(str(tmp_path / "hub"))
     checkpoints = tmp_path / "hub" / "checkpoints"
