@@ -28,6 +28,7 @@ The course call ``get_train_transforms(slicing_step=2)`` works as written.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
@@ -185,3 +186,79 @@ def get_test_transforms(slicing_step: int = 1, max_frames: int | None = None) ->
         TemporalSampling(slicing_step, max_frames, random_start=False),
         v2.ToDtype(torch.float32, scale=True),
     ])
+
+
+# --------------------------------------------------------------------------- batches of clips
+
+class ClipBatchAugmentation:
+    """The training augmentations of :func:`get_train_transforms`, for a whole batch of clips
+    at once (what the trainer's :class:`src.clip_batches.ClipBatches` uses).
+
+    Per clip, drawn once and shared by all its frames: a horizontal flip with probability
+    ``flip_p``, a rotation by an angle uniform in ``[-degrees, degrees]`` (about the centre,
+    bilinear, corners zero: ``v2.functional.rotate(..., BILINEAR, fill=None)``), and a
+    temporal reversal with probability ``reverse_p``. Flip and rotation are one affine map
+    per clip, applied by one ``affine_grid`` + ``grid_sample`` for the batch, with a clip's
+    frames as the channels of one image (so they share its grid).
+
+    The draws come from the ``generator`` given to :meth:`draw` (CPU), not from torch's
+    global one, so a batch source can make them reproducible per epoch and rank.
+
+        >>> augment = ClipBatchAugmentation()
+        >>> clips = augment(torch.rand(32, 10, 1, 64, 64), torch.Generator().manual_seed(0))
+    """
+
+    def __init__(self, flip_p: float = 0.5, degrees: float = 25.0, reverse_p: float = 0.3):
+        for name, p in (("flip_p", flip_p), ("reverse_p", reverse_p)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"ClipBatchAugmentation: {name} must be in [0, 1], got {p}")
+        if degrees < 0:
+            raise ValueError(f"ClipBatchAugmentation: degrees must be >= 0, got {degrees}")
+        self.flip_p, self.degrees, self.reverse_p = flip_p, float(degrees), reverse_p
+
+    def draw(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The parameters of ``batch_size`` clips: ``{'flip': bool (B,), 'angle': float32 (B,)
+        degrees, 'reverse': bool (B,)}``, on the CPU."""
+        flip = torch.rand(batch_size, generator=generator) < self.flip_p
+        angle = torch.rand(batch_size, generator=generator) * (2 * self.degrees) - self.degrees
+        reverse = torch.rand(batch_size, generator=generator) < self.reverse_p
+        return {"flip": flip, "angle": angle, "reverse": reverse}
+
+    @staticmethod
+    def affine(flip: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+        """``affine_grid``'s theta (B, 2, 3) float32: rotate by ``angle`` degrees
+        (counter-clockwise, as ``v2.functional.rotate``) after flipping where ``flip``.
+
+        theta maps an output point to the input point it samples (normalised coordinates,
+        square frames): rotation by -angle, then x -> -x for flipped clips."""
+        radians = torch.deg2rad(angle.double())
+        cos, sin = torch.cos(radians), torch.sin(radians)
+        sign = 1.0 - 2.0 * flip.double()  # -1 where flipped
+        theta = torch.zeros(len(angle), 2, 3, dtype=torch.float64)
+        theta[:, 0, 0], theta[:, 0, 1] = sign * cos, sign * -sin
+        theta[:, 1, 0], theta[:, 1, 1] = sin, cos
+        return theta.float()
+
+    def apply(self, clips: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Augment float clips ``(B, T, C, H, W)`` (H == W) with ``params`` from :meth:`draw`;
+        returns a new tensor of the same shape, on the clips' device."""
+        b, t, c, h, w = clips.shape
+        if h != w:
+            raise ValueError(f"ClipBatchAugmentation: frames must be square, got {h}x{w}")
+        images = clips.reshape(b, t * c, h, w)
+        if self.degrees > 0 or bool(params["flip"].any()):
+            theta = self.affine(params["flip"], params["angle"]).to(clips.device)
+            grid = F.affine_grid(theta, [b, t * c, h, w], align_corners=False)
+            images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        clips = images.reshape(b, t, c, h, w)
+        reverse = params["reverse"].to(clips.device)
+        if bool(params["reverse"].any()):
+            clips = torch.where(reverse[:, None, None, None, None], clips.flip(1), clips)
+        return clips
+
+    def __call__(self, clips: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.apply(clips, self.draw(len(clips), generator))
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(flip_p={self.flip_p}, degrees={self.degrees}, "
+                f"reverse_p={self.reverse_p})")

@@ -4,6 +4,7 @@ import torch
 from torchvision.transforms import v2
 
 from src.transformations import (
+    ClipBatchAugmentation,
     RandomTemporalReversal,
     TemporalSampling,
     find_temporal_sampling,
@@ -104,14 +105,6 @@ def test_train_transform_reverses_about_30_percent_of_clips():
 
 # ---------------------------------------------------------------- spatial augmentation
 
-def test_v2_draws_rotation_once_per_clip():
-    clip = asymmetric_clip().float() / 255
-    torch.manual_seed(0)
-    out = v2.RandomRotation((10.0, 25.0))(clip)  # an angle big enough to move pixels
-    assert not torch.equal(out[0], clip[0])                 # it rotated ...
-    assert all(torch.equal(out[0], frame) for frame in out)  # ... every frame alike
-
-
 def test_train_transform_same_flip_and_rotation_for_every_frame():
     clip = asymmetric_clip(num_frames=6)
     transform = get_train_transforms(slicing_step=1, max_frames=6, reverse_p=0.0)
@@ -152,3 +145,64 @@ def test_test_transform_is_deterministic_without_augmentation():
     assert frame_indices(out) == [0, 4, 8, 12, 16]
     assert torch.equal(out, transform(clip))
     torch.testing.assert_close(out, clip[:17:4].float() / 255)
+
+
+# ---------------------------------------------------------------- ClipBatchAugmentation (the trainer's path)
+
+N_DRAWS = 20000
+
+
+def test_batch_flip_and_reversal_rates():
+    params = ClipBatchAugmentation(flip_p=0.5, degrees=25.0, reverse_p=0.3).draw(N_DRAWS, torch.Generator().manual_seed(0))
+    # Binomial(20000, p): std 70.7 (p=0.5) and 64.8 (p=0.3); bounds at 5 std
+    assert abs(int(params["flip"].sum()) - 10000) < 354
+    assert abs(int(params["reverse"].sum()) - 6000) < 324
+    # the three draws are independent of each other (no shared uniform)
+    both = int((params["flip"] & params["reverse"]).sum())
+    assert abs(both - 3000) < 5 * (N_DRAWS * 0.15 * 0.85) ** 0.5
+
+
+def test_batch_angles_are_uniform_within_the_range():
+    angle = ClipBatchAugmentation(degrees=25.0).draw(N_DRAWS, torch.Generator().manual_seed(1))["angle"]
+    assert angle.min() >= -25.0 and angle.max() <= 25.0
+    assert angle.min() < -24.9 and angle.max() > 24.9  # the whole range is used
+    # Kolmogorov-Smirnov against U(-25, 25): the 0.1 % critical value is 1.95 / sqrt(n)
+    empirical = torch.arange(1, N_DRAWS + 1, dtype=torch.float64) / N_DRAWS
+    uniform = (angle.double().sort().values + 25.0) / 50.0
+    assert (empirical - uniform).abs().max() < 1.95 / N_DRAWS ** 0.5
+
+
+def test_batch_flip_and_rotation_reproduce_torchvision_v2():
+    augment = ClipBatchAugmentation(reverse_p=0.0)
+    clips = torch.rand(12, 3, 1, 32, 32)
+    params = augment.draw(12, torch.Generator().manual_seed(2))
+    assert params["flip"].any() and not params["flip"].all()
+    out = augment.apply(clips, params)
+    for clip, result, flip, angle in zip(clips, out, params["flip"], params["angle"]):
+        expected = v2.functional.horizontal_flip(clip) if flip else clip
+        expected = v2.functional.rotate(expected, float(angle), interpolation=v2.InterpolationMode.BILINEAR)
+        torch.testing.assert_close(result, expected, atol=1e-5, rtol=0)
+
+
+def test_batch_frames_of_a_clip_share_one_transform():
+    clips = asymmetric_clip(num_frames=6).float().div(255).expand(16, -1, -1, -1, -1)  # (16, 6, 1, 32, 32)
+    out = ClipBatchAugmentation()(clips, torch.Generator().manual_seed(3))
+    for clip in out:
+        assert all(torch.equal(clip[0], frame) for frame in clip)
+    assert len({tuple(clip[0].flatten().tolist()) for clip in out}) == 16  # one transform per clip
+
+
+def test_batch_reversal_plays_the_clip_backwards():
+    clips = indexed_clip(5).float().div(255).expand(200, -1, -1, -1, -1)
+    augment = ClipBatchAugmentation(flip_p=0.0, degrees=0.0, reverse_p=0.3)
+    params = augment.draw(200, torch.Generator().manual_seed(4))
+    out = augment.apply(clips, params)
+    for clip, reverse in zip(out, params["reverse"]):
+        assert frame_indices(clip) == ([4, 3, 2, 1, 0] if reverse else [0, 1, 2, 3, 4])
+
+
+def test_batch_augmentation_without_change_is_the_identity():
+    clips = torch.rand(4, 3, 1, 16, 16)
+    torch.testing.assert_close(ClipBatchAugmentation(0.0, 0.0, 0.0)(clips), clips)
+    with pytest.raises(ValueError, match="flip_p"):
+        ClipBatchAugmentation(flip_p=1.5)

@@ -1,0 +1,163 @@
+"""ClipBatches: the trainer's batches of clips, made by index arithmetic on one frame tensor.
+
+:class:`src.dataloader.KTHActionDataset` makes one clip per ``__getitem__`` call in
+Python, which is what the course's code and a ``DataLoader`` expect. The trainer instead
+takes whole batches from :class:`ClipBatches`, built on such a dataset:
+
+- every frame of the split is one uint8 tensor ``(N_frames, H, W)``, on the training
+  device when it fits (all of KTH at 64x64 is about 1.2 GB);
+- which frames make a clip is index arithmetic for the whole batch: a clip's start is
+  drawn uniformly among all starts that fit in the video's annotated subsequences (the
+  same distribution as the dataset's random clips), or is the dataset's fixed window;
+  its frames are ``start + step * k``, ``k < max_frames``, the last frame taken repeated
+  where a subsequence is shorter than a clip; one gather takes the batch;
+- the augmentations (:class:`src.transformations.ClipBatchAugmentation`) transform the
+  whole batch at once.
+
+The epoch's order comes from torch's ``DistributedSampler`` + ``BatchSampler`` over the
+dataset's items (``rank``/``world_size`` give each process a disjoint share, ``batch_size``
+is the global batch) and every random draw of an epoch (starts, flips, angles, reversals)
+from a generator seeded by ``(seed, epoch, rank)``: :meth:`ClipBatches.set_epoch` makes an
+epoch reproducible on its own, so a resumed run gets the same batches as an uninterrupted one.
+
+    >>> train_set = KTHActionDataset("data/synth", "train", get_train_transforms(3), clips_per_video=2)
+    >>> batches = ClipBatches(train_set, batch_size=32, augmentation=ClipBatchAugmentation())
+    >>> batches.set_epoch(1)
+    >>> for clips, labels in batches:   # float32 (32, 10, 1, 64, 64) in [0, 1], int64 (32,)
+    ...     ...
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DistributedSampler
+from torchvision.transforms import v2
+
+from src.dataloader import KTHActionDataset
+from src.transformations import ClipBatchAugmentation
+
+
+def fits_on(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
+    """Whether ``nbytes`` fit in ``share`` of the device's free memory (always True on the CPU)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return nbytes <= share * free
+    return True
+
+
+class ClipBatches:
+    """Batches ``(clips, labels)`` of a :class:`KTHActionDataset`'s items, made per batch.
+
+    Args:
+        dataset: the split; its random (training) or fixed (evaluation) clips, its
+            subsequences, ``max_frames`` and step are the clips' definition.
+        batch_size: clips per batch over all ranks (each rank gets ``batch_size // world_size``).
+        augmentation: applied to each batch (training), or None.
+        shuffle: a new random order of the items each epoch (default: the dataset's
+            clips are random).
+        device: where the frames live and the batches are made; the frames stay on the
+            CPU (batches moved per step) when they do not fit in half the free memory.
+        rank, world_size: this process's share of every epoch, as ``DistributedSampler``.
+        seed: with the epoch and the rank, seeds every draw.
+        drop_last: drop the last, smaller batch.
+
+    Yields per batch: ``clips`` float32 ``(B, max_frames, 1, H, W)`` in [0, 1] and ``labels``
+    int64 ``(B,)``, both on ``device``. Fixed clips are exactly the dataset's items.
+    """
+
+    def __init__(self, dataset: KTHActionDataset, batch_size: int, augmentation: ClipBatchAugmentation | None = None,
+                 shuffle: bool | None = None, device: str | torch.device = "cpu", rank: int = 0, world_size: int = 1,
+                 seed: int = 0, drop_last: bool = False):
+        if batch_size < 1 or batch_size % world_size:
+            raise ValueError(f"ClipBatches: batch_size {batch_size} must be a positive multiple of "
+                             f"world_size {world_size}")
+        self.dataset, self.augmentation = dataset, augmentation
+        self.device = torch.device(device)
+        self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
+        self.random_clips = dataset.random_clips
+        self.num_frames, self.step = dataset.max_frames, dataset.sampler.step
+        shuffle = self.random_clips if shuffle is None else shuffle
+
+        lengths = torch.tensor([len(f) for f in dataset.video_frames])
+        video_offset = torch.cumsum(lengths, 0) - lengths  # global index of each video's frame 0
+        frames = torch.cat([f.reshape(len(f), *f.shape[-2:]) for f in dataset.video_frames])  # uint8 (N, H, W)
+        if not fits_on(self.device, frames.nbytes):
+            frames = frames.pin_memory() if self.device.type == "cuda" else frames
+        else:
+            frames = frames.to(self.device)
+        self.frames = frames
+        item_video = torch.tensor([video for video, _ in dataset.clips])
+        self.item_labels = torch.tensor(dataset.labels)[item_video]
+
+        if self.random_clips:
+            # Every possible start of every video, global, with the end of its subsequence.
+            # A subsequence shorter than a clip (padded clips) is listed once per frame it
+            # has, with its first frame: the dataset's weighting of such subsequences.
+            span = dataset.span
+            starts, ends, counts = [], [], []
+            for video, (segments, offset) in enumerate(zip(dataset.segments, video_offset.tolist())):
+                count = 0
+                for start, end in segments:
+                    if end - start >= span:
+                        starts.append(torch.arange(start, end - span + 1) + offset)
+                    else:
+                        starts.append(torch.full((end - start,), start + offset))
+                    ends.append(torch.full((len(starts[-1]),), end + offset))
+                    count += len(starts[-1])
+                counts.append(count)
+            self.starts, self.ends = torch.cat(starts), torch.cat(ends)
+            self.start_counts = torch.tensor(counts)
+            self.start_first = torch.cumsum(self.start_counts, 0) - self.start_counts
+            self.item_video = item_video
+        else:
+            windows = torch.tensor(dataset.windows)  # (items, 2): (start, end) within the video
+            self.item_start = windows[:, 0] + video_offset[item_video]
+            self.item_end = windows[:, 1] + video_offset[item_video]
+
+        self.sampler = DistributedSampler(range(len(dataset)), num_replicas=world_size, rank=rank,
+                                          shuffle=shuffle, seed=seed, drop_last=False)
+        self.batch_sampler = BatchSampler(self.sampler, batch_size // world_size, drop_last=drop_last)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration epoch ``epoch``'s: its order and all its draws."""
+        self.epoch = epoch
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def generator(self) -> torch.Generator:
+        """The CPU generator of this epoch and rank, seeded from ``(seed, epoch, rank)``."""
+        state = np.random.SeedSequence([self.seed, self.epoch, self.rank]).generate_state(2, dtype=np.uint32)
+        return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+    def frame_indices(self, items: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Global frame indices ``(B, max_frames)`` of the clips of ``items`` (item indices, (B,));
+        random clips draw their starts from ``generator``."""
+        if self.random_clips:
+            video = self.item_video[items]
+            draw = torch.rand(len(items), generator=generator, dtype=torch.float64)
+            choice = self.start_first[video] + (draw * self.start_counts[video]).long()
+            start, end = self.starts[choice], self.ends[choice]
+        else:
+            start, end = self.item_start[items], self.item_end[items]
+        k = torch.arange(self.num_frames)
+        taken = torch.minimum(k, ((end - 1 - start) // self.step)[:, None])  # repeat the last frame taken
+        return start[:, None] + self.step * taken
+
+    def __iter__(self):
+        generator = self.generator()
+        for batch in self.batch_sampler:
+            items = torch.tensor(batch)
+            index = self.frame_indices(items, generator).to(self.frames.device)
+            clips = v2.functional.to_dtype(self.frames[index], torch.float32, scale=True)  # (B, T, H, W)
+            clips = clips.to(self.device, non_blocking=True).unsqueeze(2)  # (B, T, 1, H, W)
+            if self.augmentation is not None:
+                clips = self.augmentation(clips, generator)
+            yield clips, self.item_labels[items].to(self.device, non_blocking=True)
+
+    def __repr__(self) -> str:
+        kind = "random" if self.random_clips else "fixed"
+        return (f"{type(self).__name__}({len(self.dataset)} {kind} clips of split '{self.dataset.split}', "
+                f"{len(self)} batches, rank {self.rank}/{self.world_size}, frames on {self.frames.device}, "
+                f"augmentation={self.augmentation})")

@@ -1,0 +1,102 @@
+"""Tests for src/clip_batches.py: the trainer's batches against KTHActionDataset's clips.
+
+The fabricated dataset of tests/test_dataloader.py has every pixel of frame t equal to t,
+so a clip tells which frames it holds.
+"""
+from collections import Counter
+
+import pytest
+import torch
+
+from src.clip_batches import ClipBatches
+from src.dataloader import KTHActionDataset
+from src.transformations import ClipBatchAugmentation, get_test_transforms, get_train_transforms
+from tests.test_dataloader import SEQUENCES, frame_indices, inside_one_sequence, standard_videos, write_prepared
+
+STEP, FRAMES = 3, 5
+SPAN = (FRAMES - 1) * STEP + 1
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return write_prepared(tmp_path_factory.mktemp("prepared"), standard_videos())
+
+
+def train_set(prepared, clips_per_video=4):
+    return KTHActionDataset(prepared, "train", get_train_transforms(STEP), max_frames=FRAMES, img_size=16,
+                            clips_per_video=clips_per_video)
+
+
+def test_fixed_clips_are_exactly_the_datasets_items(prepared):
+    val = KTHActionDataset(prepared, "val", get_test_transforms(STEP), max_frames=FRAMES, img_size=16,
+                           clips_per_video=5)
+    batches = ClipBatches(val, batch_size=7)
+    clips, labels = map(torch.cat, zip(*batches))
+    assert clips.shape == (len(val), FRAMES, 1, 16, 16) and clips.dtype == torch.float32
+    for index in range(len(val)):
+        frames, label = val[index]
+        assert torch.equal(clips[index], frames) and labels[index] == label
+    assert len(batches) == -(-len(val) // 7)
+
+
+def test_random_starts_lie_in_the_subsequences_and_are_uniform(prepared):
+    batches = ClipBatches(train_set(prepared, clips_per_video=50), batch_size=100)
+    starts = Counter()
+    for epoch in range(4):
+        batches.set_epoch(epoch)
+        for clips, _ in batches:
+            for clip in clips:
+                indices = frame_indices(clip)
+                assert inside_one_sequence(indices)
+                assert indices == list(range(indices[0], indices[0] + SPAN, STEP))
+                starts[indices[0]] += 1
+    possible = [s for start, end in SEQUENCES for s in range(start, end - SPAN + 1)]
+    assert sorted(starts) == possible  # every start that fits, and only those
+    # chi-square against uniform over the possible starts (0.1 % critical value for 46 dof: 81.4)
+    expected = sum(starts.values()) / len(possible)
+    chi2 = sum((count - expected) ** 2 / expected for count in starts.values())
+    assert chi2 < 81.4
+
+
+def test_short_subsequences_repeat_the_last_frame_taken(tmp_path):
+    videos = {vid: {"num_frames": 30, "sequences": [[2, 9]]} for vid in standard_videos(persons=(1,), scenarios=(1,))}
+    root = write_prepared(tmp_path, videos)
+    with pytest.warns(UserWarning, match="padded"):
+        dataset = KTHActionDataset(root, "train", get_train_transforms(STEP), max_frames=FRAMES, img_size=16)
+    clips, _ = next(iter(ClipBatches(dataset, batch_size=6)))
+    for clip in clips:
+        assert frame_indices(clip) == [2, 5, 8, 8, 8]  # as the dataset pads
+
+
+def test_ranks_share_an_epoch_disjointly_and_epochs_are_reproducible(prepared):
+    dataset = train_set(prepared)
+    def epoch_clips(rank, world_size, epoch):
+        batches = ClipBatches(dataset, batch_size=8, rank=rank, world_size=world_size, seed=5)
+        batches.set_epoch(epoch)
+        return [(tuple(frame_indices(clip)), int(label)) for clips, labels in batches
+                for clip, label in zip(clips, labels)]
+    whole = epoch_clips(0, 1, epoch=1)
+    assert len(whole) == len(dataset)
+    assert epoch_clips(0, 1, epoch=1) == whole              # an epoch is reproducible on its own
+    assert epoch_clips(0, 1, epoch=2) != whole              # and the next one differs
+    rank0, rank1 = epoch_clips(0, 2, epoch=1), epoch_clips(1, 2, epoch=1)
+    assert len(rank0) == len(rank1) == len(dataset) // 2
+    # the ranks' items are disjoint: together every item once (each video's clips counted by label)
+    batches = [ClipBatches(dataset, batch_size=8, rank=r, world_size=2, seed=5) for r in (0, 1)]
+    for b in batches:
+        b.set_epoch(1)
+    items = [i for b in batches for batch in b.batch_sampler for i in batch]
+    assert sorted(items) == list(range(len(dataset)))
+    assert all(len(batch) == 4 for b in batches for batch in b.batch_sampler)  # global batch 8 over 2 ranks
+    with pytest.raises(ValueError, match="multiple of world_size"):
+        ClipBatches(dataset, batch_size=7, world_size=2)
+
+
+def test_augmented_batches(prepared):
+    batches = ClipBatches(train_set(prepared), batch_size=16, augmentation=ClipBatchAugmentation(), seed=1)
+    batches.set_epoch(3)
+    clips, labels = next(iter(batches))
+    assert clips.shape == (16, FRAMES, 1, 16, 16) and clips.dtype == torch.float32
+    assert labels.dtype == torch.int64 and 0.0 <= clips.min() and clips.max() <= 1.0
+    again = next(iter(batches))[0]
+    assert torch.equal(clips, again)  # the same epoch's draws
