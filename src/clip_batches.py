@@ -60,6 +60,7 @@ class ClipBatches:
         rank, world_size: this process's share of every epoch, as ``DistributedSampler``.
         seed: with the epoch and the rank, seeds every draw.
         drop_last: drop the last, smaller batch.
+        items: only these items, in this order (then no shuffling and no rank split).
 
     Yields per batch: ``clips`` float32 ``(B, max_frames, 1, H, W)`` in [0, 1] and ``labels``
     int64 ``(B,)``, both on ``device``. Fixed clips are exactly the dataset's items.
@@ -116,12 +117,15 @@ class ClipBatches:
 
         self.sampler = DistributedSampler(range(len(dataset)), num_replicas=world_size, rank=rank,
                                           shuffle=shuffle, seed=seed, drop_last=False)
+        if items is not None:
+            self.sampler = list(items)
         self.batch_sampler = BatchSampler(self.sampler, batch_size // world_size, drop_last=drop_last)
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next iteration epoch ``epoch``'s: its order and all its draws."""
         self.epoch = epoch
-        self.sampler.set_epoch(epoch)
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.batch_sampler)

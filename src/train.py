@@ -37,19 +37,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from src import distributed
 from src.checkpoint import get_rng_states, load_checkpoint, save_checkpoint, set_rng_states
 from src.classifier import build_model, count_parameters
+from src.clip_batches import ClipBatches
 from src.config import ConfigError, load_config
 from src.data import resolve_data_root
 from src.dataloader import KTHActionDataset
 from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
 from src.kth import ACTIONS
-from src.transformations import get_test_transforms, get_train_transforms
+from src.transformations import ClipBatchAugmentation, get_test_transforms, get_train_transforms
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,6 +76,30 @@ def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHA
         data_root, split="val", clips_per_video=data["eval_clips_per_video"],
         transform=get_test_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]), **common)
     return train_set, val_set
+
+
+def make_batches(config: dict, train_set: KTHActionDataset, val_set: KTHActionDataset, device: torch.device,
+                 rank: int = 0, world_size: int = 1, val_items=None) -> tuple[ClipBatches, ClipBatches]:
+    """The trainer's batch sources: random augmented training clips in a new order each epoch
+    (``set_epoch``), this rank's share of ``train.batch_size`` clips per step; the validation
+    clips ``val_items`` (default all) in order, batches of ``train.batch_size / world_size``.
+    Frames live on ``device`` when they fit."""
+    batch_size, seed = config["train"]["batch_size"], config["train"]["seed"]
+    train_batches = ClipBatches(train_set, batch_size, augmentation=ClipBatchAugmentation(), shuffle=True,
+                                device=device, rank=rank, world_size=world_size, seed=seed)
+    val_batches = ClipBatches(val_set, batch_size // world_size, shuffle=False, device=device, items=val_items)
+    return train_batches, val_batches
+
+
+def prepare_model(model: torch.nn.Module, train_config: dict, device: torch.device) -> torch.nn.Module:
+    """The model on ``device``, in channels_last memory format (``train.channels_last``: faster
+    convolutions on CPU) and compiled in place (``train.compile``; the state_dict keeps its keys)."""
+    model = model.to(device)
+    if train_config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    if train_config["compile"]:
+        model.compile()
+    return model
 
 
 def make_optimizer(model: torch.nn.Module, train_config: dict) -> torch.optim.Optimizer:
@@ -113,21 +137,26 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_p
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch,
-                    context: distributed.Context = distributed.Context()) -> dict:
-    """One pass over the training clips. Returns ``{'loss', 'accuracy', 'data_wait_s'}``;
-    under DDP (``context``) loss and accuracy are over every rank's clips, data_wait_s is this rank's.
+                    context: distributed.Context = distributed.Context(), amp_dtype=None) -> dict:
+    """One pass over the training clips (``loader``: a :class:`ClipBatches` or a DataLoader).
+    Returns ``{'loss', 'accuracy', 'data_wait_s'}``; under DDP (``context``) loss and accuracy
+    are over every rank's clips, data_wait_s is this rank's. Runs under autocast in ``amp_dtype``
+    (default: float16 when the scaler is enabled, else no autocast); bfloat16 works on CPU.
 
     Raises NonFiniteLossError on a NaN/inf loss, before the optimizer step.
     """
     model.train()
-    use_amp = scaler.is_enabled()
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    if amp_dtype is None and scaler.is_enabled():
+        amp_dtype = torch.float16
     grad_clip = config["train"]["grad_clip"]
     loss_sum, correct, seen, data_wait = 0.0, 0, 0, 0.0
     bar = tqdm(timed(loader), total=len(loader), desc=f"epoch {epoch} train", leave=False, dynamic_ncols=True)
     for step, ((clips, labels), wait) in enumerate(bar, 1):
         data_wait += wait
         clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,1,H,W), (B,)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(clips)  # (B, num_classes)
             loss = F.cross_entropy(logits, labels)
         loss_value = loss.item()
@@ -150,31 +179,24 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
     return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait}
 
 
-def make_loaders(config: dict, train_set, val_set, context: distributed.Context, pin: bool):
-    """``(train_loader, val_loader, val_indices)``: the batches of this process.
+def make_loaders(config: dict, train_set, val_set, context: distributed.Context, pin: bool = False):
+    """``(train_loader, val_loader, val_indices)``: the batches of this process (:func:`make_batches`).
 
     In one process: every clip, batches of ``train.batch_size``, training clips shuffled.
     Under DDP, rank r of W gets batches of ``train.batch_size / W`` from its share: the
-    training clips through a DistributedSampler (shuffled per epoch with ``train.seed``; the
-    caller calls ``set_epoch``), the validation clips r, r + W, r + 2W, ... (no padding, so
-    every clip counts once). ``val_indices`` (n,) says which validation clips this rank has.
+    training clips as a DistributedSampler splits them (shuffled per epoch with ``train.seed``;
+    ``set_epoch`` is called by :func:`train_one_epoch`), the validation clips r, r + W, r + 2W, ...
+    (no padding, so every clip counts once). ``val_indices`` (n,) says which validation clips
+    this rank has. ``pin`` is unused: the batches are made on the device.
     """
-    batch_size, workers = config["train"]["batch_size"], config["data"]["num_workers"]
-    val_indices = torch.arange(context.rank, len(val_set), context.world_size)
-    if not context.distributed:
-        return (DataLoader(train_set, batch_size=batch_size, shuffle=True, num_workers=workers, pin_memory=pin),
-                DataLoader(val_set, batch_size=batch_size, shuffle=False, num_workers=workers, pin_memory=pin),
-                val_indices)
+    batch_size = config["train"]["batch_size"]
     if batch_size % context.world_size:
         raise ConfigError(f"train.batch_size: {batch_size} is the global batch and must be divisible by the "
                           f"{context.world_size} processes; set it to a multiple of {context.world_size}")
-    batch_size //= context.world_size
-    sampler = DistributedSampler(train_set, num_replicas=context.world_size, rank=context.rank, shuffle=True,
-                                 seed=config["train"]["seed"])
-    return (DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin),
-            DataLoader(Subset(val_set, val_indices.tolist()), batch_size=batch_size, shuffle=False,
-                       num_workers=workers, pin_memory=pin),
-            val_indices)
+    val_indices = torch.arange(context.rank, len(val_set), context.world_size)
+    train_loader, val_loader = make_batches(config, train_set, val_set, context.device, context.rank,
+                                            context.world_size, val_items=val_indices.tolist())
+    return train_loader, val_loader, val_indices
 
 
 def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict) -> None:
@@ -247,7 +269,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     val_video_index = clip_video_index(val_set)
 
     resuming = resume and last_path.is_file()
-    model = build_model(config["model"], load_pretrained=not resuming).to(device)  # resuming: weights from last.pth
+    model = build_model(config["model"], load_pretrained=not resuming)  # resuming: weights from last.pth
+    model = prepare_model(model, train_config, device)
     optimizer = make_optimizer(model, train_config)
     scheduler = make_scheduler(optimizer, train_config, len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)

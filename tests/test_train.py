@@ -211,3 +211,26 @@ def test_bad_data_is_a_one_line_error(tiny_prepared, tmp_path):
     with pytest.raises(SystemExit) as info:
         src.train.main(["--config", "configs/GRUCell.yaml", "--data", str(tmp_path / "nothing")])
     assert f"{tmp_path / 'nothing'}: no prepared dataset" in str(info.value.code)
+
+
+def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
+    """The AMP path (train_one_epoch under autocast), covered on CPU with bfloat16."""
+    from src.classifier import build_model
+    from src.train import make_batches, make_datasets, make_optimizer, prepare_model, train_one_epoch
+
+    config = load_config("configs/GRUCell.yaml", TINY)
+    device = torch.device("cpu")
+    train_set, val_set = make_datasets(config, tiny_prepared)
+    train_batches, _ = make_batches(config, train_set, val_set, device)
+    model = prepare_model(build_model(config["model"]), config["train"], device)
+    before = [p.detach().clone() for p in model.parameters()]
+    conv_dtypes = []
+    model.encoder.blocks[0].register_forward_hook(lambda module, args, out: conv_dtypes.append(out.dtype))
+    optimizer = make_optimizer(model, config["train"])
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    metrics = train_one_epoch(model, train_batches, optimizer, None, scaler, device, config, epoch=1,
+                              amp_dtype=torch.bfloat16)
+    assert conv_dtypes and set(conv_dtypes) == {torch.bfloat16}
+    assert math.isfinite(metrics["loss"]) and 0.0 <= metrics["accuracy"] <= 1.0
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
