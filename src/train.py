@@ -86,7 +86,8 @@ def make_batches(config: dict, train_set: KTHActionDataset, val_set: KTHActionDa
     Frames live on ``device`` when they fit."""
     batch_size, seed = config["train"]["batch_size"], config["train"]["seed"]
     train_batches = ClipBatches(train_set, batch_size, augmentation=ClipBatchAugmentation(), shuffle=True,
-                                device=device, rank=rank, world_size=world_size, seed=seed)
+                                device=device, rank=rank, world_size=world_size, seed=seed,
+                                prefetch=config["data"]["prefetch"])
     val_batches = ClipBatches(val_set, batch_size // world_size, shuffle=False, device=device, items=val_items)
     return train_batches, val_batches
 

@@ -100,3 +100,13 @@ def test_augmented_batches(prepared):
     assert labels.dtype == torch.int64 and 0.0 <= clips.min() and clips.max() <= 1.0
     again = next(iter(batches))[0]
     assert torch.equal(clips, again)  # the same epoch's draws
+
+
+def test_prefetching_gives_the_same_batches(prepared):
+    dataset = train_set(prepared)
+    plain, prefetched = (ClipBatches(dataset, batch_size=8, augmentation=ClipBatchAugmentation(), prefetch=p)
+                         for p in (False, True))
+    for batches in (plain, prefetched):
+        batches.set_epoch(2)
+    for (a, la), (b, lb) in zip(plain, prefetched, strict=True):
+        assert torch.equal(a, b) and torch.equal(la, lb)

@@ -1,0 +1,324 @@
+"""End-to-end speed: a real training epoch and validation pass of an experiment.
+
+    python bench/train.py                                  # configs/GRUCell.yaml, data/synth: now vs 0efa426
+    python bench/train.py --config configs/OwnLSTM.yaml --profile   # + time shares per part of the model
+    python bench/train.py --course-baseline                # + the course-style PNG-per-frame pipeline
+    python bench/train.py --legacy none --set train.channels_last=false
+
+Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
+functions (src.train: make_datasets, make_batches, prepare_model, train_one_epoch;
+src.engine.predict) and prints clips/s and the share of the epoch spent waiting for data.
+
+``--profile`` adds the share of the epoch in the encoder, the recurrent module and the
+head (forward plus backward, from hooks: forward hooks time each part's forward; the
+backward pass is cut at the parts' outputs by identity autograd nodes that note the time
+the gradient reaches them); the rest is loss, optimizer step and bookkeeping.
+
+Side by side, on the same model and data:
+
+- ``--legacy DIR`` (default: /work/wt/legacy-0efa426 when it exists, ``none`` to skip):
+  the same epoch timed by the trainer's functions of another checkout, in a subprocess
+  with this Python; the ratio is the epoch speed-up of this checkout over that one;
+- ``--course-baseline``: a Dataset that reads one PNG per frame per item from the
+  prepared tree in ``__getitem__`` and augments per clip (the way the course code does),
+  through a DataLoader (batch size and workers from the config).
+
+On a shared machine, run it alone (the README's numbers: ``flock -x /tmp/cpu.lock``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from src.classifier import build_model  # noqa: E402
+from src.config import load_config  # noqa: E402
+from src.data import resolve_data_root  # noqa: E402
+from src.engine import predict, select_device  # noqa: E402
+from src.train import (  # noqa: E402
+    make_batches,
+    make_datasets,
+    make_optimizer,
+    make_scheduler,
+    prepare_model,
+    seed_everything,
+    train_one_epoch,
+)
+from src.transformations import RandomClipHorizontalFlip, RandomClipRotation, RandomTemporalReversal  # noqa: E402
+
+LEGACY_DEFAULT = Path("/work/wt/legacy-0efa426")
+
+# Runs in another checkout (cwd): that checkout's trainer pieces, timed as run_epochs does here.
+LEGACY_SCRIPT = r"""
+import json, sys, time
+import torch
+from torch.utils.data import DataLoader
+import src.train as T
+try:
+    from src.engine import predict
+except ImportError:
+    predict = T.predict
+config_path, overrides, data_root, epochs, threads = json.loads(sys.argv[1])
+torch.set_num_threads(threads)
+config = T.load_config(config_path, overrides)
+T.seed_everything(config["train"]["seed"])
+train_set, val_set = T.make_datasets(config, data_root)
+bs, workers = config["train"]["batch_size"], config["data"]["num_workers"]
+train_loader = DataLoader(train_set, batch_size=bs, shuffle=True, num_workers=workers)
+val_loader = DataLoader(val_set, batch_size=bs, shuffle=False, num_workers=workers)
+device = torch.device("cpu")
+model = T.build_model(config["model"]).to(device)
+optimizer = T.make_optimizer(model, config["train"])
+scheduler = T.make_scheduler(optimizer, config["train"], len(train_loader))
+scaler = torch.amp.GradScaler("cpu", enabled=False)
+rows = []
+for epoch in range(1, epochs + 1):
+    start = time.perf_counter()
+    m = T.train_one_epoch(model, train_loader, optimizer, scheduler, scaler, device, config, epoch)
+    train_s = time.perf_counter() - start
+    _, _, val_wait = predict(model, val_loader, device)
+    rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s, "wait_s": m["data_wait_s"] + val_wait,
+                 "train_clips": len(train_set), "val_clips": len(val_set)})
+print("RESULT " + json.dumps(rows))
+"""
+
+
+class TimeMark(torch.autograd.Function):
+    """Identity; its backward notes when the gradient reaches this point in ``marks[key]``."""
+
+    @staticmethod
+    def forward(ctx, x, marks, key):
+        ctx.marks, ctx.key = marks, key
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        ctx.marks[ctx.key] = time.perf_counter()
+        return grad, None, None
+
+
+class PartTimes:
+    """Seconds in the encoder, the recurrent module and the head of an ActionClassifier,
+    forward plus backward, summed over every step while installed (see the module docstring)."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.seconds = {"encoder": 0.0, "recurrent module": 0.0, "head": 0.0}
+        self.marks: dict[str, float] = {}
+        self.handles = []
+        starts = {}
+
+        def pre(name):
+            def hook(module, args):
+                starts[name] = time.perf_counter()
+            return hook
+
+        def post(name, key):
+            def hook(module, args, output):
+                now = time.perf_counter()
+                self.marks[f"{name}_end"] = now
+                if name != "model":
+                    self.seconds[name] += now - starts[name]
+                first = output[0] if isinstance(output, tuple) else output
+                if torch.is_grad_enabled() and first.requires_grad:
+                    first = TimeMark.apply(first, self.marks, key)
+                return (first, *output[1:]) if isinstance(output, tuple) else first
+            return hook
+
+        def model_end(module, args, output):
+            self.seconds["head"] += time.perf_counter() - self.marks["recurrent module_end"]
+            return post("model", "logits")(module, args, output)
+
+        def backward_done(param):
+            marks = self.marks
+            if {"logits", "rnn_out", "enc_out"} <= marks.keys():
+                now = time.perf_counter()
+                self.seconds["head"] += marks["rnn_out"] - marks["logits"]
+                self.seconds["recurrent module"] += marks["enc_out"] - marks["rnn_out"]
+                self.seconds["encoder"] += now - marks["enc_out"]
+            for key in ("logits", "rnn_out", "enc_out"):
+                marks.pop(key, None)
+
+        for name, module, key in (("encoder", model.encoder, "enc_out"), ("recurrent module", model.rnn, "rnn_out")):
+            self.handles += [module.register_forward_pre_hook(pre(name)), module.register_forward_hook(post(name, key))]
+        self.handles.append(model.register_forward_hook(model_end))
+        first_weight = next(model.encoder.parameters())  # the first layer: its gradient comes last
+        self.handles.append(first_weight.register_post_accumulate_grad_hook(backward_done))
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def run_epochs(config: dict, data_root: Path, epochs: int, profile: bool) -> tuple[list[dict], dict]:
+    """Time ``epochs`` epochs of this checkout's trainer: per epoch epoch_s, train_s, wait_s, clips."""
+    seed_everything(config["train"]["seed"])
+    device = select_device(config["train"]["device"])
+    train_set, val_set = make_datasets(config, data_root)
+    train_batches, val_batches = make_batches(config, train_set, val_set, device)
+    model = prepare_model(build_model(config["model"]), config["train"], device)
+    optimizer = make_optimizer(model, config["train"])
+    scheduler = make_scheduler(optimizer, config["train"], len(train_batches))
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    parts = PartTimes(model) if profile else None
+    rows = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        metrics = train_one_epoch(model, train_batches, optimizer, scheduler, scaler, device, config, epoch)
+        train_s = time.perf_counter() - start
+        _, _, val_wait = predict(model, val_batches, device)
+        rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
+                     "wait_s": metrics["data_wait_s"] + val_wait,
+                     "train_clips": len(train_set), "val_clips": len(val_set)})
+    shares = {}
+    if parts is not None:
+        parts.remove()
+        total = sum(row["epoch_s"] for row in rows)
+        shares = {"data": sum(row["wait_s"] for row in rows) / total,
+                  **{name: seconds / total for name, seconds in parts.seconds.items()}}
+        shares["rest (loss, optimizer, bookkeeping)"] = 1.0 - sum(shares.values())
+    return rows, shares
+
+
+class CoursePNGClips(Dataset):
+    """The course's way: every item reads its clip's frames as PNGs from the prepared tree
+    (``root/<action>/<video_id>/image-0001.png``) and augments it alone. The clips (random
+    starts in the subsequences, or the fixed windows) are those of ``dataset``."""
+
+    def __init__(self, dataset, augment: bool):
+        self.dataset, self.step, self.frames = dataset, dataset.sampler.step, dataset.max_frames
+        self.augment = v2.Compose([RandomClipHorizontalFlip(0.5), RandomClipRotation(25.0),
+                                   RandomTemporalReversal(0.3)]) if augment else None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        d = self.dataset
+        video_index, _ = d.clips[index]
+        if d.random_clips:
+            segments = d.segments[video_index]
+            start, end = segments[int(torch.multinomial(d.segment_weights[video_index], 1))]
+            start += int(torch.randint(0, max(end - start - d.span, 0) + 1, ()))
+        else:
+            start, end = d.windows[index]
+        video = d.videos[video_index]
+        folder = d.root_dir / video["action"] / video["video_id"]
+        indices = [start + self.step * min(k, (end - 1 - start) // self.step) for k in range(self.frames)]
+        frames = np.stack([np.asarray(Image.open(folder / f"image-{i + 1:04d}.png").convert("L")) for i in indices])
+        clip = torch.from_numpy(frames).unsqueeze(1).float().div(255)  # (T, 1, H, W)
+        if self.augment is not None:
+            clip = self.augment(clip)
+        return clip, d.labels[video_index]
+
+
+def run_course_baseline(config: dict, data_root: Path, epochs: int) -> list[dict]:
+    """Time ``epochs`` epochs of the same model fed by :class:`CoursePNGClips` through DataLoaders."""
+    seed_everything(config["train"]["seed"])
+    device = select_device(config["train"]["device"])
+    train_set, val_set = make_datasets(config, data_root)
+    batch_size, workers = config["train"]["batch_size"], config["data"]["num_workers"]
+    train_loader = DataLoader(CoursePNGClips(train_set, augment=True), batch_size, shuffle=True, num_workers=workers)
+    val_loader = DataLoader(CoursePNGClips(val_set, augment=False), batch_size, num_workers=workers)
+    model = prepare_model(build_model(config["model"]), config["train"], device)
+    optimizer = make_optimizer(model, config["train"])
+    scheduler = make_scheduler(optimizer, config["train"], len(train_loader))
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        metrics = train_one_epoch(model, train_loader, optimizer, scheduler, scaler, device, config, epoch)
+        train_s = time.perf_counter() - start
+        _, _, val_wait = predict(model, val_loader, device)
+        rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
+                     "wait_s": metrics["data_wait_s"] + val_wait,
+                     "train_clips": len(train_set), "val_clips": len(val_set)})
+    return rows
+
+
+def run_legacy(checkout: Path, config_path: str, overrides: list[str], data_root: Path, epochs: int,
+               threads: int) -> list[dict]:
+    """Time the same epochs with another checkout's trainer (a subprocess in that folder)."""
+    args = json.dumps([config_path, overrides, str(data_root), epochs, threads])
+    done = subprocess.run([sys.executable, "-c", LEGACY_SCRIPT, args], cwd=checkout, capture_output=True, text=True)
+    result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not result:
+        sys.exit(f"error: the legacy run in {checkout} failed:\n{done.stderr.strip()[-2000:]}")
+    return json.loads(result[-1][len("RESULT "):])
+
+
+def summary(rows: list[dict]) -> dict:
+    """Median epoch time, clips/s (training and validation clips), data-wait share."""
+    epoch_s = statistics.median(row["epoch_s"] for row in rows)
+    clips = rows[0]["train_clips"] + rows[0]["val_clips"]
+    return {"epoch_s": epoch_s, "train_s": statistics.median(row["train_s"] for row in rows),
+            "clips_per_s": clips / epoch_s,
+            "data_share": sum(row["wait_s"] for row in rows) / sum(row["epoch_s"] for row in rows),
+            "spread": (min(row["epoch_s"] for row in rows), max(row["epoch_s"] for row in rows))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python bench/train.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="configs/GRUCell.yaml", help="experiment YAML")
+    parser.add_argument("--data", default=None, help="prepared dataset (default: the config's data.root)")
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="config overrides for this checkout's run, e.g. train.channels_last=false")
+    parser.add_argument("--epochs", type=int, default=1, help="timed epochs per pipeline (median reported)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--profile", action="store_true", help="share of time per part of the model")
+    parser.add_argument("--course-baseline", action="store_true", help="also time the PNG-per-frame pipeline")
+    parser.add_argument("--legacy", default=str(LEGACY_DEFAULT) if LEGACY_DEFAULT.is_dir() else "none",
+                        help="another checkout to compare with (default: the 0efa426 worktree), or 'none'")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        config = load_config(args.config, args.set)
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    data_root, synthetic = resolve_data_root(args.data or config["data"]["root"],
+                                             preset=config["data"]["synthetic_preset"])
+    data_root = Path(data_root).resolve()
+    if args.profile and (config["train"]["compile"] or config["model"]["arch"] != "rnn"):
+        print("note: --profile needs an uncompiled encoder -> RNN -> head model; profiling skipped", file=sys.stderr)
+        args.profile = False
+
+    print(f"{config['experiment']} on {data_root}{' (synthetic twin)' if synthetic else ''}; "
+          f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
+          f"{args.epochs} timed epoch(s) each, float32")
+    results = {}
+    rows, shares = run_epochs(config, data_root, args.epochs, args.profile)
+    results["now"] = summary(rows)
+    if args.course_baseline:
+        results["course PNG per frame"] = summary(run_course_baseline(config, data_root, args.epochs))
+    if args.legacy != "none":
+        legacy_overrides = [item for item in args.set if not item.startswith(("train.channels_last", "train.compile"))]
+        results[f"legacy {Path(args.legacy).name}"] = summary(
+            run_legacy(Path(args.legacy), args.config, legacy_overrides, data_root, args.epochs, args.threads))
+
+    train_clips, val_clips = rows[0]["train_clips"], rows[0]["val_clips"]
+    print(f"one epoch = {train_clips} training clips + {val_clips} validation clips; "
+          f"batch {config['train']['batch_size']}")
+    print(f"{'pipeline':<26}{'epoch s':>9}{'train s':>9}{'clips/s':>9}{'data wait':>11}{'epoch ratio':>13}")
+    now = results["now"]["epoch_s"]
+    for name, r in results.items():
+        print(f"{name:<26}{r['epoch_s']:>9.2f}{r['train_s']:>9.2f}{r['clips_per_s']:>9.0f}"
+              f"{100 * r['data_share']:>10.1f}%{r['epoch_s'] / now:>12.2f}x")
+    print("epoch ratio: that pipeline's epoch time / now's (> 1: now is faster)")
+    if shares:
+        print("time shares of the epoch (now): " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in shares.items()))
+
+
+if __name__ == "__main__":
+    main()
