@@ -23,6 +23,10 @@ sequence modules do what the fused kernels do:
   written by hand, with every factor that does not depend on the recurrence computed
   for all steps at once. This replaces the many tiny autograd nodes per step.
 
+Under ``torch.compile`` OwnLSTM and OwnGRU run the same equations as plain ops
+(:func:`lstm_recurrence_steps`, :func:`gru_recurrence_steps`), which the compiler traces
+whole and fuses, forward and backward, without graph breaks.
+
     >>> import torch
     >>> from src.models import OwnLSTM
     >>> lstm = OwnLSTM(64, 128, num_layers=2)
@@ -39,7 +43,7 @@ from torch.nn.parameter import UninitializedParameter
 
 __all__ = [
     "OwnLSTMCell", "OwnLSTM", "OwnGRUCell", "OwnGRU", "ConvLSTMCell", "OwnConvLSTM",
-    "LSTMRecurrence", "GRURecurrence",
+    "LSTMRecurrence", "GRURecurrence", "lstm_recurrence_steps", "gru_recurrence_steps",
 ]
 
 
@@ -218,6 +222,33 @@ class LSTMRecurrence(torch.autograd.Function):
         return grad_pre, grad_weight_hh, grad_h, grad_c
 
 
+def lstm_recurrence_steps(x_proj: torch.Tensor, weight_hh: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
+    """:class:`LSTMRecurrence`'s forward as plain autograd ops, step by step: what
+    ``torch.compile`` traces (it cannot see into the hand-written Function's backward)
+    and differentiates itself. Same arguments and results: ``hs (T, B, H), c_n (B, H)``."""
+    h, c, hs = h0, c0, []
+    for x_t in x_proj.unbind(0):
+        i, f, g, o = torch.addmm(x_t, h, weight_hh.t()).chunk(4, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        hs.append(h)
+    return torch.stack(hs), c
+
+
+def gru_recurrence_steps(x_proj: torch.Tensor, weight_hh: torch.Tensor, bias_hh: torch.Tensor, h0: torch.Tensor):
+    """:class:`GRURecurrence`'s forward as plain autograd ops, step by step (the compiled
+    path, see :func:`lstm_recurrence_steps`): ``hs (T, B, H)``."""
+    h, hs = h0, []
+    for x_t in x_proj.unbind(0):
+        x_r, x_z, x_n = x_t.chunk(3, dim=1)
+        u_r, u_z, u_n = torch.addmm(bias_hh, h, weight_hh.t()).chunk(3, dim=1)
+        r, z = torch.sigmoid(x_r + u_r), torch.sigmoid(x_z + u_z)
+        n = torch.tanh(x_n + r * u_n)
+        h = torch.lerp(n, h, z)
+        hs.append(h)
+    return torch.stack(hs)
+
+
 class _StackedRecurrentLayers(nn.Module):
     """What OwnLSTM and OwnGRU share: per-layer parameters named and laid out like
     torch.nn.LSTM/GRU's (``weight_ih_l{k}`` (G·H, I or H), ``weight_hh_l{k}`` (G·H, H),
@@ -315,7 +346,8 @@ class OwnLSTM(_StackedRecurrentLayers):
             x_proj = F.linear(seq, weight_ih, bias_ih + bias_hh)               # (T, B, 4H), all steps at once
             # Under autocast x_proj may be float16/bfloat16: the recurrence runs in x_proj's dtype.
             dtype = x_proj.dtype
-            seq, c_last = LSTMRecurrence.apply(x_proj, weight_hh.to(dtype), h0[layer].to(dtype), c0[layer].to(dtype))
+            recurrence = lstm_recurrence_steps if torch.compiler.is_compiling() else LSTMRecurrence.apply
+            seq, c_last = recurrence(x_proj, weight_hh.to(dtype), h0[layer].to(dtype), c0[layer].to(dtype))
             h_n.append(seq[-1])
             c_n.append(c_last)
         return self._output(seq, x), (torch.stack(h_n), torch.stack(c_n))
@@ -459,7 +491,8 @@ class OwnGRU(_StackedRecurrentLayers):
                 seq = F.dropout(seq, self.dropout, self.training)
             x_proj = F.linear(seq, weight_ih, bias_ih)                          # (T, B, 3H), all steps at once
             dtype = x_proj.dtype  # float16/bfloat16 under autocast: the recurrence runs in x_proj's dtype
-            seq = GRURecurrence.apply(x_proj, weight_hh.to(dtype), bias_hh.to(dtype), h[layer].to(dtype))
+            recurrence = gru_recurrence_steps if torch.compiler.is_compiling() else GRURecurrence.apply
+            seq = recurrence(x_proj, weight_hh.to(dtype), bias_hh.to(dtype), h[layer].to(dtype))
             h_n.append(seq[-1])
         return self._output(seq, x), torch.stack(h_n)
 

@@ -1,5 +1,6 @@
 """The own recurrent cells against PyTorch's, an independent ConvLSTM reference, and gradcheck."""
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -192,8 +193,10 @@ def test_dropout_between_layers_only_in_training():
     torch.manual_seed(0)
     lstm = OwnLSTM(5, 7, num_layers=2, dropout=0.5)
     x = torch.randn(4, 6, 5)
+    no_dropout = OwnLSTM(5, 7, num_layers=2, dropout=0.0)
+    no_dropout.load_state_dict(lstm.state_dict())
     lstm.eval()
-    torch.testing.assert_close(lstm(x)[0], lstm(x)[0])
+    torch.testing.assert_close(lstm(x)[0], no_dropout(x)[0])  # in eval, dropout is the identity
     lstm.train()
     assert not torch.allclose(lstm(x)[0], lstm(x)[0])
 
@@ -454,3 +457,71 @@ def test_runs_under_autocast_and_keeps_float32_gradients(make):
     out.float().sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters())
     torch.testing.assert_close(out.float(), reference, atol=0.1, rtol=0)  # bfloat16 keeps ~3 digits
+
+
+# --------------------------------------------------------------------------- torch.compile
+# Compiling costs seconds per module: tiny sizes, and the `compile` marker, so that a
+# pressed CI can leave them out with `-m "not compile"`.
+
+COMPILE_CASES = {
+    "lstm": (lambda: OwnLSTM(5, 7, num_layers=2), lambda: torch.randn(3, 4, 5)),
+    "gru": (lambda: OwnGRU(5, 7, num_layers=2), lambda: torch.randn(3, 4, 5)),
+    "convlstm": (lambda: OwnConvLSTM(2, 3, num_layers=2), lambda: torch.randn(2, 3, 2, 5, 5)),
+}
+
+
+def unprefixed(grads: dict) -> dict:
+    """Gradients of a compiled module's parameters under the plain module's names."""
+    return {name.removeprefix("_orig_mod."): grad for name, grad in grads.items()}
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("kind", list(COMPILE_CASES))
+def test_compile_sees_one_graph_without_breaks(kind):
+    make, make_input = COMPILE_CASES[kind]
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(make())(make_input())
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
+@pytest.mark.compile
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_compiled_graph_matches_torch_in_float64(kind):
+    """The graph torch.compile captures (run by aot_eager: traced forward and backward, eager kernels)."""
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    dtype, is_lstm = torch.float64, kind == "lstm"
+    ref = (nn.LSTM if is_lstm else nn.GRU)(5, 7, num_layers=2, batch_first=True).to(dtype)
+    own = (OwnLSTM if is_lstm else OwnGRU)(5, 7, num_layers=2).to(dtype)
+    own.load_state_dict(ref.state_dict())
+    compiled = torch.compile(own, backend="aot_eager", fullgraph=True)
+    x = torch.randn(3, 4, 5, dtype=dtype, requires_grad=True)
+    (own_out, own_grads), (ref_out, ref_grads) = run_pair(compiled, ref, x, None, is_lstm)
+    for name, a, b in zip(("out", "h_n", "c_n"), own_out, ref_out):
+        assert_close(a, b, dtype, name)
+    own_grads = unprefixed(own_grads)
+    assert set(own_grads) == set(ref_grads)
+    for name in ref_grads:
+        assert_close(own_grads[name], ref_grads[name], dtype, f"grad of {name}")
+
+
+@pytest.mark.compile
+@pytest.mark.skipif(os.environ.get("INDUCTOR_TESTS") != "1",
+                    reason="inductor compiles C++ for about a minute on 2 cores: set INDUCTOR_TESTS=1 to run it")
+def test_inductor_compiled_lstm_matches_torch():
+    """The real compiled path (inductor's generated C++), forward and backward, float32."""
+    torch.manual_seed(0)
+    torch._dynamo.reset()
+    ref = nn.LSTM(5, 7, num_layers=2, batch_first=True)
+    own = OwnLSTM(5, 7, num_layers=2)
+    own.load_state_dict(ref.state_dict())
+    compiled = torch.compile(own, fullgraph=True)
+    x = torch.randn(3, 4, 5, requires_grad=True)
+    (own_out, own_grads), (ref_out, ref_grads) = run_pair(compiled, ref, x, None, True)
+    for name, a, b in zip(("out", "h_n", "c_n"), own_out, ref_out):
+        assert_close(a, b, torch.float32, name)
+    own_grads = unprefixed(own_grads)
+    for name in ref_grads:
+        assert_close(own_grads[name], ref_grads[name], torch.float32, f"grad of {name}")

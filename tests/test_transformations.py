@@ -153,7 +153,8 @@ N_DRAWS = 20000
 
 
 def test_batch_flip_and_reversal_rates():
-    params = ClipBatchAugmentation(flip_p=0.5, degrees=25.0, reverse_p=0.3).draw(N_DRAWS, torch.Generator().manual_seed(0))
+    augment = ClipBatchAugmentation(flip_p=0.5, degrees=25.0, reverse_p=0.3)
+    params = augment.draw(N_DRAWS, torch.Generator().manual_seed(0))
     # Binomial(20000, p): std 70.7 (p=0.5) and 64.8 (p=0.3); bounds at 5 std
     assert abs(int(params["flip"].sum()) - 10000) < 354
     assert abs(int(params["reverse"].sum()) - 6000) < 324
