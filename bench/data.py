@@ -1,5 +1,9 @@
 """Speed of the data pipeline: one full pass over the training split, against a training epoch.
 
+Two pipelines: the trainer's (src/clip_batches.py: ClipBatches with ClipBatchAugmentation,
+whole batches by index arithmetic, no prefetch thread) and the per-item one
+(KTHActionDataset + get_train_transforms through a DataLoader, the course's call).
+
     python bench/data.py                 # data/synth if prepared, else the tiny twin in a temp dir
     python bench/data.py data/kth        # any prepared root
     python bench/data.py --fake          # random frames with the full KTH training split's videos
@@ -32,12 +36,13 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from src.classifier import build_model  # noqa: E402
+from src.clip_batches import ClipBatches  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.data import SYNTHETIC_ROOT, is_prepared  # noqa: E402
 from src.dataloader import KTHActionDataset  # noqa: E402
 from src.engine import select_device  # noqa: E402
 from src.kth import TRAIN_PERSONS, all_video_ids, parse_video_name  # noqa: E402
-from src.transformations import get_train_transforms  # noqa: E402
+from src.transformations import ClipBatchAugmentation, get_train_transforms  # noqa: E402
 
 
 def write_fake_dataset(root: Path, num_frames: int, size: int) -> Path:
@@ -96,18 +101,24 @@ def main() -> None:
             use_sequences=data["use_sequences"])
         load_seconds = time.perf_counter() - start
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=data["num_workers"])
+        batches = ClipBatches(dataset, batch_size, augmentation=ClipBatchAugmentation(), shuffle=True)
 
         # Alternate data passes and training steps, so that both see the same machine load.
         device = select_device(args.device)
         model = build_model(config["model"]).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
         torch.manual_seed(0)
-        pass_seconds, step_seconds = [], []
-        for _ in tqdm(range(args.passes), desc="passes", unit="pass"):
+        pass_seconds, batch_pass_seconds, step_seconds = [], [], []
+        for epoch in tqdm(range(args.passes), desc="passes", unit="pass"):
             start = time.perf_counter()
             for frames, labels in loader:
                 pass
             pass_seconds.append(time.perf_counter() - start)
+            batches.set_epoch(epoch)
+            start = time.perf_counter()
+            for _ in batches:
+                pass
+            batch_pass_seconds.append(time.perf_counter() - start)
             frames, labels = frames.to(device), labels.to(device)
             for step in range(args.train_steps + 1):  # the first is a warm-up
                 start = time.perf_counter()
@@ -132,6 +143,12 @@ def main() -> None:
           f"{per_epoch:.3f} s ({len(loader)} steps x {per_step:.4f} s, median of {len(step_seconds)})")
     print(f"ratio data pass / training epoch: {per_pass / per_epoch:.3f} "
           f"(fastest/fastest {min(pass_seconds) / (min(step_seconds) * len(loader)):.3f}; goal < 0.05)")
+    per_batch_pass = statistics.median(batch_pass_seconds)
+    print(f"the trainer's ClipBatches: data pass {per_batch_pass:.3f} s (median; fastest "
+          f"{min(batch_pass_seconds):.3f} s), {len(dataset) / per_batch_pass:.0f} clips/s; ratio to the training "
+          f"epoch {per_batch_pass / per_epoch:.3f} (fastest/fastest "
+          f"{min(batch_pass_seconds) / (min(step_seconds) * len(loader)):.3f}); per-item pipeline / ClipBatches "
+          f"{per_pass / per_batch_pass:.1f}x")
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, frames: torch.Tensor,

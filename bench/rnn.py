@@ -2,6 +2,7 @@
 
     python bench/rnn.py                     # CPU, 2 threads (the default)
     python bench/rnn.py --device cuda       # GPU, when there is one
+    python bench/rnn.py --compile           # also torch.compile(OwnLSTM), torch.compile(OwnGRU)
 
 Prints the median (and min) time of one training step (forward, sum of the output,
 backward) of each contender and the ratios of issue 2, from the medians (and the mins:
@@ -12,6 +13,11 @@ on a shared machine the min is the steadier estimate of the unloaded time):
 * OwnConvLSTM / a plain ConvLSTM that convolves [x_t, h_{t-1}] with one convolution per
   step (written here as the reference), at B=8, T=10, 64 -> 64 channels, 16x16, k=3
   (goal: <= 1.0x).
+
+With ``--compile``: ``torch.compile(OwnLSTM)`` and ``torch.compile(OwnGRU)`` (inductor,
+default mode) against the same torch.nn.LSTM / torch.nn.GRU (goal: compiled OwnLSTM <= 1.0x,
+eager OwnLSTM <= 1.2x), and the compile time of each (its first forward + backward,
+printed separately, not in the step times), with the number of graph breaks.
 """
 from __future__ import annotations
 
@@ -123,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default: 2)")
     parser.add_argument("--rounds", type=int, default=60, help="timed steps per LSTM/GRU contender (default: 60)")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile(OwnLSTM) and (OwnGRU)")
     parser.add_argument("--conv-rounds", type=int, default=12, help="timed steps per ConvLSTM contender (default: 12)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -147,6 +154,17 @@ def main(argv: list[str] | None = None) -> None:
         "OwnConvLSTM": OwnConvLSTM(C, CH, K),
     }
 
+    compile_s = {}
+    if args.compile:
+        for name in ("OwnLSTM", "OwnGRU"):
+            eager = rnn_models[name].to(device)
+            breaks = torch._dynamo.explain(eager)(sequence).graph_break_count
+            compiled = torch.compile(eager)
+            start = time.perf_counter()
+            train_step(compiled, sequence)  # compiles forward and backward
+            compile_s[name] = (time.perf_counter() - start, breaks)
+            rnn_models[f"compiled {name}"] = compiled
+
     print(f"Machine: {machine(device)}")
     print(f"Forward + backward, float32, {device.type}; {args.rounds} (LSTM/GRU) and {args.conv_rounds} (ConvLSTM) "
           f"interleaved steps each.\n")
@@ -160,10 +178,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {name:<50} {shapes[name]:<28} {median:9.3f} ms {fastest:9.3f} ms")
 
     ratios = [
-        ("OwnLSTM / torch.nn.LSTM", "OwnLSTM", "torch.nn.LSTM", 1.3),
+        ("OwnLSTM / torch.nn.LSTM", "OwnLSTM", "torch.nn.LSTM", 1.2),
         ("OwnLSTM / torch.nn.LSTMCell loop", "OwnLSTM", "torch.nn.LSTMCell loop", None),
         ("torch.nn.LSTMCell loop / torch.nn.LSTM", "torch.nn.LSTMCell loop", "torch.nn.LSTM", None),
         ("OwnGRU / torch.nn.GRU", "OwnGRU", "torch.nn.GRU", None),
+        *([("compiled OwnLSTM / torch.nn.LSTM", "compiled OwnLSTM", "torch.nn.LSTM", 1.0),
+           ("compiled OwnGRU / torch.nn.GRU", "compiled OwnGRU", "torch.nn.GRU", None)] if args.compile else []),
         ("OwnConvLSTM / ConvLSTM reference", "OwnConvLSTM", "ConvLSTM reference (one conv of [x, h] per step)", 1.0),
     ]
     print(f"\n  {'ratio':<42} {'medians':>8} {'mins':>7}   goal")
@@ -172,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
         ratio_of_mins = times[numerator][1] / times[denominator][1]
         verdict = "" if goal is None else f"<= {goal:.1f}  {'met' if ratio <= goal else 'MISSED'} (medians)"
         print(f"  {label:<42} {ratio:7.2f}x {ratio_of_mins:6.2f}x   {verdict}")
+    for name, (seconds, breaks) in compile_s.items():
+        print(f"  compiling {name}: {seconds:.1f} s (first forward + backward), {breaks} graph breaks")
 
 if __name__ == "__main__":
     main()
