@@ -94,9 +94,10 @@ def make_batches(config: dict, train_set: KTHActionDataset, val_set: KTHActionDa
 
 def prepare_model(model: torch.nn.Module, train_config: dict, device: torch.device) -> torch.nn.Module:
     """The model on ``device``, in channels_last memory format (``train.channels_last``: faster
-    convolutions on CPU) and compiled in place (``train.compile``; the state_dict keeps its keys)."""
+    2-D convolutions on CPU; models with 3-D convolutions, R(2+1)D, stay as they are) and
+    compiled in place (``train.compile``; the state_dict keeps its keys)."""
     model = model.to(device)
-    if train_config["channels_last"]:
+    if train_config["channels_last"] and not any(p.dim() == 5 for p in model.parameters()):
         model = model.to(memory_format=torch.channels_last)
     if train_config["compile"]:
         model.compile()

@@ -234,3 +234,16 @@ def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
     assert math.isfinite(metrics["loss"]) and 0.0 <= metrics["accuracy"] <= 1.0
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("arch", ["rnn", "r2plus1d"])
+def test_prepare_model_puts_2d_convolutions_in_channels_last_and_leaves_3d_ones(arch):
+    from src.classifier import build_model
+    from src.train import prepare_model
+
+    config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}"])
+    model = prepare_model(build_model(config["model"]), config["train"], torch.device("cpu"))
+    weights = [p for p in model.parameters() if p.dim() == 4]
+    if arch == "rnn":
+        assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    assert model(torch.rand(2, 4, 1, 32, 32)).shape == (2, len(ACTIONS))
