@@ -15,7 +15,9 @@ Keys: ``model_state_dict``, ``optimizer_state_dict``, ``scheduler_state_dict`` (
 without a scheduler), ``scaler_state_dict`` (empty unless AMP ran), ``epoch`` (epochs
 completed, 1-based), ``config`` (the full experiment config), ``metrics``
 (``{'history': [one dict per epoch], 'best': {...}}``), ``rng_states`` (torch, cuda,
-numpy, python), ``data_root`` and ``synthetic`` (the data it was trained on).
+numpy, python), ``data_root`` and ``synthetic`` (the data it was trained on), ``provenance``
+(the data's fingerprint, the persons of each split as loaded, the code version, whether AMP
+was used: see src/provenance.py).
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ import numpy as np
 import torch
 
 CHECKPOINT_KEYS = ("model_state_dict", "optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict",
-                   "epoch", "config", "metrics", "rng_states", "data_root", "synthetic")
+                   "epoch", "config", "metrics", "rng_states", "data_root", "synthetic",
+                   "provenance")
 
 
 def save_checkpoint(checkpoint: dict, path: str | Path) -> Path:

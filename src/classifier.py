@@ -225,33 +225,34 @@ class ActionClassifier(nn.Module):
 def build_model(model_config: dict, load_pretrained: bool = True) -> nn.Module:
     """The model described by the ``model:`` section of an experiment config.
 
-    Keys (defaults from configs/base.yaml): arch (rnn | r2plus1d | r2plus1d_18), encoder,
-    pretrained, rnn_type, emb_dim, hidden_dim, num_layers, dropout. The r2plus1d archs use
+    Keys (all required: a config from :func:`src.config.load_config` has them, with
+    configs/base.yaml as the one source of defaults): arch (rnn | r2plus1d | r2plus1d_18),
+    encoder, pretrained, rnn_type, emb_dim, hidden_dim, num_layers, dropout. The r2plus1d archs use
     only ``pretrained`` (r2plus1d_18) and ``dropout``. Every model takes clips
     (B, T, 1, H, W) in [0, 1] and returns logits (B, len(ACTIONS)).
 
     ``load_pretrained=False`` builds the same architecture without reading pretrained
     weights, for when a checkpoint's state dict is loaded into it next.
     """
-    arch = model_config.get("arch", "rnn")
-    pretrained = bool(model_config.get("pretrained", False)) and load_pretrained
+    arch = model_config["arch"]
+    pretrained = model_config["pretrained"] and load_pretrained
     num_classes = len(ACTIONS)
     if arch == "rnn":
         return ActionClassifier(
             num_classes=num_classes,
-            encoder=model_config.get("encoder", "cnn"),
-            rnn_type=model_config.get("rnn_type", "GRUCell"),
-            emb_dim=model_config.get("emb_dim", 128),
-            hidden_dim=model_config.get("hidden_dim", 128),
-            num_layers=model_config.get("num_layers", 2),
-            dropout=model_config.get("dropout", 0.2),
+            encoder=model_config["encoder"],
+            rnn_type=model_config["rnn_type"],
+            emb_dim=model_config["emb_dim"],
+            hidden_dim=model_config["hidden_dim"],
+            num_layers=model_config["num_layers"],
+            dropout=model_config["dropout"],
             pretrained=pretrained,
         )
     if arch == "r2plus1d":
         from src.r2plus1d import R2Plus1D
-        return R2Plus1D(num_classes=num_classes, dropout=model_config.get("dropout", 0.2))
+        return R2Plus1D(num_classes=num_classes, dropout=model_config["dropout"])
     if arch == "r2plus1d_18":
         from src.r2plus1d import TorchvisionR2Plus1D
         return TorchvisionR2Plus1D(num_classes=num_classes, pretrained=pretrained,
-                                   dropout=model_config.get("dropout", 0.2))
+                                   dropout=model_config["dropout"])
     raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}")

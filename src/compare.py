@@ -10,7 +10,9 @@ one experiment (``GRUCell``, ``GRUCell_seed1``, ... -> ``GRUCell``), and writes
 - ``imgs/accuracy_vs_params.png``, ``imgs/accuracy_vs_epoch_time.png``.
 
 It works on any subset of finished experiments and says which of ``configs/*.yaml``
-have no results yet.
+have no results yet. One table holds one data source only (the fingerprint of the prepared
+data, see src/provenance.py): ``--data`` picks it (default: the source most runs were made
+on). Results without provenance (made by older code) are left out, and a line says so.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from src.kth import ACTIONS
+from src.provenance import data_label, describe_data
 
 # results.json key -> table column
 COLUMNS = {
@@ -29,7 +32,7 @@ COLUMNS = {
     "run": "run",
     "seed": "seed",
     "num_params": "params",
-    "train_time_per_epoch_s": "train s/epoch",
+    "epoch_time_s": "epoch s (train+val)",
     "latency_ms": "latency ms (b=1)",
     "throughput_clips_per_s": "clips/s (b=32)",
     "val_accuracy": "val acc",
@@ -37,6 +40,7 @@ COLUMNS = {
     "video_accuracy": "test video acc",
 }
 ACCURACY_COLUMNS = ["val acc", "test clip acc", "test video acc"] + [f"{a} acc" for a in ACTIONS]
+INFO_COLUMNS = ["run", "seed", "data", "fingerprint", "device", "train device", "amp"]
 
 
 def experiment_of(run: str) -> str:
@@ -44,41 +48,49 @@ def experiment_of(run: str) -> str:
     return re.sub(r"_seed\d+$", "", run)
 
 
-def load_runs(models_dir: str | Path = "models") -> pd.DataFrame:
-    """One row per ``models/<run>/results.json``, with the columns of :data:`COLUMNS`
-    plus one per-class test accuracy column per action. Empty frame when none exist."""
-    rows = []
+def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str]]:
+    """One row per ``models/<run>/results.json`` that records its provenance, with the
+    columns of :data:`COLUMNS`, one per-class test accuracy column per action, and the
+    data (``data``: its label, ``fingerprint``), devices and AMP. Returns ``(runs, names of
+    the runs left out for lack of provenance)``."""
+    rows, unknown = [], []
     for path in sorted(Path(models_dir).glob("*/results.json")):
         results = json.loads(path.read_text())
         run = results.get("experiment", path.parent.name)
+        provenance = results.get("provenance")
+        if not provenance or not provenance.get("data"):
+            unknown.append(run)
+            continue
         row = {"run": run, "experiment": experiment_of(run)}
         row.update({col: results.get(key) for key, col in COLUMNS.items() if key not in ("run", "experiment")})
         for action, acc in (results.get("per_class_accuracy") or {}).items():
             row[f"{action} acc"] = acc
-        row["synthetic"] = results.get("synthetic")
-        row["device"] = results.get("device")
+        row.update({"data": data_label(provenance["data"]), "fingerprint": provenance["data"]["fingerprint"],
+                    "device": results.get("device"), "train device": provenance.get("train_device"),
+                    "amp": results.get("amp")})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), unknown
 
 
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per experiment: mean and std of every numeric column over its runs."""
-    numeric = runs.drop(columns=["run", "seed", "synthetic", "device"], errors="ignore")
-    grouped = numeric.groupby("experiment", sort=False)
+    """One row per experiment: mean and sample std (ddof=1; NaN for a single run) of every
+    numeric column over its runs, ordered by mean validation accuracy (never by test)."""
+    numeric = runs.drop(columns=INFO_COLUMNS, errors="ignore")
+    grouped = numeric.groupby("experiment", sort=True)
     summary = grouped.mean(numeric_only=True)
     summary.columns = [f"{c} mean" for c in summary.columns]
-    std = grouped.std(numeric_only=True, ddof=0)
+    std = grouped.std(numeric_only=True, ddof=1)
     std.columns = [f"{c} std" for c in std.columns]
     summary = summary.join(std)
     summary.insert(0, "seeds", grouped.size())
-    return summary.sort_values("test video acc mean", ascending=False)
+    return summary.sort_values("val acc mean", ascending=False, kind="stable")
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table with ``mean ± std`` cells (accuracies in %)."""
     table = pd.DataFrame(index=summary.index)
     table["seeds"] = summary["seeds"]
-    for col in ["params", "train s/epoch", "latency ms (b=1)", "clips/s (b=32)"] + ACCURACY_COLUMNS:
+    for col in ["params", "epoch s (train+val)", "latency ms (b=1)", "clips/s (b=32)"] + ACCURACY_COLUMNS:
         if f"{col} mean" not in summary:
             continue
         mean, std = summary[f"{col} mean"], summary[f"{col} std"]
@@ -91,6 +103,15 @@ def to_markdown(summary: pd.DataFrame) -> str:
             cells.append(cell)
         table[col.replace("acc", "acc %")] = cells
     return table.to_markdown()
+
+
+def table_notes(summary: pd.DataFrame) -> str:
+    """What the numbers under the table are."""
+    seeds = sorted(set(summary["seeds"]))
+    return ("± is the sample standard deviation (ddof=1) over the n runs of an experiment (n = 'seeds': "
+            f"{', '.join(map(str, seeds))}; seeds 0..n-1); a single run has none. Rows are ordered by mean "
+            "validation accuracy. 'epoch s (train+val)' is the mean wall time of a training epoch, validation "
+            "included, over all epochs of each run; latency and throughput are measured on random clips.")
 
 
 def plot_accuracy_against(summary: pd.DataFrame, x: str, path: str | Path, xlabel: str, logx: bool = False):
@@ -116,33 +137,54 @@ def plot_accuracy_against(summary: pd.DataFrame, x: str, path: str | Path, xlabe
     plt.close(fig)
 
 
-def compare(models_dir="models", out_dir="results", imgs_dir="imgs", configs_dir="configs") -> pd.DataFrame | None:
-    """Write the CSV, the Markdown table and the plots; return the summary (None if no results)."""
+def pick_data_source(runs: pd.DataFrame, data_root=None) -> str:
+    """The fingerprint of the data one table is made of: ``data_root``'s when given, else
+    the one most runs were made on."""
+    if data_root is not None:
+        return describe_data(data_root)["fingerprint"]
+    return runs["fingerprint"].value_counts().index[0]
+
+
+def compare(models_dir="models", out_dir="results", imgs_dir="imgs", configs_dir="configs",
+            data_root=None) -> pd.DataFrame | None:
+    """Write the CSV, the Markdown table and the plots for the runs made on one data source
+    (``data_root``'s, else the one most runs were made on); return the summary (None if no
+    results on it)."""
     expected = sorted(p.stem for p in Path(configs_dir).glob("*.yaml") if p.stem != "base")
-    runs = load_runs(models_dir)
+    runs, unknown = load_runs(models_dir)
+    if unknown:
+        print(f"left out {len(unknown)} results.json without provenance (made by older code): {', '.join(unknown)}; "
+              f"'python -m src.suite' makes them again")
+    if not runs.empty:
+        fingerprint = pick_data_source(runs, data_root)
+        other = runs[runs["fingerprint"] != fingerprint]
+        runs = runs[runs["fingerprint"] == fingerprint]
+        if len(other):
+            print(f"left out {len(other)} runs made on other data ({', '.join(sorted(set(other['data'])))}: "
+                  f"{', '.join(other['run'])}); one table holds one data source")
     done = set(runs["experiment"]) if len(runs) else set()
     missing = [name for name in expected if name not in done]
     if missing:
         print(f"no results yet for: {', '.join(missing)} (run 'python -m src.suite' or train them one by one)")
     if runs.empty:
-        print(f"no {models_dir}/*/results.json found: nothing to compare")
+        print(f"no {models_dir}/*/results.json with provenance on this data found: nothing to compare")
         return None
     summary = summarize(runs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs.sort_values(["experiment", "seed"]).to_csv(out_dir / "results.csv", index=False)
-    synthetic = runs["synthetic"].dropna().unique().tolist()
-    data = "the synthetic KTH twin" if synthetic == [True] else "real KTH" if synthetic == [False] else "mixed data"
-    devices = ", ".join(sorted(map(str, runs["device"].dropna().unique())))
-    header = (f"Measured on {data} (test persons 17-25; model selection on validation persons), "
-              f"device: {devices}. Mean ± std over seeds.\n\n")
-    (out_dir / "results.md").write_text(header + to_markdown(summary) + "\n")
+    data = runs["data"].iloc[0]
+    warning = "" if data == "real KTH" else ", **not on real KTH**"
+    devices = ", ".join(sorted(map(str, runs["train device"].fillna(runs["device"]).unique())))
+    header = (f"Measured on {data}{warning} (data fingerprint {runs['fingerprint'].iloc[0][:17]}...; test persons "
+              f"17-25, model selection on validation persons), trained and tested on: {devices}.\n\n")
+    (out_dir / "results.md").write_text(header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
     plot_accuracy_against(summary, "params", Path(imgs_dir) / "accuracy_vs_params.png", "trainable parameters",
                           logx=True)
-    plot_accuracy_against(summary, "train s/epoch", Path(imgs_dir) / "accuracy_vs_epoch_time.png",
-                          "training time per epoch (s)")
-    print(f"{len(runs)} runs of {len(summary)} experiments -> {out_dir}/results.md, {out_dir}/results.csv, "
-          f"{imgs_dir}/accuracy_vs_*.png")
+    plot_accuracy_against(summary, "epoch s (train+val)", Path(imgs_dir) / "accuracy_vs_epoch_time.png",
+                          "epoch wall time, validation included (s)")
+    print(f"{len(runs)} runs of {len(summary)} experiments on {data} -> {out_dir}/results.md, "
+          f"{out_dir}/results.csv, {imgs_dir}/accuracy_vs_*.png")
     return summary
 
 
@@ -152,8 +194,13 @@ def main(argv=None):
     parser.add_argument("--out", default="results", help="where results.md and results.csv go")
     parser.add_argument("--imgs", default="imgs", help="where the plots go")
     parser.add_argument("--configs", default="configs")
+    parser.add_argument("--data", default=None,
+                        help="prepared data folder whose runs make the table (default: the source of most runs)")
     args = parser.parse_args(argv)
-    compare(args.models_dir, args.out, args.imgs, args.configs)
+    try:
+        compare(args.models_dir, args.out, args.imgs, args.configs, data_root=args.data)
+    except FileNotFoundError as error:
+        parser.exit(1, f"error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -21,12 +21,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from src.checkpoint import load_model
+from src.checkpoint import load_checkpoint, load_model
 from src.classifier import count_parameters
 from src.data import is_prepared, resolve_data_root
 from src.dataloader import KTHActionDataset
 from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize
 from src.kth import ACTIONS
+from src.provenance import code_version, describe_data, persons_of
 from src.transformations import get_test_transforms
 
 
@@ -69,10 +70,19 @@ def measure_speed(model: torch.nn.Module, clip_shape: tuple[int, ...], device: t
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    """Write ``data`` as JSON atomically (temp file, then rename)."""
+    """Write ``data`` as JSON atomically (temp file, then rename): one top-level key per line,
+    and a list of rows (``history``, ``predictions``) one row per line, so that the file
+    stays small and diffs stay readable."""
     path = Path(path)
+    lines = []
+    for key, value in data.items():
+        if isinstance(value, list) and value and isinstance(value[0], (dict, list)):
+            rows = ",\n".join(f"  {json.dumps(row)}" for row in value)
+            lines.append(f" {json.dumps(key)}: [\n{rows}\n ]")
+        else:
+            lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
     os.replace(tmp, path)
     return path
 
@@ -94,8 +104,13 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         data_root, synthetic, device, best_epoch, val_accuracy, val_video_accuracy,
         num_test_clips, num_test_videos, clip_accuracy, video_accuracy, per_class_accuracy
         ({action: accuracy}), confusion_matrix ([6][6] clip counts, rows true), num_params,
-        train_time_per_epoch_s, data_wait_share, time_to_best_s (training time up to
-        the best epoch), test_loss, latency_ms, throughput_clips_per_s, torch_threads.
+        epoch_time_s (mean wall time of a training epoch, validation included, over
+        all epochs of the run), epochs, data_wait_share, time_to_best_s (training time up
+        to the best epoch), test_loss, latency_ms, throughput_clips_per_s, torch_threads,
+        amp (mixed precision used in the test pass), provenance (test and training data
+        with fingerprints, persons of each split as loaded, code versions: see
+        src/provenance.py), history (every epoch's row, from last.pth), predictions (one
+        row per test clip: video_id, start frame, label, predicted, probabilities).
     """
     checkpoint_path = Path(checkpoint_path)
     device = select_device(device)
@@ -106,6 +121,13 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         trained_on = checkpoint.get("data_root")
         data_root = trained_on if trained_on and is_prepared(trained_on) else data["root"]
     data_root, synthetic = resolve_data_root(data_root, preset=data["synthetic_preset"])
+    trained = checkpoint.get("provenance") or {}
+    test_data = describe_data(data_root, preset=data["synthetic_preset"] if synthetic else None)
+    if trained and trained["data"]["fingerprint"] != test_data["fingerprint"]:
+        print(f"warning: {checkpoint_path} was trained on {trained['data']['root']}, tested now on {data_root} "
+              f"(other frames); results.json records both", file=sys.stderr)
+    # the same precision as validation during training: AMP only when training used it, and only on CUDA
+    use_amp = bool(trained.get("amp")) and device.type == "cuda"
 
     test_set = KTHActionDataset(
         data_root, split="test", clips_per_video=data["eval_clips_per_video"],
@@ -114,12 +136,13 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
     loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
                         num_workers=data["num_workers"], pin_memory=device.type == "cuda")
-    logits, labels, _ = predict(model, loader, device, desc="test")
+    logits, labels, _ = predict(model, loader, device, use_amp=use_amp, desc="test")
     metrics = classification_metrics(logits, labels, clip_video_index(test_set))
     speed = measure_speed(model, tuple(test_set[0][0].shape), device, repeats=config["eval"]["latency_repeats"])
 
     best = checkpoint["metrics"]["best"]
-    training = summarize(checkpoint["metrics"]["history"], best)
+    history = full_history(checkpoint_path, checkpoint)
+    training = summarize(history, best)
     results = {
         "experiment": config["experiment"],
         "seed": config["train"]["seed"],
@@ -139,15 +162,47 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         "confusion_matrix": metrics["confusion_matrix"],
         "test_loss": metrics["loss"],
         "num_params": count_parameters(model),
-        "train_time_per_epoch_s": training["time_per_epoch_s"],
+        "epoch_time_s": training["time_per_epoch_s"],
+        "epochs": training["epochs"],
         "data_wait_share": training["data_wait_share"],
         "time_to_best_s": training["time_to_best_s"],
         **speed,
+        "amp": use_amp,
+        "provenance": {"data": test_data, "train_data": trained.get("data"),
+                       "persons": {**trained.get("persons", {}), "test": persons_of(test_set)},
+                       "code_version": code_version(), "train_code_version": trained.get("code_version"),
+                       "train_amp": trained.get("amp"), "train_device": trained.get("device")},
         "config": config,
+        "history": history,
+        "predictions": clip_predictions(test_set, logits, labels),
     }
     if write:
         write_json(results, checkpoint_path.with_name("results.json"))
     return results
+
+
+def full_history(checkpoint_path: Path, checkpoint: dict) -> list[dict]:
+    """Every epoch's row of the run: from last.pth beside the checkpoint (best.pth's history
+    stops at the best epoch), when it belongs to the same run; else the checkpoint's own."""
+    history = checkpoint["metrics"]["history"]
+    last_path = checkpoint_path.with_name("last.pth")
+    if last_path.is_file() and last_path != checkpoint_path:
+        last = load_checkpoint(last_path)["metrics"]["history"]
+        if last[:len(history)] == history:
+            return last
+        print(f"warning: {last_path} is not the continuation of {checkpoint_path}; the history stops at "
+              f"epoch {len(history)}", file=sys.stderr)
+    return history
+
+
+def clip_predictions(dataset: KTHActionDataset, logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
+    """One row per test clip, in dataset order: ``{'video_id', 'start' (first frame of the
+    clip's window), 'label', 'predicted', 'probabilities' (6, rounded to 1e-4)}``."""
+    probabilities = logits.softmax(1)
+    return [{"video_id": dataset.videos[video]["video_id"], "start": int(dataset.windows[i][0]),
+             "label": int(labels[i]), "predicted": int(probabilities[i].argmax()),
+             "probabilities": [round(p, 4) for p in probabilities[i].tolist()]}
+            for i, (video, _) in enumerate(dataset.clips)]
 
 
 def print_table(results: dict) -> None:
@@ -158,7 +213,7 @@ def print_table(results: dict) -> None:
             ("test video accuracy", f"{results['video_accuracy']:.4f}  ({results['num_test_videos']} videos)"),
             *[(f"  {action}", f"{acc:.4f}") for action, acc in results["per_class_accuracy"].items()],
             ("trainable parameters", f"{results['num_params']:,}"),
-            ("train time per epoch", f"{results['train_time_per_epoch_s']:.1f} s"),
+            ("epoch wall time (train+val)", f"{results['epoch_time_s']:.1f} s, mean of {results['epochs']} epochs"),
             ("latency (batch 1)", f"{results['latency_ms']:.2f} ms/clip on {results['device']}"),
             ("throughput (batch 32)", f"{results['throughput_clips_per_s']:.0f} clips/s")]
     width = max(len(name) for name, _ in rows)

@@ -9,6 +9,8 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import torch
 from torchvision.utils import make_grid
 
@@ -17,22 +19,33 @@ from src.kth import ACTIONS
 
 def confusion_matrix_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str] = ACTIONS,
                             title: str = "confusion matrix"):
-    """Row-normalised confusion matrix ``[C, C]`` (rows: true class, columns: predicted),
-    with the counts written in the cells."""
+    """Confusion matrix ``[C, C]`` (rows: true class, columns: predicted) as a heatmap of
+    the row-normalised rates, with the clip counts written in the cells."""
     counts = np.asarray(confusion, dtype=float)
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5.5, 4.8))
-    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(len(class_names)), class_names)
+    fig, ax = plt.subplots(figsize=(5.8, 4.8))
+    sns.heatmap(rates, annot=counts.astype(int), fmt="d", cmap="Blues", vmin=0, vmax=1, square=True,
+                xticklabels=class_names, yticklabels=class_names, cbar_kws={"label": "share of the true class"},
+                annot_kws={"fontsize": 8}, ax=ax)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    for i in range(len(class_names)):
-        for j in range(len(class_names)):
-            ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=8,
-                    color="white" if rates[i, j] > 0.5 else "black")
+    ax.tick_params(axis="x", rotation=45)
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def per_class_accuracy_figure(per_class: dict[str, dict[str, float]], title: str = "test clip accuracy per class"):
+    """Grouped bars: ``{run: {action: accuracy in [0, 1]}}``, one group per action."""
+    table = pd.DataFrame([{"run": run, "action": action, "accuracy (%)": 100 * accuracy}
+                          for run, accuracies in per_class.items() for action, accuracy in accuracies.items()])
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * table["action"].nunique() + 0.25 * len(per_class)), 3.8))
+    sns.barplot(table, x="action", y="accuracy (%)", hue="run", ax=ax)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
 
@@ -63,26 +76,19 @@ def save_clip_gif(clip: torch.Tensor, path: str | Path, fps: int = 8, scale: int
     return path
 
 
-def learning_curves_figure(tboard_dir: str | Path, runs: Sequence[str],
-                           tags: Sequence[str] = ("loss/train", "loss/val", "accuracy/train", "accuracy/val")):
-    """Per-epoch scalars of several runs, read back from their TensorBoard event files,
-    one panel per tag."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.4), squeeze=False)
-    for run in runs:
-        events = EventAccumulator(str(Path(tboard_dir) / run), size_guidance={"scalars": 0})
-        events.Reload()
-        available = set(events.Tags()["scalars"])
-        for ax, tag in zip(axes[0], tags):
-            if tag in available:
-                points = events.Scalars(tag)
-                ax.plot([p.step for p in points], [p.value for p in points], label=run)
-    for ax, tag in zip(axes[0], tags):
-        ax.set_title(tag)
-        ax.set_xlabel("epoch")
+def learning_curves_figure(histories: dict[str, Sequence[dict]],
+                           keys: Sequence[str] = ("train_loss", "val_loss", "train_accuracy", "val_accuracy")):
+    """Per-epoch values of several runs, one panel per key: ``{run: history}``, a history
+    being the list of per-epoch rows that results.json and the checkpoints carry."""
+    table = pd.DataFrame([{"run": run, **row} for run, history in histories.items() for row in history])
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), squeeze=False)
+    for i, (ax, key) in enumerate(zip(axes[0], keys)):
+        sns.lineplot(table, x="epoch", y=key, hue="run", ax=ax, legend=i == len(keys) - 1)
+        ax.set_title(key.replace("_", " "))
+        ax.set_ylabel("")
         ax.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7)
+    if len(histories):
+        axes[0, -1].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -9,7 +9,7 @@ to grayscale and resized (bilinear, antialiased) to ``size x size``. The output:
     out/cache/<video_id>.npy                    uint8 (T, size, size): every frame of the video
     out/index.json                              one entry per video, written last
 
-``index.json`` is ``{"version": 1, "size", "synthetic", "videos": [{"video_id", "person",
+``index.json`` is ``{"version": 1, "size", "synthetic", ["synthetic_preset",] "videos": [{"video_id", "person",
 "action", "label", "scenario", "num_frames", "sequences": [[start, end], ...]}, ...]}``,
 sorted by video id; ``sequences`` are the 0-based, end-exclusive ranges of
 ``00sequences.txt`` clipped to the video, or ``[[0, num_frames]]`` for a video it lacks.
@@ -214,7 +214,9 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
             ranges = [[0, result["num_frames"]]]
         entries.append({**info, "num_frames": result["num_frames"], "sequences": ranges})
 
-    index = {"version": INDEX_VERSION, "size": size, "synthetic": (raw / "synthetic.json").is_file(),
+    synthetic = (raw / "synthetic.json").is_file()
+    preset = {"synthetic_preset": json.loads((raw / "synthetic.json").read_text()).get("preset")} if synthetic else {}
+    index = {"version": INDEX_VERSION, "size": size, "synthetic": synthetic, **preset,
              "videos": sorted(entries, key=lambda e: e["video_id"])}
     index_path = out / "index.json"
     tmp_index = index_path.with_name(f".index.json.{os.getpid()}.tmp")

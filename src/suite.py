@@ -5,7 +5,8 @@
 Each run trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then
 tests its ``best.pth``, in this process; the main recurrent experiments run once per seed
 (run names ``GRUCell``, ``GRUCell_seed1``, ...). A run whose ``results.json`` exists is
-skipped, an interrupted one resumes from its ``last.pth``, and a run that fails (for
+reused when it was made on the same data with the same config (else trained again, and a
+line says why), an interrupted one resumes from its ``last.pth``, and a run that fails (for
 example pretrained weights that are not available offline) is reported and the suite
 goes on. At the end ``src.compare`` rebuilds the table and plots.
 
@@ -29,8 +30,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from src.checkpoint import load_checkpoint
 from src.compare import compare
 from src.config import load_config
+from src.data import resolve_data_root
+from src.provenance import describe_data, results_mismatch, resume_refusal
 
 MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
 LOCK_STALE_S = 600  # a lock of another host that has not been refreshed for this long belongs to a dead process
@@ -153,18 +157,42 @@ def claimed(lock: Path):
 def run_experiment(experiment: str, run: str | None = None, seed: int | None = None, overrides=(),
                    data_root=None, configs_dir="configs") -> dict:
     """Train (resuming if interrupted) and test one run of ``configs/<experiment>.yaml``;
-    return its results (see src.evaluate). A run whose ``results.json`` exists is loaded,
-    not trained again."""
+    return its results (see src.evaluate).
+
+    A saved ``results.json`` is returned as it is only when it was made on the same data
+    (fingerprint) with the same config (``log`` and ``data.root`` aside, see
+    src/provenance.py); otherwise the run is trained again from scratch, and one line says
+    why. The same goes for the ``last.pth`` of an interrupted run before it is resumed."""
     from src.evaluate import evaluate
     from src.train import train
 
     overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]
     config = load_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)
     run_dir = Path(config["log"]["models_dir"]) / config["experiment"]
-    if (run_dir / "results.json").is_file():
+    root, synthetic = resolve_data_root(data_root or config["data"]["root"], preset=config["data"]["synthetic_preset"])
+    data = describe_data(root, preset=config["data"]["synthetic_preset"] if synthetic else None)
+    stale = stale_run(run_dir, config, data)
+    if stale is None:
         return json.loads((run_dir / "results.json").read_text())
-    train(config, data_root=data_root, resume=True)
-    return evaluate(run_dir / "best.pth", data_root=data_root)
+    if stale:
+        print(f"{config['experiment']}: {stale}: training again", flush=True)
+        for name in ("results.json", "best.pth", "last.pth"):
+            (run_dir / name).unlink(missing_ok=True)
+    train(config, data_root=root, resume=True)
+    return evaluate(run_dir / "best.pth", data_root=root)
+
+
+def stale_run(run_dir: Path, config: dict, data: dict) -> str | None:
+    """Why the saved state of a run cannot be used for ``config`` on ``data``; None when its
+    results.json can be returned as it is; ``''`` when there is nothing (or a last.pth that
+    may be resumed) to train from."""
+    results_path, last_path = run_dir / "results.json", run_dir / "last.pth"
+    if results_path.is_file():
+        results = json.loads(results_path.read_text())
+        return results_mismatch(results, config, data)
+    if last_path.is_file():
+        return resume_refusal(load_checkpoint(last_path), config, data, last_path) or ""
+    return ""
 
 
 def main(argv=None):
@@ -212,7 +240,7 @@ def main(argv=None):
         print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
               f"({time.time() - start:.0f} s)", flush=True)
 
-    compare(models_dir=args.models_dir, configs_dir=args.configs)
+    compare(models_dir=args.models_dir, configs_dir=args.configs, data_root=args.data)
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}; rerun 'python -m src.suite' to retry them")
         sys.exit(1)

@@ -49,11 +49,16 @@ from src.data import resolve_data_root
 from src.dataloader import KTHActionDataset
 from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
 from src.kth import ACTIONS
+from src.provenance import code_version, describe_data, persons_of, resume_refusal
 from src.transformations import ClipBatchAugmentation, get_test_transforms, get_train_transforms
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or inf; the message names the epoch and step."""
+
+
+class ResumeRefusedError(ValueError):
+    """last.pth was made on other data or with another model architecture; the message says what to do."""
 
 
 def seed_everything(seed: int) -> None:
@@ -161,12 +166,16 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
         with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             logits = model(clips)  # (B, num_classes)
             loss = F.cross_entropy(logits, labels)
+        # .item() waits for the device to finish the step (a sync every step); we need the
+        # value anyway, to stop on NaN/inf before the optimizer step spoils the weights.
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch}, step {step}/{len(loader)}")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if grad_clip > 0:
+            # With AMP the gradients are still multiplied by the loss scale: unscale them first, or
+            # the clipping threshold would apply to scaled norms. step() then knows not to unscale again.
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         scaler.step(optimizer)
@@ -266,6 +275,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                                              preset=config["data"]["synthetic_preset"])
     if main:
         distributed.barrier(context)
+    data = describe_data(data_root, preset=config["data"]["synthetic_preset"] if synthetic else None)
     train_set, val_set = make_datasets(config, data_root)
     train_loader, val_loader, val_indices = make_loaders(config, train_set, val_set, context, device.type == "cuda")
     val_video_index = clip_video_index(val_set)
@@ -280,6 +290,10 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     start_epoch, history, best = 0, [], {"val_accuracy": -1.0, "val_video_accuracy": -1.0, "epoch": 0}
     if resuming:
         checkpoint = load_checkpoint(last_path, map_location=device)
+        refusal = resume_refusal(checkpoint, config, data, last_path)
+        if refusal:
+            raise ResumeRefusedError(f"{name}: cannot resume: {refusal}; start a new run with --name NEW_NAME, "
+                                     f"or delete {run_dir} to train it again")
         model.load_state_dict(checkpoint["model_state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
         if scheduler is not None:
@@ -312,6 +326,9 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     # appends cleanly to the same TensorBoard run. Under DDP rank 0 alone writes.
     writer = SummaryWriter(Path(config["log"]["tboard_dir"]) / name, purge_step=start_epoch + 1) if main else None
 
+    provenance = {"data": data, "persons": {"train": persons_of(train_set), "val": persons_of(val_set)},
+                  "code_version": code_version(), "amp": use_amp, "device": str(device)}
+
     def checkpoint_now(epoch: int) -> dict:
         return {
             "model_state_dict": model.state_dict(),
@@ -324,6 +341,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             "rng_states": get_rng_states(),
             "data_root": str(data_root),
             "synthetic": synthetic,
+            "provenance": provenance,
         }
 
     epochs = train_config["epochs"]
@@ -334,7 +352,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             if context.distributed:  # each rank's shuffle and random stream depend on the epoch alone
                 train_loader.sampler.set_epoch(epoch)
                 torch.manual_seed(distributed.epoch_seed(train_config["seed"], epoch, context.rank))
-            lr = optimizer.param_groups[0]["lr"]
+            lr = optimizer.param_groups[0]["lr"]  # read before the epoch: the scheduler steps per batch, so
+            # this is the rate the epoch started with (the one TensorBoard's "lr" shows at this epoch)
             train_metrics = train_one_epoch(trained, train_loader, optimizer, scheduler, scaler, device, config, epoch,
                                             context)
             val_logits, val_labels, val_wait = predict(model, val_loader, device, use_amp, desc=f"epoch {epoch} val")

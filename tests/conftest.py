@@ -48,3 +48,17 @@ def torch_home(tmp_path, monkeypatch) -> Path:
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     return checkpoints
+
+
+@pytest.fixture(scope="session")
+def tiny_unmarked(tiny_prepared, tmp_path_factory) -> Path:
+    """The tiny twin's frames prepared as if they were real KTH: index.json without the
+    synthetic marker (the cache is a link to the tiny twin's)."""
+    import json
+    out = tmp_path_factory.mktemp("kth_unmarked")
+    index = json.loads((tiny_prepared / "index.json").read_text())
+    index["synthetic"] = False
+    index.pop("synthetic_preset", None)
+    (out / "index.json").write_text(json.dumps(index))
+    (out / "cache").symlink_to(tiny_prepared / "cache")
+    return out

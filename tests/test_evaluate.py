@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from src.checkpoint import load_model
 from src.classifier import count_parameters
@@ -17,8 +18,8 @@ TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.m
 RESULT_KEYS = {"experiment", "seed", "checkpoint", "config", "data_root", "synthetic", "device", "torch_threads",
                "best_epoch", "val_accuracy", "val_video_accuracy", "num_test_clips", "num_test_videos",
                "clip_accuracy", "video_accuracy", "per_class_accuracy", "confusion_matrix", "test_loss",
-               "num_params", "train_time_per_epoch_s", "data_wait_share", "time_to_best_s", "latency_ms",
-               "throughput_clips_per_s"}
+               "num_params", "epoch_time_s", "epochs", "data_wait_share", "time_to_best_s", "latency_ms",
+               "throughput_clips_per_s", "amp", "provenance", "history", "predictions"}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepar
     model, _ = load_model(best_path)
     assert results["num_params"] == count_parameters(model) == summary["num_params"]
     assert results["device"] == "cpu"
-    assert results["train_time_per_epoch_s"] > 0 and results["latency_ms"] > 0
+    assert results["epoch_time_s"] > 0 and results["latency_ms"] > 0
     assert results["throughput_clips_per_s"] > 0
     assert results["config"]["model"]["hidden_dim"] == 16
 
@@ -83,3 +84,38 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path):
         main(["--checkpoint", str(tmp_path / "Nope" / "best.pth")])
     message = str(info.value.code)
     assert str(tmp_path / "Nope" / "best.pth") in message and "\n" not in message
+
+
+def test_split_claims_hold_on_what_train_and_evaluate_loaded(trained, tiny_prepared):
+    """train persons within 1-14, val = {15, 16}, test within 17-25, all disjoint: checked on the persons
+    recorded in the checkpoint (what train loaded) and in results.json (what evaluate loaded). The tiny
+    twin has persons 1, 2, 15 and 17 only, so each split holds what of its persons the data has."""
+    best_path, _ = trained
+    results = evaluate(best_path, device="cpu", write=False)
+    present = {video["person"] for video in json.loads((tiny_prepared / "index.json").read_text())["videos"]}
+    for persons in (torch.load(best_path)["provenance"]["persons"], results["provenance"]["persons"]):
+        train, val = set(persons["train"]), set(persons["val"])
+        assert train == present & set(range(1, 15)) and val == present & {15, 16}
+    test = set(results["provenance"]["persons"]["test"])
+    assert test == present & set(range(17, 26))
+    assert train and val and test and not (train & val or train & test or val & test)
+
+
+def test_results_carry_the_history_of_every_epoch_and_every_clip_prediction(trained):
+    best_path, _ = trained
+    results = evaluate(best_path, device="cpu", write=False)
+    last = torch.load(best_path.with_name("last.pth"))
+    assert results["history"] == last["metrics"]["history"] and results["epochs"] == len(results["history"]) == 2
+    assert results["epoch_time_s"] == pytest.approx(sum(r["epoch_time_s"] for r in results["history"]) / 2)
+    assert results["amp"] is False and results["provenance"]["train_amp"] is False
+    data = results["provenance"]["data"]
+    assert data == results["provenance"]["train_data"] and data["synthetic"] and data["preset"] == "tiny"
+    predictions = results["predictions"]
+    assert len(predictions) == results["num_test_clips"]
+    correct = sum(p["predicted"] == p["label"] for p in predictions)
+    assert correct / len(predictions) == pytest.approx(results["clip_accuracy"])
+    for p in predictions:
+        assert abs(sum(p["probabilities"]) - 1) < 1e-3
+        assert p["predicted"] == max(range(len(ACTIONS)), key=p["probabilities"].__getitem__)
+    starts = {(p["video_id"], p["start"]) for p in predictions}
+    assert len(starts) == len(predictions)  # each clip named once by its video and first frame

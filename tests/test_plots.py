@@ -24,3 +24,17 @@ def test_clip_gif_has_one_frame_per_clip_frame(tmp_path):
 def test_clip_strip_figure_has_a_row_per_clip():
     fig = plots.clip_strip_figure([torch.rand(4, 1, 8, 8)] * 3, ["a", "b", "c"])
     assert [ax.get_title(loc="left") for ax in fig.axes] == ["a", "b", "c"]
+
+
+def test_per_class_accuracy_figure_has_a_bar_per_run_and_class():
+    fig = plots.per_class_accuracy_figure({"A": {"walking": 0.5, "boxing": 1.0}, "B": {"walking": 0.25, "boxing": 0}})
+    heights = sorted(round(bar.get_height()) for bar in fig.axes[0].patches if bar.get_width() > 0)
+    assert heights[-4:] == [0, 25, 50, 100]
+
+
+def test_learning_curves_come_from_histories():
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 2 / e, "train_accuracy": e / 10, "val_accuracy": e / 20}
+               for e in (1, 2, 3)]
+    fig = plots.learning_curves_figure({"run": history})
+    assert [list(line.get_ydata()) for line in fig.axes[0].lines][0] == [1, 0.5, 1 / 3]
+    assert [ax.get_title() for ax in fig.axes] == ["train loss", "val loss", "train accuracy", "val accuracy"]

@@ -1,4 +1,5 @@
-"""src/suite.py: shards of the planned runs and the locks that keep a run from starting twice."""
+"""src/suite.py: shards of the planned runs and the locks that keep a run from starting twice; a saved result
+is reused only when made on the same data with the same config."""
 import json
 import os
 import socket
@@ -86,3 +87,34 @@ def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tm
     table = (tmp_path / "table" / "results.csv").read_text()
     assert all(run in table for run in planned)
     assert len(table.strip().splitlines()) == 1 + len(planned)
+
+
+def run_suite(tmp_path, data, *extra):
+    src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "OwnGRU", "--seeds", "1",
+                    "--models-dir", str(tmp_path / "models"), "--data", str(data),
+                    "--set", *TINY, f"log.tboard_dir={tmp_path / 'tboard'}", *extra])
+
+
+def test_suite_reuses_results_on_the_same_data_and_trains_again_on_real_kth(tiny_prepared, tiny_unmarked, tmp_path,
+                                                                              monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the table goes to ./results, the figures to ./imgs
+    results = {run: tmp_path / "models" / run / "results.json" for run in ("GRUCell", "OwnGRU")}
+    run_suite(tmp_path, tiny_prepared)
+    assert "synthetic twin (preset tiny), **not on real KTH**" in (tmp_path / "results" / "results.md").read_text()
+    made = {run: path.stat().st_mtime_ns for run, path in results.items()}
+    capsys.readouterr()
+
+    run_suite(tmp_path, tiny_prepared)  # the same data and config: nothing is trained
+    assert "training again" not in capsys.readouterr().out
+    assert {run: path.stat().st_mtime_ns for run, path in results.items()} == made
+
+    run_suite(tmp_path, tiny_unmarked)  # prepared data not marked synthetic: real KTH
+    out = capsys.readouterr().out
+    for run in ("GRUCell", "OwnGRU"):
+        assert (f"{run}: results.json was made on {tiny_prepared} (synthetic), now {tiny_unmarked} (real KTH): "
+                f"training again") in out
+        assert json.loads(results[run].read_text())["provenance"]["data"]["synthetic"] is False
+    table = (tmp_path / "results" / "results.md").read_text()
+    assert table.startswith("Measured on real KTH") and "synthetic" not in table
+    csv = (tmp_path / "results" / "results.csv").read_text()
+    assert "synthetic" not in csv and len(csv.splitlines()) == 3  # header + the two real-KTH runs

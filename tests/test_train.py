@@ -247,3 +247,27 @@ def test_prepare_model_puts_2d_convolutions_in_channels_last_and_leaves_3d_ones(
     if arch == "rnn":
         assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
     assert model(torch.rand(2, 4, 1, 32, 32)).shape == (2, len(ACTIONS))
+
+
+def test_checkpoints_record_their_provenance(finished_run, tiny_prepared):
+    provenance = torch.load(finished_run / "models" / "GRUCell" / "last.pth")["provenance"]
+    assert provenance["data"]["root"] == str(tiny_prepared) and provenance["data"]["synthetic"] is True
+    assert provenance["data"]["fingerprint"].startswith("sha1:") and provenance["data"]["preset"] == "tiny"
+    assert provenance["amp"] is False and provenance["device"] == "cpu"  # AMP as used, not as configured
+    assert provenance["code_version"]
+
+
+def test_resume_on_other_data_or_another_architecture_is_refused_in_one_line(tiny_prepared, tiny_unmarked,
+                                                                             tmp_path):
+    train(tiny_config(tmp_path, extra=["train.epochs=1"]), data_root=tiny_prepared)
+    args = ["--config", "configs/GRUCell.yaml", "--resume", "--set", *TINY, "train.epochs=2",
+            f"log.models_dir={tmp_path / 'models'}", f"log.tboard_dir={tmp_path / 'tboard'}"]
+    with pytest.raises(SystemExit) as info:
+        src.train.main([*args, "--data", str(tiny_unmarked)])
+    message = str(info.value.code)
+    assert f"was trained on {tiny_prepared} (synthetic), now {tiny_unmarked} (real KTH)" in message
+    assert "--name" in message and str(tmp_path / "models" / "GRUCell") in message and "\n" not in message
+    with pytest.raises(SystemExit) as info:
+        src.train.main([*args, "--data", str(tiny_prepared), "--set", "model.hidden_dim=24"])
+    assert "another model architecture (model.hidden_dim: 16 -> 24)" in str(info.value.code)
+    assert torch.load(tmp_path / "models" / "GRUCell" / "last.pth")["epoch"] == 1  # untouched

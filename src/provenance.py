@@ -1,0 +1,159 @@
+"""What made a result, and whether a saved result or checkpoint may stand for a run about to be made.
+
+Every checkpoint and ``results.json`` carries ``provenance``::
+
+    {"data": {"root": "data/synth", "synthetic": true, "preset": "full", "fingerprint": "sha1:..."},
+     "persons": {"train": [1, ..., 14], "val": [15, 16], "test": [17, ..., 25]},   # as loaded
+     "code_version": "<git commit>" or "unknown",
+     "amp": false}                                                                 # mixed precision used
+
+The fingerprint is a SHA-1 over the prepared dataset's video list (``index.json``'s videos:
+ids, persons, labels, subsequences), its synthetic flag and the bytes of every cache file
+(the frames), so it changes when any frame changes and not when the folder moves. On the full synthetic twin
+(599 videos, 668 MB of cache) it takes about 0.6 s from the page cache; it is computed once
+per process per dataset state.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ARCHITECTURE_KEYS = ("arch", "encoder", "rnn_type", "emb_dim", "hidden_dim", "num_layers")
+"""model keys that change the parameters' shapes: a checkpoint cannot continue under others."""
+
+
+@functools.lru_cache(maxsize=8)
+def _fingerprint(root: str, cache_state: tuple, index_state: tuple) -> str:
+    index = json.loads((Path(root) / "index.json").read_text())
+    described = {"size": index.get("size"), "synthetic": bool(index.get("synthetic")), "videos": index["videos"]}
+    digest = hashlib.sha1(json.dumps(described, sort_keys=True).encode())
+    for name, _, _ in cache_state:
+        with open(Path(root) / "cache" / name, "rb") as f:
+            digest.update(name.encode())
+            digest.update(hashlib.file_digest(f, "sha1").digest())
+    return f"sha1:{digest.hexdigest()}"
+
+
+def data_fingerprint(root: str | Path) -> str:
+    """``'sha1:<hex>'`` of a prepared dataset's video list and cache files (its frames)."""
+    root = Path(root)
+    cache = sorted((root / "cache").glob("*.npy")) if (root / "cache").is_dir() else []
+    state = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in cache)
+    index = root / "index.json"
+    return _fingerprint(str(root.resolve()), state, (index.stat().st_size, index.stat().st_mtime_ns))
+
+
+def describe_data(root: str | Path, preset: str | None = None) -> dict:
+    """``{'root', 'synthetic', 'preset', 'fingerprint'}`` of a prepared dataset. ``preset``:
+    the synthetic twin's preset when index.json does not name it (it does from src.prepare on)."""
+    root = Path(root)
+    index = json.loads((root / "index.json").read_text())
+    synthetic = bool(index.get("synthetic", False))
+    return {"root": str(root), "synthetic": synthetic,
+            "preset": (index.get("synthetic_preset") or preset) if synthetic else None,
+            "fingerprint": data_fingerprint(root)}
+
+
+def data_label(data: dict | None) -> str:
+    """``'real KTH'``, ``'the synthetic twin (preset full)'`` or ``'unknown data'``."""
+    if not data:
+        return "unknown data"
+    if not data.get("synthetic"):
+        return "real KTH"
+    return f"the synthetic twin (preset {data['preset']})" if data.get("preset") else "the synthetic twin"
+
+
+def where(data: dict | None) -> str:
+    """``'data/synth (synthetic)'`` or ``'data/kth (real KTH)'``: for one-line messages."""
+    if not data:
+        return "unknown data"
+    return f"{data['root']} ({'synthetic' if data.get('synthetic') else 'real KTH'})"
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git commit of this code (``+dirty`` when src/ or configs/ have uncommitted
+    changes), or ``'unknown'`` outside a git checkout."""
+    try:
+        def git(*args):
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10,
+                                  check=True).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src", "configs")
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def persons_of(dataset) -> list[int]:
+    """The persons whose videos a KTHActionDataset actually loaded, sorted."""
+    return sorted({int(video["person"]) for video in dataset.videos})
+
+
+def comparable_config(config: dict) -> dict:
+    """The config minus what does not change a result: where files go (``log``), the run's
+    name and ``data.root`` (the data itself is compared by fingerprint)."""
+    kept = {section: dict(values) for section, values in config.items()
+            if isinstance(values, dict) and section != "log"}
+    kept.get("data", {}).pop("root", None)
+    return kept
+
+
+def config_differences(saved: dict, wanted: dict) -> list[str]:
+    """``['train.epochs: 30 -> 1', ...]``: the keys where two configs differ (log and data.root aside)."""
+    saved, wanted = comparable_config(saved), comparable_config(wanted)
+    changes = []
+    for section in sorted(set(saved) | set(wanted)):
+        old, new = saved.get(section, {}), wanted.get(section, {})
+        for key in sorted(set(old) | set(new)):
+            if old.get(key, "<unset>") != new.get(key, "<unset>"):
+                changes.append(f"{section}.{key}: {old.get(key, '<unset>')} -> {new.get(key, '<unset>')}")
+    return changes
+
+
+def _same_data(saved: dict | None, data: dict) -> bool:
+    return bool(saved) and saved.get("fingerprint") == data["fingerprint"]
+
+
+def _data_change(what: str, saved: dict | None, data: dict, made: str = "made") -> str:
+    if saved and saved.get("root") == data["root"]:
+        return f"{what} was {made} on other frames in {where(saved)} (the dataset changed since)"
+    return f"{what} was {made} on {where(saved)}, now {where(data)}"
+
+
+def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
+    """Why a saved ``results.json`` cannot stand for the run ``config`` on ``data``
+    (from :func:`describe_data`), or None when it can."""
+    provenance = results.get("provenance")
+    if not provenance:
+        return "results.json has no provenance (made by older code)"
+    for key in ("train_data", "data"):
+        if not _same_data(provenance.get(key), data):
+            return _data_change("results.json", provenance.get(key), data)
+    changes = config_differences(results.get("config", {}), config)
+    if changes:
+        more = "; ..." if len(changes) > 3 else ""
+        return f"results.json was made with another config ({'; '.join(changes[:3])}{more})"
+    return None
+
+
+def resume_refusal(checkpoint: dict, config: dict, data: dict, path: str | Path) -> str | None:
+    """Why ``checkpoint`` (last.pth at ``path``) must not be continued as the run ``config``
+    on ``data``, or None when it may (other config changes only warn)."""
+    saved = (checkpoint.get("provenance") or {}).get("data")
+    if saved is None:  # older checkpoints name only the root and whether it was synthetic
+        saved = {"root": checkpoint.get("data_root"), "synthetic": checkpoint.get("synthetic")}
+        if (saved["root"], saved["synthetic"]) != (data["root"], data["synthetic"]):
+            return f"{path} was trained on {where(saved)}, now {where(data)}"
+    elif not _same_data(saved, data):
+        return _data_change(str(path), saved, data, made="trained")
+    old, new = checkpoint["config"]["model"], config["model"]
+    changed = [f"model.{key}: {old.get(key)} -> {new.get(key)}" for key in ARCHITECTURE_KEYS
+               if old.get(key) != new.get(key)]
+    if changed:
+        return f"{path} has another model architecture ({', '.join(changed)})"
+    return None
