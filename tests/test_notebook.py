@@ -17,7 +17,7 @@ SMALL = ["train.epochs=1", "train.batch_size=8", "data.train_clips_per_video=1",
 
 
 def execute(monkeypatch, env: dict) -> tuple[str, nbformat.NotebookNode]:
-    for key in ("SMOKE", "NOTEBOOK_DATA", "NOTEBOOK_WORKDIR", "NOTEBOOK_SET"):
+    for key in ("SMOKE", "NOTEBOOK_DATA", "NOTEBOOK_WORKDIR", "NOTEBOOK_SET", "NOTEBOOK_BENCH"):
         monkeypatch.delenv(key, raising=False)
     for key, value in {"MPLBACKEND": "Agg", **env}.items():
         monkeypatch.setenv(key, value)
@@ -64,7 +64,8 @@ def test_notebook_runs_top_to_bottom_in_the_full_profile_on_a_fresh_clone(fresh_
     reused = sorted(path.parent.name for path in (work / "models").glob("*/results.json"))
     assert len(reused) == 8  # 10 experiments, less the two pretrained-encoder ones
     outputs, notebook = execute(monkeypatch, {"NOTEBOOK_DATA": str(tiny_prepared), "NOTEBOOK_WORKDIR": str(work),
-                                              "NOTEBOOK_SET": " ".join(SMALL), "TORCH_HOME": os.environ["TORCH_HOME"]})
+                                              "NOTEBOOK_SET": " ".join(SMALL), "TORCH_HOME": os.environ["TORCH_HOME"],
+                                              "NOTEBOOK_BENCH": "--rounds 5 --conv-rounds 2"})
     assert "profile: full" in outputs and "SYNTHETIC DATA" in outputs and "preset tiny" in outputs
     assert "training again" not in outputs and not list((work / "models").glob("*/*.pth"))  # nothing trained
     assert "GRUCell                          test clip accuracy" in outputs
