@@ -1,5 +1,6 @@
 """End-to-end speed: a real training epoch and validation pass of an experiment.
 
+    git worktree add ../legacy-0efa426 0efa426             # once: the checkout to compare with
     python bench/train.py                                  # configs/GRUCell.yaml, data/synth: now vs 0efa426
     python bench/train.py --config configs/OwnLSTM.yaml --profile   # + time shares per part of the model
     python bench/train.py --course-baseline                # + the course-style PNG-per-frame pipeline
@@ -16,7 +17,7 @@ the gradient reaches them); the rest is loss, optimizer step and bookkeeping.
 
 Side by side, on the same model and data:
 
-- ``--legacy DIR`` (default: /work/wt/legacy-0efa426 when it exists, ``none`` to skip):
+- ``--legacy DIR`` (default: ``../legacy-0efa426`` beside this checkout when it exists, ``none`` to skip):
   the same epoch timed by the trainer's functions of another checkout, in a subprocess
   with this Python; the ratio is the epoch speed-up of this checkout over that one;
 - ``--course-baseline``: a Dataset that reads one PNG per frame per item from the
@@ -59,7 +60,7 @@ from src.train import (  # noqa: E402
 )
 from src.transformations import RandomClipHorizontalFlip, RandomClipRotation, RandomTemporalReversal  # noqa: E402
 
-LEGACY_DEFAULT = Path("/work/wt/legacy-0efa426")
+LEGACY_DEFAULT = REPO.parent / "legacy-0efa426"  # git worktree add ../legacy-0efa426 0efa426
 
 # Runs in another checkout (cwd): that checkout's trainer pieces, timed as run_epochs does here.
 LEGACY_SCRIPT = r"""
@@ -162,6 +163,24 @@ class PartTimes:
             handle.remove()
 
 
+def time_epochs(config: dict, model, train_source, val_source, device, epochs: int, train_clips: int,
+                val_clips: int) -> list[dict]:
+    """Train ``epochs`` epochs from ``train_source`` and validate on ``val_source`` (ClipBatches or
+    DataLoaders) with the trainer's functions; per epoch: epoch_s, train_s, wait_s and the clip counts."""
+    optimizer = make_optimizer(model, config["train"])
+    scheduler = make_scheduler(optimizer, config["train"], len(train_source))
+    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    rows = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        metrics = train_one_epoch(model, train_source, optimizer, scheduler, scaler, device, config, epoch)
+        train_s = time.perf_counter() - start
+        _, _, val_wait = predict(model, val_source, device)
+        rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
+                     "wait_s": metrics["data_wait_s"] + val_wait, "train_clips": train_clips, "val_clips": val_clips})
+    return rows
+
+
 def run_epochs(config: dict, data_root: Path, epochs: int, profile: bool) -> tuple[list[dict], dict]:
     """Time ``epochs`` epochs of this checkout's trainer: per epoch epoch_s, train_s, wait_s, clips."""
     seed_everything(config["train"]["seed"])
@@ -169,19 +188,8 @@ def run_epochs(config: dict, data_root: Path, epochs: int, profile: bool) -> tup
     train_set, val_set = make_datasets(config, data_root)
     train_batches, val_batches = make_batches(config, train_set, val_set, device)
     model = prepare_model(build_model(config["model"]), config["train"], device)
-    optimizer = make_optimizer(model, config["train"])
-    scheduler = make_scheduler(optimizer, config["train"], len(train_batches))
-    scaler = torch.amp.GradScaler(device.type, enabled=False)
     parts = PartTimes(model) if profile else None
-    rows = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        metrics = train_one_epoch(model, train_batches, optimizer, scheduler, scaler, device, config, epoch)
-        train_s = time.perf_counter() - start
-        _, _, val_wait = predict(model, val_batches, device)
-        rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
-                     "wait_s": metrics["data_wait_s"] + val_wait,
-                     "train_clips": len(train_set), "val_clips": len(val_set)})
+    rows = time_epochs(config, model, train_batches, val_batches, device, epochs, len(train_set), len(val_set))
     shares = {}
     if parts is not None:
         parts.remove()
@@ -233,19 +241,7 @@ def run_course_baseline(config: dict, data_root: Path, epochs: int) -> list[dict
     train_loader = DataLoader(CoursePNGClips(train_set, augment=True), batch_size, shuffle=True, num_workers=workers)
     val_loader = DataLoader(CoursePNGClips(val_set, augment=False), batch_size, num_workers=workers)
     model = prepare_model(build_model(config["model"]), config["train"], device)
-    optimizer = make_optimizer(model, config["train"])
-    scheduler = make_scheduler(optimizer, config["train"], len(train_loader))
-    scaler = torch.amp.GradScaler(device.type, enabled=False)
-    rows = []
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        metrics = train_one_epoch(model, train_loader, optimizer, scheduler, scaler, device, config, epoch)
-        train_s = time.perf_counter() - start
-        _, _, val_wait = predict(model, val_loader, device)
-        rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
-                     "wait_s": metrics["data_wait_s"] + val_wait,
-                     "train_clips": len(train_set), "val_clips": len(val_set)})
-    return rows
+    return time_epochs(config, model, train_loader, val_loader, device, epochs, len(train_set), len(val_set))
 
 
 def run_legacy(checkout: Path, config_path: str, overrides: list[str], data_root: Path, epochs: int,
