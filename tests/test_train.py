@@ -1,4 +1,5 @@
 """src/train.py on the tiny synthetic twin: TensorBoard events, checkpoints, resume, NaN stop."""
+import itertools
 import math
 import os
 import signal
@@ -271,3 +272,24 @@ def test_resume_on_other_data_or_another_architecture_is_refused_in_one_line(tin
         src.train.main([*args, "--data", str(tiny_prepared), "--set", "model.hidden_dim=24"])
     assert "another model architecture (model.hidden_dim: 16 -> 24)" in str(info.value.code)
     assert torch.load(tmp_path / "models" / "GRUCell" / "last.pth")["epoch"] == 1  # untouched
+
+
+def test_batchnorm_statistics_are_recomputed_with_the_final_weights(finished_run, tiny_prepared):
+    """The checkpoint's BatchNorm statistics are those of its own weights over the epoch's first
+    ``train.precise_bn_batches`` training batches, not the running averages of the training steps."""
+    model, checkpoint = load_model(finished_run / "models" / "GRUCell" / "last.pth")
+    config = checkpoint["config"]
+    batches_used = config["train"]["precise_bn_batches"]
+    assert batches_used > 0
+    saved = {name: buffer.clone() for name, buffer in model.named_buffers() if "running" in name}
+    train_set, val_set = src.train.make_datasets(config, tiny_prepared)
+    train_batches, _ = src.train.make_batches(config, train_set, val_set, torch.device("cpu"))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    expected_count = min(batches_used, len(train_batches))  # not epochs x steps
+    assert norms and all(m.num_batches_tracked.item() == expected_count for m in norms)
+
+    train_batches.set_epoch(checkpoint["epoch"])
+    torch.optim.swa_utils.update_bn(itertools.islice(train_batches, batches_used), model)
+    for name, buffer in model.named_buffers():
+        if "running" in name:
+            torch.testing.assert_close(buffer, saved[name], rtol=1e-4, atol=1e-5, msg=name)
