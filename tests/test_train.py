@@ -238,16 +238,24 @@ def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
 
 
 @pytest.mark.parametrize("arch", ["rnn", "r2plus1d"])
-def test_prepare_model_puts_2d_convolutions_in_channels_last_and_leaves_3d_ones(arch):
+def test_prepare_model_puts_convolutions_in_channels_last_and_keeps_the_outputs(arch):
     from src.classifier import build_model
     from src.train import prepare_model
 
     config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}"])
-    model = prepare_model(build_model(config["model"]), config["train"], torch.device("cpu"))
-    weights = [p for p in model.parameters() if p.dim() == 4]
-    if arch == "rnn":
-        assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
-    assert model(torch.rand(2, 4, 1, 32, 32)).shape == (2, len(ACTIONS))
+    torch.manual_seed(0)
+    model = build_model(config["model"]).eval()
+    clips = torch.rand(2, 4, 1, 32, 32)
+    expected = model(clips)
+    model = prepare_model(model, config["train"], torch.device("cpu"))
+    weights_2d = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    weights_3d = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert weights_2d and all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+                              for w in weights_2d if w.shape[1] > 1 and w.shape[2:].numel() > 1)
+    if arch == "r2plus1d":
+        assert weights_3d and all(w.is_contiguous(memory_format=torch.channels_last_3d) and not w.is_contiguous()
+                                  for w in weights_3d if w.shape[1] > 1 and w.shape[2:].numel() > 1)
+    torch.testing.assert_close(model(clips), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_checkpoints_record_their_provenance(finished_run, tiny_prepared):
