@@ -1,14 +1,16 @@
 """Run every experiment in sequence, resumably, then regenerate the comparison table.
 
-    python -m src.suite [--seeds 3] [--only GRUCell OwnLSTM ...] [--set train.epochs=5 ...] [--shard K/N]
+    python -m src.suite [--seeds 5] [--variant-seeds 3] [--only GRUCell OwnLSTM ...] [--set train.epochs=5 ...]
+                        [--shard K/N]
 
 Each run trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then
-tests its ``best.pth``, in this process; the main recurrent experiments run once per seed
-(run names ``GRUCell``, ``GRUCell_seed1``, ...). A run whose ``results.json`` exists is
-reused when it was made on the same data with the same config (else trained again, and a
-line says why), an interrupted one resumes from its ``last.pth``, and a run that fails (for
-example pretrained weights that are not available offline) is reported and the suite
-goes on. At the end ``src.compare`` rebuilds the table and plots.
+tests its ``best.pth``, in this process; every experiment runs once per seed, 5 seeds for the
+main ones and 3 for the variants by default (run names ``GRUCell``, ``GRUCell_seed1``, ...).
+A run whose ``results.json`` exists is reused when it was made on the same data with the same
+config (else trained again, and a line says why), an interrupted one resumes from its
+``last.pth``, and a run that fails (for example pretrained weights that are not available
+offline) is reported and the suite goes on. At the end ``src.compare`` rebuilds the table and
+plots.
 
 ``--shard K/N`` runs the K-th of N disjoint slices of the planned runs (runs K, K + N,
 K + 2N, ... in the order below), so N machines (or N GPUs, one ``CUDA_VISIBLE_DEVICES`` each)
@@ -36,17 +38,20 @@ from src.config import load_config
 from src.data import resolve_data_root
 from src.provenance import describe_data, results_mismatch, resume_refusal
 
-MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
+MAIN_EXPERIMENTS = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM", "R2Plus1D")  # run with --seeds
 LOCK_STALE_S = 600  # a lock of another host that has not been refreshed for this long belongs to a dead process
 LOCK_REFRESH_S = 60  # how often the holder refreshes its lock's modification time
 
 
-def planned_runs(experiments: list[str], seeds: int) -> list[tuple[str, str, int]]:
-    """``(experiment, run_name, seed)`` for every run of the suite, in order: every
-    experiment once first, then the further seeds, so that a suite cut short still
-    covers every experiment."""
+def planned_runs(experiments: list[str], seeds: int, variant_seeds: int | None = None) -> list[tuple[str, str, int]]:
+    """``(experiment, run_name, seed)`` for every run of the suite: ``seeds`` seeds for the
+    MAIN_EXPERIMENTS, ``variant_seeds`` (default: as many) for the others (the scheduler and
+    pretrained variants). In order: every experiment once first, then the further seeds, so
+    that a suite cut short still covers every experiment."""
+    variant_seeds = seeds if variant_seeds is None else variant_seeds
     return [(name, name if seed == 0 else f"{name}_seed{seed}", seed)
-            for seed in range(seeds) for name in experiments if seed == 0 or name in MAIN_RECURRENT]
+            for seed in range(max(seeds, variant_seeds)) for name in experiments
+            if seed < (seeds if name in MAIN_EXPERIMENTS else variant_seeds)]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -199,7 +204,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m src.suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="configs")
     parser.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="run only these experiments")
-    parser.add_argument("--seeds", type=int, default=3, help=f"seeds for {', '.join(MAIN_RECURRENT)} (default 3)")
+    parser.add_argument("--seeds", type=int, default=5, help=f"seeds for {', '.join(MAIN_EXPERIMENTS)} (default 5)")
+    parser.add_argument("--variant-seeds", type=int, default=3,
+                        help="seeds for the other experiments: scheduler and pretrained variants (default 3)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides for every run")
     parser.add_argument("--data", default=None, help="prepared data folder for every run (default: config)")
     parser.add_argument("--models-dir", default="models")
@@ -219,7 +226,7 @@ def main(argv=None):
         experiments = [e for e in experiments if e in args.only]
 
     failed = []
-    runs = shard(planned_runs(experiments, args.seeds), k, n)
+    runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds), k, n)
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(run for _, run, _ in runs)}", flush=True)
     for i, (name, run, seed) in enumerate(runs, 1):

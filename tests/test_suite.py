@@ -118,3 +118,12 @@ def test_suite_reuses_results_on_the_same_data_and_trains_again_on_real_kth(tiny
     assert table.startswith("Measured on real KTH") and "synthetic" not in table
     csv = (tmp_path / "results" / "results.csv").read_text()
     assert "synthetic" not in csv and len(csv.splitlines()) == 3  # header + the two real-KTH runs
+
+
+def test_main_experiments_get_their_seeds_and_variants_theirs():
+    runs = planned_runs(["GRUCell", "GRUCell_NoScheduler", "R2Plus1D"], seeds=5, variant_seeds=3)
+    seeds_of = {name: sorted(seed for n, _, seed in runs if n == name) for name in ("GRUCell", "GRUCell_NoScheduler",
+                                                                                  "R2Plus1D")}
+    assert seeds_of == {"GRUCell": [0, 1, 2, 3, 4], "GRUCell_NoScheduler": [0, 1, 2], "R2Plus1D": [0, 1, 2, 3, 4]}
+    assert [run for _, run, _ in runs[:3]] == ["GRUCell", "GRUCell_NoScheduler", "R2Plus1D"]  # every one first
+    assert ("GRUCell", "GRUCell_seed4", 4) in runs and len(runs) == len(set(runs)) == 13
