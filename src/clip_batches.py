@@ -10,7 +10,8 @@ takes whole batches from :class:`ClipBatches`, built on such a dataset:
   drawn uniformly among all starts that fit in the video's annotated subsequences (the
   same distribution as the dataset's random clips), or is the dataset's fixed window;
   its frames are ``start + step * k``, ``k < max_frames``, the last frame taken repeated
-  where a subsequence is shorter than a clip; one gather takes the batch;
+  where a subsequence is shorter than a clip (the dataset's
+  :meth:`src.dataloader.TemporalSampling.offsets`); one gather takes the batch;
 - the augmentations (:class:`src.transformations.ClipBatchAugmentation`) transform the
   whole batch at once.
 
@@ -20,7 +21,7 @@ is the global batch) and every random draw of an epoch (starts, flips, angles, r
 from a generator seeded by ``(seed, epoch, rank)``: :meth:`ClipBatches.set_epoch` makes an
 epoch reproducible on its own, so a resumed run gets the same batches as an uninterrupted one.
 
-    >>> train_set = KTHActionDataset("data/synth", "train", get_train_transforms(3), clips_per_video=2)
+    >>> train_set = KTHActionDataset("data/synth", "train", slicing_step=3, random_clips=True, clips_per_video=2)
     >>> batches = ClipBatches(train_set, batch_size=32, augmentation=ClipBatchAugmentation())
     >>> batches.set_epoch(1)
     >>> for clips, labels in batches:   # float32 (32, 10, 1, 64, 64) in [0, 1], int64 (32,)
@@ -52,7 +53,8 @@ class ClipBatches:
 
     Args:
         dataset: the split; its random (training) or fixed (evaluation) clips, its
-            subsequences, ``max_frames`` and step are the clips' definition.
+            subsequences, ``max_frames`` and ``sampler.step`` are the clips' definition
+            (its transform is not used).
         batch_size: clips per batch over all ranks (each rank gets ``batch_size // world_size``).
         augmentation: applied to each batch (training), or None.
         shuffle: a new random order of the items each epoch (default: the dataset's
@@ -151,9 +153,7 @@ class ClipBatches:
             start, end = self.starts[choice], self.ends[choice]
         else:
             start, end = self.item_start[items], self.item_end[items]
-        k = torch.arange(self.num_frames)
-        taken = torch.minimum(k, ((end - 1 - start) // self.step)[:, None])  # repeat the last frame taken
-        return start[:, None] + self.step * taken
+        return start[:, None] + self.dataset.sampler.offsets(end - start)  # the dataset's rule, padding included
 
     def make_batch(self, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The clips ``(B, T, 1, H, W)`` and labels ``(B,)`` of the items ``batch``."""

@@ -12,15 +12,28 @@ or, without index.json, only the PNG tree (the course's layout; then a video's o
 "subsequence" is the whole video). Every frame of the split's videos is loaded once at
 init, so ``__getitem__`` never touches a file.
 
-Clips. With a transform holding a :class:`src.transformations.TemporalSampling` with
-``random_start=True`` (``get_train_transforms``) an item is a random clip: the dataset
-picks one annotated subsequence of the video (weighted by its number of possible
-starts, so every clip is equally likely) and the sampler draws the start in it.
-Otherwise (``get_test_transforms``, or no sampler at all) items are fixed clips:
-``clips_per_video`` evenly spaced windows over the usable frames of each video, and the
-same item always gives the same frames. Subsequences shorter than a clip are used only
-when a video has no longer one; those clips are padded by repeating the last frame and
-counted in ``num_padded``.
+Clips: which frames make one. This module is their one home; the transform of
+:mod:`src.transformations` only changes how the chosen frames look. A clip is
+``max_frames`` frames taken every ``slicing_step``-th (:class:`TemporalSampling`), all
+inside one annotated subsequence of the video (``use_sequences``) or anywhere in it.
+
+- Random clips (``random_clips=True``, training): for each item the dataset picks one
+  subsequence of the video (weighted by its number of possible starts, so every clip is
+  equally likely) and draws the start uniformly among the starts that fit in it.
+- Fixed clips (evaluation): ``clips_per_video`` evenly spaced windows over the usable
+  frames of each video (:func:`evenly_spaced`); the same item always gives the same frames.
+- Subsequences shorter than a clip are used only when a video has no longer one; those
+  clips are padded by repeating the last frame taken, and counted in ``num_padded``.
+
+The course's call. ``slicing_step``, ``max_frames`` and ``random_clips`` are the
+dataset's arguments; the course instead gives them to the transform
+(``transform=get_train_transforms(slicing_step=2)``), which carries them as plain
+attributes of the same names (:class:`src.transformations.ClipTransform`). The dataset
+reads them from its transform once, at init: ``slicing_step`` and ``max_frames`` when
+the transform gives them (a different value from the dataset's own is an error),
+``random_clips`` when the dataset is not told (``get_train_transforms``: random clips,
+``get_test_transforms``: fixed ones; no transform: fixed). Both forms give the same clips
+and the same random draws.
 
 Example (the course's call)::
 
@@ -28,10 +41,14 @@ Example (the course's call)::
                                transform=get_train_transforms(slicing_step=2),
                                max_frames=10, img_size=(64, 64))
     frames, label = dataset[0]   # float32 [10, 1, 64, 64] in [0, 1], int in 0..5
+
+and the same, said on the data side::
+
+    dataset = KTHActionDataset(root_dir='data/kth', split='train', slicing_step=2, random_clips=True,
+                               transform=get_train_transforms(), max_frames=10, img_size=(64, 64))
 """
 from __future__ import annotations
 
-import copy
 import json
 import warnings
 from pathlib import Path
@@ -45,7 +62,6 @@ from tqdm import tqdm
 
 from src.data import SYNTHETIC_RAW_ROOT
 from src.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, parse_video_name
-from src.transformations import TemporalSampling, find_temporal_sampling
 
 SPLITS = ("train", "val", "test", "trainval")
 """'train': persons 1-16 minus the validation persons; 'val': the validation persons;
@@ -68,6 +84,81 @@ def split_persons(split: str, val_persons=DEFAULT_VAL_PERSONS) -> tuple[int, ...
     return persons[split]
 
 
+class TemporalSampling:
+    """Which frames of a window make a clip: ``num_frames`` frames, every ``step``-th.
+
+    Args:
+        step: distance between two frames taken (the config's ``slicing_step``).
+        num_frames: frames per clip (the dataset's ``max_frames``).
+        random_start: draw the first frame uniformly among the starts whose clip fits in
+            the window (random clips); otherwise start at the window's first frame.
+
+    ``sampling(window)``: uint8 ``[T_window, ...]`` -> ``[num_frames, ...]``; the window is
+    not modified. A window shorter than :attr:`span` starts at its first frame and is
+    padded by repeating the last frame taken. :meth:`offsets` is the same rule as index
+    arithmetic, for whole batches (:class:`src.clip_batches.ClipBatches`).
+    """
+
+    def __init__(self, step: int, num_frames: int, random_start: bool = False):
+        if step < 1:
+            raise ValueError(f"slicing_step must be >= 1, got {step}")
+        if num_frames < 1:
+            raise ValueError(f"max_frames must be >= 1, got {num_frames}")
+        self.step, self.num_frames, self.random_start = int(step), int(num_frames), bool(random_start)
+
+    @property
+    def span(self) -> int:
+        """Frames of the video one clip covers: ``(num_frames - 1) * step + 1``."""
+        return (self.num_frames - 1) * self.step + 1
+
+    def offsets(self, window_len: torch.Tensor) -> torch.Tensor:
+        """The frames a clip takes from the start of windows of ``window_len`` frames (int64 (B,)
+        -> int64 ``(B, num_frames)``): ``step * k``, the last frame taken repeated where the
+        window is shorter than :attr:`span`."""
+        k = torch.arange(self.num_frames)
+        return self.step * torch.minimum(k, ((window_len - 1) // self.step)[:, None])
+
+    def __call__(self, window: torch.Tensor) -> torch.Tensor:
+        if window.shape[0] == 0:
+            raise ValueError("TemporalSampling: got an empty window (0 frames)")
+        start, length = 0, window.shape[0]
+        if self.random_start and length > self.span:
+            start = int(torch.randint(0, length - self.span + 1, ()))
+        window_len = torch.tensor([min(length - start, self.span)])
+        return window[start + self.offsets(window_len)[0]]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(step={self.step}, num_frames={self.num_frames}, "
+                f"random_start={self.random_start})")
+
+
+def evenly_spaced(num_starts: int, count: int) -> list[int]:
+    """``count`` positions among ``num_starts`` possible starts, evenly spaced and centred
+    (one position takes the middle): ``(2k + 1) * num_starts // (2 * count)``, ``k < count``.
+    Where the fixed clips of a video start, counting its usable starts in order."""
+    return [(2 * k + 1) * num_starts // (2 * count) for k in range(count)]
+
+
+def clip_request(transform, slicing_step: int | None, max_frames: int,
+                 random_clips: bool | None) -> tuple[int, bool]:
+    """The dataset's ``(slicing_step, random_clips)`` from its own arguments and those its
+    transform carries (the course's call; see the module docstring). Raises ValueError when
+    the two disagree on the step or the frames per clip."""
+    carried_step = getattr(transform, "slicing_step", None)
+    if slicing_step is None:
+        slicing_step = 1 if carried_step is None else carried_step
+    elif carried_step is not None and carried_step != slicing_step:
+        raise ValueError(f"the transform asks for slicing_step={carried_step} but the dataset got "
+                         f"slicing_step={slicing_step}: give one of them, or the same number")
+    carried_frames = getattr(transform, "max_frames", None)
+    if carried_frames is not None and carried_frames != max_frames:
+        raise ValueError(f"the transform asks for clips of {carried_frames} frames but max_frames={max_frames}: "
+                         f"give the transform max_frames=None or the same number")
+    if random_clips is None:
+        random_clips = bool(getattr(transform, "random_clips", False))
+    return slicing_step, random_clips
+
+
 def _missing_root_message(root: Path, what: str) -> str:
     return (f"{root}: {what}. Get the real KTH with 'python -m src.data download --root data/kth_raw' "
             f"then 'python -m src.data prepare --raw data/kth_raw --out {root}', or make the synthetic twin "
@@ -81,11 +172,10 @@ class KTHActionDataset(Dataset):
     Args:
         root_dir: a prepared dataset (index.json + cache/), or a course-style PNG tree.
         split: 'train', 'val', 'test' or 'trainval' (see :data:`SPLITS`).
-        transform: a clip transform, ``[T_window, 1, H, W]`` uint8 -> ``[T, 1, H, W]``
-            (see :mod:`src.transformations`). A :class:`TemporalSampling` inside it
-            decides random (training) or fixed (evaluation) clips; its ``num_frames``
-            is filled from ``max_frames`` when None. The dataset uses a copy.
-            None: fixed clips of ``max_frames`` consecutive frames, no augmentation.
+        transform: how a clip looks, uint8 ``[T, 1, H, W]`` -> ``[T, 1, H, W]``
+            (see :mod:`src.transformations`), or None (only the conversion to float).
+            A :class:`src.transformations.ClipTransform` also carries the course's
+            ``slicing_step``, ``max_frames`` and ``random_clips`` (module docstring).
         max_frames: frames per clip, T.
         img_size: ``(H, W)`` or an int; frames are resized once at load when the data
             has another size.
@@ -96,6 +186,10 @@ class KTHActionDataset(Dataset):
             (default) rather than anywhere in the video.
         return_meta: items are ``(frames, label, meta)`` with
             ``meta = {"video_id": str, "person": int, "scenario": int, "clip": int}``.
+        slicing_step: a clip takes every ``slicing_step``-th frame (default: the
+            transform's, else 1).
+        random_clips: random clips (training) or fixed, evenly spaced ones (evaluation)
+            (default: the transform's, else fixed).
 
     Items: ``frames`` float32 ``[max_frames, 1, H, W]`` in [0, 1] and ``label`` int in
     0..5 (index in :data:`src.kth.ACTIONS`).
@@ -106,13 +200,19 @@ class KTHActionDataset(Dataset):
         video_frames: the frames of every video, uint8 ``[T_video, 1, H, W]``.
         clips: ``(video_index, clip_index)`` of every item.
         num_padded: how many items are padded by repeating the last frame.
-        random_clips: True when items are random clips (the sampler's ``random_start``).
+        sampler: the :class:`TemporalSampling` of the clips (``sampler.step`` is the
+            slicing step).
+        random_clips: True when items are random clips.
+        span: frames of the video one clip covers, ``(max_frames - 1) * step + 1``.
+        segments: per video, the ``(start, end)`` frame ranges clips come from;
+            ``segment_weights``: their number of possible starts (random clips).
         windows: for fixed clips, the ``(start, end)`` frame range of every item.
     """
 
     def __init__(self, root_dir, split: str = "train", transform=None, max_frames: int = 10,
                  img_size=(64, 64), clips_per_video: int = 1, persons=None,
-                 val_persons=DEFAULT_VAL_PERSONS, use_sequences: bool = True, return_meta: bool = False):
+                 val_persons=DEFAULT_VAL_PERSONS, use_sequences: bool = True, return_meta: bool = False,
+                 slicing_step: int | None = None, random_clips: bool | None = None):
         self.root_dir = Path(root_dir)
         self.split = split
         self.persons = split_persons(split, val_persons)  # checks the split name even when persons= is given
@@ -126,19 +226,11 @@ class KTHActionDataset(Dataset):
         self.use_sequences = use_sequences
         self.return_meta = return_meta
 
-        # Temporal sampling: the transform's own sampler, or fixed consecutive frames.
-        self.transform = copy.deepcopy(transform)
-        self.sampler = find_temporal_sampling(self.transform)
-        self._own_sampler = self.sampler is None
-        if self._own_sampler:
-            self.sampler = TemporalSampling(1, max_frames, random_start=False)
-        elif self.sampler.num_frames is None:
-            self.sampler.num_frames = max_frames
-        elif self.sampler.num_frames != max_frames:
-            raise ValueError(f"the transform's TemporalSampling takes {self.sampler.num_frames} frames but "
-                             f"max_frames={max_frames}: give it num_frames=None or the same number")
-        self.random_clips = self.sampler.random_start
-        self.span = self.sampler.span()  # frames of the video one clip covers
+        # Which frames make a clip: decided here, once (the transform may carry the course's request).
+        self.transform = transform
+        slicing_step, self.random_clips = clip_request(transform, slicing_step, max_frames, random_clips)
+        self.sampler = TemporalSampling(slicing_step, max_frames, random_start=self.random_clips)
+        self.span = self.sampler.span  # frames of the video one clip covers
 
         # All frames of the split, in memory: uint8 [T, 1, H, W] per video.
         if (self.root_dir / "index.json").is_file():
@@ -265,7 +357,7 @@ class KTHActionDataset(Dataset):
         possible starts of the video's segments (centred: one clip takes the middle)."""
         starts = [range(start, start + max(end - start - self.span, 0) + 1)
                   for start, end in self.segments[video_index]]
-        position = (2 * clip_index + 1) * sum(map(len, starts)) // (2 * self.clips_per_video)
+        position = evenly_spaced(sum(map(len, starts)), self.clips_per_video)[clip_index]
         for candidates, (_, end) in zip(starts, self.segments[video_index]):
             if position < len(candidates):
                 start = candidates[position]
@@ -284,9 +376,7 @@ class KTHActionDataset(Dataset):
             start, end = segments[choice]
         else:
             start, end = self.windows[index]
-        frames = self.video_frames[video_index][start:end]  # uint8 [T_window, 1, H, W]
-        if self._own_sampler:
-            frames = self.sampler(frames)
+        frames = self.sampler(self.video_frames[video_index][start:end])  # uint8 [max_frames, 1, H, W]
         if self.transform is not None:
             frames = self.transform(frames)
         if frames.dtype != torch.float32:

@@ -28,7 +28,6 @@ from src.dataloader import KTHActionDataset
 from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize
 from src.kth import ACTIONS
 from src.provenance import code_version, describe_data, persons_of
-from src.transformations import get_test_transforms
 
 
 def _synchronize(device: torch.device) -> None:
@@ -131,8 +130,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
 
     test_set = KTHActionDataset(
         data_root, split="test", clips_per_video=data["eval_clips_per_video"],
-        transform=get_test_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]),
-        max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
+        slicing_step=data["slicing_step"], max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
         val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
     loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
                         num_workers=data["num_workers"], pin_memory=device.type == "cuda")

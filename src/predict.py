@@ -7,8 +7,8 @@ An input is a video file that PyAV decodes, or a folder of frames (images sorted
 It gets the preprocessing of training: grayscale (:func:`src.prepare.decode_video`),
 resized to the checkpoint's ``data.img_size`` (:func:`src.prepare.resize_frames`), clips of
 ``data.max_frames`` frames taken every ``data.slicing_step``-th frame
-(:func:`src.transformations.get_test_transforms`; a window shorter than one clip is padded
-by repeating its last frame, as the dataset does).
+(:class:`src.dataloader.TemporalSampling`, the dataset's own rule: a window shorter than
+one clip is padded by repeating its last frame taken).
 
 - **Whole video**: the logits of ``--clips`` evenly spaced clips (the windows of
   ``KTHActionDataset``'s fixed clips over the whole video) are averaged, as the video
@@ -43,10 +43,11 @@ import av
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from torchvision.transforms import v2
 
+from src.dataloader import TemporalSampling, evenly_spaced
 from src.kth import ACTIONS
 from src.prepare import decode_video, resize_frames
-from src.transformations import get_test_transforms
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_FPS = 25.0  # KTH's frame rate; used for a folder of frames unless --fps says otherwise
@@ -70,9 +71,14 @@ class Predictor:
     batch_size: int = 32
 
     @property
+    def sampling(self) -> TemporalSampling:
+        """The frames of a fixed clip, as the dataset takes them: ``max_frames``, every ``slicing_step``-th."""
+        return TemporalSampling(self.slicing_step, self.max_frames)
+
+    @property
     def span(self) -> int:
         """Frames of the video one clip covers: ``(max_frames - 1) * slicing_step + 1``."""
-        return (self.max_frames - 1) * self.slicing_step + 1
+        return self.sampling.span
 
     def logits(self, clips: torch.Tensor) -> torch.Tensor:
         """(N, T, 1, S, S) -> (N, C) float32, in batches of ``batch_size``."""
@@ -167,8 +173,7 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float]:
 def evenly_spaced_starts(num_frames: int, span: int, count: int) -> list[int]:
     """Starts of ``count`` windows of ``span`` frames spread over ``num_frames``: the formula of
     ``KTHActionDataset``'s fixed clips (centred; one clip takes the middle) over one segment."""
-    num_starts = max(num_frames - span, 0) + 1
-    return [(2 * k + 1) * num_starts // (2 * count) for k in range(count)]
+    return evenly_spaced(max(num_frames - span, 0) + 1, count)
 
 
 def sliding_starts(num_frames: int, span: int, stride: int) -> list[int]:
@@ -181,8 +186,9 @@ def sliding_starts(num_frames: int, span: int, stride: int) -> list[int]:
 
 def make_clips(frames: torch.Tensor, starts: list[int], predictor: Predictor) -> torch.Tensor:
     """The clips starting at ``starts``: uint8 frames (T, 1, S, S) -> float32 (N, max_frames, 1, S, S)."""
-    transform = get_test_transforms(slicing_step=predictor.slicing_step, max_frames=predictor.max_frames)
-    return torch.stack([transform(frames[start:start + predictor.span]) for start in starts])
+    sampling = predictor.sampling
+    clips = torch.stack([sampling(frames[start:start + sampling.span]) for start in starts])  # uint8
+    return v2.functional.to_dtype(clips, torch.float32, scale=True)
 
 
 # ----------------------------------------------------------------------------- prediction

@@ -52,7 +52,7 @@ from src.dataloader import KTHActionDataset
 from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
 from src.kth import ACTIONS
 from src.provenance import code_version, describe_data, persons_of, resume_refusal
-from src.transformations import ClipBatchAugmentation, get_test_transforms, get_train_transforms
+from src.transformations import ClipBatchAugmentation, get_train_transforms
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,14 +74,12 @@ def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHA
     """The training split (random clips, augmented) and the validation split (evenly
     spaced clips, no augmentation), as the config's ``data`` section says."""
     data = config["data"]
-    common = dict(max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
+    common = dict(max_frames=data["max_frames"], slicing_step=data["slicing_step"],
+                  img_size=(data["img_size"], data["img_size"]),
                   val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
-    train_set = KTHActionDataset(
-        data_root, split="train", clips_per_video=data["train_clips_per_video"],
-        transform=get_train_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]), **common)
-    val_set = KTHActionDataset(
-        data_root, split="val", clips_per_video=data["eval_clips_per_video"],
-        transform=get_test_transforms(slicing_step=data["slicing_step"], max_frames=data["max_frames"]), **common)
+    train_set = KTHActionDataset(data_root, split="train", clips_per_video=data["train_clips_per_video"],
+                                 random_clips=True, transform=get_train_transforms(), **common)
+    val_set = KTHActionDataset(data_root, split="val", clips_per_video=data["eval_clips_per_video"], **common)
     return train_set, val_set
 
 

@@ -1,31 +1,37 @@
-"""Clip transforms for KTHActionDataset: temporal sampling, then spatial augmentation.
+"""How the frames of a clip look: flip, rotation, reversal, and the float conversion.
 
-A transform takes one clip window, a uint8 tensor ``[T_window, 1, H, W]`` (frames
-``0..T_window-1`` of a video, or of one of its annotated subsequences), and returns the
-clip ``[T, 1, H, W]`` as float32 in ``[0, 1]``.
+Here lives the augmentation side: what happens to a clip once its frames are chosen.
+A clip transform takes a clip, a uint8 tensor ``[T, 1, H, W]``, and returns it as float32
+``[T, 1, H, W]`` in ``[0, 1]``: the same frames, in the same number. Which frames make a
+clip (start, ``slicing_step``, ``max_frames``, subsequences, padding) is the data side's:
+:class:`src.dataloader.KTHActionDataset` and its :class:`src.dataloader.TemporalSampling`.
 
-The temporal-sampling contract with :class:`src.dataloader.KTHActionDataset`:
+The course's call. ``get_train_transforms(slicing_step=2)`` and ``get_test_transforms(...)``
+return a :class:`ClipTransform`: a ``v2.Compose`` of the per-clip transforms that also
+*carries* the course's clip request as plain attributes (``slicing_step``, ``max_frames``,
+``random_clips``: random clips for training, fixed ones for evaluation). It never uses
+them itself; ``KTHActionDataset`` reads them once, at init, when it is given such a
+transform, so ::
 
-- The dataset looks for a :class:`TemporalSampling` inside the transform (the transform
-  itself, or anywhere in a ``Compose``). When its ``num_frames`` is None, the dataset
-  fills it with ``max_frames``.
-- ``random_start=True`` (training): for each item the dataset hands over a whole
-  annotated subsequence (or the whole video) and the sampler draws the start.
-- ``random_start=False`` (evaluation): the dataset cuts the window of clip ``k``
-  (evenly spaced starts) and the sampler takes every ``step``-th frame from its first.
-- A window shorter than the clip is padded by repeating the last frame taken.
-- The window is a view of the dataset's in-memory frames: a transform must not modify
-  its input in place.
+    KTHActionDataset(root, "train", transform=get_train_transforms(slicing_step=2))
+
+gives the same clips as the data-side form ::
+
+    KTHActionDataset(root, "train", slicing_step=2, random_clips=True, transform=get_train_transforms())
 
 Spatial augmentations draw their parameters once per clip, so one flip and one angle
 apply to every frame: :class:`RandomClipHorizontalFlip` and :class:`RandomClipRotation`
 are ``v2.RandomHorizontalFlip`` and ``v2.RandomRotation`` (the same draws, the same
 output) calling ``v2.functional`` on the clip seen as one image of T channels, which is
-cheaper. All randomness comes from torch's global generator.
+cheaper. All randomness comes from torch's global generator. A transform must not modify
+its input in place: the dataset's clips may be views of its in-memory frames.
 
-The course call ``get_train_transforms(slicing_step=2)`` works as written.
+For the trainer's batches, :class:`ClipBatchAugmentation` applies the same augmentations to
+a whole batch of clips at once.
 """
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,52 +39,32 @@ from torch import nn
 from torchvision.transforms import v2
 
 
-class TemporalSampling(nn.Module):
-    """Take ``num_frames`` frames, every ``step``-th, from a clip window.
+class ClipTransform(v2.Compose):
+    """``v2.Compose(transforms)`` for clips ``[T, 1, H, W]`` that also carries the course's
+    clip request for :class:`src.dataloader.KTHActionDataset` (what
+    :func:`get_train_transforms` and :func:`get_test_transforms` return).
 
     Args:
-        step: distance between two frames taken (the course's ``slicing_step``).
-        num_frames: frames in the output clip; None lets the dataset fill it from
-            its ``max_frames``.
-        random_start: draw the first frame uniformly among the starts whose clip fits
-            in the window (training); otherwise start at frame 0 (evaluation).
+        transforms: the per-clip transforms, applied in order.
+        slicing_step: the step between the frames of a clip, or None (the dataset's).
+        max_frames: the frames per clip, or None (the dataset's).
+        random_clips: the dataset's default for random (training) or fixed (evaluation) clips.
 
-    Input ``[T_window, ...]``, output ``[num_frames, ...]``. A window shorter than
-    ``(num_frames - 1) * step + 1`` frames starts at 0 and is padded by repeating the
-    last frame taken.
+    The three are plain attributes that the dataset reads once at init; this transform
+    never looks at them: called on a clip ``[T, 1, H, W]`` it returns ``[T, 1, H, W]``.
     """
 
-    def __init__(self, step: int = 1, num_frames: int | None = None, random_start: bool = True):
-        super().__init__()
-        if step < 1:
-            raise ValueError(f"TemporalSampling: step must be >= 1, got {step}")
-        if num_frames is not None and num_frames < 1:
-            raise ValueError(f"TemporalSampling: num_frames must be >= 1, got {num_frames}")
-        self.step = step
-        self.num_frames = num_frames
-        self.random_start = random_start
-
-    def span(self, num_frames: int | None = None) -> int:
-        """Frames of the window that one clip covers: ``(num_frames - 1) * step + 1``."""
-        num_frames = self.num_frames if num_frames is None else num_frames
-        if num_frames is None:
-            raise ValueError("TemporalSampling: num_frames is not set (give it, or let the dataset fill it)")
-        return (num_frames - 1) * self.step + 1
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        if frames.shape[0] == 0:
-            raise ValueError("TemporalSampling: got an empty window (0 frames)")
-        window_len, span = frames.shape[0], self.span()
-        start = 0
-        if self.random_start and window_len > span:
-            start = int(torch.randint(0, window_len - span + 1, ()))
-        clip = frames[start:start + span:self.step]
-        if len(clip) < self.num_frames:  # too short: repeat the last frame taken
-            clip = torch.cat([clip, clip[-1:].expand(self.num_frames - len(clip), *clip.shape[1:])])
-        return clip
+    def __init__(self, transforms: Sequence[Callable], slicing_step: int | None = None,
+                 max_frames: int | None = None, random_clips: bool = False):
+        super().__init__(transforms)
+        self.slicing_step = slicing_step
+        self.max_frames = max_frames
+        self.random_clips = random_clips
 
     def extra_repr(self) -> str:
-        return f"step={self.step}, num_frames={self.num_frames}, random_start={self.random_start}"
+        request = (f"  clips for the dataset: slicing_step={self.slicing_step}, max_frames={self.max_frames}, "
+                   f"random_clips={self.random_clips}")
+        return request + "\n" + super().extra_repr()
 
 
 class RandomTemporalReversal(nn.Module):
@@ -150,42 +136,29 @@ class RandomClipRotation(nn.Module):
         return f"degrees={list(self.degrees)}, interpolation=bilinear, fill=None"
 
 
-def find_temporal_sampling(transform) -> TemporalSampling | None:
-    """The first :class:`TemporalSampling` in ``transform`` (itself or nested in a
-    ``Compose``/``RandomApply``-like ``.transforms`` list), or None."""
-    if isinstance(transform, TemporalSampling):
-        return transform
-    for child in getattr(transform, "transforms", None) or ():
-        found = find_temporal_sampling(child)
-        if found is not None:
-            return found
-    return None
+def get_train_transforms(slicing_step: int | None = None, max_frames: int | None = None, flip_p: float = 0.5,
+                         rotation: float = 25.0, reverse_p: float = 0.3) -> ClipTransform:
+    """Training transform: one horizontal flip (``flip_p``) and one rotation (uniform in
+    ``+-rotation`` degrees) per clip, then a temporal reversal (``reverse_p``).
 
-
-def get_train_transforms(slicing_step: int = 1, max_frames: int | None = None, flip_p: float = 0.5,
-                         rotation: float = 25.0, reverse_p: float = 0.3) -> v2.Compose:
-    """Training transform: random temporal sampling, then one horizontal flip (``flip_p``)
-    and one rotation (uniform in ``+-rotation`` degrees) per clip, then temporal
-    reversal (``reverse_p``). ``max_frames=None``: the dataset's ``max_frames``.
-
-    ``[T_window, 1, H, W]`` uint8 -> ``[max_frames, 1, H, W]`` float32 in [0, 1].
+    ``[T, 1, H, W]`` uint8 -> ``[T, 1, H, W]`` float32 in [0, 1]. ``slicing_step`` and
+    ``max_frames`` are the course's clip request, carried for ``KTHActionDataset`` with
+    ``random_clips=True`` (None: the dataset's own; see :class:`ClipTransform`).
     """
-    return v2.Compose([
-        TemporalSampling(slicing_step, max_frames, random_start=True),
+    return ClipTransform([
         v2.ToDtype(torch.float32, scale=True),
         RandomClipHorizontalFlip(flip_p),
         RandomClipRotation(rotation),
         RandomTemporalReversal(reverse_p),
-    ])
+    ], slicing_step=slicing_step, max_frames=max_frames, random_clips=True)
 
 
-def get_test_transforms(slicing_step: int = 1, max_frames: int | None = None) -> v2.Compose:
-    """Evaluation transform: every ``slicing_step``-th frame from the window's first, no
-    augmentation. ``[T_window, 1, H, W]`` uint8 -> ``[max_frames, 1, H, W]`` float32."""
-    return v2.Compose([
-        TemporalSampling(slicing_step, max_frames, random_start=False),
-        v2.ToDtype(torch.float32, scale=True),
-    ])
+def get_test_transforms(slicing_step: int | None = None, max_frames: int | None = None) -> ClipTransform:
+    """Evaluation transform: no augmentation, ``[T, 1, H, W]`` uint8 -> float32 in [0, 1].
+    ``slicing_step`` and ``max_frames`` are the course's clip request, carried for
+    ``KTHActionDataset`` with ``random_clips=False`` (fixed clips; see :class:`ClipTransform`)."""
+    return ClipTransform([v2.ToDtype(torch.float32, scale=True)], slicing_step=slicing_step,
+                         max_frames=max_frames, random_clips=False)
 
 
 # --------------------------------------------------------------------------- batches of clips

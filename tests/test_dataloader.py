@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
+from torchvision.transforms import v2
 
-from src.dataloader import SPLITS, KTHActionDataset, split_persons
+from src.dataloader import SPLITS, KTHActionDataset, TemporalSampling, evenly_spaced, split_persons
 from src.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
 from src.transformations import get_test_transforms, get_train_transforms
 
@@ -211,8 +212,113 @@ def test_sampler_frames_must_match_max_frames(prepared):
     with pytest.raises(ValueError, match="max_frames=10"):
         KTHActionDataset(prepared, split="val", transform=get_test_transforms(2, max_frames=8), max_frames=10)
     transform = get_test_transforms(2)
-    KTHActionDataset(prepared, split="val", transform=transform, max_frames=6, img_size=SIZE)
-    assert transform.transforms[0].num_frames is None  # the dataset filled a copy, not the caller's
+    dataset = KTHActionDataset(prepared, split="val", transform=transform, max_frames=6, img_size=SIZE)
+    assert dataset.transform is transform and transform.max_frames is None  # read, never written
+    assert (dataset.sampler.step, dataset.sampler.num_frames, dataset.span) == (2, 6, 11)
+
+
+# ---------------------------------------------------------------- the course's call and the data side
+
+@pytest.mark.parametrize("split, clips_per_video", [("train", 3), ("val", 4)])
+def test_course_call_and_data_side_give_the_same_clips(prepared, split, clips_per_video):
+    """transform=get_*_transforms(slicing_step=...) (the course) and slicing_step=/random_clips= on
+    the dataset (the data side) give the same frames and the same random draws."""
+    common = dict(split=split, max_frames=5, img_size=SIZE, clips_per_video=clips_per_video)
+    pairs = [  # (course, data side)
+        (KTHActionDataset(prepared, transform=get_train_transforms(slicing_step=3), **common),
+         KTHActionDataset(prepared, transform=get_train_transforms(), slicing_step=3, random_clips=True, **common)),
+        (KTHActionDataset(prepared, transform=get_test_transforms(slicing_step=3), **common),
+         KTHActionDataset(prepared, slicing_step=3, **common)),
+    ]
+    for course, data_side in pairs:
+        assert (course.sampler.step, course.random_clips, course.span) == \
+               (data_side.sampler.step, data_side.random_clips, data_side.span) == (3, course is pairs[0][0], 13)
+        torch.manual_seed(0)
+        first = torch.stack([course[i][0] for i in range(len(course))])
+        after_first = torch.rand(())
+        torch.manual_seed(0)
+        second = torch.stack([data_side[i][0] for i in range(len(data_side))])
+        assert torch.equal(first, second) and torch.equal(after_first, torch.rand(()))  # the same draws
+        for clip in first:
+            indices = frame_indices(clip)
+            assert sorted(np.abs(np.diff(indices)).tolist()) == [3] * 4 and inside_one_sequence(indices)
+    assert pairs[1][0].windows == pairs[1][1].windows
+
+
+def test_the_dataset_and_its_transform_must_agree(prepared):
+    with pytest.raises(ValueError, match=r"slicing_step=2 but the dataset got slicing_step=3"):
+        KTHActionDataset(prepared, split="val", transform=get_train_transforms(slicing_step=2), slicing_step=3)
+    same = KTHActionDataset(prepared, split="val", transform=get_train_transforms(2), slicing_step=2, img_size=SIZE)
+    assert same.sampler.step == 2 and same.random_clips
+    # the dataset's own random_clips wins over the transform's default: augmented fixed clips
+    fixed = KTHActionDataset(prepared, split="val", transform=get_train_transforms(2), random_clips=False,
+                             img_size=SIZE)
+    assert not fixed.random_clips and len(fixed.windows) == len(fixed)
+    plain = KTHActionDataset(prepared, split="val", transform=v2.RandomHorizontalFlip(0.0), img_size=SIZE)
+    assert (plain.sampler.step, plain.random_clips) == (1, False)  # a transform without a request: the defaults
+    with pytest.raises(ValueError, match="slicing_step must be >= 1"):
+        KTHActionDataset(prepared, split="val", slicing_step=0)
+
+
+# ---------------------------------------------------------------- TemporalSampling
+
+def indexed_window(num_frames: int) -> torch.Tensor:
+    """uint8 [num_frames, 1, 4, 4] whose frame t has every pixel equal to t."""
+    return torch.arange(num_frames, dtype=torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 4, 4).clone()
+
+
+def window_indices(clip: torch.Tensor) -> list[int]:
+    return clip[:, 0, 0, 0].long().tolist()
+
+
+def test_temporal_sampling_step_and_fixed_start():
+    sampling = TemporalSampling(step=3, num_frames=4)
+    out = sampling(indexed_window(20))
+    assert out.shape == (4, 1, 4, 4) and out.dtype == torch.uint8 and sampling.span == 10
+    assert window_indices(out) == [0, 3, 6, 9]
+
+
+def test_temporal_sampling_random_start_covers_every_fitting_start():
+    sampling = TemporalSampling(step=2, num_frames=3, random_start=True)  # span 5 frames
+    window = indexed_window(12)                                           # starts 0..7 fit
+    torch.manual_seed(0)
+    starts = set()
+    for _ in range(300):
+        idx = window_indices(sampling(window))
+        assert idx == [idx[0], idx[0] + 2, idx[0] + 4]
+        starts.add(idx[0])
+    assert starts == set(range(8))
+
+
+def test_temporal_sampling_pads_by_repeating_last_frame_taken():
+    sampling = TemporalSampling(step=3, num_frames=5, random_start=True)
+    assert window_indices(sampling(indexed_window(8))) == [0, 3, 6, 6, 6]  # needs 13 frames, has 8
+    # the batch form: the same rule as index arithmetic
+    assert sampling.offsets(torch.tensor([8, 13, 40, 1])).tolist() == [
+        [0, 3, 6, 6, 6], [0, 3, 6, 9, 12], [0, 3, 6, 9, 12], [0, 0, 0, 0, 0]]
+
+
+def test_temporal_sampling_is_reproducible_under_manual_seed():
+    sampling, window = TemporalSampling(step=1, num_frames=4, random_start=True), indexed_window(50)
+    torch.manual_seed(7)
+    first = [window_indices(sampling(window))[0] for _ in range(10)]
+    torch.manual_seed(7)
+    second = [window_indices(sampling(window))[0] for _ in range(10)]
+    assert first == second and len(set(first)) > 1
+
+
+def test_temporal_sampling_errors():
+    with pytest.raises(ValueError, match="slicing_step must be >= 1"):
+        TemporalSampling(step=0, num_frames=2)
+    with pytest.raises(ValueError, match="max_frames must be >= 1"):
+        TemporalSampling(step=1, num_frames=0)
+    with pytest.raises(ValueError, match="empty window"):
+        TemporalSampling(step=1, num_frames=2)(indexed_window(0))
+
+
+def test_evenly_spaced_positions_are_centred():
+    assert evenly_spaced(54, 4) == [6, 20, 33, 47]
+    assert evenly_spaced(52, 1) == [26] and evenly_spaced(1, 3) == [0, 0, 0]
 
 
 # ---------------------------------------------------------------- padding

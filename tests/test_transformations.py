@@ -1,13 +1,12 @@
-"""Tests for src/transformations.py: temporal sampling, reversal, per-clip spatial augmentation."""
+"""Tests for src/transformations.py: reversal, per-clip spatial augmentation, the course's clip request."""
 import pytest
 import torch
 from torchvision.transforms import v2
 
 from src.transformations import (
     ClipBatchAugmentation,
+    ClipTransform,
     RandomTemporalReversal,
-    TemporalSampling,
-    find_temporal_sampling,
     get_test_transforms,
     get_train_transforms,
 )
@@ -34,56 +33,23 @@ def asymmetric_clip(num_frames: int = 6, size: int = 32) -> torch.Tensor:
     return picture.expand(num_frames, -1, -1, -1).clone()
 
 
-# ---------------------------------------------------------------- TemporalSampling
+# ---------------------------------------------------------------- the course's clip request
 
-def test_temporal_sampling_step_and_fixed_start():
-    out = TemporalSampling(step=3, num_frames=4, random_start=False)(indexed_clip(20))
-    assert out.shape == (4, 1, 16, 16)
-    assert frame_indices(out) == [0, 3, 6, 9]
-
-
-def test_temporal_sampling_random_start_covers_every_fitting_start():
-    sampler = TemporalSampling(step=2, num_frames=3, random_start=True)  # span 5 frames
-    clip = indexed_clip(12)                                             # starts 0..7 fit
+def test_transforms_carry_the_clip_request_and_keep_every_frame():
+    """Which frames make a clip is the dataset's (tests/test_dataloader.py): the transforms only
+    carry the course's slicing_step / max_frames / random_clips and keep the frames they get."""
+    train = get_train_transforms(slicing_step=4)
+    assert isinstance(train, ClipTransform) and isinstance(train, v2.Compose)
+    assert (train.slicing_step, train.max_frames, train.random_clips) == (4, None, True)
+    test = get_test_transforms(2, 7)
+    assert (test.slicing_step, test.max_frames, test.random_clips) == (2, 7, False)
+    assert get_train_transforms().slicing_step is None  # the dataset's own
+    assert "slicing_step=4" in repr(train) and "RandomClipRotation" in repr(train)
+    clip = indexed_clip(12)
     torch.manual_seed(0)
-    starts = set()
-    for _ in range(300):
-        idx = frame_indices(sampler(clip))
-        assert idx == [idx[0], idx[0] + 2, idx[0] + 4]
-        starts.add(idx[0])
-    assert starts == set(range(8))
-
-
-def test_temporal_sampling_pads_by_repeating_last_frame_taken():
-    out = TemporalSampling(step=3, num_frames=5)(indexed_clip(8))  # needs 13 frames, has 8
-    assert frame_indices(out) == [0, 3, 6, 6, 6]
-
-
-def test_temporal_sampling_is_reproducible_under_manual_seed():
-    sampler, clip = TemporalSampling(step=1, num_frames=4), indexed_clip(50)
-    torch.manual_seed(7)
-    first = [frame_indices(sampler(clip))[0] for _ in range(10)]
-    torch.manual_seed(7)
-    second = [frame_indices(sampler(clip))[0] for _ in range(10)]
-    assert first == second and len(set(first)) > 1
-
-
-def test_temporal_sampling_errors():
-    with pytest.raises(ValueError, match="step must be >= 1"):
-        TemporalSampling(step=0)
-    with pytest.raises(ValueError, match="num_frames is not set"):
-        TemporalSampling(step=2)(indexed_clip(10))
-    with pytest.raises(ValueError, match="empty window"):
-        TemporalSampling(step=1, num_frames=2)(indexed_clip(0))
-
-
-def test_find_temporal_sampling_in_compose_and_nested():
-    sampler = TemporalSampling(2)
-    assert find_temporal_sampling(sampler) is sampler
-    assert find_temporal_sampling(v2.Compose([v2.ToDtype(torch.float32), v2.Compose([sampler])])) is sampler
-    assert find_temporal_sampling(v2.Compose([v2.RandomHorizontalFlip()])) is None
-    assert find_temporal_sampling(None) is None
-    assert find_temporal_sampling(get_train_transforms(slicing_step=4)).step == 4
+    assert frame_indices(get_train_transforms(slicing_step=4, rotation=0.0, reverse_p=0.0)(clip)) == list(range(12))
+    out = test(clip)
+    assert out.shape == (12, 1, 16, 16) and frame_indices(out) == list(range(12))
 
 
 # ---------------------------------------------------------------- reversal
@@ -141,10 +107,9 @@ def test_test_transform_is_deterministic_without_augmentation():
     clip = indexed_clip(30)
     transform = get_test_transforms(slicing_step=4, max_frames=5)
     out = transform(clip)
-    assert out.dtype == torch.float32 and out.shape == (5, 1, 16, 16)
-    assert frame_indices(out) == [0, 4, 8, 12, 16]
+    assert out.dtype == torch.float32 and out.shape == (30, 1, 16, 16)  # the frames it gets, all of them
     assert torch.equal(out, transform(clip))
-    torch.testing.assert_close(out, clip[:17:4].float() / 255)
+    torch.testing.assert_close(out, clip.float() / 255)
 
 
 # ---------------------------------------------------------------- ClipBatchAugmentation (the trainer's path)
