@@ -6,7 +6,11 @@ Reads ``models/<run>/results.json`` (written by ``src.evaluate``), groups the ru
 one experiment (``GRUCell``, ``GRUCell_seed1``, ... -> ``GRUCell``), and writes
 
 - ``results/results.csv``: one row per run, every measured number;
-- ``results/results.md``: one row per experiment, mean ± std over its seeds;
+- ``results/results.md``: one row per experiment, mean ± std over its seeds and the 95 %
+  t-interval of its mean test video accuracy;
+- ``results/comparisons.md``: the paired comparisons of :data:`COMPARISONS` (differences of
+  test accuracy between two experiments, seed by seed, with a 95 % paired t-interval and a
+  verdict), see :func:`paired_differences`;
 - ``imgs/accuracy_vs_params.png``, ``imgs/accuracy_vs_epoch_time.png``.
 
 It works on any subset of finished experiments and says which of ``configs/*.yaml``
@@ -21,7 +25,9 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from src.kth import ACTIONS
 from src.provenance import data_label, describe_data
@@ -41,6 +47,20 @@ COLUMNS = {
 }
 ACCURACY_COLUMNS = ["val acc", "test clip acc", "test video acc"] + [f"{a} acc" for a in ACTIONS]
 INFO_COLUMNS = ["run", "seed", "data", "fingerprint", "device", "train device", "amp"]
+
+CONFIDENCE = 0.95  # of every interval compare reports
+# the main recurrent experiments; the best of them by mean validation accuracy meets R2Plus1D
+MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
+BEST_RECURRENT = "best recurrent"  # stands for that experiment in COMPARISONS
+# (A, B) pairs compared seed by seed in results/comparisons.md: own cells against PyTorch's, the
+# cosine schedule against a constant learning rate, R(2+1)D against the best recurrent model
+COMPARISONS = [
+    ("OwnLSTM", "LSTMCell"),
+    ("OwnGRU", "GRUCell"),
+    ("GRUCell", "GRUCell_NoScheduler"),
+    ("LSTMCell", "LSTMCell_NoScheduler"),
+    ("R2Plus1D", BEST_RECURRENT),
+]
 
 
 def experiment_of(run: str) -> str:
@@ -72,9 +92,25 @@ def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str
     return pd.DataFrame(rows), unknown
 
 
+def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Student-t confidence interval ``(low, high)`` of the mean of ``values`` (NaNs
+    dropped): mean ± t_{(1+confidence)/2, n-1} · s / √n with the sample std s (ddof=1).
+    ``(nan, nan)`` for fewer than 2 values."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    n = len(values)
+    if n < 2:
+        return float("nan"), float("nan")
+    mean = values.mean()
+    half_width = stats.t.ppf((1 + confidence) / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    return float(mean - half_width), float(mean + half_width)
+
+
 def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per experiment: mean and sample std (ddof=1; NaN for a single run) of every
-    numeric column over its runs, ordered by mean validation accuracy (never by test)."""
+    numeric column over its runs, the 95 % t-interval of the mean test video accuracy
+    (``test video acc ci low`` / ``ci high``; NaN for a single run), ordered by mean
+    validation accuracy (never by test)."""
     numeric = runs.drop(columns=INFO_COLUMNS, errors="ignore")
     grouped = numeric.groupby("experiment", sort=True)
     summary = grouped.mean(numeric_only=True)
@@ -82,6 +118,9 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     std = grouped.std(numeric_only=True, ddof=1)
     std.columns = [f"{c} std" for c in std.columns]
     summary = summary.join(std)
+    intervals = grouped["test video acc"].apply(t_interval)
+    summary["test video acc ci low"] = intervals.str[0]
+    summary["test video acc ci high"] = intervals.str[1]
     summary.insert(0, "seeds", grouped.size())
     return summary.sort_values("val acc mean", ascending=False, kind="stable")
 
@@ -102,6 +141,10 @@ def to_markdown(summary: pd.DataFrame) -> str:
                 cell += " ± " + fmt.format(s * scale)
             cells.append(cell)
         table[col.replace("acc", "acc %")] = cells
+        if col == "test video acc" and "test video acc ci low" in summary:
+            table[f"test video acc % {CONFIDENCE:.0%} CI"] = [
+                "–" if np.isnan(low) else f"[{100 * low:.1f}, {100 * high:.1f}]"
+                for low, high in zip(summary["test video acc ci low"], summary["test video acc ci high"])]
     return table.to_markdown()
 
 
@@ -109,9 +152,126 @@ def table_notes(summary: pd.DataFrame) -> str:
     """What the numbers under the table are."""
     seeds = sorted(set(summary["seeds"]))
     return ("± is the sample standard deviation (ddof=1) over the n runs of an experiment (n = 'seeds': "
-            f"{', '.join(map(str, seeds))}; seeds 0..n-1); a single run has none. Rows are ordered by mean "
-            "validation accuracy. 'epoch s (train+val)' is the mean wall time of a training epoch, validation "
-            "included, over all epochs of each run; latency and throughput are measured on random clips.")
+            f"{', '.join(map(str, seeds))}; seeds 0..n-1); a single run has none. "
+            f"'test video acc % {CONFIDENCE:.0%} CI' is the {CONFIDENCE:.0%} t-interval over seeds of the mean "
+            f"test video accuracy, mean ± t({(1 + CONFIDENCE) / 2:g}, n-1)·s/√n (Student t, n-1 degrees of "
+            "freedom, n = 'seeds'); '–' for a single run. Rows are ordered by mean validation accuracy. "
+            "'epoch s (train+val)' is the mean wall time of a training epoch, validation included, over all "
+            "epochs of each run; latency and throughput are measured on random clips. Paired comparisons "
+            "between experiments: comparisons.md.")
+
+
+def best_recurrent(runs: pd.DataFrame) -> str | None:
+    """The main recurrent experiment (:data:`MAIN_RECURRENT`) with the highest mean validation
+    accuracy over its runs (never chosen on test); None if none of them has runs."""
+    recurrent = runs[runs["experiment"].isin(MAIN_RECURRENT)]
+    if recurrent.empty:
+        return None
+    return recurrent.groupby("experiment")["val acc"].mean().idxmax()
+
+
+def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Seed-by-seed comparisons of two experiments' test accuracy.
+
+    ``runs`` has one row per run with the columns ``experiment``, ``seed``, ``val acc``,
+    ``test video acc`` and ``test clip acc``: :func:`load_runs`' frame or
+    ``pd.read_csv("results/results.csv")`` (one data source). For each ``(A, B)`` of ``pairs``
+    (:data:`BEST_RECURRENT` as B stands for :func:`best_recurrent`), the runs are paired by
+    seed (only seeds both experiments have) and the differences A − B (fractions, not %) are
+    summarized. One row per pair, columns:
+
+    - ``A``, ``B``: the experiments; ``B chosen as``: "best recurrent by val acc" or "";
+    - ``n``: paired seeds; ``seeds``: them, e.g. "0, 1, 2";
+    - ``video diff mean``, ``video diff std`` (ddof=1), ``video diff ci low``, ``video diff ci high``
+      (the ``confidence`` paired t-interval, n-1 degrees of freedom; NaN for n < 2), and the
+      same four for ``clip``;
+    - ``verdict`` (on test video accuracy): "no measurable difference" where the interval covers
+      0, else "<A> higher" or "<B> higher"; "needs ≥ 2 paired seeds (have n)" for n < 2.
+
+    Pairs with an experiment without runs are left out; ``result.attrs["skipped"]`` holds one
+    line for each.
+    """
+    best = best_recurrent(runs)
+    done = set(runs["experiment"])
+    rows, skipped = [], []
+    for a, b in pairs:
+        chosen = ""
+        if b == BEST_RECURRENT:
+            if best is None:
+                skipped.append(f"{a} vs {BEST_RECURRENT}: no runs of {', '.join(MAIN_RECURRENT)}")
+                continue
+            b, chosen = best, "best recurrent by val acc"
+        absent = [name for name in (a, b) if name not in done]
+        if absent:
+            skipped.append(f"{a} vs {b}: no runs of {' and '.join(absent)}")
+            continue
+        row = {"A": a, "B": b, "B chosen as": chosen}
+        by_seed = {name: runs[runs["experiment"] == name].groupby("seed")[["test video acc", "test clip acc"]].mean()
+                   for name in (a, b)}
+        seeds = sorted(set(by_seed[a].index) & set(by_seed[b].index))
+        row["n"] = len(seeds)
+        row["seeds"] = ", ".join(str(int(seed)) for seed in seeds)
+        for kind in ("video", "clip"):
+            column = f"test {kind} acc"
+            diff = (by_seed[a].loc[seeds, column] - by_seed[b].loc[seeds, column]).to_numpy(dtype=float)
+            low, high = t_interval(diff, confidence)
+            row.update({f"{kind} diff mean": diff.mean() if len(diff) else float("nan"),
+                        f"{kind} diff std": diff.std(ddof=1) if len(diff) > 1 else float("nan"),
+                        f"{kind} diff ci low": low, f"{kind} diff ci high": high})
+        low, high = row["video diff ci low"], row["video diff ci high"]
+        if len(seeds) < 2:
+            row["verdict"] = f"needs ≥ 2 paired seeds (have {len(seeds)})"
+        elif low <= 0 <= high:
+            row["verdict"] = "no measurable difference"
+        else:
+            row["verdict"] = f"{a} higher" if low > 0 else f"{b} higher"
+        rows.append(row)
+    columns = ["A", "B", "B chosen as", "n", "seeds"] + [f"{kind} diff {stat}" for kind in ("video", "clip")
+                                                      for stat in ("mean", "std", "ci low", "ci high")] + ["verdict"]
+    result = pd.DataFrame(rows, columns=columns)
+    result.attrs["skipped"] = skipped
+    return result
+
+
+def comparisons_markdown(comparisons: pd.DataFrame, confidence: float = CONFIDENCE) -> str:
+    """:func:`paired_differences`' frame as Markdown: a table (differences in percentage
+    points, ``mean ± std`` and ``[low, high]``; "–" where there is no interval), the notes
+    and one line per skipped pair."""
+    def points(value, signed=True):
+        return "–" if np.isnan(value) else f"{100 * value:{'+' if signed else ''}.1f}"
+
+    table = pd.DataFrame({
+        "A": comparisons["A"],
+        "B": [f"{b} ({chosen})" if chosen else b for b, chosen in zip(comparisons["B"], comparisons["B chosen as"])],
+        "paired seeds n": comparisons["n"],
+    })
+    for kind in ("video", "clip"):
+        table[f"test {kind} acc A − B (pp)"] = [
+            points(m) + ("" if np.isnan(s) else f" ± {points(s, signed=False)}")
+            for m, s in zip(comparisons[f"{kind} diff mean"], comparisons[f"{kind} diff std"])]
+        table[f"{kind} {confidence:.0%} CI (pp)"] = [
+            "–" if np.isnan(low) else f"[{points(low)}, {points(high)}]"
+            for low, high in zip(comparisons[f"{kind} diff ci low"], comparisons[f"{kind} diff ci high"])]
+    table["verdict (test video acc)"] = comparisons["verdict"]
+    # disable_numparse: keep the signs of "+1.2" and the 1-decimal cells as written
+    text = (table.to_markdown(index=False, disable_numparse=True) if len(table)
+            else "No pair has runs of both experiments.")
+    text += ("\n\nA − B is the difference of test accuracy between the runs of A and B with the same seed (only "
+             "seeds both experiments ran), in percentage points: mean ± sample std (ddof=1) over the n paired seeds, "
+             f"and the {confidence:.0%} paired t-interval of the mean difference, mean ± t({(1 + confidence) / 2:g}, "
+             "n-1)·s/√n (Student t, n-1 degrees of freedom). The verdict reads the test video accuracy interval: "
+             "'no measurable difference' where it covers 0. The best recurrent experiment is the one of "
+             f"{', '.join(MAIN_RECURRENT)} with the highest mean validation accuracy, never chosen on test.")
+    for line in comparisons.attrs.get("skipped", []):
+        text += f"\n\nSkipped {line}."
+    return text
+
+
+def write_text_atomically(path: Path, text: str):
+    """Write ``text`` to ``path`` through a temporary file, so a failure leaves no half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def plot_accuracy_against(summary: pd.DataFrame, x: str, path: str | Path, xlabel: str, logx: bool = False):
@@ -178,13 +338,17 @@ def compare(models_dir="models", out_dir="results", imgs_dir="imgs", configs_dir
     devices = ", ".join(sorted(map(str, runs["train device"].fillna(runs["device"]).unique())))
     header = (f"Measured on {data}{warning} (data fingerprint {runs['fingerprint'].iloc[0][:17]}...; test persons "
               f"17-25, model selection on validation persons), trained and tested on: {devices}.\n\n")
-    (out_dir / "results.md").write_text(header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
+    write_text_atomically(out_dir / "results.md", header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
+    comparisons = paired_differences(runs)
+    write_text_atomically(out_dir / "comparisons.md", header + comparisons_markdown(comparisons) + "\n")
+    for line in comparisons.attrs["skipped"]:
+        print(f"comparison skipped, {line}")
     plot_accuracy_against(summary, "params", Path(imgs_dir) / "accuracy_vs_params.png", "trainable parameters",
                           logx=True)
     plot_accuracy_against(summary, "epoch s (train+val)", Path(imgs_dir) / "accuracy_vs_epoch_time.png",
                           "epoch wall time, validation included (s)")
     print(f"{len(runs)} runs of {len(summary)} experiments on {data} -> {out_dir}/results.md, "
-          f"{out_dir}/results.csv, {imgs_dir}/accuracy_vs_*.png")
+          f"{out_dir}/comparisons.md, {out_dir}/results.csv, {imgs_dir}/accuracy_vs_*.png")
     return summary
 
 

@@ -3,17 +3,17 @@ import json
 
 import pytest
 
-from src.compare import compare, experiment_of
+from src.compare import BEST_RECURRENT, compare, experiment_of, load_runs, paired_differences, t_interval
 from src.kth import ACTIONS
 from src.suite import planned_runs
 
 SYNTHETIC = {"root": "data/synth", "synthetic": True, "preset": "tiny", "fingerprint": "sha1:0000"}
 
 
-def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0.5, data=SYNTHETIC):
+def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0.5, data=SYNTHETIC, seed=0):
     (models_dir / run).mkdir(parents=True)
     (models_dir / run / "results.json").write_text(json.dumps({
-        "experiment": run, "seed": 0, "num_params": params, "epoch_time_s": epoch_s,
+        "experiment": run, "seed": seed, "num_params": params, "epoch_time_s": epoch_s,
         "latency_ms": 1.0, "throughput_clips_per_s": 100.0, "val_accuracy": val_acc,
         "clip_accuracy": video_acc - 0.1, "video_accuracy": video_acc, "synthetic": True, "device": "cpu",
         "per_class_accuracy": {a: video_acc for a in ACTIONS},
@@ -39,6 +39,97 @@ def test_compare_averages_seeds_and_names_missing_experiments(tmp_path, capsys):
     assert (tmp_path / "imgs" / "accuracy_vs_params.png").stat().st_size > 0
 
 
+def write_seeds(models_dir, experiment, video_accs, val_acc=0.5, seeds=None):
+    """One fake run per seed (0, 1, ... unless ``seeds``), named like src.suite's runs."""
+    for seed, acc in zip(seeds if seeds is not None else range(len(video_accs)), video_accs):
+        run = experiment if seed == 0 else f"{experiment}_seed{seed}"
+        write_result(models_dir, run, acc, val_acc=val_acc, seed=seed)
+
+
+T_975_2 = 4.302653  # Student t quantile 0.975 at 2 degrees of freedom, from a table
+
+
+def test_t_interval_is_the_student_t_interval_of_the_mean():
+    low, high = t_interval([0.8, 0.9, 1.0])
+    half_width = T_975_2 * 0.1 / 3 ** 0.5  # sample std of [0.8, 0.9, 1.0] is 0.1
+    assert (low, high) == pytest.approx((0.9 - half_width, 0.9 + half_width), abs=1e-6)
+    assert all(x != x for x in t_interval([0.7]))  # NaN: no interval from one value
+
+
+def test_results_table_has_t_interval_over_seeds_and_a_dash_for_a_single_run(tmp_path):
+    models, configs = tmp_path / "models", tmp_path / "configs"
+    configs.mkdir()
+    write_seeds(models, "GRUCell", [0.8, 0.9, 1.0])
+    write_seeds(models, "OwnLSTM", [0.7])
+    summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
+    half_width = T_975_2 * 0.1 / 3 ** 0.5
+    assert summary.loc["GRUCell", "test video acc ci low"] == pytest.approx(0.9 - half_width, abs=1e-6)
+    assert summary.loc["GRUCell", "test video acc ci high"] == pytest.approx(0.9 + half_width, abs=1e-6)
+    lines = (tmp_path / "results" / "results.md").read_text().splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if line.startswith("| experiment")).split("|")]
+    ci = header.index("test video acc % 95% CI")
+    row = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")] for line in lines
+           if line.startswith("| ") and not line.startswith("| experiment")}
+    assert row["GRUCell"][ci] == f"[{100 * (0.9 - half_width):.1f}, {100 * (0.9 + half_width):.1f}]" == "[65.2, 114.8]"
+    assert row["GRUCell"][header.index("test video acc %")] == "90.0 ± 10.0"
+    assert row["OwnLSTM"][ci] == "–"
+    assert "t-interval over seeds" in lines[-1] and "n-1 degrees of freedom, n = 'seeds'" in lines[-1]
+
+
+def make_comparison_runs(models):
+    """Fake runs for :data:`src.compare.COMPARISONS`; differences A - B per seed in comments."""
+    write_seeds(models, "LSTMCell", [0.70, 0.72, 0.74], val_acc=0.5)
+    write_seeds(models, "OwnLSTM", [0.80, 0.84, 0.85, 0.10], val_acc=0.6)  # +0.10, +0.12, +0.11; seed 3 unpaired
+    write_seeds(models, "GRUCell", [0.60, 0.62, 0.64], val_acc=0.9)  # best recurrent by validation, worst on test
+    write_seeds(models, "OwnGRU", [0.65, 0.57, 0.65], val_acc=0.7)  # +0.05, -0.05, +0.01
+    write_seeds(models, "GRUCell_NoScheduler", [0.5], seeds=[1])  # one seed in common with GRUCell
+    write_seeds(models, "R2Plus1D", [0.50, 0.53], val_acc=0.95)  # -0.10, -0.09 against GRUCell
+    # no LSTMCell_NoScheduler
+
+
+def test_paired_differences_pair_common_seeds_and_give_verdicts(tmp_path):
+    make_comparison_runs(tmp_path / "models")
+    runs, _ = load_runs(tmp_path / "models")
+    table = paired_differences(runs).set_index("A")
+    own_lstm = table.loc["OwnLSTM"]
+    assert own_lstm["B"] == "LSTMCell" and own_lstm["n"] == 3 and own_lstm["seeds"] == "0, 1, 2"
+    half_width = T_975_2 * 0.01 / 3 ** 0.5  # differences 0.10, 0.12, 0.11: mean 0.11, sample std 0.01
+    assert own_lstm["video diff mean"] == pytest.approx(0.11)
+    assert own_lstm["video diff std"] == pytest.approx(0.01)
+    assert (own_lstm["video diff ci low"], own_lstm["video diff ci high"]) == pytest.approx(
+        (0.11 - half_width, 0.11 + half_width), abs=1e-6)
+    assert own_lstm["clip diff mean"] == pytest.approx(0.11)  # the fakes' clip accuracy is video - 0.1
+    assert own_lstm["verdict"] == "OwnLSTM higher"
+    assert table.loc["OwnGRU", "verdict"] == "no measurable difference"
+    assert table.loc["OwnGRU", "video diff ci low"] < 0 < table.loc["OwnGRU", "video diff ci high"]
+    assert table.loc["GRUCell", "n"] == 1 and table.loc["GRUCell", "seeds"] == "1"
+    assert table.loc["GRUCell", "verdict"] == "needs ≥ 2 paired seeds (have 1)"
+    assert table.loc["GRUCell", "video diff mean"] == pytest.approx(0.62 - 0.5)
+    r2plus1d = table.loc["R2Plus1D"]  # GRUCell: best validation accuracy, though OwnLSTM is best on test
+    assert r2plus1d["B"] == "GRUCell" and r2plus1d["B chosen as"] == "best recurrent by val acc"
+    assert r2plus1d["video diff mean"] == pytest.approx(-0.095) and r2plus1d["verdict"] == "GRUCell higher"
+    assert "LSTMCell" not in table.index  # LSTMCell vs LSTMCell_NoScheduler: no runs of the latter
+    assert table.attrs["skipped"] == ["LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler"]
+    assert paired_differences(runs[runs["experiment"] == "R2Plus1D"], [("R2Plus1D", BEST_RECURRENT)]).empty
+
+
+def test_compare_writes_the_paired_comparisons(tmp_path, capsys):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    make_comparison_runs(tmp_path / "models")
+    compare(tmp_path / "models", tmp_path / "results", tmp_path / "imgs", configs)
+    assert "comparison skipped, LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler" in \
+        capsys.readouterr().out
+    text = (tmp_path / "results" / "comparisons.md").read_text()
+    assert text.startswith("Measured on the synthetic twin (preset tiny)")
+    own_lstm = next(line for line in text.splitlines() if line.startswith("| OwnLSTM"))
+    cells = [cell.strip() for cell in own_lstm.split("|")[1:-1]]
+    assert cells == ["OwnLSTM", "LSTMCell", "3", "+11.0 ± 1.0", "[+8.5, +13.5]", "+11.0 ± 1.0", "[+8.5, +13.5]",
+                     "OwnLSTM higher"]
+    assert "| R2Plus1D | GRUCell (best recurrent by val acc) |" in text.replace("  ", "")
+    assert "Skipped LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler." in text
+
+
 def test_compare_without_results_says_so(tmp_path, capsys):
     assert compare(tmp_path / "models", tmp_path / "results", tmp_path / "imgs", tmp_path) is None
     assert "nothing to compare" in capsys.readouterr().out
@@ -46,8 +137,8 @@ def test_compare_without_results_says_so(tmp_path, capsys):
 
 def test_suite_runs_seeds_only_for_the_main_recurrent_experiments():
     assert experiment_of("GRUCell_seed12") == "GRUCell"
-    runs = planned_runs(["GRUCell", "R2Plus1D"], seeds=3)
-    assert runs == [("GRUCell", "GRUCell", 0), ("R2Plus1D", "R2Plus1D", 0),
+    runs = planned_runs(["GRUCell", "GRUCell_NoScheduler"], seeds=3, variant_seeds=1)
+    assert runs == [("GRUCell", "GRUCell", 0), ("GRUCell_NoScheduler", "GRUCell_NoScheduler", 0),
                     ("GRUCell", "GRUCell_seed1", 1), ("GRUCell", "GRUCell_seed2", 2)]
 
 
