@@ -205,8 +205,9 @@ def main(argv=None):
     parser.add_argument("--configs", default="configs")
     parser.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="run only these experiments")
     parser.add_argument("--seeds", type=int, default=5, help=f"seeds for {', '.join(MAIN_EXPERIMENTS)} (default 5)")
-    parser.add_argument("--variant-seeds", type=int, default=3,
-                        help="seeds for the other experiments: scheduler and pretrained variants (default 3)")
+    parser.add_argument("--variant-seeds", type=int, default=None,
+                        help="seeds for the other experiments, the scheduler and pretrained variants "
+                             "(default: 3, or --seeds when fewer)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides for every run")
     parser.add_argument("--data", default=None, help="prepared data folder for every run (default: config)")
     parser.add_argument("--models-dir", default="models")
@@ -226,7 +227,8 @@ def main(argv=None):
         experiments = [e for e in experiments if e in args.only]
 
     failed = []
-    runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds), k, n)
+    variant_seeds = min(args.seeds, 3) if args.variant_seeds is None else args.variant_seeds
+    runs = shard(planned_runs(experiments, args.seeds, variant_seeds), k, n)
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(run for _, run, _ in runs)}", flush=True)
     for i, (name, run, seed) in enumerate(runs, 1):
