@@ -29,6 +29,7 @@ On a shared machine, run it alone (the README's numbers: ``flock -x /tmp/cpu.loc
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -40,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
@@ -174,6 +176,9 @@ def time_epochs(config: dict, model, train_source, val_source, device, epochs: i
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         metrics = train_one_epoch(model, train_source, optimizer, scheduler, scaler, device, config, epoch)
+        if config["train"].get("precise_bn_batches"):  # the trainer's BatchNorm statistics before validation
+            with torch.no_grad():
+                update_bn(itertools.islice(train_source, config["train"]["precise_bn_batches"]), model)
         train_s = time.perf_counter() - start
         _, _, val_wait = predict(model, val_source, device)
         rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
