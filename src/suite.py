@@ -45,10 +45,10 @@ LOCK_REFRESH_S = 60  # how often the holder refreshes its lock's modification ti
 
 def planned_runs(experiments: list[str], seeds: int, variant_seeds: int | None = None) -> list[tuple[str, str, int]]:
     """``(experiment, run_name, seed)`` for every run of the suite: ``seeds`` seeds for the
-    MAIN_EXPERIMENTS, ``variant_seeds`` (default: as many) for the others (the scheduler and
-    pretrained variants). In order: every experiment once first, then the further seeds, so
+    MAIN_EXPERIMENTS, ``variant_seeds`` (default: 3, or ``seeds`` when fewer) for the others (the
+    scheduler and pretrained variants). In order: every experiment once first, then the further seeds, so
     that a suite cut short still covers every experiment."""
-    variant_seeds = seeds if variant_seeds is None else variant_seeds
+    variant_seeds = min(seeds, 3) if variant_seeds is None else variant_seeds
     return [(name, name if seed == 0 else f"{name}_seed{seed}", seed)
             for seed in range(max(seeds, variant_seeds)) for name in experiments
             if seed < (seeds if name in MAIN_EXPERIMENTS else variant_seeds)]
@@ -227,8 +227,7 @@ def main(argv=None):
         experiments = [e for e in experiments if e in args.only]
 
     failed = []
-    variant_seeds = min(args.seeds, 3) if args.variant_seeds is None else args.variant_seeds
-    runs = shard(planned_runs(experiments, args.seeds, variant_seeds), k, n)
+    runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds), k, n)
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(run for _, run, _ in runs)}", flush=True)
     for i, (name, run, seed) in enumerate(runs, 1):
