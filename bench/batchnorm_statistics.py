@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import update_bn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.checkpoint import load_model  # noqa: E402
 from src.config import load_config  # noqa: E402
 from src.engine import classification_metrics, clip_video_index, predict  # noqa: E402
-from src.train import make_batches, make_datasets, train  # noqa: E402
+from src.train import make_batches, make_datasets, recompute_batchnorm_statistics, train  # noqa: E402
 
 
 def main(argv=None):
@@ -53,8 +51,7 @@ def main(argv=None):
             train_batches, val_batches = make_batches(config, train_set, val_set, device)
             train_batches.set_epoch(epoch)
             recomputed = copy.deepcopy(model)
-            with torch.no_grad():
-                update_bn(itertools.islice(train_batches, args.batches), recomputed)
+            recompute_batchnorm_statistics(recomputed, train_batches, args.batches)
             logits, labels, _ = predict(recomputed.eval(), val_batches, device, desc="val, recomputed statistics")
             accuracy = classification_metrics(logits, labels, clip_video_index(val_set))["accuracy"]
             rows.append((epoch, history["train_loss"], history["val_accuracy"], accuracy))

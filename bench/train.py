@@ -29,7 +29,6 @@ On a shared machine, run it alone (the README's numbers: ``flock -x /tmp/cpu.loc
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import platform
 import statistics
@@ -41,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
@@ -57,6 +55,7 @@ from src.train import (  # noqa: E402
     make_optimizer,
     make_scheduler,
     prepare_model,
+    recompute_batchnorm_statistics,
     seed_everything,
     train_one_epoch,
 )
@@ -177,8 +176,7 @@ def time_epochs(config: dict, model, train_source, val_source, device, epochs: i
         start = time.perf_counter()
         metrics = train_one_epoch(model, train_source, optimizer, scheduler, scaler, device, config, epoch)
         if config["train"].get("precise_bn_batches"):  # the trainer's BatchNorm statistics before validation
-            with torch.no_grad():
-                update_bn(itertools.islice(train_source, config["train"]["precise_bn_batches"]), model)
+            recompute_batchnorm_statistics(model, train_source, config["train"]["precise_bn_batches"])
         train_s = time.perf_counter() - start
         _, _, val_wait = predict(model, val_source, device)
         rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,

@@ -148,6 +148,20 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_p
     raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use none, cosine or step")
 
 
+def recompute_batchnorm_statistics(model: torch.nn.Module, batches, num_batches: int) -> None:
+    """PreciseBN: set every BatchNorm's running mean and variance to their average over the first
+    ``num_batches`` batches of ``batches`` (``(clips (B, T, C, H, W), labels (B,))`` as the trainer's
+    loaders yield them), under the model's current weights; the model's train/eval mode is kept.
+
+    BatchNorm's running statistics average roughly the last ten steps' batches, each taken with
+    that step's weights. Under a constant Adam step the weights move so fast that the average no
+    longer fits the final ones, and evaluation collapsed (30 % where recomputed statistics give
+    69 %, see the notebook and ``bench/batchnorm_statistics.py``). The trainer calls this with the
+    epoch's final weights before every validation (``train.precise_bn_batches``)."""
+    with torch.no_grad():
+        update_bn(itertools.islice(batches, num_batches), model)
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch,
                     context: distributed.Context = distributed.Context(), amp_dtype=None) -> dict:
     """One pass over the training clips (``loader``: a :class:`ClipBatches` or a DataLoader).
@@ -361,14 +375,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             # this is the rate the epoch started with (the one TensorBoard's "lr" shows at this epoch)
             train_metrics = train_one_epoch(trained, train_loader, optimizer, scheduler, scaler, device, config, epoch,
                                             context)
-            if train_config["precise_bn_batches"]:
-                # BatchNorm's running statistics are an average over the last ~10 steps' batches, taken
-                # with the weights of those steps. Under a constant Adam step the weights move so fast
-                # that the average no longer fits the final weights, and evaluation collapsed (30 % where
-                # recomputed statistics give 69 %, see the notebook). So recompute them with the
-                # epoch's final weights over a few training batches (PreciseBN) before every validation.
-                with torch.no_grad():
-                    update_bn(itertools.islice(train_loader, train_config["precise_bn_batches"]), model)
+            if train_config["precise_bn_batches"]:  # statistics that fit the epoch's final weights
+                recompute_batchnorm_statistics(model, train_loader, train_config["precise_bn_batches"])
             val_logits, val_labels, val_wait = predict(model, val_loader, device, use_amp, desc=f"epoch {epoch} val")
             val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
             val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))

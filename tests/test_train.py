@@ -301,3 +301,19 @@ def test_batchnorm_statistics_are_recomputed_with_the_final_weights(finished_run
     for name, buffer in model.named_buffers():
         if "running" in name:
             torch.testing.assert_close(buffer, saved[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_recompute_batchnorm_statistics_uses_the_first_batches_and_keeps_the_mode():
+    """Running statistics become the mean and (unbiased) variance over the first ``num_batches``
+    batches alone, whatever the running averages were; later batches and the eval mode are untouched."""
+    torch.manual_seed(0)
+    norm = torch.nn.BatchNorm1d(3).eval()
+    norm.running_mean.fill_(100.0)
+    batches = [(torch.randn(8, 3) + 5.0, torch.zeros(8)) for _ in range(2)]
+    batches.append((torch.randn(8, 3) - 50.0, torch.zeros(8)))  # must not count
+    src.train.recompute_batchnorm_statistics(norm, iter(batches), num_batches=2)
+    used = torch.cat([clips for clips, _ in batches[:2]])
+    torch.testing.assert_close(norm.running_mean, used.mean(0))
+    per_batch_var = torch.stack([clips.var(0) for clips, _ in batches[:2]]).mean(0)
+    torch.testing.assert_close(norm.running_var, per_batch_var)
+    assert not norm.training and norm.num_batches_tracked.item() == 2
