@@ -18,12 +18,9 @@ import torch.nn as nn
 import torchvision
 from torchvision.models import ResNet18_Weights
 
+from src.config import ARCHS, ENCODERS, RNN_TYPES  # the choices of model.arch, .encoder, .rnn_type
 from src.kth import ACTIONS
 from src.pretrained import load_weights, sum_over_input_channels
-
-ENCODERS = ("cnn", "resnet18")
-RNN_TYPES = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
-ARCHS = ("rnn", "r2plus1d", "r2plus1d_18")
 
 # ImageNet's per-channel statistics averaged over the colour channels, for grayscale input.
 IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD = 0.449, 0.226

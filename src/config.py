@@ -9,6 +9,10 @@ An experiment file names its base and holds only what differs::
 
 ``configs/base.yaml`` is the schema: every key an experiment may set is there, and a
 value must have the type of base's value (an int is accepted where a float is expected).
+The merged config is then checked as a whole (:func:`check_config`): ranges, choices, the
+device, the validation persons and combinations that cannot work, before any data is made,
+read or prepared. Every error is one line naming the file (or ``--set`` override) that set
+the key, the key, the value and what is allowed.
 The experiment's name is the config file's stem (``configs/GRUCell.yaml`` -> ``GRUCell``);
 it names the folders under ``models/`` and ``tboard_logs/``.
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,6 +31,39 @@ import yaml
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SCHEMA_PATH = CONFIG_DIR / "base.yaml"
+
+# The values of the config's choice keys; the builders (src.classifier, src.train) import them
+# from here, a module that imports no torch.
+ARCHS = ("rnn", "r2plus1d", "r2plus1d_18")
+ENCODERS = ("cnn", "resnet18")
+RNN_TYPES = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "step")
+
+# The range of every number the config holds, as (what is allowed, test). Every model accepts
+# frames down to 1 x 1 pixels and clips down to 1 frame (forward passes of the cnn and resnet18
+# encoders, R2Plus1D and r2plus1d_18 tried), so nothing but >= 1 bounds img_size and max_frames.
+RANGES = {
+    "data.img_size": (">= 1 (pixels per side of a frame)", lambda v: v >= 1),
+    "data.max_frames": (">= 1 (frames per clip)", lambda v: v >= 1),
+    "data.slicing_step": (">= 1 (1: consecutive frames)", lambda v: v >= 1),
+    "data.train_clips_per_video": (">= 1", lambda v: v >= 1),
+    "data.eval_clips_per_video": (">= 1", lambda v: v >= 1),
+    "data.num_workers": (">= 0 (0: load in the main process)", lambda v: v >= 0),
+    "model.emb_dim": (">= 1", lambda v: v >= 1),
+    "model.hidden_dim": (">= 1", lambda v: v >= 1),
+    "model.num_layers": (">= 1", lambda v: v >= 1),
+    "model.dropout": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "train.epochs": (">= 1", lambda v: v >= 1),
+    "train.batch_size": (">= 1", lambda v: v >= 1),
+    "train.lr": ("a finite number > 0", lambda v: 0 < v < math.inf),
+    "train.weight_decay": ("a finite number >= 0", lambda v: 0 <= v < math.inf),
+    "train.warmup_epochs": (">= 0 (0: no warm-up)", lambda v: v >= 0),
+    "train.precise_bn_batches": (">= 0 (0: keep BatchNorm's running averages)", lambda v: v >= 0),
+    "train.grad_clip": ("a finite number >= 0 (0: no clipping)", lambda v: 0 <= v < math.inf),
+    "train.seed": ("in [0, 2**32 - 1] (numpy's seeds)", lambda v: 0 <= v < 2 ** 32),
+    "eval.latency_repeats": (">= 1", lambda v: v >= 1),
+}
 
 
 class ConfigError(ValueError):
@@ -128,18 +166,21 @@ def schema_root() -> dict:
     return _SCHEMA
 
 
-def _load_chain(path: Path, seen: tuple[Path, ...] = ()) -> dict:
-    """The file's content merged onto its chain of bases, each file validated on its own."""
+def _load_chain(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str, str]]:
+    """The file's content merged onto its chain of bases, each file validated on its own; and
+    ``{dotted key: the file that set it last}``."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: the 'base:' chain loops back to this file; remove one of the 'base:' lines")
     content = _read_yaml(path)
     base_name = content.pop("base", None)
     own = _validate(content, schema_root(), str(path))
+    sources = dict.fromkeys(_flat_keys(own), str(path))
     if base_name is None:
-        return own
+        return own, sources
     if not isinstance(base_name, str):
         raise ConfigError(f"{path}: 'base' must be a file name (like base.yaml), got {base_name!r}")
-    return _deep_merge(_load_chain(path.parent / base_name, seen + (path.resolve(),)), own)
+    base, base_sources = _load_chain(path.parent / base_name, seen + (path.resolve(),))
+    return _deep_merge(base, own), {**base_sources, **sources}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -167,16 +208,100 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | Non
         The full config (every key of configs/base.yaml) plus ``config['experiment']``.
 
     Raises:
-        ConfigError: one line naming the file (or override) and the key.
+        ConfigError: one line naming the file (or override) and the key: a key, type or value
+            that is not allowed (:func:`check_config`), before anything else is done.
     """
     path = Path(path)
-    config = _deep_merge(schema_root(), _load_chain(path))
+    chain, sources = _load_chain(path)
+    config = _deep_merge(schema_root(), chain)
+    sources = {**dict.fromkeys(_flat_keys(schema_root()), str(SCHEMA_PATH)), **sources}
     for text in overrides:
         keys, value = parse_override(text)
         source = f"{path} --set {text}"
-        config = _deep_merge(config, _validate(_nest(keys, value), schema_root(), source))
+        override = _validate(_nest(keys, value), schema_root(), source)
+        config = _deep_merge(config, override)
+        sources.update(dict.fromkeys(_flat_keys(override), source))
+    check_config(config, sources)
     config["experiment"] = name or path.stem
     return config
+
+
+def _choices(key: str) -> tuple[str, ...] | None:
+    """The allowed values of a choice key, or None when ``key`` is not one."""
+    if key == "data.synthetic_preset":
+        from src.synthetic import PRESETS  # numpy, no torch
+        return tuple(PRESETS)
+    return {"model.arch": ARCHS, "model.encoder": ENCODERS, "model.rnn_type": RNN_TYPES,
+            "train.optimizer": OPTIMIZERS, "train.scheduler": SCHEDULERS}.get(key)
+
+
+def _check_val_persons(persons: list[int], where: str) -> None:
+    """Refuse validation persons that are empty, not training persons, repeated, or all of them."""
+    from src.kth import TEST_PERSONS, TRAIN_PERSONS
+
+    allowed = f"training persons {TRAIN_PERSONS[0]}-{TRAIN_PERSONS[-1]}"
+    if not persons:
+        raise ConfigError(f"{where} must list at least one of the {allowed}, got []")
+    outside = [p for p in persons if p not in TRAIN_PERSONS]
+    if outside:
+        what = "a test person" if outside[0] in TEST_PERSONS else "not a KTH person"
+        raise ConfigError(f"{where} must list {allowed} only, got {persons} ({outside[0]} is {what})")
+    twice = sorted({p for p in persons if persons.count(p) > 1})
+    if twice:
+        raise ConfigError(f"{where} must list each person once, got {persons} ({twice[0]} more than once)")
+    if set(persons) == set(TRAIN_PERSONS):
+        raise ConfigError(f"{where} must leave at least one of the {allowed} to train on, got {persons}: "
+                          f"every one of them, so none would be left to train on")
+
+
+def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
+    """Refuse a full config (every key of configs/base.yaml, types already checked) that cannot run
+    here: a number out of :data:`RANGES`, a value that is not one of a key's choices, a
+    ``train.device`` this machine does not have (:func:`src.engine.select_device`), validation
+    persons that are empty, repeated, not training persons or all of them, or
+    ``model.pretrained`` where the model has no pretrained weights. The first problem found raises.
+
+    Args:
+        config: the config, as :func:`load_config` merges it.
+        sources: ``{dotted key: the file or '--set' override that set it}``; default configs/base.yaml.
+
+    Raises:
+        ConfigError: ``<source>: '<key>' must be <what is allowed>, got <value>``, one line.
+    """
+    sources = sources or {}
+
+    def where(key: str) -> str:
+        return f"{sources.get(key, SCHEMA_PATH)}: '{key}'"
+
+    for section, values in schema_root().items():
+        for name in values:
+            key, value = f"{section}.{name}", config[section][name]
+            if key in RANGES:
+                allowed, test = RANGES[key]
+                if not test(value):
+                    raise ConfigError(f"{where(key)} must be {allowed}, got {value!r}")
+            choices = _choices(key)
+            if choices and value not in choices:
+                close = difflib.get_close_matches(value, choices, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"{where(key)} must be one of {', '.join(choices)}, got {value!r}{hint}")
+            if key == "data.val_persons":
+                _check_val_persons(value, where(key))
+            if key == "train.device":
+                from src.engine import select_device  # imports torch
+                try:
+                    select_device(value, key=where(key))
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
+    model = config["model"]
+    if model["pretrained"]:
+        no_weights = ("model.arch", "r2plus1d") if model["arch"] == "r2plus1d" else \
+            ("model.encoder", "cnn") if model["arch"] == "rnn" and model["encoder"] == "cnn" else None
+        if no_weights:
+            key, value = no_weights
+            raise ConfigError(f"{where('model.pretrained')} must be false with {key} {value!r}, which has no "
+                              f"pretrained weights, got True; pretrained weights exist for model.encoder resnet18 "
+                              f"(ImageNet) and model.arch r2plus1d_18 (Kinetics)")
 
 
 def _nest(keys: list[str], value: Any) -> dict:

@@ -1,7 +1,7 @@
 """Running a model over data and scoring it: the pieces that training, evaluation and the
 benchmarks share.
 
-- :func:`select_device`: cuda, then mps, then cpu;
+- :func:`select_device`: the device a name asks for ('auto': cuda, then mps, then cpu), if this machine has it;
 - :func:`timed`: a loader's batches with the time spent waiting for each;
 - :func:`predict`: every clip's logits, in loader order;
 - :func:`classification_metrics`: clip and video accuracy, per-class accuracy, confusion matrix;
@@ -18,15 +18,45 @@ from tqdm.auto import tqdm
 from src.kth import ACTIONS
 
 
-def select_device(name: str = "auto") -> torch.device:
-    """``'auto'``: cuda, then mps, then cpu; otherwise the named device."""
-    if name != "auto":
-        return torch.device(name)
+def available_devices() -> list[str]:
+    """The device names this machine can run on: ``auto``, ``cpu``, then ``cuda`` and ``cuda:0`` ..
+    ``cuda:N-1`` when torch sees N CUDA devices, and ``mps`` when it is available."""
+    names = ["auto", "cpu"]
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        names += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        names.append("mps")
+    return names
+
+
+def select_device(name: str = "auto", key: str = "device") -> torch.device:
+    """The device ``name`` names, when this machine has it: ``'auto'`` is cuda, then mps, then cpu;
+    ``'cpu'``; ``'cuda'`` or ``'cuda:N'`` when torch sees CUDA (N below the device count); ``'mps'``
+    when available.
+
+    Raises:
+        ValueError: one line ``<key> must be a device of this machine (<available_devices()>), got <name>``;
+            ``key`` says where the name came from (``'train.device'``, ``'--device'``).
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):  # not a device string ('foo', 'cuda:x', '')
+        device = None
+    kind = getattr(device, "type", None)
+    cuda_devices = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (kind == "cpu" or (kind == "cuda" and (device.index or 0) < cuda_devices)
+            or (kind == "mps" and torch.backends.mps.is_available())):
+        return device
+    reason = {"cuda": f" (torch sees {cuda_devices or 'no'} CUDA device{'' if cuda_devices == 1 else 's'} here)",
+              "mps": " (MPS is not available here)"}.get(kind, "")
+    raise ValueError(f"{key} must be a device of this machine ({', '.join(available_devices())}), "
+                     f"got {name!r}{reason}")
 
 
 def timed(loader):

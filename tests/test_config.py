@@ -159,3 +159,131 @@ def test_train_command_line_reports_config_errors_in_one_line(experiment):
         main(["--config", str(experiment), "--set", "train.epoch=5"])
     message = str(info.value.code)
     assert "unknown key 'train.epoch'" in message and str(experiment) in message and "\n" not in message
+
+
+# ------------------------------------------------------------------- the whole config's check
+
+@pytest.mark.parametrize("override, key, value", [
+    ("train.epochs=0", "train.epochs", "0"),
+    ("train.batch_size=0", "train.batch_size", "0"),
+    ("train.batch_size=-4", "train.batch_size", "-4"),
+    ("data.img_size=0", "data.img_size", "0"),
+    ("data.max_frames=0", "data.max_frames", "0"),
+    ("data.slicing_step=0", "data.slicing_step", "0"),
+    ("data.train_clips_per_video=0", "data.train_clips_per_video", "0"),
+    ("data.eval_clips_per_video=0", "data.eval_clips_per_video", "0"),
+    ("data.num_workers=-1", "data.num_workers", "-1"),
+    ("model.emb_dim=0", "model.emb_dim", "0"),
+    ("model.hidden_dim=0", "model.hidden_dim", "0"),
+    ("model.num_layers=0", "model.num_layers", "0"),
+    ("model.dropout=1", "model.dropout", "1.0"),
+    ("model.dropout=-0.1", "model.dropout", "-0.1"),
+    ("model.dropout=.nan", "model.dropout", "nan"),
+    ("train.lr=0", "train.lr", "0.0"),
+    ("train.lr=-1e-3", "train.lr", "-0.001"),
+    ("train.lr=.nan", "train.lr", "nan"),
+    ("train.lr=.inf", "train.lr", "inf"),
+    ("train.weight_decay=-0.1", "train.weight_decay", "-0.1"),
+    ("train.weight_decay=.nan", "train.weight_decay", "nan"),
+    ("train.warmup_epochs=-1", "train.warmup_epochs", "-1"),
+    ("train.precise_bn_batches=-1", "train.precise_bn_batches", "-1"),
+    ("train.grad_clip=-1", "train.grad_clip", "-1.0"),
+    ("train.grad_clip=.inf", "train.grad_clip", "inf"),
+    ("train.seed=-1", "train.seed", "-1"),
+    ("train.seed=4294967296", "train.seed", "4294967296"),
+    ("eval.latency_repeats=0", "eval.latency_repeats", "0"),
+    ("model.arch=cnn", "model.arch", "'cnn'"),
+    ("model.encoder=resnet50", "model.encoder", "'resnet50'"),
+    ("model.rnn_type=GRU", "model.rnn_type", "'GRU'"),
+    ("train.optimizer=rmsprop", "train.optimizer", "'rmsprop'"),
+    ("train.scheduler=linear", "train.scheduler", "'linear'"),
+    ("data.synthetic_preset=huge", "data.synthetic_preset", "'huge'"),
+    ("train.device=foo", "train.device", "'foo'"),
+    ("train.device=cuda:x", "train.device", "'cuda:x'"),
+    ("train.device=''", "train.device", "''"),
+    ("data.val_persons=[]", "data.val_persons", "[]"),
+    ("data.val_persons=[15, 15]", "data.val_persons", "[15, 15]"),
+    ("data.val_persons=[17]", "data.val_persons", "[17]"),
+    ("data.val_persons=[0]", "data.val_persons", "[0]"),
+    (f"data.val_persons={list(range(1, 17))}", "data.val_persons", str(list(range(1, 17)))),
+    ("model.pretrained=true", "model.pretrained", "True"),  # encoder cnn: no pretrained weights
+])
+def test_bad_value_names_override_key_and_value(experiment, override, key, value):
+    with pytest.raises(ConfigError) as info:
+        load_config(experiment, [override])
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"{experiment} --set {override}: '{key}' must "), message
+    assert f"got {value}" in message
+
+
+@pytest.mark.parametrize("overrides, fragment", [
+    (["train.optimizer=Adam"], "one of adam, adamw, sgd, got 'Adam' (did you mean 'adam'?)"),
+    ([f"data.val_persons={list(range(1, 17))}"], "none would be left to train on"),
+    (["data.val_persons=[17, 18]"], "(17 is a test person)"),
+    (["data.val_persons=[14, 30]"], "(30 is not a KTH person)"),
+    (["data.val_persons=[3, 4, 3]"], "each person once"),
+    (["data.img_size=0"], ">= 1"),
+    (["model.arch=r2plus1d", "model.pretrained=true"], "with model.arch 'r2plus1d', which has no pretrained weights"),
+    (["model.pretrained=true"], "with model.encoder 'cnn', which has no pretrained weights"),
+])
+def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        load_config(experiment, overrides)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["model.encoder=resnet18", "model.pretrained=true"],   # weights are read when the model is built, not here
+    ["model.arch=r2plus1d_18", "model.pretrained=true"],
+    ["model.arch=r2plus1d", "model.rnn_type=OwnConvLSTM"],  # the r2plus1d archs ignore the rnn keys
+    ["train.warmup_epochs=0", "train.precise_bn_batches=0", "train.grad_clip=0", "data.num_workers=0"],
+    ["data.img_size=1", "data.max_frames=1", "data.slicing_step=1", "model.dropout=0"],
+    ["data.val_persons=[1]", f"data.val_persons={list(range(1, 16))}"],
+    ["train.device=cpu", "train.seed=4294967295", "data.synthetic_preset=tiny"],
+])
+def test_edge_values_that_work_are_accepted(experiment, overrides):
+    load_config(experiment, overrides)
+
+
+def test_bad_value_in_a_file_names_the_file_that_set_it(tmp_path):
+    parent = write(tmp_path / "Parent.yaml", f"base: {SCHEMA_PATH}\ntrain:\n  epochs: 0\n")
+    child = write(tmp_path / "Child.yaml", "base: Parent.yaml\nmodel:\n  hidden_dim: 64\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{parent}: 'train.epochs' must be >= 1, got 0")):
+        load_config(child)
+    assert load_config(child, ["train.epochs=2"])["train"]["epochs"] == 2  # an override mends it
+    device = write(tmp_path / "Device.yaml", f"base: {SCHEMA_PATH}\ntrain:\n  device: foo\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{device}: 'train.device' must be a device of this machine")):
+        load_config(device)
+
+
+def test_the_last_override_of_a_key_is_named(experiment):
+    with pytest.raises(ConfigError) as info:
+        load_config(experiment, ["train.epochs=3", "train.lr=0.1", "train.epochs=0"])
+    assert str(info.value).startswith(f"{experiment} --set train.epochs=0: 'train.epochs'")
+
+
+def test_a_device_this_machine_lacks_is_refused(experiment, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError) as info:
+        load_config(experiment, ["train.device=cuda"])
+    assert "'train.device' must be a device of this machine (auto, cpu" in str(info.value)
+    assert "got 'cuda' (torch sees no CUDA devices here)" in str(info.value)
+
+
+def test_importing_the_config_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, src.config; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=SCHEMA_PATH.parents[1])
+
+
+def test_builders_take_their_choices_from_the_config_module():
+    import src.classifier
+    import src.config
+    import src.train
+
+    assert src.classifier.RNN_TYPES is src.config.RNN_TYPES and src.classifier.ARCHS is src.config.ARCHS
+    assert src.train.OPTIMIZERS is src.config.OPTIMIZERS and src.train.SCHEDULERS is src.config.SCHEDULERS

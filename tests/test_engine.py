@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from src.engine import classification_metrics
+from src.engine import available_devices, classification_metrics, select_device
 
 
 def test_classification_metrics_average_clip_logits_per_video():
@@ -15,3 +15,69 @@ def test_classification_metrics_average_clip_logits_per_video():
     assert metrics["video_accuracy"] == pytest.approx(1 / 2)
     assert metrics["confusion_matrix"] == [[2, 1, 0], [0, 0, 0], [0, 1, 1]]
     assert metrics["per_class_accuracy"] == pytest.approx([2 / 3, 0.0, 1 / 2])
+
+
+@pytest.fixture
+def no_accelerator(monkeypatch):
+    """A machine without CUDA and MPS, whatever this one has."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+@pytest.fixture
+def two_gpus(monkeypatch):
+    """A machine with two CUDA devices (torch.device does not need them to exist)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+
+
+def test_select_device_on_a_cpu_machine(no_accelerator):
+    assert select_device() == torch.device("cpu")  # the old call: name 'auto'
+    assert select_device("auto") == select_device("cpu") == torch.device("cpu")
+    assert select_device("cpu:0") == torch.device("cpu:0")
+    assert available_devices() == ["auto", "cpu"]
+
+
+@pytest.mark.parametrize("name, reason", [
+    ("cuda", " (torch sees no CUDA devices here)"),
+    ("cuda:0", " (torch sees no CUDA devices here)"),
+    ("mps", " (MPS is not available here)"),
+    ("foo", ""),
+    ("CPU", ""),
+    ("cuda:x", ""),
+    ("", ""),
+    ("meta", ""),
+])
+def test_select_device_refuses_what_this_machine_lacks_in_one_line(no_accelerator, name, reason):
+    with pytest.raises(ValueError) as info:
+        select_device(name, key="--device")
+    assert str(info.value) == f"--device must be a device of this machine (auto, cpu), got {name!r}{reason}"
+
+
+def test_select_device_names_the_key_it_is_given(no_accelerator):
+    with pytest.raises(ValueError, match=r"^device must be .*, got 'foo'$"):
+        select_device("foo")
+    with pytest.raises(ValueError, match=r"^train\.device must be"):
+        select_device("foo", key="train.device")
+
+
+def test_select_device_with_cuda(two_gpus):
+    assert select_device("auto") == torch.device("cuda")
+    assert select_device("cuda") == torch.device("cuda")
+    assert select_device("cuda:1") == torch.device("cuda:1")
+    assert available_devices() == ["auto", "cpu", "cuda", "cuda:0", "cuda:1"]
+    with pytest.raises(ValueError) as info:
+        select_device("cuda:2", key="train.device")
+    assert str(info.value) == ("train.device must be a device of this machine (auto, cpu, cuda, cuda:0, cuda:1), "
+                               "got 'cuda:2' (torch sees 2 CUDA devices here)")
+    with pytest.raises(ValueError, match="MPS is not available"):
+        select_device("mps")
+
+
+def test_select_device_with_mps(no_accelerator, monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert select_device("auto") == select_device("mps") == torch.device("mps")
+    with pytest.raises(ValueError, match=r"\(auto, cpu, mps\), got 'cuda'"):
+        select_device("cuda")

@@ -1,0 +1,127 @@
+"""Bad config values, run as a user would (issue 17): ``python -m src.train`` and ``python -m src.suite`` refuse
+every one in one line that names the file or ``--set`` override, the key and the value, before any data is
+generated, read or prepared, and leave every file as it was (src/config.py's check_config).
+
+Each case is a fresh process in its own working folder, which holds a finished run's files under the default
+``models/`` and ``tboard_logs/``; afterwards that folder must hold exactly what it held (no ``data/``: the
+synthetic twin was not started). The processes spend their few seconds importing torch, so the module runs them
+two at a time, once (:func:`refused`), and each test reads its case. The same checks, value by value, are
+unit-tested in tests/test_config.py."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.cli import REPO, assert_one_line_error, config_path, run_cli, snapshot
+
+GRU = config_path("GRUCell")
+TRAINING_PERSONS = str(list(range(1, 17)))
+TINY_DATA, MODELS, MINE = "<tiny twin>", "<models dir>", "<Mine.yaml>"  # filled in by the fixture
+
+# override -> what the error line names besides the config file and override: the key and the value (and what is
+# allowed); each run as python -m src.train --config configs/GRUCell.yaml --data <tiny twin> --set <override>
+BAD_OVERRIDES = {
+    "train.epochs=0": ("'train.epochs'", "got 0", ">= 1"),
+    "data.img_size=0": ("'data.img_size'", "got 0", ">= 1"),
+    "model.hidden_dim=0": ("'model.hidden_dim'", "got 0"),
+    "train.device=foo": ("'train.device'", "got 'foo'", "(auto, cpu"),
+    "model.rnn_type=GRU": ("'model.rnn_type'", "got 'GRU'", "GRUCell"),
+    "model.arch=resnet": ("'model.arch'", "got 'resnet'", "r2plus1d"),
+    "train.optimizer=rmsprop": ("'train.optimizer'", "got 'rmsprop'", "adamw"),
+    "train.scheduler=linear": ("'train.scheduler'", "got 'linear'", "cosine"),
+    "train.lr=-0.001": ("'train.lr'", "got -0.001", "> 0"),
+    "train.lr=.nan": ("'train.lr'", "got nan"),
+    "train.batch_size=0": ("'train.batch_size'", "got 0"),
+    "data.max_frames=0": ("'data.max_frames'", "got 0"),
+    "train.precise_bn_batches=-1": ("'train.precise_bn_batches'", "got -1"),
+    f"data.val_persons={TRAINING_PERSONS}": ("'data.val_persons'", f"got {TRAINING_PERSONS}", "none would be left"),
+    "data.val_persons=[]": ("'data.val_persons'", "got []"),
+    "data.val_persons=[15, 15]": ("'data.val_persons'", "got [15, 15]", "once"),
+    "data.val_persons=[17]": ("'data.val_persons'", "got [17]", "test person"),
+    # beyond the issue's list (more values, one by one, in tests/test_config.py)
+    "model.pretrained=true": ("'model.pretrained'", "got True", "no pretrained weights"),
+}
+
+# case -> (module, arguments, what the error line names, exit code)
+CASES = {
+    **{override: ("src.train", ["--config", GRU, "--data", TINY_DATA, "--set", override],
+                  (f"{GRU} --set {override}:", *names), 1) for override, names in BAD_OVERRIDES.items()},
+    # data.root auto, as on a fresh clone: a late check would first make the synthetic twin under ./data (tiny
+    # here, so that a regression costs seconds, not minutes)
+    "auto: train.epochs=0": ("src.train", ["--config", GRU, "--set", "data.synthetic_preset=tiny", "train.epochs=0"],
+                             ("'train.epochs'", "got 0"), 1),
+    "auto: data.synthetic_preset=huge": ("src.train", ["--config", GRU, "--set", "data.synthetic_preset=huge"],
+                                         ("'data.synthetic_preset'", "got 'huge'", "tiny, small, full"), 1),
+    "a bad value in a config file": ("src.train", ["--config", MINE, "--data", TINY_DATA],
+                                     (f"{MINE}: 'model.dropout'", "got 1.5", "[0, 1)"), 1),
+    "suite --set train.epochs=0": ("src.suite", ["--configs", REPO / "configs", "--only", "GRUCell",
+                                                 "--set", "train.epochs=0", "--models-dir", MODELS],
+                                   ("--set train.epochs=0:", "'train.epochs'", "got 0"), 2),
+}
+if not torch.cuda.is_available():
+    CASES["train.device=cuda"] = ("src.train", ["--config", GRU, "--data", TINY_DATA, "--set", "train.device=cuda"],
+                                  ("'train.device'", "got 'cuda'", "no CUDA"), 1)
+
+
+def tree(root: Path) -> list[str]:
+    """Every path under ``root``, folders too (an empty folder left behind counts)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def make_workdir(path: Path) -> Path:
+    """A working folder holding a finished run's files under the default models/ and tboard_logs/."""
+    for file in (path / "models" / "GRUCell" / "best.pth", path / "tboard_logs" / "GRUCell" / "events.out"):
+        file.parent.mkdir(parents=True)
+        file.write_bytes(b"a finished run's file")
+    return path
+
+
+@pytest.fixture(scope="module")
+def refused(tiny_prepared, tmp_path_factory) -> dict:
+    """Every case run once, two processes at a time: ``{case: (process, workdir, its files and paths before,
+    the fills of the placeholders)}``; asserts that the tiny twin and the repository's results/, imgs/ and
+    models/ were left as they were."""
+    root = tmp_path_factory.mktemp("bad_config")
+    mine = root / "configs" / "Mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text(f"base: {GRU}\nmodel:\n  dropout: 1.5\n")
+    fills = {TINY_DATA: str(tiny_prepared), MODELS: str(root / "suite_models"), MINE: str(mine)}
+    kept = (tiny_prepared, REPO / "results", REPO / "imgs", REPO / "models")
+    kept_before = snapshot(*kept)
+
+    def run(case: str, number: int):
+        module, args, _, _ = CASES[case]
+        workdir = make_workdir(root / f"case{number}")
+        before = snapshot(workdir), tree(workdir)
+        process = run_cli(module, *[fills.get(str(arg), arg) for arg in args], cwd=workdir, timeout=180)
+        return case, (process, workdir, before, fills)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(pool.map(run, CASES, range(len(CASES))))
+    assert snapshot(*kept) == kept_before
+    return results
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_config_is_refused_in_one_line_before_any_work(refused, case):
+    process, workdir, (files, paths), fills = refused[case]
+    _, _, names, code = CASES[case]
+    assert_one_line_error(process, *[name.replace(MINE, fills[MINE]) for name in names],
+                          only_line=True, code=code)
+    assert tree(workdir) == paths, "files or folders were created"
+    assert snapshot(workdir) == files
+    assert not (workdir / "data").exists()  # the synthetic twin was not started
+
+
+def test_the_suite_claims_no_run_and_writes_no_table(refused):
+    process, _, _, fills = refused["suite --set train.epochs=0"]
+    assert not Path(fills[MODELS]).exists()
+    assert "[1/" not in process.stdout  # no run started
+
+
+def test_a_bad_value_in_a_file_names_the_file_not_an_override(refused):
+    process, _, _, _ = refused["a bad value in a config file"]
+    assert "--set" not in process.stderr
