@@ -2,7 +2,7 @@
 twin, made on first use; and the command line that fetches and prepares it.
 
     python -m src.data download --root data/kth_raw [--base-url URL]
-    python -m src.data prepare  --raw data/kth_raw --out data/kth
+    python -m src.data prepare  --raw data/kth_raw --out data/kth [--allow-failures]
 
 A prepared dataset is a folder with ``index.json`` and ``cache/`` (see ``src.prepare``).
 """
@@ -13,14 +13,65 @@ import json
 import sys
 from pathlib import Path
 
+from src.kth import ACTIONS
+
 REAL_ROOT = Path("data/kth")              # prepared real KTH
 SYNTHETIC_RAW_ROOT = Path("data/synth_raw")  # raw synthetic twin (KTH layout, AVI)
 SYNTHETIC_ROOT = Path("data/synth")       # prepared synthetic twin
 
 
+INDEX_ENTRY_KEYS = ("video_id", "person", "action", "label", "scenario", "num_frames", "sequences")
+"""The keys of every video entry of ``index.json`` (see :mod:`src.prepare`)."""
+
+
+def prepare_command(out: str | Path) -> str:
+    """What to do about a missing or broken prepared dataset in ``out``: prepare it (again)."""
+    return f"re-run 'python -m src.data prepare --raw DIR --out {out}'"
+
+
 def is_prepared(root: str | Path) -> bool:
     """True when ``root`` holds a prepared dataset (its ``index.json`` exists)."""
     return (Path(root) / "index.json").is_file()
+
+
+def read_index(root: str | Path) -> dict:
+    """``root/index.json``, checked: JSON, an object with an int ``size`` >= 1 and a ``videos`` list whose
+    entries hold every key of :data:`INDEX_ENTRY_KEYS`, a known action and ``num_frames`` >= 1.
+    Raises FileNotFoundError (no index.json) or ValueError, one line naming the file."""
+    path = Path(root) / "index.json"
+    try:
+        index = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file (not a prepared dataset); {prepare_command(root)}") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot be read ({e.strerror or e}); {prepare_command(root)}") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError: truncated or overwritten
+        raise ValueError(f"{path}: not a prepared-dataset index (invalid JSON, truncated or corrupt: {e}); "
+                         f"{prepare_command(root)}") from None
+
+    def broken(what: str) -> ValueError:
+        return ValueError(f"{path}: not a prepared-dataset index ({what}); {prepare_command(root)}")
+
+    if not isinstance(index, dict):
+        raise broken(f"a JSON {type(index).__name__}, not an object")
+    for key in ("size", "videos"):
+        if key not in index:
+            raise broken(f"no key {key!r}")
+    if not isinstance(index["size"], int) or index["size"] < 1:
+        raise broken(f"size is {index['size']!r}, not a frame side in pixels")
+    if not isinstance(index["videos"], list):
+        raise broken(f"videos is a {type(index['videos']).__name__}, not a list")
+    for number, entry in enumerate(index["videos"]):
+        if not isinstance(entry, dict):
+            raise broken(f"video {number} is a {type(entry).__name__}, not an object")
+        name = entry.get("video_id", f"video {number}")
+        if missing := [key for key in INDEX_ENTRY_KEYS if key not in entry]:
+            raise broken(f"{name} lacks the key {missing[0]!r}")
+        if entry["action"] not in ACTIONS:
+            raise broken(f"{name}: unknown action {entry['action']!r}")
+        if not isinstance(entry["num_frames"], int) or entry["num_frames"] < 1:
+            raise broken(f"{name}: num_frames is {entry['num_frames']!r}, not a number of frames >= 1")
+    return index
 
 
 def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int = 0,
@@ -29,7 +80,10 @@ def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int
 
     ``root='auto'``: the prepared real KTH under ``data/kth`` when it exists, otherwise
     the synthetic twin under ``data/synth``, generated (``preset``, ``seed``) and
-    prepared first if needed. Any other ``root`` must already be prepared.
+    prepared first if needed. An ``index.json`` that lists no videos (left by a failed
+    prepare of older code) does not count as prepared: ``auto`` says so in one line and
+    takes the synthetic twin. Any other ``root`` must already be prepared, with videos.
+    A broken ``index.json`` raises ValueError naming it (see :func:`read_index`).
     """
     if str(root) != "auto":
         root = Path(root)
@@ -38,11 +92,18 @@ def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int
                 f"{root}: no prepared dataset (index.json missing). Prepare one with "
                 f"'python -m src.data prepare --raw DIR --out {root}', or make the synthetic twin with "
                 f"'python -m src.synthetic --out {SYNTHETIC_RAW_ROOT}' then prepare it.")
-        return root, bool(json.loads((root / "index.json").read_text()).get("synthetic", False))
+        index = read_index(root)
+        if not index["videos"]:
+            raise FileNotFoundError(f"{root / 'index.json'}: lists no videos (left by a failed prepare); "
+                                    f"{prepare_command(root)}")
+        return root, bool(index.get("synthetic", False))
     if is_prepared(REAL_ROOT):
-        return REAL_ROOT, False
+        if read_index(REAL_ROOT)["videos"]:
+            return REAL_ROOT, False
+        print(f"note: {REAL_ROOT / 'index.json'} lists no videos (left by a failed prepare): {REAL_ROOT} is not "
+              f"a prepared dataset; using the synthetic twin", file=sys.stderr)
     synthetic_root = SYNTHETIC_ROOT if preset == "full" else SYNTHETIC_ROOT.with_name(f"synth_{preset}")
-    if not is_prepared(synthetic_root):
+    if not is_prepared(synthetic_root) or not read_index(synthetic_root)["videos"]:
         from src.prepare import prepare
         from src.synthetic import generate
         raw = SYNTHETIC_RAW_ROOT if preset == "full" else SYNTHETIC_RAW_ROOT.with_name(f"synth_raw_{preset}")
@@ -66,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--size", type=int, default=64, help="frame side in pixels (default: 64)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--no-png", action="store_true", help="write only the cache, not the image-XXXX.png tree")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="when some videos cannot be decoded, prepare the others (index.json lists the failed ones) "
+                        "and exit 0; by default nothing is written and the exit status is 1")
     args = parser.parse_args(argv)
     from src.download import DEFAULT_BASE_URL, DownloadError, download
     from src.prepare import prepare
@@ -73,9 +137,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "download":
             download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
         else:
-            prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png)
+            prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png,
+                    allow_failures=args.allow_failures)
     except (FileNotFoundError, ValueError, DownloadError) as error:
         parser.exit(1, f"error: {error}\n")
+    except OSError as error:  # of the environment: disk full, no permission
+        where = error.filename or getattr(args, "out", None) or args.root
+        parser.exit(1, f"error: {where}: {error.strerror or error}; free space or fix the permissions, then rerun\n")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ It reads a prepared dataset (``python -m src.data prepare``)::
 
 or, without index.json, only the PNG tree (the course's layout; then a video's only
 "subsequence" is the whole video). Every frame of the split's videos is loaded once at
-init, so ``__getitem__`` never touches a file.
+init, so ``__getitem__`` never touches a file. Before that, ``index.json`` and the header of
+every cache file are checked (:func:`src.data.read_index`; dtype uint8, ``[num_frames, size,
+size]`` as the index says): a broken or disagreeing file stops the load in one line naming it.
 
 Clips: which frames make one. This module is their one home; the transform of
 :mod:`src.transformations` only changes how the chosen frames look. A clip is
@@ -49,7 +51,6 @@ and the same, said on the data side::
 """
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 
@@ -60,7 +61,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from src.data import SYNTHETIC_RAW_ROOT
+from src.data import SYNTHETIC_RAW_ROOT, prepare_command, read_index
 from src.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, parse_video_name
 
 SPLITS = ("train", "val", "test", "trainval")
@@ -164,6 +165,15 @@ def _missing_root_message(root: Path, what: str) -> str:
             f"then 'python -m src.data prepare --raw data/kth_raw --out {root}', or make the synthetic twin "
             f"with 'python -m src.synthetic --out {SYNTHETIC_RAW_ROOT}' then "
             f"'python -m src.data prepare --raw {SYNTHETIC_RAW_ROOT} --out {root}'")
+
+
+def _read_png(path: Path) -> np.ndarray:
+    """One frame of the PNG tree, grayscale uint8 (H, W); ValueError naming ``path`` when it is unreadable."""
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L"))
+    except (OSError, ValueError) as e:  # truncated or not an image
+        raise ValueError(f"{path}: not a readable image ({e}); replace it or prepare the dataset again") from None
 
 
 class KTHActionDataset(Dataset):
@@ -280,28 +290,34 @@ class KTHActionDataset(Dataset):
         return v2.functional.resize(frames, list(self.img_size), antialias=True)
 
     def _load_cache(self) -> tuple[list[dict], list[torch.Tensor]]:
+        """The split's index entries and frames, uint8 ``[T, 1, H, W]`` per video. Every cache file is
+        checked against its entry (uint8, ``[num_frames, size, size]``) from its header, before any
+        is read; a missing, truncated or disagreeing file is a one-line error naming it."""
+        index = read_index(self.root_dir)  # checks the file; raises naming it
         index_path = self.root_dir / "index.json"
-        try:
-            index = json.loads(index_path.read_text())
-            entries = index["videos"]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise ValueError(f"{index_path}: not a prepared-dataset index ({e}); re-run "
-                             f"'python -m src.data prepare --raw DIR --out {self.root_dir}'") from None
-        videos = self._select(entries, str(index_path))
+        videos = self._select(index["videos"], str(index_path))
         cache_dir = self.root_dir / "cache"
         missing = [v["video_id"] for v in videos if not (cache_dir / f"{v['video_id']}.npy").is_file()]
         if missing:
             raise FileNotFoundError(
                 f"{cache_dir}: {len(missing)} cached videos of the index are missing (e.g. {missing[0]}.npy); "
-                f"re-run 'python -m src.data prepare --raw DIR --out {self.root_dir}'")
-        frames = []
-        for video in tqdm(videos, desc=f"loading {self.split}", unit="video", leave=False):
-            path = cache_dir / f"{video['video_id']}.npy"
-            array = np.load(path)
-            if array.dtype != np.uint8 or array.ndim != 3 or len(array) == 0:
-                raise ValueError(f"{path}: expected uint8 [T, H, W] frames, got {array.dtype} {array.shape}; "
-                                 f"re-run 'python -m src.data prepare --raw DIR --out {self.root_dir}'")
-            frames.append(self._resize(torch.from_numpy(array).unsqueeze(1)).contiguous())
+                f"{prepare_command(self.root_dir)}")
+        size = index["size"]
+        paths = [cache_dir / f"{video['video_id']}.npy" for video in videos]
+        for video, path in zip(videos, paths):  # memory-mapped: only the header is read, the length checked
+            try:
+                array = np.load(path, mmap_mode="r")
+            except (ValueError, OSError, EOFError) as e:
+                raise ValueError(f"{path}: not a readable .npy file (truncated or corrupt: {e}); "
+                                 f"{prepare_command(self.root_dir)}") from None
+            expected = (video["num_frames"], size, size)
+            if array.dtype != np.uint8 or array.shape != expected:
+                raise ValueError(f"{path}: holds {array.dtype} {list(array.shape)} where {index_path} says "
+                                 f"uint8 {list(expected)} ({video['num_frames']} frames of {size}x{size}); the "
+                                 f"cache and the index disagree: {prepare_command(self.root_dir)}")
+            del array
+        frames = [self._resize(torch.from_numpy(np.load(path)).unsqueeze(1)).contiguous()
+                  for path in tqdm(paths, desc=f"loading {self.split}", unit="video", leave=False)]
         return videos, frames
 
     def _load_png_tree(self) -> tuple[list[dict], list[torch.Tensor]]:
@@ -332,7 +348,10 @@ class KTHActionDataset(Dataset):
         videos = self._select(entries, f"{root} (PNG tree)")
         frames = []
         for video in tqdm(videos, desc=f"loading {self.split} (PNG)", unit="video", leave=False):
-            images = [np.asarray(Image.open(path).convert("L")) for path in image_paths[video["video_id"]]]
+            images = [_read_png(path) for path in image_paths[video["video_id"]]]
+            if len({image.shape for image in images}) > 1:
+                raise ValueError(f"{root / video['action'] / video['video_id']}: its images differ in size "
+                                 f"({sorted({image.shape for image in images})}); {prepare_command(root)}")
             frames.append(self._resize(torch.from_numpy(np.stack(images)).unsqueeze(1)).contiguous())
         return videos, frames
 

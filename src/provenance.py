@@ -21,6 +21,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from src.data import read_index
+
 REPO = Path(__file__).resolve().parents[1]
 ARCHITECTURE_KEYS = ("arch", "encoder", "rnn_type", "emb_dim", "hidden_dim", "num_layers")
 """model keys that change the parameters' shapes: a checkpoint cannot continue under others."""
@@ -28,7 +30,7 @@ ARCHITECTURE_KEYS = ("arch", "encoder", "rnn_type", "emb_dim", "hidden_dim", "nu
 
 @functools.lru_cache(maxsize=8)
 def _fingerprint(root: str, cache_state: tuple, index_state: tuple) -> str:
-    index = json.loads((Path(root) / "index.json").read_text())
+    index = read_index(root)
     described = {"size": index.get("size"), "synthetic": bool(index.get("synthetic")), "videos": index["videos"]}
     digest = hashlib.sha1(json.dumps(described, sort_keys=True).encode())
     for name, _, _ in cache_state:
@@ -51,7 +53,7 @@ def describe_data(root: str | Path, preset: str | None = None) -> dict:
     """``{'root', 'synthetic', 'preset', 'fingerprint'}`` of a prepared dataset. ``preset``:
     the synthetic twin's preset when index.json does not name it (it does from src.prepare on)."""
     root = Path(root)
-    index = json.loads((root / "index.json").read_text())
+    index = read_index(root)  # raises naming index.json when it is missing or broken
     synthetic = bool(index.get("synthetic", False))
     return {"root": str(root), "synthetic": synthetic,
             "preset": (index.get("synthetic_preset") or preset) if synthetic else None,

@@ -4,6 +4,7 @@ Every fabricated frame has all its pixels equal to its own index in the video, s
 clip tells which frames it holds (see :func:`frame_indices`).
 """
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -443,6 +444,54 @@ def test_split_without_videos_and_broken_index(tmp_path):
     (root / "index.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"index.json: not a prepared-dataset index"):
         KTHActionDataset(root, split="train")
+
+
+@pytest.mark.parametrize("case", ["another shape", "another dtype", "fewer frames", "truncated", "not npy"])
+def test_a_cache_file_that_disagrees_with_the_index_is_named(tmp_path, case):
+    root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)))
+    path = root / "cache" / f"{video_id(15, 'jogging', 1)}.npy"
+    frames = np.load(path)
+    if case == "another shape":
+        np.save(path, np.zeros((5, 32, 32), np.uint8))
+    elif case == "another dtype":
+        np.save(path, frames.astype(np.float32))
+    elif case == "fewer frames":
+        np.save(path, frames[:-1])
+    elif case == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        path.write_text("not an array")
+    with pytest.raises(ValueError) as error:
+        KTHActionDataset(root, split="val", img_size=SIZE)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{path}: ")
+    assert f"re-run 'python -m src.data prepare --raw DIR --out {root}'" in message
+    if case in ("another shape", "another dtype", "fewer frames"):
+        assert f"{root / 'index.json'} says uint8 [{NUM_FRAMES}, {SIZE}, {SIZE}]" in message
+
+
+@pytest.mark.parametrize("break_index", [
+    lambda index: index["videos"][2].pop("num_frames"),
+    lambda index: index.pop("size"),
+    lambda index: index["videos"][0].update(action="dancing")], ids=["num_frames", "size", "action"])
+def test_an_index_without_a_key_is_named(tmp_path, break_index):
+    root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)))
+    index = json.loads((root / "index.json").read_text())
+    break_index(index)
+    (root / "index.json").write_text(json.dumps(index))
+    index_path = re.escape(str(root / "index.json"))
+    with pytest.raises(ValueError, match=rf"^{index_path}: not a prepared-dataset index \(.*\); re-run"):
+        KTHActionDataset(root, split="val", img_size=SIZE)
+
+
+def test_a_broken_png_is_named(tmp_path):
+    videos = {video_id(p, a, 1): {"num_frames": 3, "sequences": [[0, 3]]} for p in (15,) for a in ACTIONS}
+    root = write_prepared(tmp_path, videos, png=True, index=False)
+    png = root / "boxing" / video_id(15, "boxing", 1) / "image-0002.png"
+    png.write_bytes(png.read_bytes()[:30])
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(png))}: not a readable image"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        KTHActionDataset(root, split="val", img_size=SIZE)
 
 
 # ---------------------------------------------------------------- the tiny synthetic twin

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from src.kth import parse_sequences, parse_video_name
-from src.prepare import clip_sequences, decode_video, prepare, resize_frames
+from src.prepare import PrepareError, clip_sequences, decode_video, prepare, resize_frames
 
 SAMPLE_FRAMES = {  # from the samples' README: the ground truth of the decoder
     "person01_handclapping_d1_uncomp.avi": 378,
@@ -106,13 +106,23 @@ def test_a_corrupt_video_is_reported_and_the_rest_prepared(kth_samples, tmp_path
     (raw / "boxing" / "holiday.mp4").symlink_to(kth_samples / "person04_boxing_d1_uncomp.mp4")
     (raw / "notes.txt").write_text("not a video")
 
-    index = prepare(raw, out, workers=2)
+    # by default: an error naming the failed video, and nothing written
+    with pytest.raises(PrepareError, match=r"1 of 3 videos could not be decoded \(.*person02_boxing_d1_uncomp.avi\)"):
+        prepare(raw, out, workers=2)
     captured = capsys.readouterr()
-    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and str(corrupt) in errors[0]
+    assert [line for line in captured.err.splitlines() if line.startswith("failed:")] == [
+        line for line in captured.err.splitlines() if str(corrupt) in line]
+    assert not out.exists(), "a failed prepare leaves nothing behind"
+
+    index = prepare(raw, out, workers=2, allow_failures=True)
+    captured = capsys.readouterr()
+    assert not [line for line in captured.err.splitlines() if line.startswith("error:")]
+    warning = [line for line in captured.err.splitlines() if line.startswith("warning:") and "decoded" in line]
+    assert len(warning) == 1 and str(corrupt) in warning[0]
     assert "non-video file" in captured.err and "holiday.mp4" in captured.err
     assert "prepared 2, skipped 0 (already done), failed 1" in captured.out
     assert [v["video_id"] for v in index["videos"]] == ["person03_boxing_d4", "person04_boxing_d1"]
+    assert [(f["video_id"], f["file"]) for f in index["failed"]] == [("person02_boxing_d1", str(corrupt))]
     assert not (out / "cache" / "person02_boxing_d1.npy").exists()
     assert not (out / "boxing" / "person02_boxing_d1").exists()
     assert not [p for p in out.rglob(".*")], "no temporary file may be left behind"
@@ -156,3 +166,23 @@ def test_a_raw_folder_without_videos_gives_a_clear_error(tmp_path, make):
 def test_clip_sequences():
     assert clip_sequences([(0, 10), (300, 420), (500, 600)], 400) == [[0, 10], [300, 400]]
     assert clip_sequences([], 50) == []
+
+
+def test_a_write_error_stops_the_run_and_leaves_out_as_it_was(tiny_raw, tmp_path, monkeypatch):
+    """Disk full while the frames are written: the error is raised (not taken for a bad video) and
+    neither the output folder nor a temporary one is left."""
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "cache/x.npy")
+    monkeypatch.setattr(np, "save", disk_full)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(OSError, match="No space left"):
+        prepare(tiny_raw, out, workers=1, write_png=False)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"size": 0}, "--size: 0"), ({"size": 5000}, "--size: 5000"),
+                                             ({"workers": 0}, "--workers: 0")])
+def test_bad_arguments_are_refused_before_any_work(tiny_raw, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        prepare(tiny_raw, tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()

@@ -42,6 +42,14 @@ def test_describe_data_names_the_source(tiny_prepared, tiny_unmarked):
     assert re.fullmatch(r"sha1:[0-9a-f]{40}", real["fingerprint"])
 
 
+def test_a_broken_index_is_named(copy_of_tiny):
+    index = copy_of_tiny / "index.json"
+    index.write_bytes(index.read_bytes()[:100])
+    for describe in (describe_data, data_fingerprint):
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(index))}: not a prepared-dataset index"):
+            describe(copy_of_tiny)
+
+
 def test_code_version_is_a_commit_or_unknown():
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", code_version())
 
