@@ -21,8 +21,12 @@ was used: see src/provenance.py).
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
+import socket
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -33,47 +37,175 @@ CHECKPOINT_KEYS = ("model_state_dict", "optimizer_state_dict", "scheduler_state_
                    "provenance")
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, no permission, file too large); the file that was
+    at the path before is kept, and the message says so (one line)."""
+
+
 def save_checkpoint(checkpoint: dict, path: str | Path) -> Path:
     """Write ``checkpoint`` to ``path`` atomically: a temp file beside it, fsync, then rename.
 
     An interruption at any moment (kill -9 included) leaves either the old file or the new
-    one, never half of one.
+    one, never half of one. The temp file ``.<name>.<host>.<pid>.<random>.tmp`` is this call's
+    alone, and is removed when the write fails.
+
+    Raises:
+        CheckpointWriteError: the folder or the file cannot be written (``torch.save``'s
+            ``RuntimeError: [enforce fail at inline_container.cc...]`` or an OSError); the message
+            names ``path``, the reason and the epoch of the previous file, which is kept.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = _write_failure(error)
+        if reason is None:
+            raise
+        raise CheckpointWriteError(f"{path}: could not write the checkpoint ({reason}); {_kept(path)}") from error
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
-    path = Path(path)
+def remove_temp_files(folder: str | Path) -> None:
+    """Delete the temp files that :func:`save_checkpoint` calls killed mid-write (kill -9) left in
+    ``folder``. Only for the folder's one writer (see src/runlock.py): a live writer's would go too."""
+    for tmp in Path(folder).glob(".*.pth.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+def _write_failure(error: BaseException) -> str | None:
+    """Why a write failed (``'No space left on device'``), or None when ``error`` is no write failure.
+    ``torch.save`` reports a failed write to a file object as a RuntimeError of its stream writer,
+    the OSError of the write being its context."""
+    if isinstance(error, RuntimeError) and "inline_container" in str(error):
+        context = error.__context__
+        return _write_failure(context) if isinstance(context, OSError) else str(error).splitlines()[0]
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return None
+
+
+def _kept(path: Path) -> str:
+    """What is left at ``path`` after a failed write: ``'the previous last.pth (epoch 3) was kept'``."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint there; train first with "
-                                f"'python -m src.train --config configs/{path.parent.name}.yaml'")
+        return f"there was no previous {path.name}"
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # a truncated or foreign file
-        raise RuntimeError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]}); "
-                           f"delete it and train again") from None
+        epoch = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+    except Exception:  # not ours to read: kept all the same
+        return f"the previous {path.name} was kept"
+    return f"the previous {path.name} (epoch {epoch}) was kept"
+
+
+class CheckpointReadError(ValueError):
+    """A file that is not a checkpoint of src.train (or not a whole one): a bad input, not a fault
+    of the environment; the message is one line that names the file, says what it is, and what
+    to give instead."""
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
+
+    ``map_location`` is checked (:func:`src.engine.select_device`) before the file is read, so
+    that a device this machine lacks is never taken for an unreadable file.
+
+    Raises:
+        ValueError: ``map_location`` is not a device of this machine (one line naming it).
+        FileNotFoundError: nothing at ``path``.
+        CheckpointReadError: ``path`` is a folder, or a file that is not a checkpoint (empty, truncated,
+            an evaluation's results.json, an ONNX export, ...); one line saying what it is and what
+            to give instead.
+    """
+    from src.engine import select_device
+
+    map_location = select_device(str(map_location), key="map_location")
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointReadError(f"{path}: a folder, not a checkpoint; give {_checkpoint_instead(path / '_')}")
+    if not path.exists():
+        experiment = path.parent.name or "<experiment>"
+        raise FileNotFoundError(f"{path}: no checkpoint there; train first with "
+                                f"'python -m src.train --config configs/{experiment}.yaml'")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # a truncated or foreign file; the device was checked above
+        raise CheckpointReadError(f"{path}: {_what_file_is(path, e)}, not a checkpoint of src.train; give "
+                                  f"{_checkpoint_instead(path)}") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointReadError(f"{path}: a torch file holding a {type(checkpoint).__name__}, not a checkpoint "
+                                  f"of src.train (a dict); give {_checkpoint_instead(path)}")
+    return checkpoint
+
+
+def _what_file_is(path: Path, error: Exception) -> str:
+    """What the file at ``path`` that ``torch.load`` failed on (with ``error``) is, in a few words."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        return f"a file that cannot be read ({e.strerror or e})"
+    first_sentence = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0].split('. ')[0]}"
+    if not head:
+        return "an empty file (an interrupted copy?)"
+    if path.suffix.lower() == ".onnx":
+        return "an ONNX export of src.export"
+    if head.lstrip()[:1] in (b"{", b"["):
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return "a damaged JSON file"
+        if isinstance(content, dict) and "clip_accuracy" in content:
+            return "the results of an evaluation (src.evaluate)"
+        return "a JSON file"
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return "a config file"
+    if "can still be loaded" in str(error):  # weights_only refused the objects of a complete file
+        return "a torch file of other Python objects (torch.save of a whole model?)"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch's zip format, or its legacy pickle
+        return f"a truncated or damaged torch file ({first_sentence})"
+    return "a file torch cannot read"
+
+
+def _checkpoint_instead(path: Path) -> str:
+    """What to give instead of ``path``: the run's best.pth or last.pth beside it (in its folder), when
+    there is one."""
+    for name in ("best.pth", "last.pth"):
+        candidate = path.with_name(name)
+        if candidate != path and candidate.is_file():
+            return str(candidate)
+    return "a checkpoint of 'python -m src.train' (models/<experiment>/best.pth)"
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model from a checkpoint alone. Returns ``(model in eval mode, checkpoint)``."""
+    """Rebuild the model from a checkpoint alone. Returns ``(model in eval mode, checkpoint)``.
+
+    Raises what :func:`load_checkpoint` raises, and CheckpointReadError when the checkpoint lacks
+    ``config`` or ``model_state_dict``, or its weights do not fit the model its config describes.
+    """
     from src.classifier import build_model
 
+    path = Path(path)
     checkpoint = load_checkpoint(path, map_location)
-    model = build_model(checkpoint["config"]["model"], load_pretrained=False)  # the weights come next
-    model.load_state_dict(checkpoint["model_state_dict"])
+    missing = [key for key in ("config", "model_state_dict") if key not in checkpoint]
+    if missing:
+        raise CheckpointReadError(f"{path}: a torch file without {' or '.join(map(repr, missing))}, not a checkpoint "
+                                  f"of src.train; give {_checkpoint_instead(path)}")
+    try:
+        model = build_model(checkpoint["config"]["model"], load_pretrained=False)  # the weights come next
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointReadError(f"{path}: its config describes no model this code can build ({type(e).__name__}: "
+                                  f"{(str(e).splitlines() or [''])[0]}); give {_checkpoint_instead(path)}") from None
+    try:
+        model.load_state_dict(checkpoint["model_state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointReadError(f"{path}: its weights do not fit the model its config describes ({type(e).__name__}: "
+                                  f"{(str(e).splitlines() or [''])[0]}); give {_checkpoint_instead(path)}") from None
     return model.to(map_location).eval(), checkpoint
 
 

@@ -1,7 +1,7 @@
 """Run every experiment in sequence, resumably, then regenerate the comparison table.
 
     python -m src.suite [--seeds 5] [--variant-seeds 3] [--only GRUCell OwnLSTM ...] [--set train.epochs=5 ...]
-                        [--shard K/N]
+                        [--shard K/N] [--models-dir models] [--out DIR] [--imgs DIR] [--tboard-dir DIR]
 
 Each run trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then
 tests its ``best.pth``, in this process; every experiment runs once per seed, 5 seeds for the
@@ -12,35 +12,41 @@ config (else trained again, and a line says why), an interrupted one resumes fro
 offline) is reported and the suite goes on. At the end ``src.compare`` rebuilds the table and
 plots.
 
+Every output goes under the folders given (src.compare's ``output_dirs``): with the default
+``--models-dir models`` the tables go to ``results/``, the figures to ``imgs/`` and the TensorBoard
+events to the config's ``log.tboard_dir`` (``tboard_logs/``); with ``--models-dir DIR``, any other
+folder, everything stays in DIR: the runs in ``DIR/<run>/``, the tables and figures in
+``DIR/results.md``, ``DIR/comparisons.md``, ``DIR/results.csv``, ``DIR/accuracy_vs_*.png``, the events
+in ``DIR/tboard_logs/<run>/``, so a trial never rewrites the committed tables of record.
+``--out``, ``--imgs`` and ``--tboard-dir`` (or ``--set log.tboard_dir=...``) put them elsewhere. The
+arguments, every planned config with the overrides, and an explicit data folder are checked
+before any run starts; each bad one gets one ``error:`` line.
+
 ``--shard K/N`` runs the K-th of N disjoint slices of the planned runs (runs K, K + N,
 K + 2N, ... in the order below), so N machines (or N GPUs, one ``CUDA_VISIBLE_DEVICES`` each)
 that share ``models/`` run one shard each. Before a run starts its process claims it with
-``models/<run>/suite.lock`` (host, pid, time; made atomically with a hard link), so a run is
-never started twice, even by overlapping shards; a lock whose process has died (same host) or
-that has not been refreshed for ``LOCK_STALE_S`` seconds (other hosts; the holder touches it
-every minute) is taken over. Once every shard is done, ``python -m src.compare`` sees every run.
+``models/<run>/run.lock`` (src/runlock.py: host, pid, time; made atomically with a hard link) for
+its training and testing, so a run is never started twice, even by overlapping shards, nor while
+a ``python -m src.train`` of the same name runs; a run another live process holds is skipped, and a
+lock whose process has died (same host) or that has not been refreshed for ``LOCK_STALE_S`` seconds
+(other hosts; the holder touches it every minute) is taken over. Once every shard is done,
+``python -m src.compare`` sees every run.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from src.checkpoint import load_checkpoint
-from src.compare import compare
-from src.config import load_config
+from src.compare import DEFAULT_MODELS_DIR, compare, output_dirs
+from src.config import ConfigError, load_config
 from src.data import resolve_data_root
 from src.provenance import describe_data, results_mismatch, resume_refusal
+from src.runlock import LOCK_NAME, claimed, describe_holder
 
 MAIN_EXPERIMENTS = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM", "R2Plus1D")  # run with --seeds
-LOCK_STALE_S = 600  # a lock of another host that has not been refreshed for this long belongs to a dead process
-LOCK_REFRESH_S = 60  # how often the holder refreshes its lock's modification time
 
 
 def planned_runs(experiments: list[str], seeds: int, variant_seeds: int | None = None) -> list[tuple[str, str, int]]:
@@ -68,95 +74,6 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard(runs: list, k: int, n: int) -> list:
     """The K-th of N disjoint slices of ``runs``: runs K, K + N, K + 2N, ... (1-based)."""
     return runs[k - 1::n]
-
-
-def _lock_holder(lock: Path) -> dict | None:
-    try:
-        return json.loads(lock.read_text())
-    except (OSError, ValueError):  # gone, or not ours to read
-        return None
-
-
-def _is_stale(lock: Path, holder: dict | None) -> bool:
-    """Whether the process that wrote ``lock`` is gone: its pid has died (same host), or
-    it has not refreshed the lock for LOCK_STALE_S seconds."""
-    if holder is not None and holder.get("host") == socket.gethostname():
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, another user's
-            return False
-        return False
-    try:
-        return time.time() - lock.stat().st_mtime > LOCK_STALE_S
-    except FileNotFoundError:
-        return True
-
-
-def try_lock(lock: Path) -> dict | None:
-    """Claim ``lock`` for this process. Returns None when claimed, else the holder
-    (``{'host', 'pid', 'time'}``) of a live claim.
-
-    The lock appears complete or not at all: the content goes to a file of its own, which is
-    then hard-linked to ``lock`` (a link fails when ``lock`` exists, on NFS too).
-    """
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
-    mine = lock.with_name(f".{lock.name}.{me['host']}.{me['pid']}")
-    mine.write_text(json.dumps(me))
-    try:
-        for _ in range(3):
-            try:
-                os.link(mine, lock)
-                return None
-            except FileExistsError:
-                holder = _lock_holder(lock)
-                if not _is_stale(lock, holder):
-                    return holder or {"host": "?", "pid": "?", "time": None}
-                # a dead holder: move its lock aside (one process wins), check it was the stale one
-                grave = lock.with_name(f".{lock.name}.stale.{me['host']}.{me['pid']}")
-                try:
-                    os.replace(lock, grave)
-                except FileNotFoundError:
-                    continue
-                if _lock_holder(grave) != holder:  # another process had just taken it over: give it back
-                    try:
-                        os.link(grave, lock)
-                    except FileExistsError:
-                        pass
-                    grave.unlink(missing_ok=True)
-                    return _lock_holder(lock) or {"host": "?", "pid": "?", "time": None}
-                grave.unlink(missing_ok=True)
-        return _lock_holder(lock) or {"host": "?", "pid": "?", "time": None}
-    finally:
-        mine.unlink(missing_ok=True)
-
-
-@contextmanager
-def claimed(lock: Path):
-    """``with claimed(path) as holder:`` holder is None when this process holds the lock for
-    the block (refreshed every LOCK_REFRESH_S seconds, removed at the end), else the live holder."""
-    holder = try_lock(lock)
-    if holder is not None:
-        yield holder
-        return
-    done = threading.Event()
-
-    def refresh():
-        while not done.wait(LOCK_REFRESH_S):
-            try:
-                os.utime(lock)
-            except OSError:
-                return
-
-    threading.Thread(target=refresh, daemon=True).start()
-    try:
-        yield None
-    finally:
-        done.set()
-        if (_lock_holder(lock) or {}).get("pid") == os.getpid():
-            lock.unlink(missing_ok=True)
 
 
 def run_experiment(experiment: str, run: str | None = None, seed: int | None = None, overrides=(),
@@ -196,21 +113,46 @@ def stale_run(run_dir: Path, config: dict, data: dict) -> str | None:
         results = json.loads(results_path.read_text())
         return results_mismatch(results, config, data)
     if last_path.is_file():
+        from src.checkpoint import load_checkpoint  # torch: imported only when needed, so bad arguments fail fast
+
         return resume_refusal(load_checkpoint(last_path), config, data, last_path) or ""
     return ""
+
+
+def at_least(minimum: int):
+    """An argparse ``type`` for a whole number >= ``minimum``."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one >= {minimum}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {minimum}")
+        return value
+    return whole_number
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m src.suite", description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default="configs")
     parser.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="run only these experiments")
-    parser.add_argument("--seeds", type=int, default=5, help=f"seeds for {', '.join(MAIN_EXPERIMENTS)} (default 5)")
-    parser.add_argument("--variant-seeds", type=int, default=None,
+    parser.add_argument("--seeds", type=at_least(1), default=5,
+                        help=f"seeds for {', '.join(MAIN_EXPERIMENTS)} (default 5)")
+    parser.add_argument("--variant-seeds", type=at_least(0), default=None,
                         help="seeds for the other experiments, the scheduler and pretrained variants "
                              "(default: 3, or --seeds when fewer)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides for every run")
     parser.add_argument("--data", default=None, help="prepared data folder for every run (default: config)")
-    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
+                        help="the runs' folder (default: models); any other folder also holds the tables, "
+                             "figures and TensorBoard events, see above")
+    parser.add_argument("--out", default=None, help="the tables' folder (default: results for --models-dir models, "
+                                                    "else the models dir)")
+    parser.add_argument("--imgs", default=None, help="the figures' folder (default: imgs for --models-dir models, "
+                                                     "else the models dir)")
+    parser.add_argument("--tboard-dir", default=None, help="the TensorBoard events' folder (default: the config's "
+                                                           "log.tboard_dir for --models-dir models, else "
+                                                           "<models dir>/tboard_logs)")
     parser.add_argument("--shard", default="1/1", metavar="K/N",
                         help="run the K-th of N disjoint slices of the runs (one per machine or GPU; default 1/1)")
     args = parser.parse_args(argv)
@@ -218,13 +160,40 @@ def main(argv=None):
         k, n = parse_shard(args.shard)
     except ValueError as e:
         parser.error(str(e))
+    if not Path(args.configs).is_dir():
+        what = "not a folder" if Path(args.configs).exists() else "no such folder"
+        parser.error(f"--configs {args.configs}: {what}; give the folder of the experiment configs (<experiment>.yaml)")
+    for flag, folder in (("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs),
+                         ("--tboard-dir", args.tboard_dir)):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            parser.error(f"{flag} {folder}: a file, not a folder; give a folder (it is made if missing)")
 
     experiments = sorted(p.stem for p in Path(args.configs).glob("*.yaml") if p.stem != "base")
+    if not experiments:
+        parser.error(f"--configs {args.configs}: no experiment config (<experiment>.yaml) in this folder")
     if args.only:
         unknown = sorted(set(args.only) - set(experiments))
         if unknown:
             parser.error(f"no config for {', '.join(unknown)} in {args.configs}/ (have: {', '.join(experiments)})")
         experiments = [e for e in experiments if e in args.only]
+
+    defaults = output_dirs(args.models_dir)
+    out_dir, imgs_dir = args.out or defaults["out"], args.imgs or defaults["imgs"]
+    tboard_dir = args.tboard_dir or defaults["tboard"]
+    overrides = [f"log.models_dir={args.models_dir}", *([f"log.tboard_dir={tboard_dir}"] if tboard_dir else []),
+                 *args.set]  # the user's --set last: it wins
+    data_roots = set()
+    for name in experiments:  # every bad config or override gets its line before any run starts
+        try:
+            config = load_config(Path(args.configs) / f"{name}.yaml", overrides)
+        except ConfigError as error:
+            parser.error(str(error))
+        data_roots.add(str(args.data or config["data"]["root"]))
+    for root in sorted(data_roots - {"auto"}):  # 'auto' may make the synthetic twin: that is work, left to the runs
+        try:
+            resolve_data_root(root)
+        except (OSError, ValueError) as error:
+            parser.error(str(error))
 
     failed = []
     runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds), k, n)
@@ -233,22 +202,22 @@ def main(argv=None):
     for i, (name, run, seed) in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run} (seed {seed})", flush=True)
         start = time.time()
-        with claimed(Path(args.models_dir) / run / "suite.lock") as holder:
-            if holder is not None:
-                print(f"[{i}/{len(runs)}] {run}: claimed by process {holder['pid']} on {holder['host']}; skipped",
-                      flush=True)
-                continue
-            try:
-                results = run_experiment(name, run, seed, [f"log.models_dir={args.models_dir}", *args.set],
-                                         data_root=args.data, configs_dir=args.configs)
-            except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
-                print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
-                failed.append(run)
-                continue
+        lock = Path(args.models_dir) / run / LOCK_NAME
+        try:
+            with claimed(lock) as holder:  # held through training and testing (src.train claims it again)
+                if holder is not None:
+                    print(f"[{i}/{len(runs)}] {run}: {describe_holder(holder, lock)}; skipped", flush=True)
+                    continue
+                results = run_experiment(name, run, seed, overrides, data_root=args.data, configs_dir=args.configs)
+        except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
+            print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
+            failed.append(run)
+            continue
         print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
               f"({time.time() - start:.0f} s)", flush=True)
 
-    compare(models_dir=args.models_dir, configs_dir=args.configs, data_root=args.data)
+    compare(models_dir=args.models_dir, out_dir=out_dir, imgs_dir=imgs_dir, configs_dir=args.configs,
+            data_root=args.data)
     if failed:
         print(f"{len(failed)} run(s) failed: {', '.join(failed)}; rerun 'python -m src.suite' to retry them")
         sys.exit(1)

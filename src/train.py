@@ -14,6 +14,12 @@ test persons) and writes
   per-class validation accuracy, a confusion matrix, epoch time and data-wait share per
   epoch; hparams with the final metrics at the end.
 
+While it trains, the process holds both folders, ``models/<experiment>/run.lock`` and
+``tboard_logs/<experiment>/run.lock`` (src/runlock.py): a second training of the same run is
+refused at once, in one line naming the process that holds it; the lock of a process that died
+(kill -9) is taken over. A checkpoint that cannot be written (disk full) ends the run in one line,
+the previous one kept.
+
 ``--resume`` continues from last.pth (model, optimizer, scheduler, scaler, history and
 every RNG state, so the DataLoader's shuffle too): on CPU, a resumed run ends with
 exactly the metrics of an uninterrupted one.
@@ -26,11 +32,13 @@ alone writes checkpoints and events.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import math
 import os
 import random
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -43,15 +51,23 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from src import distributed
-from src.checkpoint import get_rng_states, load_checkpoint, save_checkpoint, set_rng_states
+from src.checkpoint import (
+    CheckpointWriteError,
+    get_rng_states,
+    load_checkpoint,
+    remove_temp_files,
+    save_checkpoint,
+    set_rng_states,
+)
 from src.classifier import build_model, count_parameters
 from src.clip_batches import ClipBatches
-from src.config import ConfigError, load_config
+from src.config import OPTIMIZERS, SCHEDULERS, ConfigError, load_config
 from src.data import resolve_data_root
 from src.dataloader import KTHActionDataset
 from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
 from src.kth import ACTIONS
 from src.provenance import code_version, describe_data, persons_of, resume_refusal
+from src.runlock import LOCK_NAME, LockFolderError, RunClaimedError, holding
 from src.transformations import ClipBatchAugmentation, get_train_transforms
 
 
@@ -61,6 +77,11 @@ class NonFiniteLossError(RuntimeError):
 
 class ResumeRefusedError(ValueError):
     """last.pth was made on other data or with another model architecture; the message says what to do."""
+
+
+class EventWriteError(OSError):
+    """The TensorBoard events could not be written (disk full, no permission); the message names the
+    folder and the epoch last.pth keeps."""
 
 
 def seed_everything(seed: int) -> None:
@@ -122,7 +143,7 @@ def make_optimizer(model: torch.nn.Module, train_config: dict) -> torch.optim.Op
         return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd, nesterov=True)
-    raise ConfigError(f"train.optimizer: unknown optimizer {name!r}; use adam, adamw or sgd")
+    raise ConfigError(f"train.optimizer: unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_per_epoch: int):
@@ -145,7 +166,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_p
         return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, total_steps // 3), gamma=0.1)
-    raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use none, cosine or step")
+    raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}")
 
 
 def recompute_batchnorm_statistics(model: torch.nn.Module, batches, num_batches: int) -> None:
@@ -256,6 +277,30 @@ def flat_hparams(config: dict) -> dict:
     return flat
 
 
+@contextlib.contextmanager
+def run_claimed(config: dict):
+    """Hold the run's folders for the block: ``<log.models_dir>/<experiment>/run.lock`` and
+    ``<log.tboard_dir>/<experiment>/run.lock`` (src/runlock.py), so no other process trains this run
+    or writes its events meanwhile. Re-entrant: the suite's process already holds the first.
+
+    Raises:
+        RunClaimedError: another live process holds one of them; one line names the folder, the
+            process (pid, host), the lock file and what to do.
+        LockFolderError: a folder cannot be made or written; one line names the config key.
+    """
+    name = config["experiment"]
+    with contextlib.ExitStack() as stack:
+        for key in ("models_dir", "tboard_dir"):
+            lock = Path(config["log"][key]) / name / LOCK_NAME
+            what_to_do = (f"wait for that run to finish, train under another name with --name NEW_NAME, or delete "
+                          f"{lock} if that process is gone")
+            try:
+                stack.enter_context(holding(lock, what_to_do))
+            except LockFolderError as e:
+                raise LockFolderError(f"log.{key}: {e}; set log.{key} to a folder you can write") from None
+        yield
+
+
 def train(config: dict, data_root: str | Path | None = None, resume: bool = False) -> dict:
     """Train the experiment ``config`` (from :func:`src.config.load_config`).
 
@@ -270,12 +315,20 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
         time_per_epoch_s, data_wait_share, time_to_best_s, total_time_s, plus the
         checkpoint paths and the device.
 
+    The run's folders are claimed for the whole training (:func:`run_claimed`; under torchrun by
+    rank 0), before any data is generated or read.
+
     Raises:
         NonFiniteLossError: the loss became NaN/inf; ``last.pth`` keeps the last good epoch.
+        RunClaimedError: another live process trains this run (same models or TensorBoard folder).
+        LockFolderError: ``log.models_dir`` or ``log.tboard_dir`` cannot be made or written.
+        CheckpointWriteError: a checkpoint could not be written (disk full, no permission);
+            the previous one is kept.
     """
     context = distributed.setup(select_device(config["train"]["device"]))  # one process unless torchrun
     try:
-        return _train(config, context, data_root, resume)
+        with run_claimed(config) if context.is_main else contextlib.nullcontext():
+            return _train(config, context, data_root, resume)
     finally:
         distributed.teardown(context)
 
@@ -286,6 +339,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     last_path, best_path = run_dir / "last.pth", run_dir / "best.pth"
     device, main = context.device, context.is_main
     use_amp = train_config["amp"] and device.type == "cuda"
+    if main:  # this process holds the run folder: a temp file there is a killed writer's
+        remove_temp_files(run_dir)
 
     seed_everything(train_config["seed"])
     if not main:
@@ -400,11 +455,21 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                         "val_confusion_matrix": val_metrics["confusion_matrix"]}
             if not main:
                 continue
-            log_epoch(writer, row, val_metrics)
+            retry = "free some space (or fix the permissions), then continue with --resume"
+            try:
+                log_epoch(writer, row, val_metrics)
+            except OSError as e:  # raised again from tensorboard's writer thread
+                kept = f"{last_path} keeps epoch {epoch - 1}" if epoch > 1 and last_path.is_file() else \
+                    "no checkpoint was written"
+                raise EventWriteError(f"{writer.log_dir}: could not write the TensorBoard events "
+                                      f"({e.strerror or e}); {kept}; {retry}") from None
             state = checkpoint_now(epoch)
-            if is_best:
-                save_checkpoint(state, best_path)
-            save_checkpoint(state, last_path)
+            try:
+                if is_best:
+                    save_checkpoint(state, best_path)
+                save_checkpoint(state, last_path)
+            except CheckpointWriteError as e:  # disk full, no permission: the previous checkpoint is kept
+                raise CheckpointWriteError(f"{e}; {retry}") from None
             tqdm.write(f"{name} epoch {epoch}/{epochs}: "
                        f"train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f} | "
                        f"val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f} "
@@ -436,6 +501,14 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     return summary
 
 
+def _quiet_event_writer_thread(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook: tensorboard's event-writer thread prints its failed write (disk full) as a
+    traceback, and the trainer gets the same error from ``writer.flush()`` and reports it in one line
+    (EventWriteError); every other thread's exception is printed as usual."""
+    if not (issubclass(args.exc_type, OSError) and type(args.thread).__name__ == "_AsyncWriterThread"):
+        threading.__excepthook__(args)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m src.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="experiment YAML, e.g. configs/GRUCell.yaml")
@@ -447,12 +520,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # under torchrun every message names the rank it comes from, and an unexpected error too is one line
     rank = f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}: " if distributed.launched_by_torchrun() else ""
-    expected = Exception if rank else (ValueError, NonFiniteLossError, FileNotFoundError)  # ConfigError: ValueError
+    # ConfigError: ValueError; the environment's: a claimed run, a folder or checkpoint that cannot be written
+    known_errors = (ValueError, NonFiniteLossError, FileNotFoundError, RunClaimedError, LockFolderError,
+                    CheckpointWriteError, EventWriteError)
+    expected = Exception if rank else known_errors
+    threading.excepthook = _quiet_event_writer_thread
     try:
         config = load_config(args.config, args.set, name=args.name)
         summary = train(config, data_root=args.data, resume=args.resume)
     except expected as e:
-        known = isinstance(e, (ValueError, NonFiniteLossError, FileNotFoundError))
+        known = isinstance(e, known_errors)
         message = str(e) if known else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
         sys.exit(f"error: {rank}{message}")
     except KeyboardInterrupt:

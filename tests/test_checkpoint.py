@@ -1,11 +1,26 @@
 """src/checkpoint.py: atomic writes, plain torch.load, RNG round trips, model rebuilding."""
+import errno
+import hashlib
+import json
+import os
 import random
+import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from src.checkpoint import get_rng_states, load_checkpoint, load_model, save_checkpoint, set_rng_states
+from src.checkpoint import (
+    CheckpointReadError,
+    CheckpointWriteError,
+    get_rng_states,
+    load_checkpoint,
+    load_model,
+    remove_temp_files,
+    save_checkpoint,
+    set_rng_states,
+)
 from src.classifier import build_model
 from src.config import load_config
 
@@ -49,6 +64,66 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]  # ... and the half-written one is gone
 
 
+def fake_torch_save(error: OSError):
+    """A torch.save that writes part of the file, then fails as torch's stream writer does when a
+    write fails (the OSError as the context of a RuntimeError)."""
+    def save(obj, f, *args, **kwargs):
+        f.write(b"part of a checkpoint")
+        try:
+            raise error
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598") from None
+    return save
+
+
+@pytest.mark.parametrize("code, reason", [(errno.ENOSPC, "No space left on device"), (errno.EFBIG, "File too large"),
+                                          (errno.EACCES, "Permission denied")])
+def test_a_failed_write_is_one_error_naming_the_file_and_the_kept_epoch(tmp_path, monkeypatch, code, reason):
+    path = tmp_path / "last.pth"
+    save_checkpoint({"epoch": 3}, path)
+    before = hashlib.sha1(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(torch, "save", fake_torch_save(OSError(code, os.strerror(code))))
+    with pytest.raises(CheckpointWriteError) as info:
+        save_checkpoint({"epoch": 4}, path)
+    assert str(info.value) == (f"{path}: could not write the checkpoint ({reason}); "
+                               f"the previous last.pth (epoch 3) was kept")
+    assert hashlib.sha1(path.read_bytes()).hexdigest() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]  # the temp file is gone
+    with pytest.raises(CheckpointWriteError, match=r"best.pth: could not write .*; there was no previous best.pth"):
+        save_checkpoint({"epoch": 4}, tmp_path / "best.pth")
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
+
+
+def test_a_folder_that_cannot_be_made_is_a_write_error_and_other_errors_stay_what_they_are(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CheckpointWriteError, match=r"file/run/last.pth: could not write the checkpoint \(Not a dir"):
+        save_checkpoint({"epoch": 1}, tmp_path / "file" / "run" / "last.pth")
+
+    def unpicklable(obj, f, *args, **kwargs):
+        raise RuntimeError("not a write failure")
+    monkeypatch.setattr(torch, "save", unpicklable)
+    with pytest.raises(RuntimeError, match="not a write failure"):
+        save_checkpoint({"epoch": 1}, tmp_path / "last.pth")
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_temp_files_are_unique_to_their_writer(tmp_path, monkeypatch):
+    names, save = [], torch.save
+
+    def recording_save(obj, f, *args, **kwargs):
+        names.append(Path(f.name).name)
+        save(obj, f, *args, **kwargs)
+    monkeypatch.setattr(torch, "save", recording_save)
+    for _ in range(2):
+        save_checkpoint({"epoch": 1}, tmp_path / "last.pth")
+    assert len(set(names)) == 2
+    assert all(name.startswith(f".last.pth.{socket.gethostname()}.{os.getpid()}.") and name.endswith(".tmp")
+               for name in names)
+    (tmp_path / names[0]).write_bytes(b"left by a writer killed mid-write")
+    remove_temp_files(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
+
+
 def test_load_model_rebuilds_from_the_checkpoint_alone(tmp_path):
     config = small_config()
     torch.manual_seed(0)
@@ -71,8 +146,70 @@ def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=f"{tmp_path / 'GRUCell' / 'best.pth'}: no checkpoint there"):
         load_checkpoint(tmp_path / "GRUCell" / "best.pth")
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(RuntimeError, match=f"{tmp_path / 'broken.pth'}: not a readable checkpoint") as info:
+    with pytest.raises(CheckpointReadError, match=f"{tmp_path / 'broken.pth'}: a file torch cannot read, not a "
+                                                  f"checkpoint") as info:
         load_checkpoint(tmp_path / "broken.pth")
+    assert "\n" not in str(info.value) and "delete" not in str(info.value)
+
+
+def foreign_files(run: Path) -> dict[str, tuple[Path, str]]:
+    """Files a careless user gives as a checkpoint, in the run folder ``run`` (which holds a good
+    best.pth), each with the words its error must contain."""
+    (run / "results.json").write_text(json.dumps({"experiment": "GRUCell", "checkpoint": "models/GRUCell/best.pth",
+                                                  "clip_accuracy": 0.5}))
+    (run / "empty.pth").touch()
+    (run / "truncated.pth").write_bytes((run / "best.pth").read_bytes()[:300])
+    torch.save(torch.nn.Linear(2, 2), run / "whole_model.pth")
+    (run / "model.onnx").write_bytes(b"\x08\x07")
+    (run / "GRUCell.yaml").write_text("base: base.yaml\n")
+    torch.save([1, 2], run / "a_list.pth")
+    torch.save({"weights": torch.zeros(2)}, run / "a_dict.pth")
+    return {"results.json": (run / "results.json", "the results of an evaluation"),
+            "folder": (run, "a folder"),
+            "empty": (run / "empty.pth", "an empty file"),
+            "truncated": (run / "truncated.pth", "a truncated or damaged torch file"),
+            "whole model": (run / "whole_model.pth", "a torch file of other Python objects"),
+            "onnx": (run / "model.onnx", "an ONNX export"),
+            "config": (run / "GRUCell.yaml", "a config file"),
+            "list": (run / "a_list.pth", "holding a list"),
+            "dict without config": (run / "a_dict.pth", "without 'config' or 'model_state_dict'")}
+
+
+def test_a_file_that_is_no_checkpoint_is_one_line_saying_what_it_is_and_what_to_give(tmp_path):
+    run = tmp_path / "models" / "GRUCell"
+    config = small_config()
+    save_checkpoint({"model_state_dict": build_model(config["model"]).state_dict(), "config": config},
+                    run / "best.pth")
+    for kind, (path, what) in foreign_files(run).items():
+        with pytest.raises(CheckpointReadError) as info:
+            load_model(path)
+        message = str(info.value)
+        assert message.startswith(f"{path}: ") and what in message, (kind, message)
+        assert f"give {run / 'best.pth'}" in message, (kind, message)  # the good checkpoint beside it
+        assert "\n" not in message and "delete" not in message, (kind, message)
+
+
+def test_a_device_this_machine_lacks_is_refused_before_the_file_is_read(tmp_path, monkeypatch):
+    """Not 'unreadable, delete it': the device is named, and the good checkpoint is untouched."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    save_checkpoint({"epoch": 1}, tmp_path / "last.pth")
+    before = (tmp_path / "last.pth").read_bytes()
+    for device in ("cuda", "cuda:1", "foo", torch.device("cuda")):
+        with pytest.raises(ValueError, match="map_location must be a device of this machine") as info:
+            load_checkpoint(tmp_path / "last.pth", map_location=device)
+        assert str(device) in str(info.value) and "last.pth" not in str(info.value)
+    assert (tmp_path / "last.pth").read_bytes() == before
+    assert load_checkpoint(tmp_path / "last.pth", map_location="auto")["epoch"] == 1
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(tmp_path):
+    config = small_config()
+    weights = build_model(config["model"]).state_dict()
+    config["model"]["hidden_dim"] = 16
+    save_checkpoint({"model_state_dict": weights, "config": config}, tmp_path / "best.pth")
+    with pytest.raises(CheckpointReadError, match="its weights do not fit the model its config describes") as info:
+        load_model(tmp_path / "best.pth")
     assert "\n" not in str(info.value)
 
 

@@ -1,8 +1,10 @@
 """src/train.py on the tiny synthetic twin: TensorBoard events, checkpoints, resume, NaN stop."""
 import itertools
+import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ from src.checkpoint import CHECKPOINT_KEYS, load_model
 from src.config import load_config
 from src.dataloader import KTHActionDataset
 from src.kth import ACTIONS
+from src.runlock import LOCK_NAME, RunClaimedError, holding
 from src.train import NonFiniteLossError, make_scheduler, train
 
 EPOCHS = 2
@@ -63,6 +66,7 @@ def test_tensorboard_events_are_readable(finished_run):
 
 def test_both_checkpoints_have_every_key_and_load_plainly(finished_run, tiny_prepared):
     run_dir = finished_run / "models" / "GRUCell"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best.pth", "last.pth"]  # no lock, no temp file left
     last, best = torch.load(run_dir / "last.pth"), torch.load(run_dir / "best.pth")  # weights_only=True
     for checkpoint in (last, best):
         assert set(CHECKPOINT_KEYS) <= set(checkpoint)
@@ -99,6 +103,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(finished_run, 
     with pytest.raises(KeyboardInterrupt):
         train(config, data_root=tiny_prepared)
     monkeypatch.undo()
+    assert not list(tmp_path.rglob(LOCK_NAME))  # Ctrl-C released the run's claims
     torch.manual_seed(123)  # whatever happened in between must not matter
     summary = train(config, data_root=tiny_prepared, resume=True)
 
@@ -317,3 +322,36 @@ def test_recompute_batchnorm_statistics_uses_the_first_batches_and_keeps_the_mod
     per_batch_var = torch.stack([clips.var(0) for clips, _ in batches[:2]]).mean(0)
     torch.testing.assert_close(norm.running_var, per_batch_var)
     assert not norm.training and norm.num_batches_tracked.item() == 2
+
+
+def test_a_run_held_by_another_process_is_refused_before_the_data_is_read(tmp_path):
+    lock = tmp_path / "tboard" / "GRUCell" / LOCK_NAME  # the same name and TensorBoard folder, other models_dir
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "time": time.time()}))
+    with pytest.raises(RunClaimedError) as info:
+        train(tiny_config(tmp_path), data_root=tmp_path / "no data here")  # the data would be an error
+    message = str(info.value)
+    assert message.startswith(f"{lock.parent}: claimed by process {os.getppid()} on {socket.gethostname()}")
+    assert "--name NEW_NAME" in message and str(lock) in message
+    assert not (tmp_path / "models").exists()  # its claim was given back, and the folders it made removed
+    assert lock.is_file()
+
+
+def test_the_suite_process_holding_the_run_trains_it(tiny_prepared, tmp_path):
+    """The claim is re-entrant: src.suite holds models/<run>/run.lock, then calls train() in its process."""
+    lock = tmp_path / "models" / "GRUCell" / LOCK_NAME
+    with holding(lock):
+        summary = train(tiny_config(tmp_path, extra=["train.epochs=1"]), data_root=tiny_prepared)
+        assert summary["epochs"] == 1 and lock.is_file()
+    assert not list(tmp_path.rglob(LOCK_NAME))
+
+
+def test_a_tboard_dir_that_cannot_be_made_is_one_line_naming_the_key(tiny_prepared, tmp_path):
+    (tmp_path / "file").write_text("a regular file")
+    with pytest.raises(SystemExit) as info:
+        src.train.main(["--config", "configs/GRUCell.yaml", "--data", str(tiny_prepared), "--set", *TINY,
+                        f"log.models_dir={tmp_path / 'models'}", f"log.tboard_dir={tmp_path / 'file' / 'tb'}"])
+    message = str(info.value.code)
+    assert message.startswith(f"error: log.tboard_dir: {tmp_path / 'file' / 'tb' / 'GRUCell'}: cannot make the folder")
+    assert message.endswith("; set log.tboard_dir to a folder you can write") and "\n" not in message
+    assert not list(tmp_path.rglob(LOCK_NAME)) and not list(tmp_path.rglob("*.pth"))  # the models claim given back
