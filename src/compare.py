@@ -9,9 +9,17 @@ one experiment (``GRUCell``, ``GRUCell_seed1``, ... -> ``GRUCell``), and writes
 - ``results/results.md``: one row per experiment, mean ± std over its seeds and the 95 %
   t-interval of its mean test video accuracy;
 - ``results/comparisons.md``: the paired comparisons of :data:`COMPARISONS` (differences of
-  test accuracy between two experiments, seed by seed, with a 95 % paired t-interval and a
-  verdict), see :func:`paired_differences`;
+  test accuracy between two experiments, seed by seed, with a 95 % paired t-interval, a
+  verdict, and the power of the comparison: the interval's half-width, the smallest difference
+  it could detect and the seeds a ±2-point interval needs), see :func:`paired_differences`;
 - ``imgs/accuracy_vs_params.png``, ``imgs/accuracy_vs_epoch_time.png``.
+
+Where they go (:func:`output_dirs`): ``results/`` and ``imgs/`` (the committed tables and figures
+of record) only for the default ``--models-dir models``. With ``--models-dir DIR``, any other
+folder, every output goes into DIR itself: ``DIR/results.md``, ``DIR/comparisons.md``,
+``DIR/results.csv``, ``DIR/accuracy_vs_params.png``, ``DIR/accuracy_vs_epoch_time.png`` (files,
+which the ``DIR/<run>/results.json`` of the runs never match), unless ``--out``/``--imgs`` say
+otherwise.
 
 It works on any subset of finished experiments and says which of ``configs/*.yaml``
 have no results yet. One table holds one data source only (the fingerprint of the prepared
@@ -49,6 +57,9 @@ ACCURACY_COLUMNS = ["val acc", "test clip acc", "test video acc"] + [f"{a} acc" 
 INFO_COLUMNS = ["run", "seed", "data", "fingerprint", "device", "train device", "amp"]
 
 CONFIDENCE = 0.95  # of every interval compare reports
+POWER = 0.8  # of the paired t-test behind 'smallest detectable difference' (at alpha = 1 - CONFIDENCE)
+TARGET_HALF_WIDTH = 0.02  # 2 percentage points: the half-width 'seeds needed' aims at
+DEFAULT_MODELS_DIR = "models"  # its runs' tables and figures are the committed results/ and imgs/
 # the main recurrent experiments; the best of them by mean validation accuracy meets R2Plus1D
 MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
 BEST_RECURRENT = "best recurrent"  # stands for that experiment in COMPARISONS
@@ -61,6 +72,22 @@ COMPARISONS = [
     ("LSTMCell", "LSTMCell_NoScheduler"),
     ("R2Plus1D", BEST_RECURRENT),
 ]
+
+
+def output_dirs(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict[str, Path | None]:
+    """Where the outputs made from the runs under ``models_dir`` go: ``{'out': tables,
+    'imgs': figures, 'tboard': TensorBoard events (one folder per run)}``.
+
+    For the default ``models`` (relative to the working folder): ``results/`` and ``imgs/``, the
+    repository's folders of record, and None for the events (the config's ``log.tboard_dir``,
+    ``tboard_logs/``). For any other folder DIR: DIR itself for the tables and figures
+    (``DIR/results.md``, ``DIR/comparisons.md``, ``DIR/results.csv``, ``DIR/accuracy_vs_*.png``) and
+    ``DIR/tboard_logs/<run>/`` for the events, so that a trial writes nothing outside the folder it
+    was given (none of them is a ``DIR/<run>/results.json``)."""
+    models_dir = Path(models_dir)
+    if models_dir.resolve() == Path(DEFAULT_MODELS_DIR).resolve():
+        return {"out": Path("results"), "imgs": Path("imgs"), "tboard": None}
+    return {"out": models_dir, "imgs": models_dir, "tboard": models_dir / "tboard_logs"}
 
 
 def experiment_of(run: str) -> str:
@@ -92,17 +119,49 @@ def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str
     return pd.DataFrame(rows), unknown
 
 
+def t_half_width(std: float, n: int, confidence: float = CONFIDENCE) -> float:
+    """Half the width of the Student-t confidence interval of a mean of ``n`` values with sample
+    std ``std``: t_{(1+confidence)/2, n-1} · std / √n; NaN for n < 2."""
+    if n < 2:
+        return float("nan")
+    return float(stats.t.ppf((1 + confidence) / 2, n - 1) * std / np.sqrt(n))
+
+
+def smallest_detectable_difference(std: float, n: int, confidence: float = CONFIDENCE,
+                                   power: float = POWER) -> float:
+    """The smallest true mean difference a two-sided paired t-test at alpha = 1 - confidence
+    finds with probability ``power`` from ``n`` pairs whose differences have std ``std``:
+    (t_{1-alpha/2, n-1} + t_{power, n-1}) · std / √n (the usual approximation of the noncentral t);
+    NaN for n < 2."""
+    if n < 2:
+        return float("nan")
+    return float((stats.t.ppf((1 + confidence) / 2, n - 1) + stats.t.ppf(power, n - 1)) * std / np.sqrt(n))
+
+
+def seeds_for_half_width(std: float, half_width: float = TARGET_HALF_WIDTH, confidence: float = CONFIDENCE) -> float:
+    """The smallest n >= 2 with t_{(1+confidence)/2, n-1} · std / √n <= ``half_width``: the
+    seeds a confidence interval that narrow needs when the values' std is ``std``; NaN when
+    ``std`` is NaN."""
+    if np.isnan(std):
+        return float("nan")
+    # t > z, so the normal approximation's n is a lower bound; step up from it
+    n = max(2, int(np.ceil((stats.norm.ppf((1 + confidence) / 2) * std / half_width) ** 2)))
+    while t_half_width(std, n, confidence) > half_width:
+        n += 1
+    return n
+
+
 def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
     """The Student-t confidence interval ``(low, high)`` of the mean of ``values`` (NaNs
-    dropped): mean ± t_{(1+confidence)/2, n-1} · s / √n with the sample std s (ddof=1).
-    ``(nan, nan)`` for fewer than 2 values."""
+    dropped): mean ± t_{(1+confidence)/2, n-1} · s / √n with the sample std s (ddof=1), see
+    :func:`t_half_width`. ``(nan, nan)`` for fewer than 2 values."""
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
     n = len(values)
     if n < 2:
         return float("nan"), float("nan")
     mean = values.mean()
-    half_width = stats.t.ppf((1 + confidence) / 2, n - 1) * values.std(ddof=1) / np.sqrt(n)
+    half_width = t_half_width(values.std(ddof=1), n, confidence)
     return float(mean - half_width), float(mean + half_width)
 
 
@@ -185,6 +244,12 @@ def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float 
     - ``video diff mean``, ``video diff std`` (ddof=1), ``video diff ci low``, ``video diff ci high``
       (the ``confidence`` paired t-interval, n-1 degrees of freedom; NaN for n < 2), and the
       same four for ``clip``;
+    - ``video half width``: half the width of that interval (:func:`t_half_width`);
+      ``video detectable diff``: the smallest true difference a two-sided paired t-test at
+      alpha = 1 - confidence detects with power :data:`POWER` at this n
+      (:func:`smallest_detectable_difference`); ``video seeds for 2 pp``: the paired seeds that
+      would bring the half-width to :data:`TARGET_HALF_WIDTH` at the observed std
+      (:func:`seeds_for_half_width`); NaN for n < 2; the same three for ``clip``;
     - ``verdict`` (on test video accuracy): "no measurable difference" where the interval covers
       0, else "<A> higher" or "<B> higher"; "needs ≥ 2 paired seeds (have n)" for n < 2.
 
@@ -215,9 +280,12 @@ def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float 
             column = f"test {kind} acc"
             diff = (by_seed[a].loc[seeds, column] - by_seed[b].loc[seeds, column]).to_numpy(dtype=float)
             low, high = t_interval(diff, confidence)
-            row.update({f"{kind} diff mean": diff.mean() if len(diff) else float("nan"),
-                        f"{kind} diff std": diff.std(ddof=1) if len(diff) > 1 else float("nan"),
-                        f"{kind} diff ci low": low, f"{kind} diff ci high": high})
+            std = diff.std(ddof=1) if len(diff) > 1 else float("nan")
+            row.update({f"{kind} diff mean": diff.mean() if len(diff) else float("nan"), f"{kind} diff std": std,
+                        f"{kind} diff ci low": low, f"{kind} diff ci high": high,
+                        f"{kind} half width": t_half_width(std, len(diff), confidence),
+                        f"{kind} detectable diff": smallest_detectable_difference(std, len(diff), confidence),
+                        f"{kind} seeds for 2 pp": seeds_for_half_width(std, TARGET_HALF_WIDTH, confidence)})
         low, high = row["video diff ci low"], row["video diff ci high"]
         if len(seeds) < 2:
             row["verdict"] = f"needs ≥ 2 paired seeds (have {len(seeds)})"
@@ -226,8 +294,10 @@ def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float 
         else:
             row["verdict"] = f"{a} higher" if low > 0 else f"{b} higher"
         rows.append(row)
-    columns = ["A", "B", "B chosen as", "n", "seeds"] + [f"{kind} diff {stat}" for kind in ("video", "clip")
-                                                      for stat in ("mean", "std", "ci low", "ci high")] + ["verdict"]
+    stats_columns = ("diff mean", "diff std", "diff ci low", "diff ci high", "half width", "detectable diff",
+                     "seeds for 2 pp")
+    columns = (["A", "B", "B chosen as", "n", "seeds"] + [f"{kind} {stat}" for kind in ("video", "clip")
+                                                          for stat in stats_columns] + ["verdict"])
     result = pd.DataFrame(rows, columns=columns)
     result.attrs["skipped"] = skipped
     return result
@@ -235,8 +305,9 @@ def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float 
 
 def comparisons_markdown(comparisons: pd.DataFrame, confidence: float = CONFIDENCE) -> str:
     """:func:`paired_differences`' frame as Markdown: a table (differences in percentage
-    points, ``mean ± std`` and ``[low, high]``; "–" where there is no interval), the notes
-    and one line per skipped pair."""
+    points, ``mean ± std`` and ``[low, high]``; "–" where there is no interval; then the power
+    of the test video comparison: the interval's half-width, the smallest detectable difference
+    and the seeds a ±2-point interval needs), the notes and one line per skipped pair."""
     def points(value, signed=True):
         return "–" if np.isnan(value) else f"{100 * value:{'+' if signed else ''}.1f}"
 
@@ -253,6 +324,12 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float = CONFIDEN
             "–" if np.isnan(low) else f"[{points(low)}, {points(high)}]"
             for low, high in zip(comparisons[f"{kind} diff ci low"], comparisons[f"{kind} diff ci high"])]
     table["verdict (test video acc)"] = comparisons["verdict"]
+    target = f"±{100 * TARGET_HALF_WIDTH:g} pp"
+    table["video CI half-width (pp)"] = [points(value, signed=False) for value in comparisons["video half width"]]
+    table["smallest detectable video diff (pp)"] = [points(value, signed=False)
+                                                    for value in comparisons["video detectable diff"]]
+    table[f"seeds for video CI {target}"] = ["–" if np.isnan(n) else str(int(n))
+                                             for n in comparisons["video seeds for 2 pp"]]
     # disable_numparse: keep the signs of "+1.2" and the 1-decimal cells as written
     text = (table.to_markdown(index=False, disable_numparse=True) if len(table)
             else "No pair has runs of both experiments.")
@@ -262,6 +339,14 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float = CONFIDEN
              "n-1)·s/√n (Student t, n-1 degrees of freedom). The verdict reads the test video accuracy interval: "
              "'no measurable difference' where it covers 0. The best recurrent experiment is the one of "
              f"{', '.join(MAIN_RECURRENT)} with the highest mean validation accuracy, never chosen on test.")
+    text += ("\n\nThe last three columns say what the comparison of test video accuracy could see (s: the sample "
+             "std of its paired differences, n: its paired seeds; '–' for n < 2). 'video CI half-width' is "
+             f"t({(1 + confidence) / 2:g}, n-1)·s/√n, half the width of its interval. 'smallest detectable video "
+             f"diff' is the true difference a two-sided paired t-test at alpha = {1 - confidence:.2g} would find "
+             f"with power {POWER:g} at this n: (t({(1 + confidence) / 2:g}, n-1) + t({POWER:g}, n-1))·s/√n (the usual "
+             "approximation of the noncentral t); smaller true differences are likely to read 'no measurable "
+             f"difference'. 'seeds for video CI {target}' is the smallest n with t({(1 + confidence) / 2:g}, "
+             f"n-1)·s/√n ≤ {100 * TARGET_HALF_WIDTH:g} points, with the observed s.")
     for line in comparisons.attrs.get("skipped", []):
         text += f"\n\nSkipped {line}."
     return text
@@ -305,11 +390,14 @@ def pick_data_source(runs: pd.DataFrame, data_root=None) -> str:
     return runs["fingerprint"].value_counts().index[0]
 
 
-def compare(models_dir="models", out_dir="results", imgs_dir="imgs", configs_dir="configs",
+def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_dir="configs",
             data_root=None) -> pd.DataFrame | None:
-    """Write the CSV, the Markdown table and the plots for the runs made on one data source
+    """Write the CSV, the Markdown tables and the plots for the runs made on one data source
     (``data_root``'s, else the one most runs were made on); return the summary (None if no
-    results on it)."""
+    results on it, and then nothing is written). ``out_dir`` (tables) and ``imgs_dir`` (figures)
+    default to :func:`output_dirs` of ``models_dir``."""
+    out_dir = output_dirs(models_dir)["out"] if out_dir is None else out_dir
+    imgs_dir = output_dirs(models_dir)["imgs"] if imgs_dir is None else imgs_dir
     expected = sorted(p.stem for p in Path(configs_dir).glob("*.yaml") if p.stem != "base")
     runs, unknown = load_runs(models_dir)
     if unknown:
@@ -354,13 +442,24 @@ def compare(models_dir="models", out_dir="results", imgs_dir="imgs", configs_dir
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m src.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", default="models")
-    parser.add_argument("--out", default="results", help="where results.md and results.csv go")
-    parser.add_argument("--imgs", default="imgs", help="where the plots go")
+    parser.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
+                        help="the runs' folder (default: models; its tables and figures are results/ and imgs/)")
+    parser.add_argument("--out", default=None, help="where results.md, comparisons.md and results.csv go "
+                                                    "(default: results for --models-dir models, else the models dir)")
+    parser.add_argument("--imgs", default=None,
+                        help="where the plots go (default: imgs for --models-dir models, else the models dir)")
     parser.add_argument("--configs", default="configs")
     parser.add_argument("--data", default=None,
                         help="prepared data folder whose runs make the table (default: the source of most runs)")
     args = parser.parse_args(argv)
+    for flag, folder, what in (("--models-dir", args.models_dir, "the runs (<run>/results.json)"),
+                               ("--configs", args.configs, "the experiment configs")):
+        if not Path(folder).is_dir():
+            parser.error(f"{flag} {folder}: {'not a folder' if Path(folder).exists() else 'no such folder'}; "
+                         f"give the folder of {what}")
+    for flag, folder in (("--out", args.out), ("--imgs", args.imgs)):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            parser.error(f"{flag} {folder}: a file, not a folder; give a folder for the outputs")
     try:
         compare(args.models_dir, args.out, args.imgs, args.configs, data_root=args.data)
     except FileNotFoundError as error:

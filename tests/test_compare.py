@@ -1,9 +1,22 @@
 """src.compare and src.suite: the table over finished runs."""
 import json
+from pathlib import Path
 
 import pytest
 
-from src.compare import BEST_RECURRENT, compare, experiment_of, load_runs, paired_differences, t_interval
+from src.compare import (
+    BEST_RECURRENT,
+    compare,
+    experiment_of,
+    load_runs,
+    main,
+    output_dirs,
+    paired_differences,
+    seeds_for_half_width,
+    smallest_detectable_difference,
+    t_half_width,
+    t_interval,
+)
 from src.kth import ACTIONS
 from src.suite import planned_runs
 
@@ -46,7 +59,10 @@ def write_seeds(models_dir, experiment, video_accs, val_acc=0.5, seeds=None):
         write_result(models_dir, run, acc, val_acc=val_acc, seed=seed)
 
 
-T_975_2 = 4.302653  # Student t quantile 0.975 at 2 degrees of freedom, from a table
+# Student t quantiles at 2 degrees of freedom, by hand: t_p = (2p - 1) / sqrt(2p(1 - p)) for df = 2
+T_975_2 = 4.302653  # 0.95 / sqrt(0.04875)
+T_80_2 = 1.060660  # 0.6 / sqrt(0.32)
+T_975_3 = 3.182446  # Student t quantile 0.975 at 3 degrees of freedom, from a table
 
 
 def test_t_interval_is_the_student_t_interval_of_the_mean():
@@ -54,6 +70,22 @@ def test_t_interval_is_the_student_t_interval_of_the_mean():
     half_width = T_975_2 * 0.1 / 3 ** 0.5  # sample std of [0.8, 0.9, 1.0] is 0.1
     assert (low, high) == pytest.approx((0.9 - half_width, 0.9 + half_width), abs=1e-6)
     assert all(x != x for x in t_interval([0.7]))  # NaN: no interval from one value
+
+
+def test_power_of_a_paired_comparison_from_known_numbers():
+    # sd 0.01 over n = 3 pairs: half-width t(0.975, 2)·s/√3, detectable (t(0.975, 2) + t(0.8, 2))·s/√3
+    assert t_half_width(0.01, 3) == pytest.approx(T_975_2 * 0.01 / 3 ** 0.5, abs=1e-7)  # 0.0248
+    assert smallest_detectable_difference(0.01, 3) == pytest.approx((T_975_2 + T_80_2) * 0.01 / 3 ** 0.5,
+                                                                     abs=1e-7)  # 0.0310
+    # ±2 points at sd 0.01: n = 3 gives 0.0248 > 0.02, n = 4 gives t(0.975, 3)·0.01/2 = 0.0159
+    assert T_975_2 * 0.01 / 3 ** 0.5 > 0.02 >= T_975_3 * 0.01 / 2
+    assert seeds_for_half_width(0.01) == 4
+    # sd 0.05: the normal approximation says 25; the t quantiles want 27 (the smallest n that gets there)
+    n = seeds_for_half_width(0.05)
+    assert n == 27 and t_half_width(0.05, n) <= 0.02 < t_half_width(0.05, n - 1)
+    assert seeds_for_half_width(0.0) == 2  # no spread: the fewest seeds with an interval
+    assert all(x != x for x in (t_half_width(0.01, 1), smallest_detectable_difference(0.01, 1),
+                                seeds_for_half_width(float("nan"))))  # NaN: no std from one pair
 
 
 def test_results_table_has_t_interval_over_seeds_and_a_dash_for_a_single_run(tmp_path):
@@ -100,11 +132,15 @@ def test_paired_differences_pair_common_seeds_and_give_verdicts(tmp_path):
         (0.11 - half_width, 0.11 + half_width), abs=1e-6)
     assert own_lstm["clip diff mean"] == pytest.approx(0.11)  # the fakes' clip accuracy is video - 0.1
     assert own_lstm["verdict"] == "OwnLSTM higher"
+    assert own_lstm["video half width"] == pytest.approx(half_width, abs=1e-7)
+    assert own_lstm["video detectable diff"] == pytest.approx((T_975_2 + T_80_2) * 0.01 / 3 ** 0.5, abs=1e-7)
+    assert own_lstm["video seeds for 2 pp"] == 4 and own_lstm["clip seeds for 2 pp"] == 4
     assert table.loc["OwnGRU", "verdict"] == "no measurable difference"
     assert table.loc["OwnGRU", "video diff ci low"] < 0 < table.loc["OwnGRU", "video diff ci high"]
     assert table.loc["GRUCell", "n"] == 1 and table.loc["GRUCell", "seeds"] == "1"
     assert table.loc["GRUCell", "verdict"] == "needs ≥ 2 paired seeds (have 1)"
     assert table.loc["GRUCell", "video diff mean"] == pytest.approx(0.62 - 0.5)
+    assert table.loc["GRUCell", ["video half width", "video detectable diff", "video seeds for 2 pp"]].isna().all()
     r2plus1d = table.loc["R2Plus1D"]  # GRUCell: best validation accuracy, though OwnLSTM is best on test
     assert r2plus1d["B"] == "GRUCell" and r2plus1d["B chosen as"] == "best recurrent by val acc"
     assert r2plus1d["video diff mean"] == pytest.approx(-0.095) and r2plus1d["verdict"] == "GRUCell higher"
@@ -125,9 +161,55 @@ def test_compare_writes_the_paired_comparisons(tmp_path, capsys):
     own_lstm = next(line for line in text.splitlines() if line.startswith("| OwnLSTM"))
     cells = [cell.strip() for cell in own_lstm.split("|")[1:-1]]
     assert cells == ["OwnLSTM", "LSTMCell", "3", "+11.0 ± 1.0", "[+8.5, +13.5]", "+11.0 ± 1.0", "[+8.5, +13.5]",
-                     "OwnLSTM higher"]
+                     "OwnLSTM higher", "2.5", "3.1", "4"]  # half-width, detectable at power 0.8, seeds for ±2 pp
+    header = next(line for line in text.splitlines() if line.startswith("| A "))
+    assert all(name in header for name in ("video CI half-width (pp)", "smallest detectable video diff (pp)",
+                                           "seeds for video CI ±2 pp"))
+    gru = next(line for line in text.splitlines() if line.startswith("| GRUCell "))
+    assert [cell.strip() for cell in gru.split("|")[1:-1]][-3:] == ["–", "–", "–"]  # one paired seed
+    assert "(t(0.975, n-1) + t(0.8, n-1))·s/√n" in text and "power 0.8" in text and "two-sided paired t-test" in text
     assert "| R2Plus1D | GRUCell (best recurrent by val acc) |" in text.replace("  ", "")
     assert "Skipped LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler." in text
+
+
+def test_outputs_of_a_models_dir_other_than_the_default_stay_in_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert output_dirs("models") == output_dirs(tmp_path / "models") == {
+        "out": Path("results"), "imgs": Path("imgs"), "tboard": None}  # the folders of record: default models/ only
+    trial = tmp_path / "trial"
+    assert output_dirs(trial) == {"out": trial, "imgs": trial, "tboard": trial / "tboard_logs"}
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    make_comparison_runs(trial)
+    main(["--models-dir", str(trial), "--configs", str(configs)])
+    assert sorted(p.name for p in trial.iterdir() if p.is_file()) == [
+        "accuracy_vs_epoch_time.png", "accuracy_vs_params.png", "comparisons.md", "results.csv", "results.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "trial"]  # no results/, no imgs/
+    assert len(load_runs(trial)[0]) == 16  # the tables beside the runs are not taken for runs
+    assert f"-> {trial}/results.md" in capsys.readouterr().out
+    main(["--models-dir", str(trial), "--configs", str(configs), "--out", "table", "--imgs", "figures"])
+    assert (tmp_path / "table" / "comparisons.md").is_file()
+    assert (tmp_path / "figures" / "accuracy_vs_params.png").is_file()
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--models-dir", "absent", "--models-dir absent: no such folder"),
+    ("--models-dir", "a_file", "--models-dir a_file: not a folder"),
+    ("--configs", "absent", "--configs absent: no such folder"),
+    ("--out", "a_file", "--out a_file: a file, not a folder"),
+    ("--imgs", "a_file", "--imgs a_file: a file, not a folder"),
+])
+def test_compare_refuses_a_bad_folder_in_one_line(tmp_path, monkeypatch, capsys, flag, value, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit) as exit:
+        main([flag, value])
+    assert exit.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "configs", "models"]
 
 
 def test_compare_without_results_says_so(tmp_path, capsys):

@@ -9,8 +9,10 @@ import pytest
 from nbclient import NotebookClient
 
 import src.suite
+from tests.cli import snapshot
 
 REPO = Path(__file__).resolve().parents[1]
+RECORD = [REPO / name for name in ("results", "imgs", "tboard_logs", "models")]  # the committed outputs
 # the runs the full-profile test reuses: every experiment, one epoch on the tiny twin, narrow models
 SMALL = ["train.epochs=1", "train.batch_size=8", "data.train_clips_per_video=1", "data.eval_clips_per_video=2",
          "data.max_frames=4", "model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=1", "eval.latency_repeats=2"]
@@ -63,6 +65,7 @@ def test_notebook_runs_top_to_bottom_in_the_full_profile_on_a_fresh_clone(fresh_
     work = fresh_clone_state
     reused = sorted(path.parent.name for path in (work / "models").glob("*/results.json"))
     assert len(reused) == 8  # 10 experiments, less the two pretrained-encoder ones
+    record = snapshot(*RECORD)
     outputs, notebook = execute(monkeypatch, {"NOTEBOOK_DATA": str(tiny_prepared), "NOTEBOOK_WORKDIR": str(work),
                                               "NOTEBOOK_SET": " ".join(SMALL), "TORCH_HOME": os.environ["TORCH_HOME"],
                                               "NOTEBOOK_BENCH": "--rounds 5 --conv-rounds 2"})
@@ -73,6 +76,10 @@ def test_notebook_runs_top_to_bottom_in_the_full_profile_on_a_fresh_clone(fresh_
     assert "LSTMCell_PretEncoder             not run: pretrained weights" in outputs
     assert "Measured on the synthetic twin (preset tiny)" in outputs
     assert "test clips misclassified by" in outputs
-    for figure in ("learning_curves.png", "per_class_accuracy.png", "failure_cases.png", "accuracy_vs_params.png"):
+    for figure in ("learning_curves.png", "per_class_accuracy.png", "failure_cases.png", "accuracy_vs_params.png",
+                   "sample_clips.png", "augmented_clips.png", "confusion_GRUCell.png"):
         assert (work / "imgs" / figure).stat().st_size > 0, figure
+    for table in ("results.md", "comparisons.md", "results.csv"):  # its compare: under NOTEBOOK_WORKDIR too
+        assert (work / "results" / table).stat().st_size > 0, table
+    assert snapshot(*RECORD) == record  # nothing of the repository's tables, figures, events or runs rewritten
     assert not (work / "tboard_logs").exists()

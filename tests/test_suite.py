@@ -5,14 +5,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import src.suite
 from src.compare import compare
-from src.suite import claimed, parse_shard, planned_runs, shard, try_lock
+from src.runlock import LOCK_NAME
+from src.suite import parse_shard, planned_runs, shard
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
@@ -32,36 +32,15 @@ def test_shards_are_disjoint_and_cover_every_run():
             parse_shard(bad)
 
 
-def test_a_lock_is_held_once_and_a_dead_holder_is_detected(tmp_path, monkeypatch):
-    lock = tmp_path / "GRUCell" / "suite.lock"
-    with claimed(lock) as holder:
-        assert holder is None and json.loads(lock.read_text())["pid"] == os.getpid()
-        assert try_lock(lock)["pid"] == os.getpid()  # held by a live process: not claimed again
-    assert not lock.exists()  # released
-
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "time": 0}))
-    assert try_lock(lock) is None  # same host, dead pid: stale, taken over
-    assert json.loads(lock.read_text())["pid"] == os.getpid()
-
-    lock.write_text(json.dumps({"host": "elsewhere", "pid": 1, "time": 0}))
-    assert try_lock(lock)["host"] == "elsewhere"  # another host, recently refreshed: live
-    old = time.time() - src.suite.LOCK_STALE_S - 1
-    os.utime(lock, (old, old))
-    assert try_lock(lock) is None  # another host, not refreshed for too long: stale
-    assert sorted(p.name for p in lock.parent.iterdir()) == ["suite.lock"]  # no temp files left
-
-
 def test_a_run_claimed_by_another_shard_is_skipped(tmp_path, monkeypatch, capsys):
     models = tmp_path / "models"
     (models / "GRUCell").mkdir(parents=True)
-    (models / "GRUCell" / "suite.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))
+    (models / "GRUCell" / LOCK_NAME).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid()}))
     monkeypatch.chdir(tmp_path)
     src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--seeds", "1",
                     "--models-dir", str(models)])
     assert f"GRUCell: claimed by process {os.getppid()}" in capsys.readouterr().out
-    assert sorted(p.name for p in (models / "GRUCell").iterdir()) == ["suite.lock"]  # nothing trained
+    assert sorted(p.name for p in (models / "GRUCell").iterdir()) == [LOCK_NAME]  # nothing trained
 
 
 def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tmp_path):
@@ -79,7 +58,7 @@ def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tm
     assert "shard 1/2: 1 run(s): GRUCell\n" in outputs[0] and "shard 2/2: 1 run(s): OwnGRU\n" in outputs[1]
     for run in planned:
         assert (models / run / "results.json").is_file(), run
-        assert not (models / run / "suite.lock").exists(), run
+        assert not (models / run / LOCK_NAME).exists(), run
         assert len(list((tboard / run).glob("events.out.tfevents.*"))) <= 2, run  # trained once (+ hparams)
         assert sum(f"{run}: test video accuracy" in out for out in outputs) == 1, run
     # the comparison afterwards sees every run
@@ -97,7 +76,7 @@ def run_suite(tmp_path, data, *extra):
 
 def test_suite_reuses_results_on_the_same_data_and_trains_again_on_real_kth(tiny_prepared, tiny_unmarked, tmp_path,
                                                                               monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # the table goes to ./results, the figures to ./imgs
+    monkeypatch.chdir(tmp_path)  # --models-dir is ./models, the default: tables to ./results, figures to ./imgs
     results = {run: tmp_path / "models" / run / "results.json" for run in ("GRUCell", "OwnGRU")}
     run_suite(tmp_path, tiny_prepared)
     assert "synthetic twin (preset tiny), **not on real KTH**" in (tmp_path / "results" / "results.md").read_text()
@@ -118,6 +97,25 @@ def test_suite_reuses_results_on_the_same_data_and_trains_again_on_real_kth(tiny
     assert table.startswith("Measured on real KTH") and "synthetic" not in table
     csv = (tmp_path / "results" / "results.csv").read_text()
     assert "synthetic" not in csv and len(csv.splitlines()) == 3  # header + the two real-KTH runs
+
+
+@pytest.mark.parametrize("models_dir, flags, tboard, out, imgs", [
+    ("models", [], None, "results", "imgs"),  # the default: the folders of record, the config's log.tboard_dir
+    ("trial", [], "trial/tboard_logs", "trial", "trial"),  # any other folder takes every output with it
+    ("trial", ["--out", "t", "--imgs", "f", "--tboard-dir", "e"], "e", "t", "f"),  # unless the flags say otherwise
+])
+def test_the_suite_sends_tables_figures_and_events_under_the_folders_given(tmp_path, monkeypatch, models_dir, flags,
+                                                                          tboard, out, imgs):
+    monkeypatch.chdir(tmp_path)
+    calls = {}
+    monkeypatch.setattr(src.suite, "run_experiment", lambda name, run, seed, overrides, **_: calls.update(
+        overrides=overrides) or {"video_accuracy": 0.5})
+    monkeypatch.setattr(src.suite, "compare", lambda **kwargs: calls.update(compare=kwargs))
+    src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--seeds", "1", "--models-dir", models_dir,
+                    *flags, "--set", "train.epochs=1"])
+    assert calls["overrides"] == [f"log.models_dir={models_dir}", *([f"log.tboard_dir={tboard}"] if tboard else []),
+                                  "train.epochs=1"]  # the user's --set last: it wins
+    assert (Path(calls["compare"]["out_dir"]), Path(calls["compare"]["imgs_dir"])) == (Path(out), Path(imgs))
 
 
 def test_main_experiments_get_their_seeds_and_variants_theirs():
