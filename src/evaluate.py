@@ -7,6 +7,11 @@ accuracy (logits averaged over ``data.eval_clips_per_video`` evenly spaced clips
 video), per-class accuracy, the confusion matrix, the trainable parameter count, training
 time per epoch (from the checkpoint's history), inference latency per clip at batch 1 and
 throughput at batch 32; writes them to ``results.json`` beside the checkpoint.
+
+Bad arguments (a missing or foreign ``--checkpoint``, a ``--device`` this machine lacks, a
+``--data`` folder that is not prepared, a folder where results.json cannot be written) get one
+line before the test pass starts; a results.json that fails to write at the end gets one line
+after the table.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from src.checkpoint import load_checkpoint, load_model
+from src.checkpoint import CheckpointReadError, load_checkpoint, load_model
 from src.classifier import count_parameters
 from src.data import is_prepared, resolve_data_root
 from src.dataloader import KTHActionDataset
@@ -68,10 +73,32 @@ def measure_speed(model: torch.nn.Module, clip_shape: tuple[int, ...], device: t
             "throughput_clips_per_s": batch_repeats * batch_size / elapsed}
 
 
+def check_output_file(path: str | Path, key: str | None = None) -> Path:
+    """Refuse, before any work, a file path this process cannot write: an existing folder, a path
+    under a regular file, or in a folder it may not write in. ``key`` (``'--gif'``) names the
+    argument in the message. Returns ``path``; raises ValueError (one line naming the path)."""
+    path = Path(path)
+    label = f"{key} {path}" if key else str(path)
+    if path.is_dir():
+        raise ValueError(f"{label}: is a folder; give a file name (in that folder, or elsewhere)")
+    existing = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"{label}: {existing} is a file, not a folder; choose a path in a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{label}: the folder {existing} is not writable; choose another path or fix its "
+                         f"permissions")
+    return path
+
+
+def results_path(checkpoint_path: str | Path) -> Path:
+    """Where :func:`evaluate` writes the results of a checkpoint: ``results.json`` beside it."""
+    return Path(checkpoint_path).with_name("results.json")
+
+
 def write_json(data: dict, path: str | Path) -> Path:
-    """Write ``data`` as JSON atomically (temp file, then rename): one top-level key per line,
-    and a list of rows (``history``, ``predictions``) one row per line, so that the file
-    stays small and diffs stay readable."""
+    """Write ``data`` as JSON atomically (temp file, then rename; no temp file is left when it
+    fails): one top-level key per line, and a list of rows (``history``, ``predictions``) one
+    row per line, so that the file stays small and diffs stay readable."""
     path = Path(path)
     lines = []
     for key, value in data.items():
@@ -80,13 +107,17 @@ def write_json(data: dict, path: str | Path) -> Path:
             lines.append(f" {json.dumps(key)}: [\n{rows}\n ]")
         else:
             lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
-def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, device: str = "auto",
+def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, device: str | torch.device = "auto",
              batch_size: int | None = None, write: bool = True) -> dict:
     """Test a checkpoint on the test persons and write ``results.json`` beside it.
 
@@ -96,7 +127,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
             (when it still exists), else the config's ``data.root``.
         device: ``auto`` (cuda, then mps, then cpu) or a device name.
         batch_size: for the test pass; default the config's ``train.batch_size``.
-        write: write results.json beside the checkpoint.
+        write: write results.json beside the checkpoint (:func:`results_path`).
 
     Returns:
         The results (the keys of results.json): experiment, seed, checkpoint, config,
@@ -110,10 +141,22 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         with fingerprints, persons of each split as loaded, code versions: see
         src/provenance.py), history (every epoch's row, from last.pth), predictions (one
         row per test clip: video_id, start frame, label, predicted, probabilities).
+
+    Raises, before the test pass: ValueError for a device this machine lacks, a results.json
+    that cannot be written or a broken dataset; FileNotFoundError for a missing checkpoint or a
+    ``data_root`` that is not prepared; CheckpointReadError for a file that is no checkpoint of
+    src.train. Each message is one line naming the argument or the file.
     """
     checkpoint_path = Path(checkpoint_path)
     device = select_device(device)
+    if write:
+        check_output_file(results_path(checkpoint_path))
+    if data_root is not None and str(data_root) != "auto":
+        resolve_data_root(data_root)  # a folder that is not prepared is refused before the checkpoint is read
     model, checkpoint = load_model(checkpoint_path, map_location=device)
+    if not isinstance(checkpoint.get("metrics"), dict) or "best" not in checkpoint["metrics"]:
+        raise CheckpointReadError(f"{checkpoint_path}: holds no training metrics (a checkpoint saved by other code?); "
+                                  f"give a checkpoint of 'python -m src.train' (models/<experiment>/best.pth)")
     config = checkpoint["config"]
     data = config["data"]
     if data_root is None:
@@ -175,17 +218,22 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         "predictions": clip_predictions(test_set, logits, labels),
     }
     if write:
-        write_json(results, checkpoint_path.with_name("results.json"))
+        write_json(results, results_path(checkpoint_path))
     return results
 
 
 def full_history(checkpoint_path: Path, checkpoint: dict) -> list[dict]:
     """Every epoch's row of the run: from last.pth beside the checkpoint (best.pth's history
-    stops at the best epoch), when it belongs to the same run; else the checkpoint's own."""
+    stops at the best epoch), when it belongs to the same run and can be read; else the checkpoint's own."""
     history = checkpoint["metrics"]["history"]
     last_path = checkpoint_path.with_name("last.pth")
     if last_path.is_file() and last_path != checkpoint_path:
-        last = load_checkpoint(last_path)["metrics"]["history"]
+        try:
+            last = load_checkpoint(last_path)["metrics"]["history"]
+        except (CheckpointReadError, KeyError, TypeError):  # truncated, or not a checkpoint of src.train
+            print(f"warning: {last_path}: holds no readable history; the history stops at epoch {len(history)}",
+                  file=sys.stderr)
+            return history
         if last[:len(history)] == history:
             return last
         print(f"warning: {last_path} is not the continuation of {checkpoint_path}; the history stops at "
@@ -225,12 +273,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default=None, help="prepared dataset folder (default: the one trained on)")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a device name")
     args = parser.parse_args(argv)
+    path = results_path(args.checkpoint)
     try:
-        results = evaluate(args.checkpoint, data_root=args.data, device=args.device)
+        device = select_device(args.device, key="--device")
+        check_output_file(path)
+        results = evaluate(args.checkpoint, data_root=args.data, device=device, write=False)
     except (FileNotFoundError, RuntimeError, ValueError) as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     print_table(results)
-    print(f"results written to {Path(args.checkpoint).with_name('results.json')}")
+    try:
+        write_json(results, path)
+    except OSError as e:
+        sys.exit(f"error: {path}: could not write the results ({e.strerror or e}); they are printed above")
+    print(f"results written to {path}")
 
 
 if __name__ == "__main__":

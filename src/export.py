@@ -17,7 +17,10 @@ The file's ``metadata_props`` hold ``config`` (the experiment config as JSON, fr
     python -m src.predict --checkpoint gru.onnx clip.avi
 
 works like the checkpoint itself. An export that cannot work stops with one line naming
-the reason. The file is written under a temporary name and renamed.
+the reason: a bad ``--opset`` or ``--onnx`` path (not ``.onnx``, a folder, under a file, not
+writable) before the checkpoint is read, a missing or foreign ``--checkpoint`` before the
+export. The file is written under a temporary name and renamed; a failed export leaves
+nothing behind.
 """
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ import torch
 from src.checkpoint import load_model
 from src.kth import ACTIONS
 
-OPSET = 18
+OPSET = 18  # the default, and the lowest the dynamo exporter writes (it cannot convert its graphs lower)
 
 
 class ExportError(RuntimeError):
@@ -43,13 +46,26 @@ class ExportError(RuntimeError):
 def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int = OPSET) -> Path:
     """Export the model of ``checkpoint_path`` to ``onnx_path`` (see the module docstring).
 
-    Raises ExportError (one line) when the checkpoint cannot be read, onnxscript is
-    missing, or the exporter cannot express the model.
+    Raises ExportError (one line) when ``opset`` is out of range, ``onnx_path`` cannot be
+    written, the checkpoint cannot be read, onnxscript is missing, or the exporter cannot
+    express the model.
     """
+    import onnx
+
+    from src.evaluate import check_output_file
+
     checkpoint_path, onnx_path = Path(checkpoint_path), Path(onnx_path)
+    newest = onnx.defs.onnx_opset_version()
+    if not OPSET <= opset <= newest:
+        raise ExportError(f"--opset {opset}: out of range; the exporter writes opsets {OPSET} to {newest} "
+                          f"(default {OPSET})")
+    if onnx_path.suffix.lower() != ".onnx":
+        raise ExportError(f"--onnx {onnx_path}: the name must end in .onnx (src.predict tells an ONNX model by it); "
+                          f"e.g. --onnx {onnx_path.with_suffix('.onnx')}")
     try:
+        check_output_file(onnx_path, key="--onnx")
         model, checkpoint = load_model(checkpoint_path)
-    except (FileNotFoundError, RuntimeError, KeyError, TypeError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:  # CheckpointReadError is a ValueError
         raise ExportError(str(e).splitlines()[0] if str(e) else f"{checkpoint_path}: {e!r}") from None
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter needs it)
@@ -74,13 +90,16 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
     program.model.metadata_props["actions"] = json.dumps(list(ACTIONS))
     program.model.metadata_props["source_checkpoint"] = str(checkpoint_path)
 
-    onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = onnx_path.with_name(f".{onnx_path.name}.tmp")
+    tmp = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp")
     try:
+        onnx_path.parent.mkdir(parents=True, exist_ok=True)
         program.save(str(tmp))
         os.replace(tmp, onnx_path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, permissions changed since the check
+            raise ExportError(f"--onnx {onnx_path}: could not be written ({e.strerror or e}); nothing was "
+                              f"written") from None
         raise
     return onnx_path
 

@@ -13,15 +13,26 @@ one clip is padded by repeating its last frame taken).
 - **Whole video**: the logits of ``--clips`` evenly spaced clips (the windows of
   ``KTHActionDataset``'s fixed clips over the whole video) are averaged, as the video
   accuracy of ``src.evaluate`` does; softmax gives the probability of every action.
+  ``--clips`` above the number of distinct windows of the video (``frames - span + 1``) is
+  capped there, and the result's note says so.
 - **--timeline**: one prediction per sliding window of one clip's span (``--stride``
   frames apart, default one span: back-to-back windows), with start and end in frames
   and seconds.
 - **--gif**: the video (every ``slicing_step``-th frame, real speed) with each window's
   action and probability drawn on it.
 
+Clips are made and run ``Predictor.batch_size`` at a time, so memory stays bounded whatever
+``--clips`` or ``--stride`` asks for. A video whose decoder stops before the frame count its
+header announces (a truncated file) is predicted from the frames read, with a note.
+
 Output: a table, or with ``--json`` a list of ``{"input", "action", "probabilities":
-{action: p}, "num_frames", "fps", "note"?, "timeline"?}`` or ``{"input", "error"}``. A bad
-input gives one line and the others go on; the exit code is 1 when any input failed.
+{action: p}, "num_frames", "fps", "note"?, "timeline"?, "gif"?, "gif_error"?}`` or
+``{"input", "error"}``. A bad input gives one line and the others go on; the exit code is 1
+when any input failed. Bad arguments (``--clips 0``, a ``--device`` this machine lacks, a
+``--gif`` path that cannot be written, a ``--checkpoint`` that is no checkpoint) stop
+everything with one line before any input is read; with ``--json`` that line is also on
+stdout as ``{"error": ...}``. A gif that fails to write at the end (disk full) keeps the
+prediction, with ``gif_error``, and exit code 1.
 
 From Python::
 
@@ -31,6 +42,7 @@ From Python::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -80,37 +92,42 @@ class Predictor:
         """Frames of the video one clip covers: ``(max_frames - 1) * slicing_step + 1``."""
         return self.sampling.span
 
-    def logits(self, clips: torch.Tensor) -> torch.Tensor:
-        """(N, T, 1, S, S) -> (N, C) float32, in batches of ``batch_size``."""
-        return torch.cat([self.logits_of(batch) for batch in clips.split(self.batch_size)])
+    def logits(self, frames: torch.Tensor, starts: list[int]) -> torch.Tensor:
+        """The logits (N, C) float32 of the clips of uint8 ``frames`` (T, 1, S, S) that start at
+        ``starts`` (N), the clips made and run ``batch_size`` at a time (:func:`make_clips`)."""
+        return torch.cat([self.logits_of(make_clips(frames, starts[i:i + self.batch_size], self))
+                          for i in range(0, len(starts), self.batch_size)])
 
 
 def _predictor_from_config(config: dict, logits_of, source: str) -> Predictor:
-    data = config["data"]
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict) or not {"img_size", "max_frames", "slicing_step"} <= set(data):
+        raise PredictError(f"{source}: its config lacks data.img_size, data.max_frames or data.slicing_step; give a "
+                           f"checkpoint of 'python -m src.train' or its ONNX export")
     return Predictor(logits_of, img_size=int(data["img_size"]), max_frames=int(data["max_frames"]),
                      slicing_step=int(data["slicing_step"]), source=source)
 
 
-def load_predictor(path: str | Path, device: str = "cpu") -> Predictor:
+def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     """A checkpoint of ``src.train`` (``.pth``) or an ONNX file of ``src.export`` (``.onnx``).
 
-    Raises PredictError (one line naming the file) when it is neither.
+    Raises PredictError (one line naming the file) when it is neither, and ValueError when
+    ``device`` is not a device of this machine (:func:`src.engine.select_device`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise PredictError(f"{path}: no such file; give a checkpoint (models/<experiment>/best.pth) "
-                           f"or an ONNX file of 'python -m src.export'")
     if path.suffix.lower() == ".onnx":
+        if not path.is_file():
+            raise PredictError(f"{path}: no such file; give an ONNX file of 'python -m src.export' "
+                               f"or a checkpoint (models/<experiment>/best.pth)")
         return _load_onnx(path)
-    from src.checkpoint import load_model
+    from src.checkpoint import CheckpointReadError, load_model
     from src.engine import select_device
 
     device = select_device(device)
     try:
         model, checkpoint = load_model(path, map_location=device)
-    except (RuntimeError, KeyError, TypeError, ValueError) as e:
-        reason = str(e) if isinstance(e, RuntimeError) else f"{path}: not a checkpoint of src.train ({e!r})"
-        raise PredictError(reason.splitlines()[0]) from None
+    except (FileNotFoundError, CheckpointReadError) as e:
+        raise PredictError(str(e).splitlines()[0]) from None
 
     @torch.inference_mode()
     def logits_of(clips: torch.Tensor) -> torch.Tensor:
@@ -140,15 +157,23 @@ def _load_onnx(path: Path) -> Predictor:
 
 # ----------------------------------------------------------------------------- frames
 
-def video_fps(path: str | Path) -> float:
-    """Frames per second of the first video stream (``DEFAULT_FPS`` when the file does not say)."""
+def video_header(path: str | Path) -> tuple[float, int | None]:
+    """What the header of the first video stream says: frames per second (``DEFAULT_FPS`` when
+    it does not say) and the number of frames (its frame count, else its duration times its
+    rate; None when it says neither)."""
     with av.open(str(path)) as container:
-        rate = container.streams.video[0].average_rate or container.streams.video[0].guessed_rate
-    return float(Fraction(rate)) if rate else DEFAULT_FPS
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        num_frames = stream.frames or None
+        if num_frames is None and rate and stream.duration and stream.time_base:
+            num_frames = round(stream.duration * stream.time_base * rate)
+    return (float(Fraction(rate)) if rate else DEFAULT_FPS), num_frames
 
 
-def read_frames(path: str | Path) -> tuple[np.ndarray, float]:
-    """The grayscale frames of a video file or a folder of images, uint8 (T, H, W), and the fps."""
+def read_frames(path: str | Path) -> tuple[np.ndarray, float, int | None]:
+    """The grayscale frames of a video file or a folder of images, uint8 (T, H, W), the fps,
+    and the number of frames the video's header announces (None for a folder, or a header that
+    does not say): more than T when the decoder stopped early (a truncated file)."""
     path = Path(path)
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -157,13 +182,13 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float]:
         frames = [np.asarray(Image.open(p).convert("L")) for p in images]
         if len({f.shape for f in frames}) > 1:
             raise PredictError(f"{path}: the images differ in size; give frames of one video")
-        return np.stack(frames), DEFAULT_FPS
+        return np.stack(frames), DEFAULT_FPS, None
     if not path.is_file():
         raise PredictError(f"{path}: no such file or folder")
     if path.stat().st_size == 0:
         raise PredictError(f"{path}: empty file")
     try:
-        return decode_video(path), video_fps(path)
+        return decode_video(path), *video_header(path)
     except (av.FFmpegError, IndexError, ValueError) as e:
         reason = "no video stream" if isinstance(e, IndexError) else (getattr(e, "strerror", None) or str(e))
         reason = str(reason).removeprefix(f"{path}: ")
@@ -185,7 +210,8 @@ def sliding_starts(num_frames: int, span: int, stride: int) -> list[int]:
 
 
 def make_clips(frames: torch.Tensor, starts: list[int], predictor: Predictor) -> torch.Tensor:
-    """The clips starting at ``starts``: uint8 frames (T, 1, S, S) -> float32 (N, max_frames, 1, S, S)."""
+    """The clips starting at ``starts`` (N): uint8 frames (T, 1, S, S) -> float32 (N, max_frames, 1, S, S).
+    Memory grows with N: :meth:`Predictor.logits` calls it one batch at a time."""
     sampling = predictor.sampling
     clips = torch.stack([sampling(frames[start:start + sampling.span]) for start in starts])  # uint8
     return v2.functional.to_dtype(clips, torch.float32, scale=True)
@@ -198,26 +224,39 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
     """Predict one video file or frame folder.
 
     Returns ``{"input", "action", "probabilities": {action: p}, "num_frames", "fps"}``, plus
-    ``"note"`` when the video is shorter than one clip (padded), ``"timeline"`` (a list of
+    ``"note"`` (one line; its parts joined by '; ') when the decoder read fewer frames than the
+    video's header announces, when ``clips`` was capped at the number of distinct windows, or
+    when the video is shorter than one clip (padded), ``"timeline"`` (a list of
     ``{"start_frame", "end_frame", "start_s", "end_s", "action", "probability"}``; frames
-    0-based, end exclusive) when asked or when ``gif`` is given, and ``"gif"`` (its path).
+    0-based, end exclusive) when asked or when ``gif`` is given, and ``"gif"`` (its path), or
+    ``"gif_error"`` (one line naming it) when it could not be written.
     Raises PredictError for an input that cannot be read.
     """
-    raw, fps = read_frames(path)                                              # uint8 (T, H, W)
+    raw, fps, announced = read_frames(path)                                   # uint8 (T, H, W)
     frames = torch.from_numpy(resize_frames(raw, predictor.img_size)).unsqueeze(1)  # (T, 1, S, S)
     num_frames = len(frames)
+    notes = []
+    if announced is not None and num_frames < announced:
+        notes.append(f"the decoder read {num_frames} of the {announced} frames {Path(path).name} announces "
+                     f"(a truncated or damaged file?); predicted from those")
+    windows = max(num_frames - predictor.span, 0) + 1  # distinct clip windows
+    if clips > windows:
+        notes.append(f"--clips {clips} capped at {windows}, the number of distinct {predictor.span}-frame windows "
+                     f"of its {num_frames} frames")
+        clips = windows
     starts = evenly_spaced_starts(num_frames, predictor.span, clips)
-    logits = predictor.logits(make_clips(frames, starts, predictor))          # (clips, C)
-    probabilities = logits.mean(0).softmax(0)
+    probabilities = predictor.logits(frames, starts).mean(0).softmax(0)       # (C,)
     result = {"input": str(path), "action": ACTIONS[int(probabilities.argmax())],
               "probabilities": {a: round(float(p), 4) for a, p in zip(ACTIONS, probabilities)},
               "num_frames": num_frames, "fps": fps}
     if num_frames < predictor.span:
-        result["note"] = (f"only {num_frames} frames, shorter than one clip ({predictor.max_frames} frames, every "
-                          f"{predictor.slicing_step}th: {predictor.span} frames); padded by repeating the last frame")
+        notes.append(f"only {num_frames} frames, shorter than one clip ({predictor.max_frames} frames, every "
+                     f"{predictor.slicing_step}th: {predictor.span} frames); padded by repeating the last frame")
+    if notes:
+        result["note"] = "; ".join(notes)
     if timeline or gif is not None:
         window_starts = sliding_starts(num_frames, predictor.span, stride or predictor.span)
-        window_probs = predictor.logits(make_clips(frames, window_starts, predictor)).softmax(1)
+        window_probs = predictor.logits(frames, window_starts).softmax(1)  # (windows, C)
         result["timeline"] = []
         for start, probs in zip(window_starts, window_probs):
             end = min(start + predictor.span, num_frames)
@@ -225,7 +264,10 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
                 "start_frame": start, "end_frame": end, "start_s": round(start / fps, 3), "end_s": round(end / fps, 3),
                 "action": ACTIONS[int(probs.argmax())], "probability": round(float(probs.max()), 4)})
     if gif is not None:
-        result["gif"] = str(write_gif(raw, fps, result["timeline"], gif, every=predictor.slicing_step))
+        try:
+            result["gif"] = str(write_gif(raw, fps, result["timeline"], gif, every=predictor.slicing_step))
+        except OSError as e:  # disk full, or the folder changed since main checked it: the prediction stays
+            result["gif_error"] = f"--gif {gif}: could not be written ({e.strerror or e}); the prediction is kept"
     return result
 
 
@@ -246,14 +288,15 @@ def write_gif(frames: np.ndarray, fps: float, timeline: list[dict], path: str | 
         ImageDraw.Draw(canvas).text((3, 1), f"{window['action']} {window['probability']:.0%}  "
                                             f"{t / fps:5.1f} s", fill=255)
         images.append(canvas)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=round(1000 * every / fps), loop=0)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -288,8 +331,42 @@ def print_table(results: list[dict], file=None) -> None:
                   f"{w['action']:<12} {w['probability']:5.2f}", file=file)
 
 
+def check_gif_paths(gif: str | Path, inputs: list[str]) -> list[Path]:
+    """The gif path of each input (:func:`gif_path`), refused before any work: one that cannot
+    be written (:func:`src.evaluate.check_output_file`), or two inputs that would write the same
+    file. Raises ValueError, one line naming ``--gif`` and the path."""
+    from src.evaluate import check_output_file
+
+    paths = [gif_path(gif, path, len(inputs) > 1) for path in inputs]
+    for path in dict.fromkeys(paths):
+        check_output_file(path, key="--gif")
+    if len(set(paths)) < len(paths):
+        twice = next(path for path in paths if paths.count(path) > 1)
+        same = [name for name, path in zip(inputs, paths) if path == twice]
+        raise ValueError(f"--gif {gif}: the inputs {same[0]} and {same[1]} would both write {twice}; predict them "
+                         f"separately, each with its own --gif")
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    as_json = any(len(arg) > 2 and "--json".startswith(arg) for arg in argv)  # argparse takes prefixes too
+
+    def fail(message: str, code: int = 1) -> int:
+        """One line on stderr, and with --json the same as JSON on stdout."""
+        if as_json:
+            print(json.dumps({"error": message}))
+        print(f"error: {message}", file=sys.stderr)
+        return code
+
     parser = argparse.ArgumentParser(prog="python -m src.predict", description=__doc__.split("\n\n")[0])
+    if as_json:  # argparse's own errors (a missing or malformed argument) as JSON too
+        usage_error = parser.error
+
+        def json_error(message: str):
+            print(json.dumps({"error": f"{parser.prog}: {message}"}))
+            usage_error(message)
+        parser.error = json_error
     parser.add_argument("inputs", nargs="+", help="video files (anything PyAV decodes) or folders of frames")
     parser.add_argument("--checkpoint", required=True, help="models/<experiment>/best.pth, or an .onnx of src.export")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -297,20 +374,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=None, help="frames between windows (default: one clip's span)")
     parser.add_argument("--gif", default=None, help="write the video with each window's prediction drawn on it")
     parser.add_argument("--clips", type=int, default=DEFAULT_CLIPS,
-                        help=f"evenly spaced clips averaged per video (default {DEFAULT_CLIPS})")
+                        help=f"evenly spaced clips averaged per video (default {DEFAULT_CLIPS}; at most the "
+                             f"number of distinct windows of the video)")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, or a device name (checkpoints only)")
     args = parser.parse_args(argv)
-    if args.clips < 1 or (args.stride is not None and args.stride < 1):
-        parser.error("--clips and --stride must be >= 1")
+    for flag, value in (("--clips", args.clips), ("--stride", args.stride)):
+        if value is not None and value < 1:
+            parser.error(f"argument {flag}: must be >= 1, got {value}")
+    from src.engine import select_device
+
     try:
-        predictor = load_predictor(args.checkpoint, args.device)
-    except PredictError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        device = select_device(args.device, key="--device")
+        gifs = check_gif_paths(args.gif, args.inputs) if args.gif else [None] * len(args.inputs)
+        predictor = load_predictor(args.checkpoint, device)
+    except ValueError as e:  # PredictError included
+        return fail(str(e))
 
     results = []
-    for path in args.inputs:
-        gif = gif_path(args.gif, path, len(args.inputs) > 1) if args.gif else None
+    for path, gif in zip(args.inputs, gifs):
         try:
             result = predict_input(predictor, path, clips=args.clips, timeline=args.timeline, stride=args.stride,
                                    gif=gif)
@@ -320,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
             result = {"input": path, "error": f"{path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         if "error" in result and args.json:  # the table shows it in its row
             print(f"error: {result['error']}", file=sys.stderr)
+        if "gif_error" in result:
+            print(f"error: {result['gif_error']}", file=sys.stderr)
         if "note" in result:
             print(f"note: {path}: {result['note']}", file=sys.stderr)
         if not args.timeline:
@@ -332,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         for r in results:
             if "gif" in r:
                 print(f"gif written to {r['gif']}")
-    return int(any("error" in r for r in results))
+    return int(any("error" in r or "gif_error" in r for r in results))
 
 
 if __name__ == "__main__":

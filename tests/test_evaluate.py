@@ -119,3 +119,30 @@ def test_results_carry_the_history_of_every_epoch_and_every_clip_prediction(trai
         assert p["predicted"] == max(range(len(ACTIONS)), key=p["probabilities"].__getitem__)
     starts = {(p["video_id"], p["start"]) for p in predictions}
     assert len(starts) == len(predictions)  # each clip named once by its video and first frame
+
+
+def test_a_truncated_last_pth_costs_only_the_history(trained, tmp_path, capsys):
+    """best.pth is good, last.pth beside it is cut short: the results keep best.pth's history, with a warning."""
+    import shutil
+
+    from src.evaluate import full_history
+
+    best_path, _ = trained
+    shutil.copy(best_path, tmp_path / "best.pth")
+    (tmp_path / "last.pth").write_bytes(best_path.with_name("last.pth").read_bytes()[:1000])
+    checkpoint = torch.load(tmp_path / "best.pth")
+    assert full_history(tmp_path / "best.pth", checkpoint) == checkpoint["metrics"]["history"]
+    assert capsys.readouterr().err == (f"warning: {tmp_path / 'last.pth'}: holds no readable history; the history "
+                                       f"stops at epoch {len(checkpoint['metrics']['history'])}\n")
+
+
+def test_a_checkpoint_without_training_metrics_is_refused_before_the_data(tmp_path):
+    from src.checkpoint import CheckpointReadError, save_checkpoint
+    from src.classifier import build_model
+
+    config = load_config("configs/GRUCell.yaml", ["model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=1"])
+    save_checkpoint({"config": config, "model_state_dict": build_model(config["model"]).state_dict()},
+                    tmp_path / "best.pth")
+    with pytest.raises(CheckpointReadError, match="holds no training metrics"):
+        evaluate(tmp_path / "best.pth", device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth"]

@@ -78,3 +78,35 @@ def test_an_export_that_cannot_work_names_the_reason(tmp_path, capsys, monkeypat
     error = capsys.readouterr().err.strip()
     assert "cannot export OwnGRU to ONNX" in error and "aten::frobnicate" in error and "\n" not in error
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_bad_arguments_are_one_line_before_the_checkpoint_is_read(tmp_path, capsys):
+    (tmp_path / "a_folder.onnx").mkdir()
+    missing = tmp_path / "missing.pth"  # never read: each argument is refused first
+    for args, words in ((["--onnx", str(tmp_path / "model.txt")], ["--onnx", "must end in .onnx"]),
+                        (["--onnx", str(tmp_path / "a_folder.onnx")], ["a_folder.onnx", "is a folder"]),
+                        (["--onnx", str(tmp_path / "m.onnx"), "--opset", "99"], ["--opset 99", "18 to"])):
+        assert main(["--checkpoint", str(missing), *args]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and error.count("\n") == 1 and all(w in error for w in words), error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder.onnx"]
+
+
+def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    import errno
+
+    checkpoint = small_checkpoint(tmp_path / "best.pth", MODELS["GRUCell"])
+
+    class Program:  # what torch.onnx.export returns, with a disk that is full
+        model = type("Model", (), {"metadata_props": {}})()
+
+        def save(self, path):
+            with open(path, "wb") as f:
+                f.write(b"half a model")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: Program())
+    assert main(["--checkpoint", str(checkpoint), "--onnx", str(tmp_path / "out" / "m.onnx")]) == 1
+    error = capsys.readouterr().err
+    assert error == f"error: --onnx {tmp_path / 'out' / 'm.onnx'}: could not be written (No space left on device); " \
+                    f"nothing was written\n"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []

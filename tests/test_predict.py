@@ -163,3 +163,50 @@ def test_the_onnx_export_predicts_like_the_checkpoint(checkpoint, kth_samples, t
         assert a["action"] == b["action"]
         assert list(a["probabilities"].values()) == pytest.approx(list(b["probabilities"].values()), abs=1e-4)
         assert [w["start_frame"] for w in a["timeline"]] == [w["start_frame"] for w in b["timeline"]]
+
+
+def test_gif_paths_that_cannot_be_written_are_refused_before_any_input_is_read(checkpoint, tiny_raw, tmp_path,
+                                                                               capsys):
+    first, second = sorted(tiny_raw.glob("boxing/*.avi"))[:2]
+    twin = tmp_path / "other" / first.name  # another input with the same name: both would write out_<name>.gif
+    twin.parent.mkdir()
+    twin.write_bytes(first.read_bytes())
+    (tmp_path / "a_folder.gif").mkdir()
+    for gif, inputs, words in ((tmp_path / "a_folder.gif", [first], ["is a folder"]),
+                               (tmp_path / "out.gif", [first, twin], ["would both write", first.stem])):
+        assert main(["--checkpoint", str(checkpoint), *map(str, inputs), "--gif", str(gif), "--json"]) == 1
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and captured.err.startswith(f"error: --gif {gif}")
+        assert all(word in captured.err for word in words)
+        assert json.loads(captured.out)["error"] == captured.err.strip().removeprefix("error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder.gif", "other"]
+
+
+def test_a_gif_that_fails_to_write_keeps_the_prediction(checkpoint, tiny_raw, tmp_path, capsys, monkeypatch):
+    """Disk full at the end: the prediction is printed, the gif error names the gif, the exit code is 1."""
+    import errno
+
+    import src.predict
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(src.predict, "write_gif", disk_full)
+    video = sorted(tiny_raw.glob("boxing/*.avi"))[0]
+    code, [result], err = run_json(capsys, "--checkpoint", checkpoint, video, "--gif", tmp_path / "out.gif")
+    assert code == 1 and result["action"] in ACTIONS and "error" not in result and "gif" not in result
+    assert result["gif_error"] == f"--gif {tmp_path / 'out.gif'}: could not be written (No space left on device); " \
+                                  f"the prediction is kept"
+    assert [line for line in err.splitlines() if line.startswith("error: ")] == [f"error: {result['gif_error']}"]
+
+
+def test_a_missing_onnx_file_and_bad_numbers_are_one_line(checkpoint, tiny_raw, tmp_path, capsys):
+    video = str(sorted(tiny_raw.glob("boxing/*.avi"))[0])
+    assert main(["--checkpoint", str(tmp_path / "gone.onnx"), video]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"error: {tmp_path / 'gone.onnx'}: no such file; give an ONNX " \
+                                                  f"file of 'python -m src.export' or a checkpoint " \
+                                                  f"(models/<experiment>/best.pth)\n"
+    for flag in ("--stride", "--clips"):
+        with pytest.raises(SystemExit) as info:
+            main(["--checkpoint", str(checkpoint), video, flag, "-3"])
+        assert info.value.code == 2 and f"argument {flag}: must be >= 1, got -3" in capsys.readouterr().err
