@@ -91,8 +91,9 @@ def test_locks_of_a_run_killed_with_kill_9_or_old_garbage_are_taken_over(tiny_pr
 
 
 def test_ctrl_c_releases_the_claim(tiny_prepared, tmp_path):
-    interrupted = start_cli("src.train", *train_args(tiny_prepared), cwd=tmp_path)
-    wait_for(tmp_path / EVENTS / "events.out.tfevents.*", interrupted)  # training
+    # epochs enough that the interrupt surely comes during training (it would take minutes to finish)
+    interrupted = start_cli("src.train", *train_args(tiny_prepared, "train.epochs=500"), cwd=tmp_path)
+    wait_for(tmp_path / RUN / "last.pth", interrupted)  # well inside the training loop
     interrupted.send_signal(signal.SIGINT)
     _, err = interrupted.communicate(timeout=120)
     assert interrupted.returncode == 1 and "Traceback" not in err and "interrupted: " in err, err
