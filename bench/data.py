@@ -1,6 +1,6 @@
 """Speed of the data pipeline: one full pass over the training split, against a training epoch.
 
-Two pipelines: the trainer's (src/clip_batches.py: ClipBatches with ClipBatchAugmentation,
+Two pipelines: the trainer's (src/data/batches.py: ClipBatches with ClipBatchAugmentation,
 whole batches by index arithmetic, no prefetch thread) and the per-item one
 (KTHActionDataset + get_train_transforms through a DataLoader, the course's call).
 
@@ -35,14 +35,14 @@ from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from src.classifier import build_model  # noqa: E402
-from src.clip_batches import ClipBatches  # noqa: E402
 from src.config import load_config  # noqa: E402
-from src.data import SYNTHETIC_ROOT, is_prepared  # noqa: E402
-from src.dataloader import KTHActionDataset  # noqa: E402
-from src.engine import select_device  # noqa: E402
-from src.kth import TRAIN_PERSONS, all_video_ids, parse_video_name  # noqa: E402
-from src.transformations import ClipBatchAugmentation, get_train_transforms  # noqa: E402
+from src.data.augment import ClipBatchAugmentation, get_train_transforms  # noqa: E402
+from src.data.batches import ClipBatches  # noqa: E402
+from src.data.dataset import KTHActionDataset  # noqa: E402
+from src.data.prepared import SYNTHETIC_ROOT, is_prepared  # noqa: E402
+from src.data.sources.kth import TRAIN_PERSONS, all_video_ids, parse_video_name  # noqa: E402
+from src.nets.classifier import build_model  # noqa: E402
+from src.training.engine import select_device  # noqa: E402
 
 
 def write_fake_dataset(root: Path, num_frames: int, size: int) -> Path:
@@ -86,8 +86,8 @@ def main() -> None:
         elif is_prepared(SYNTHETIC_ROOT):
             root, what = SYNTHETIC_ROOT, str(SYNTHETIC_ROOT)
         else:
-            from src.prepare import prepare
-            from src.synthetic import generate
+            from src.data.prepare import prepare
+            from src.data.synthetic import generate
             print(f"{SYNTHETIC_ROOT} is not prepared: building the tiny twin in {tmp}", file=sys.stderr)
             generate(Path(tmp) / "raw", preset="tiny", seed=0)
             prepare(Path(tmp) / "raw", Path(tmp) / "prepared", workers=1)

@@ -34,7 +34,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from src.models import OwnConvLSTM, OwnGRU, OwnLSTM  # noqa: E402
+from src.nets.cells import OwnConvLSTM, OwnGRU, OwnLSTM  # noqa: E402
 
 
 class LSTMCellLoop(nn.Module):

@@ -8,7 +8,7 @@
 
 Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
 functions (src.train: make_datasets, make_batches, prepare_model, train_one_epoch;
-src.engine.predict) and prints clips/s and the share of the epoch spent waiting for data.
+src.training.engine.predict) and prints clips/s and the share of the epoch spent waiting for data.
 
 ``--profile`` adds the share of the epoch in the encoder, the recurrent module and the
 head (forward plus backward, from hooks: forward hooks time each part's forward; the
@@ -45,10 +45,10 @@ from torchvision.transforms import v2
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from src.classifier import build_model  # noqa: E402
 from src.config import load_config  # noqa: E402
-from src.data import resolve_data_root  # noqa: E402
-from src.engine import predict, select_device  # noqa: E402
+from src.data.augment import RandomClipHorizontalFlip, RandomClipRotation, RandomTemporalReversal  # noqa: E402
+from src.data.prepared import resolve_data_root  # noqa: E402
+from src.nets.classifier import build_model  # noqa: E402
 from src.train import (  # noqa: E402
     make_batches,
     make_datasets,
@@ -59,7 +59,7 @@ from src.train import (  # noqa: E402
     seed_everything,
     train_one_epoch,
 )
-from src.transformations import RandomClipHorizontalFlip, RandomClipRotation, RandomTemporalReversal  # noqa: E402
+from src.training.engine import predict, select_device  # noqa: E402
 
 LEGACY_DEFAULT = REPO.parent / "legacy-0efa426"  # git worktree add ../legacy-0efa426 0efa426
 

@@ -1,19 +1,23 @@
 """Video action recognition on KTH-Actions with recurrent networks.
 
-Modules, one idea each:
-  models          the recurrent cells, written from their equations (LSTM, GRU, ConvLSTM)
-  kth             facts about the KTH-Actions dataset (classes, persons, names, 00sequences.txt)
-  data            where the data comes from (real KTH, else the synthetic twin) and its command line
-  download        fetching the six zips and 00sequences.txt
-  prepare         decoding videos to 64x64 grayscale frames and the in-memory cache
-  synthetic       the synthetic KTH twin, for offline work
-  dataloader      KTHActionDataset
-  transformations clip augmentations (spatial and temporal)
-  classifier      per-frame encoder -> recurrent module -> temporal head
-  r2plus1d        the factorised 3-D convolutional network (R(2+1)D)
-  config          YAML experiments over a shared base
-  pretrained      torchvision's pretrained weights for 1-channel input
-  engine          prediction loop, metrics and device choice shared by training and evaluation
-  train / evaluate / checkpoint   the research loop
-  compare         the results table and plots over experiments
+Grouped by concept; each package's docstring lists its modules:
+  data/       where videos come from, how they are prepared, how clips and batches are made of them
+  nets/       the recurrent cells, the action classifier, R(2+1)D, pretrained weights
+  training/   the research loop and what training and evaluation share: engine, checkpoints,
+              distributed training, provenance, the run lock
+
+Shared by all of them:
+  config      YAML experiments over a shared base, checked as a whole when loaded
+  plots       figures for the notebook, TensorBoard and the report
+
+The command-line scripts, each ``python -m src.<name>``:
+  train       train one experiment
+  evaluate    test a checkpoint on the test persons -> results.json
+  predict     a trained model (checkpoint or ONNX) on any video
+  export      a checkpoint to ONNX
+  suite       every experiment and seed, resumably, then the comparison
+  compare     the results table with t-intervals, the paired comparisons, the figures
+
+The course's import paths, kept as thin faces: models (-> nets/cells), dataloader (-> data/dataset),
+transformations (-> data/augment).
 """

@@ -23,7 +23,7 @@ otherwise.
 
 It works on any subset of finished experiments and says which of ``configs/*.yaml``
 have no results yet. One table holds one data source only (the fingerprint of the prepared
-data, see src/provenance.py): ``--data`` picks it (default: the source most runs were made
+data, see src/training/provenance.py): ``--data`` picks it (default: the source most runs were made
 on). Results without provenance (made by older code) are left out, and a line says so.
 """
 from __future__ import annotations
@@ -37,8 +37,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from src.kth import ACTIONS
-from src.provenance import data_label, describe_data
+from src.data.sources.kth import ACTIONS
+from src.training.provenance import data_label, describe_data
 
 # results.json key -> table column
 COLUMNS = {

@@ -32,7 +32,7 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SCHEMA_PATH = CONFIG_DIR / "base.yaml"
 
-# The values of the config's choice keys; the builders (src.classifier, src.train) import them
+# The values of the config's choice keys; the builders (src.nets.classifier, src.train) import them
 # from here, a module that imports no torch.
 ARCHS = ("rnn", "r2plus1d", "r2plus1d_18")
 ENCODERS = ("cnn", "resnet18")
@@ -229,7 +229,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | Non
 def _choices(key: str) -> tuple[str, ...] | None:
     """The allowed values of a choice key, or None when ``key`` is not one."""
     if key == "data.synthetic_preset":
-        from src.synthetic import PRESETS  # numpy, no torch
+        from src.data.synthetic import PRESETS  # numpy, no torch
         return tuple(PRESETS)
     return {"model.arch": ARCHS, "model.encoder": ENCODERS, "model.rnn_type": RNN_TYPES,
             "train.optimizer": OPTIMIZERS, "train.scheduler": SCHEDULERS}.get(key)
@@ -237,7 +237,7 @@ def _choices(key: str) -> tuple[str, ...] | None:
 
 def _check_val_persons(persons: list[int], where: str) -> None:
     """Refuse validation persons that are empty, not training persons, repeated, or all of them."""
-    from src.kth import TEST_PERSONS, TRAIN_PERSONS
+    from src.data.sources.kth import TEST_PERSONS, TRAIN_PERSONS
 
     allowed = f"training persons {TRAIN_PERSONS[0]}-{TRAIN_PERSONS[-1]}"
     if not persons:
@@ -257,7 +257,7 @@ def _check_val_persons(persons: list[int], where: str) -> None:
 def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
     """Refuse a full config (every key of configs/base.yaml, types already checked) that cannot run
     here: a number out of :data:`RANGES`, a value that is not one of a key's choices, a
-    ``train.device`` this machine does not have (:func:`src.engine.select_device`), validation
+    ``train.device`` this machine does not have (:func:`src.training.engine.select_device`), validation
     persons that are empty, repeated, not training persons or all of them, or
     ``model.pretrained`` where the model has no pretrained weights. The first problem found raises.
 
@@ -288,7 +288,7 @@ def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
             if key == "data.val_persons":
                 _check_val_persons(value, where(key))
             if key == "train.device":
-                from src.engine import select_device  # imports torch
+                from src.training.engine import select_device  # imports torch
                 try:
                     select_device(value, key=where(key))
                 except ValueError as e:

@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from src.checkpoint import CheckpointReadError, load_checkpoint, load_model
-from src.classifier import count_parameters
-from src.data import is_prepared, resolve_data_root
-from src.dataloader import KTHActionDataset
-from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize
-from src.kth import ACTIONS
-from src.provenance import code_version, describe_data, persons_of
+from src.data.dataset import KTHActionDataset
+from src.data.prepared import is_prepared, resolve_data_root
+from src.data.sources.kth import ACTIONS
+from src.nets.classifier import count_parameters
+from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
+from src.training.engine import classification_metrics, clip_video_index, predict, select_device, summarize
+from src.training.provenance import code_version, describe_data, persons_of
 
 
 def _synchronize(device: torch.device) -> None:
@@ -139,7 +139,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         to the best epoch), test_loss, latency_ms, throughput_clips_per_s, torch_threads,
         amp (mixed precision used in the test pass), provenance (test and training data
         with fingerprints, persons of each split as loaded, code versions: see
-        src/provenance.py), history (every epoch's row, from last.pth), predictions (one
+        src/training/provenance.py), history (every epoch's row, from last.pth), predictions (one
         row per test clip: video_id, start frame, label, predicted, probabilities).
 
     Raises, before the test pass: ValueError for a device this machine lacks, a results.json

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import torch
 
-from src.checkpoint import load_model
-from src.kth import ACTIONS
+from src.data.sources.kth import ACTIONS
+from src.training.checkpoint import load_model
 
 OPSET = 18  # the default, and the lowest the dynamo exporter writes (it cannot convert its graphs lower)
 

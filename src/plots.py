@@ -14,7 +14,7 @@ import seaborn as sns
 import torch
 from torchvision.utils import make_grid
 
-from src.kth import ACTIONS
+from src.data.sources.kth import ACTIONS
 
 
 def confusion_matrix_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str] = ACTIONS,

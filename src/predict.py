@@ -4,10 +4,10 @@
                           [--json] [--timeline] [--gif out.gif] [--clips 10]
 
 An input is a video file that PyAV decodes, or a folder of frames (images sorted by name).
-It gets the preprocessing of training: grayscale (:func:`src.prepare.decode_video`),
-resized to the checkpoint's ``data.img_size`` (:func:`src.prepare.resize_frames`), clips of
+It gets the preprocessing of training: grayscale (:func:`src.data.prepare.decode_video`),
+resized to the checkpoint's ``data.img_size`` (:func:`src.data.prepare.resize_frames`), clips of
 ``data.max_frames`` frames taken every ``data.slicing_step``-th frame
-(:class:`src.dataloader.TemporalSampling`, the dataset's own rule: a window shorter than
+(:class:`src.data.dataset.TemporalSampling`, the dataset's own rule: a window shorter than
 one clip is padded by repeating its last frame taken).
 
 - **Whole video**: the logits of ``--clips`` evenly spaced clips (the windows of
@@ -57,9 +57,9 @@ import torch
 from PIL import Image, ImageDraw
 from torchvision.transforms import v2
 
-from src.dataloader import TemporalSampling, evenly_spaced
-from src.kth import ACTIONS
-from src.prepare import decode_video, resize_frames
+from src.data.dataset import TemporalSampling, evenly_spaced
+from src.data.prepare import decode_video, resize_frames
+from src.data.sources.kth import ACTIONS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_FPS = 25.0  # KTH's frame rate; used for a folder of frames unless --fps says otherwise
@@ -112,7 +112,7 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
     """A checkpoint of ``src.train`` (``.pth``) or an ONNX file of ``src.export`` (``.onnx``).
 
     Raises PredictError (one line naming the file) when it is neither, and ValueError when
-    ``device`` is not a device of this machine (:func:`src.engine.select_device`).
+    ``device`` is not a device of this machine (:func:`src.training.engine.select_device`).
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
@@ -120,8 +120,8 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
             raise PredictError(f"{path}: no such file; give an ONNX file of 'python -m src.export' "
                                f"or a checkpoint (models/<experiment>/best.pth)")
         return _load_onnx(path)
-    from src.checkpoint import CheckpointReadError, load_model
-    from src.engine import select_device
+    from src.training.checkpoint import CheckpointReadError, load_model
+    from src.training.engine import select_device
 
     device = select_device(device)
     try:
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--clips", args.clips), ("--stride", args.stride)):
         if value is not None and value < 1:
             parser.error(f"argument {flag}: must be >= 1, got {value}")
-    from src.engine import select_device
+    from src.training.engine import select_device
 
     try:
         device = select_device(args.device, key="--device")

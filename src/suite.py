@@ -25,7 +25,7 @@ before any run starts; each bad one gets one ``error:`` line.
 ``--shard K/N`` runs the K-th of N disjoint slices of the planned runs (runs K, K + N,
 K + 2N, ... in the order below), so N machines (or N GPUs, one ``CUDA_VISIBLE_DEVICES`` each)
 that share ``models/`` run one shard each. Before a run starts its process claims it with
-``models/<run>/run.lock`` (src/runlock.py: host, pid, time; made atomically with a hard link) for
+``models/<run>/run.lock`` (src/training/runlock.py: host, pid, time; made atomically with a hard link) for
 its training and testing, so a run is never started twice, even by overlapping shards, nor while
 a ``python -m src.train`` of the same name runs; a run another live process holds is skipped, and a
 lock whose process has died (same host) or that has not been refreshed for ``LOCK_STALE_S`` seconds
@@ -42,9 +42,9 @@ from pathlib import Path
 
 from src.compare import DEFAULT_MODELS_DIR, compare, output_dirs
 from src.config import ConfigError, load_config
-from src.data import resolve_data_root
-from src.provenance import describe_data, results_mismatch, resume_refusal
-from src.runlock import LOCK_NAME, claimed, describe_holder
+from src.data.prepared import resolve_data_root
+from src.training.provenance import describe_data, results_mismatch, resume_refusal
+from src.training.runlock import LOCK_NAME, claimed, describe_holder
 
 MAIN_EXPERIMENTS = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM", "R2Plus1D")  # run with --seeds
 
@@ -83,7 +83,7 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
 
     A saved ``results.json`` is returned as it is only when it was made on the same data
     (fingerprint) with the same config (``log`` and ``data.root`` aside, see
-    src/provenance.py); otherwise the run is trained again from scratch, and one line says
+    src/training/provenance.py); otherwise the run is trained again from scratch, and one line says
     why. The same goes for the ``last.pth`` of an interrupted run before it is resumed."""
     from src.evaluate import evaluate
     from src.train import train
@@ -113,7 +113,9 @@ def stale_run(run_dir: Path, config: dict, data: dict) -> str | None:
         results = json.loads(results_path.read_text())
         return results_mismatch(results, config, data)
     if last_path.is_file():
-        from src.checkpoint import load_checkpoint  # torch: imported only when needed, so bad arguments fail fast
+        from src.training.checkpoint import (
+            load_checkpoint,  # torch: imported only when needed, so bad arguments fail fast
+        )
 
         return resume_refusal(load_checkpoint(last_path), config, data, last_path) or ""
     return ""

@@ -9,13 +9,13 @@ Trains on the training persons, selects the model on the validation persons (nev
 test persons) and writes
 
 - ``models/<experiment>/last.pth`` after every epoch and ``best.pth`` (best validation
-  clip accuracy), see src/checkpoint.py;
+  clip accuracy), see src/training/checkpoint.py;
 - TensorBoard events under ``tboard_logs/<experiment>/``: loss, accuracy, learning rate,
   per-class validation accuracy, a confusion matrix, epoch time and data-wait share per
   epoch; hparams with the final metrics at the end.
 
 While it trains, the process holds both folders, ``models/<experiment>/run.lock`` and
-``tboard_logs/<experiment>/run.lock`` (src/runlock.py): a second training of the same run is
+``tboard_logs/<experiment>/run.lock`` (src/training/runlock.py): a second training of the same run is
 refused at once, in one line naming the process that holds it; the lock of a process that died
 (kill -9) is taken over. A checkpoint that cannot be written (disk full) ends the run in one line,
 the previous one kept.
@@ -25,7 +25,7 @@ every RNG state, so the DataLoader's shuffle too): on CPU, a resumed run ends wi
 exactly the metrics of an uninterrupted one.
 
 Under ``torchrun --standalone --nproc_per_node=N -m src.train ...`` the same command trains
-with DistributedDataParallel (see src/distributed.py): ``train.batch_size`` stays the global
+with DistributedDataParallel (see src/training/distributed.py): ``train.batch_size`` stays the global
 batch, each rank takes its share of the clips, validation metrics are all-reduced, and rank 0
 alone writes checkpoints and events.
 """
@@ -50,8 +50,15 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from src import distributed
-from src.checkpoint import (
+from src.config import OPTIMIZERS, SCHEDULERS, ConfigError, load_config
+from src.data.augment import ClipBatchAugmentation, get_train_transforms
+from src.data.batches import ClipBatches
+from src.data.dataset import KTHActionDataset
+from src.data.prepared import resolve_data_root
+from src.data.sources.kth import ACTIONS
+from src.nets.classifier import build_model, count_parameters
+from src.training import distributed
+from src.training.checkpoint import (
     CheckpointWriteError,
     get_rng_states,
     load_checkpoint,
@@ -59,16 +66,9 @@ from src.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from src.classifier import build_model, count_parameters
-from src.clip_batches import ClipBatches
-from src.config import OPTIMIZERS, SCHEDULERS, ConfigError, load_config
-from src.data import resolve_data_root
-from src.dataloader import KTHActionDataset
-from src.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
-from src.kth import ACTIONS
-from src.provenance import code_version, describe_data, persons_of, resume_refusal
-from src.runlock import LOCK_NAME, LockFolderError, RunClaimedError, holding
-from src.transformations import ClipBatchAugmentation, get_train_transforms
+from src.training.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
+from src.training.provenance import code_version, describe_data, persons_of, resume_refusal
+from src.training.runlock import LOCK_NAME, LockFolderError, RunClaimedError, holding
 
 
 class NonFiniteLossError(RuntimeError):
@@ -280,7 +280,7 @@ def flat_hparams(config: dict) -> dict:
 @contextlib.contextmanager
 def run_claimed(config: dict):
     """Hold the run's folders for the block: ``<log.models_dir>/<experiment>/run.lock`` and
-    ``<log.tboard_dir>/<experiment>/run.lock`` (src/runlock.py), so no other process trains this run
+    ``<log.tboard_dir>/<experiment>/run.lock`` (src/training/runlock.py), so no other process trains this run
     or writes its events meanwhile. Re-entrant: the suite's process already holds the first.
 
     Raises:

@@ -22,7 +22,7 @@ def kth_samples() -> Path:
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory) -> Path:
     """The tiny synthetic twin, raw: KTH-named AVIs and 00sequences.txt."""
-    from src.synthetic import generate
+    from src.data.synthetic import generate
     out = tmp_path_factory.mktemp("synth_raw_tiny")
     generate(out, preset="tiny", seed=0)
     return out
@@ -31,7 +31,7 @@ def tiny_raw(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_prepared(tiny_raw, tmp_path_factory) -> Path:
     """The tiny synthetic twin, prepared (index.json, cache, PNG tree)."""
-    from src.prepare import prepare
+    from src.data.prepare import prepare
     out = tmp_path_factory.mktemp("synth_tiny")
     prepare(tiny_raw, out, workers=1)
     return out

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from src.kth import ACTIONS
+from src.data.sources.kth import ACTIONS
 from tests.cli import assert_one_line_error, config_path, message_lines, run_cli, snapshot
 from tests.test_train import TINY
 
@@ -175,7 +175,7 @@ BREAKS = {  # how the copy is broken -> (the break, the file the error line must
     "cache of another shape": (_wrong_shape, f"cache/{VIDEO}.npy"),
     "truncated cache file": (_truncated_npy, f"cache/{VIDEO}.npy"),
     "truncated index.json": (_truncated_index, "index.json"),
-}  # other breaks (another dtype, a key missing, no videos): tests/test_dataloader.py and tests/test_data.py
+}  # other breaks (another dtype, a key missing, no videos): tests/test_dataset.py and tests/test_prepared.py
 
 
 @pytest.mark.parametrize("case", list(BREAKS))

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import src.train
+from src.data.prepare import decode_video
 from src.evaluate import evaluate
-from src.prepare import decode_video
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot
 from tests.test_train import TINY
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.runlock import LOCK_NAME, LOCK_STALE_S
 from src.train import train
+from src.training.runlock import LOCK_NAME, LOCK_STALE_S
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot, start_cli
 from tests.test_train import TINY, tiny_config
 

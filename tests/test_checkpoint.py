@@ -1,4 +1,4 @@
-"""src/checkpoint.py: atomic writes, plain torch.load, RNG round trips, model rebuilding."""
+"""src/training/checkpoint.py: atomic writes, plain torch.load, RNG round trips, model rebuilding."""
 import errno
 import hashlib
 import json
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from src.checkpoint import (
+from src.config import load_config
+from src.nets.classifier import build_model
+from src.training.checkpoint import (
     CheckpointReadError,
     CheckpointWriteError,
     get_rng_states,
@@ -21,8 +23,6 @@ from src.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from src.classifier import build_model
-from src.config import load_config
 
 SMALL_MODEL = {"emb_dim": 8, "hidden_dim": 8, "num_layers": 1}
 

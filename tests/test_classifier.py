@@ -1,4 +1,4 @@
-"""Tests of src/classifier.py: every encoder x recurrent module, pretrained loading, build_model."""
+"""Tests of src/nets/classifier.py: every encoder x recurrent module, pretrained loading, build_model."""
 from pathlib import Path
 
 import pytest
@@ -7,7 +7,8 @@ import torch.nn as nn
 import torchvision
 import yaml
 
-from src.classifier import (
+from src.data.sources.kth import ACTIONS
+from src.nets.classifier import (
     ENCODERS,
     RNN_TYPES,
     ActionClassifier,
@@ -16,7 +17,6 @@ from src.classifier import (
     build_model,
     count_parameters,
 )
-from src.kth import ACTIONS
 
 BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the file name of ResNet18_Weights.IMAGENET1K_V1's url
@@ -145,7 +145,7 @@ def test_build_model_variations(changes):
 
 
 def test_build_model_other_archs():
-    from src.r2plus1d import R2Plus1D, TorchvisionR2Plus1D
+    from src.nets.r2plus1d import R2Plus1D, TorchvisionR2Plus1D
     assert isinstance(build_model({**base_model_config(), "arch": "r2plus1d"}), R2Plus1D)
     assert isinstance(build_model({**base_model_config(), "arch": "r2plus1d_18"}), TorchvisionR2Plus1D)
 

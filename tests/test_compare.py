@@ -17,7 +17,7 @@ from src.compare import (
     t_half_width,
     t_interval,
 )
-from src.kth import ACTIONS
+from src.data.sources.kth import ACTIONS
 from src.suite import planned_runs
 
 SYNTHETIC = {"root": "data/synth", "synthetic": True, "preset": "tiny", "fingerprint": "sha1:0000"}

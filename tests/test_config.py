@@ -281,9 +281,9 @@ def test_importing_the_config_module_imports_no_torch():
 
 
 def test_builders_take_their_choices_from_the_config_module():
-    import src.classifier
     import src.config
+    import src.nets.classifier
     import src.train
 
-    assert src.classifier.RNN_TYPES is src.config.RNN_TYPES and src.classifier.ARCHS is src.config.ARCHS
+    assert src.nets.classifier.RNN_TYPES is src.config.RNN_TYPES and src.nets.classifier.ARCHS is src.config.ARCHS
     assert src.train.OPTIMIZERS is src.config.OPTIMIZERS and src.train.SCHEDULERS is src.config.SCHEDULERS

@@ -1,4 +1,4 @@
-"""src/download.py against a local HTTP server serving zips built from the real KTH samples."""
+"""src/data/download.py against a local HTTP server serving zips built from the real KTH samples."""
 from __future__ import annotations
 
 import io
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from src.download import DownloadError, check_zip, download, fetch
-from src.kth import ACTIONS
+from src.data.download import DownloadError, check_zip, download, fetch
+from src.data.sources.kth import ACTIONS
 
 MOVED_PAGE = (b"<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head><title>301 Moved"
               b"</title></head><body><h1>Moved</h1><p>The document has moved.</p></body></html>\n")

@@ -1,8 +1,8 @@
-"""src.engine: metrics over clips and videos."""
+"""src.training.engine: metrics over clips and videos."""
 import pytest
 import torch
 
-from src.engine import available_devices, classification_metrics, select_device
+from src.training.engine import available_devices, classification_metrics, select_device
 
 
 def test_classification_metrics_average_clip_logits_per_video():

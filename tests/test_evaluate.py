@@ -4,13 +4,13 @@ import json
 import pytest
 import torch
 
-from src.checkpoint import load_model
-from src.classifier import count_parameters
 from src.config import load_config
-from src.dataloader import KTHActionDataset
+from src.data.dataset import KTHActionDataset
+from src.data.sources.kth import ACTIONS, TEST_PERSONS
 from src.evaluate import evaluate, main, measure_speed
-from src.kth import ACTIONS, TEST_PERSONS
+from src.nets.classifier import count_parameters
 from src.train import train
+from src.training.checkpoint import load_model
 
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=3", "train.batch_size=8", "train.epochs=2",
@@ -137,8 +137,8 @@ def test_a_truncated_last_pth_costs_only_the_history(trained, tmp_path, capsys):
 
 
 def test_a_checkpoint_without_training_metrics_is_refused_before_the_data(tmp_path):
-    from src.checkpoint import CheckpointReadError, save_checkpoint
-    from src.classifier import build_model
+    from src.nets.classifier import build_model
+    from src.training.checkpoint import CheckpointReadError, save_checkpoint
 
     config = load_config("configs/GRUCell.yaml", ["model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=1"])
     save_checkpoint({"config": config, "model_state_dict": build_model(config["model"]).state_dict()},

@@ -7,11 +7,11 @@ import onnxruntime
 import pytest
 import torch
 
-from src.checkpoint import load_model, save_checkpoint
-from src.classifier import build_model
 from src.config import load_config
+from src.data.sources.kth import ACTIONS
 from src.export import main
-from src.kth import ACTIONS
+from src.nets.classifier import build_model
+from src.training.checkpoint import load_model, save_checkpoint
 
 SMALL = ["model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=2", "data.max_frames=3", "data.img_size=32"]
 MODELS = {rnn_type: [f"model.rnn_type={rnn_type}"]

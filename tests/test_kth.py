@@ -1,6 +1,6 @@
-"""src.kth: names, splits and the 00sequences.txt format."""
+"""src.data.sources.kth: names, splits and the 00sequences.txt format."""
 
-from src import kth
+from src.data.sources import kth
 
 
 def test_parse_video_name_accepts_kth_names_and_rejects_others():

@@ -7,14 +7,14 @@ import pytest
 import torch
 from PIL import Image
 
-from src.checkpoint import load_model
 from src.config import load_config
-from src.dataloader import KTHActionDataset
-from src.kth import ACTIONS
+from src.data.augment import get_test_transforms
+from src.data.dataset import KTHActionDataset
+from src.data.prepare import decode_video, prepare
+from src.data.sources.kth import ACTIONS
 from src.predict import evenly_spaced_starts, load_predictor, main, predict_input, sliding_starts
-from src.prepare import decode_video, prepare
 from src.train import train
-from src.transformations import get_test_transforms
+from src.training.checkpoint import load_model
 
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=2", "train.batch_size=8", "train.epochs=1"]

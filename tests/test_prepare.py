@@ -1,4 +1,4 @@
-"""src/prepare.py on the real KTH samples: frame counts, layout, cache, index, idempotency, bad input."""
+"""src/data/prepare.py on the real KTH samples: frame counts, layout, cache, index, idempotency, bad input."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.kth import parse_sequences, parse_video_name
-from src.prepare import PrepareError, clip_sequences, decode_video, prepare, resize_frames
+from src.data.prepare import PrepareError, clip_sequences, decode_video, prepare, resize_frames
+from src.data.sources.kth import parse_sequences, parse_video_name
 
 SAMPLE_FRAMES = {  # from the samples' README: the ground truth of the decoder
     "person01_handclapping_d1_uncomp.avi": 378,
@@ -159,7 +159,7 @@ def test_a_raw_folder_without_videos_gives_a_clear_error(tmp_path, make):
     message = str(err.value)
     assert "\n" not in message and str(raw) in message
     assert "python -m src.data download --root data/kth_raw" in message
-    assert "python -m src.synthetic --out data/synth_raw" in message
+    assert "python -m src.data.synthetic --out data/synth_raw" in message
     assert not (tmp_path / "out").exists()
 
 

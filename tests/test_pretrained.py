@@ -1,4 +1,4 @@
-"""src/pretrained.py: torchvision weights from the cache, else downloaded (from a local HTTP server)."""
+"""src/nets/pretrained.py: torchvision weights from the cache, else downloaded (from a local HTTP server)."""
 import hashlib
 import io
 import threading
@@ -9,8 +9,8 @@ import torch
 from torchvision.models import ResNet18_Weights
 from torchvision.models._api import Weights, WeightsEnum
 
-from src.classifier import ActionClassifier
-from src.pretrained import load_cached_weights, load_weights, sum_over_input_channels
+from src.nets.classifier import ActionClassifier
+from src.nets.pretrained import load_cached_weights, load_weights, sum_over_input_channels
 
 
 class WeightServer:

@@ -1,4 +1,4 @@
-"""src/provenance.py: the data fingerprint, and when a saved result or checkpoint may stand for a run."""
+"""src/training/provenance.py: the data fingerprint, and when a saved result or checkpoint may stand for a run."""
 import re
 import shutil
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from src.config import load_config
-from src.provenance import (
+from src.training.provenance import (
     code_version,
     config_differences,
     data_fingerprint,

@@ -1,12 +1,12 @@
-"""Tests of src/r2plus1d.py: the (2+1)-D convolution's width and parameter count, and both models."""
+"""Tests of src/nets/r2plus1d.py: the (2+1)-D convolution's width and parameter count, and both models."""
 
 import pytest
 import torch
 import torch.nn as nn
 import torchvision
 
-from src.classifier import count_parameters
-from src.r2plus1d import (
+from src.nets.classifier import count_parameters
+from src.nets.r2plus1d import (
     R2Plus1D,
     ResidualBlock,
     SpatioTemporalConv,

@@ -1,4 +1,4 @@
-"""src/runlock.py: a run folder's lock is held by one process at a time, names its holder, is re-entrant
+"""src/training/runlock.py: a run folder's lock is held by one process at a time, names its holder, is re-entrant
 within the process, and is taken over when its holder is gone (dead pid, not refreshed, or an old file
 that is not a lock)."""
 import json
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import src.runlock
-from src.runlock import LOCK_NAME, LockFolderError, RunClaimedError, claimed, holding, read_holder, try_lock
+import src.training.runlock
+from src.training.runlock import LOCK_NAME, LockFolderError, RunClaimedError, claimed, holding, read_holder, try_lock
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_a_lock_is_held_once_and_a_dead_holder_is_detected(tmp_path):
 
     lock.write_text(json.dumps({"host": "elsewhere", "pid": 1, "time": 0}))
     assert try_lock(lock)["host"] == "elsewhere"  # another host, recently refreshed: live
-    age(lock, src.runlock.LOCK_STALE_S + 1)
+    age(lock, src.training.runlock.LOCK_STALE_S + 1)
     assert try_lock(lock) is None  # another host, not refreshed for too long: stale
     assert sorted(p.name for p in lock.parent.iterdir()) == [LOCK_NAME]  # no temp files left
 
@@ -58,7 +58,7 @@ def test_a_claim_is_reentrant_within_the_process_and_released_by_the_outer_block
             assert inner is None
         assert json.loads(lock.read_text())["pid"] == os.getpid()  # the inner blocks did not release it
     assert not lock.exists()
-    assert not src.runlock._held
+    assert not src.training.runlock._held
 
 
 @pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
@@ -95,14 +95,14 @@ def test_a_lock_file_that_is_not_a_lock_is_named_and_taken_over_once_old(tmp_pat
         with holding(lock):
             pass
     assert lock.read_text() == content
-    age(lock, src.runlock.LOCK_STALE_S + 1)
+    age(lock, src.training.runlock.LOCK_STALE_S + 1)
     assert try_lock(lock) is None and read_holder(lock)["pid"] == os.getpid()
 
 
 def test_a_folder_in_place_of_the_lock_is_refused_however_old(tmp_path):
     lock = tmp_path / "run" / LOCK_NAME
     lock.mkdir(parents=True)
-    age(lock, src.runlock.LOCK_STALE_S + 1)
+    age(lock, src.training.runlock.LOCK_STALE_S + 1)
     with pytest.raises(RunClaimedError, match="Is a directory"):
         with holding(lock):
             pass
@@ -120,7 +120,7 @@ def test_a_folder_that_cannot_be_made_is_one_error_naming_it(tmp_path):
 
 def test_a_lock_held_by_another_process_is_refused_and_taken_over_after_kill_9(tmp_path):
     lock = tmp_path / "run" / LOCK_NAME
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from src.runlock import claimed\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from src.training.runlock import claimed\n"
                                f"with claimed({str(lock)!r}):\n    print('held', flush=True); time.sleep(60)"],
                               cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:

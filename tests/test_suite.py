@@ -11,8 +11,8 @@ import pytest
 
 import src.suite
 from src.compare import compare
-from src.runlock import LOCK_NAME
 from src.suite import parse_shard, planned_runs, shard
+from src.training.runlock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",

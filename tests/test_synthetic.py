@@ -6,8 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from src.kth import ACTIONS, parse_sequences, parse_video_name
-from src.synthetic import (
+from src.data.sources.kth import ACTIONS, parse_sequences, parse_video_name
+from src.data.synthetic import (
     _GAIT_SPEED,
     GENERATOR_VERSION,
     HEIGHT,
@@ -199,7 +199,7 @@ def test_frame_grid(tiny_raw, tmp_path):
 
 
 def test_cli_reports_bad_input_in_one_line(tiny_raw):
-    from src.synthetic import main
+    from src.data.synthetic import main
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", str(tiny_raw), "--preset", "tiny", "--seed", "1"])
     message = str(exit_info.value.code)

@@ -15,12 +15,12 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import src.train
-from src.checkpoint import CHECKPOINT_KEYS, load_model
 from src.config import load_config
-from src.dataloader import KTHActionDataset
-from src.kth import ACTIONS
-from src.runlock import LOCK_NAME, RunClaimedError, holding
+from src.data.dataset import KTHActionDataset
+from src.data.sources.kth import ACTIONS
 from src.train import NonFiniteLossError, make_scheduler, train
+from src.training.checkpoint import CHECKPOINT_KEYS, load_model
+from src.training.runlock import LOCK_NAME, RunClaimedError, holding
 
 EPOCHS = 2
 # small enough to train in a second or two per run on one CPU thread
@@ -221,7 +221,7 @@ def test_bad_data_is_a_one_line_error(tiny_prepared, tmp_path):
 
 def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
     """The AMP path (train_one_epoch under autocast), covered on CPU with bfloat16."""
-    from src.classifier import build_model
+    from src.nets.classifier import build_model
     from src.train import make_batches, make_datasets, make_optimizer, prepare_model, train_one_epoch
 
     config = load_config("configs/GRUCell.yaml", TINY)
@@ -244,7 +244,7 @@ def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
 
 @pytest.mark.parametrize("arch", ["rnn", "r2plus1d"])
 def test_prepare_model_puts_convolutions_in_channels_last_and_keeps_the_outputs(arch):
-    from src.classifier import build_model
+    from src.nets.classifier import build_model
     from src.train import prepare_model
 
     config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}"])

@@ -36,14 +36,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from src.kth import ACTIONS, parse_sequences, parse_video_name
+from src.data.sources.kth import ACTIONS, parse_sequences, parse_video_name
 
 INDEX_VERSION = 1
 VIDEO_SUFFIXES = (".avi", ".mp4")
 KNOWN_FILES = ("00sequences.txt", "synthetic.json")  # expected in a raw folder besides the videos
 MAX_SIZE = 1024  # frame side in pixels: KTH's frames are 160x120, a larger side only upsamples
 HOW_TO_GET_DATA = ("get KTH with 'python -m src.data download --root data/kth_raw', or make the "
-                   "synthetic twin with 'python -m src.synthetic --out data/synth_raw'")
+                   "synthetic twin with 'python -m src.data.synthetic --out data/synth_raw'")
 
 
 class PrepareError(ValueError):

@@ -1,9 +1,9 @@
-"""Tests for src/transformations.py: reversal, per-clip spatial augmentation, the course's clip request."""
+"""Tests for src/data/augment.py: reversal, per-clip spatial augmentation, the course's clip request."""
 import pytest
 import torch
 from torchvision.transforms import v2
 
-from src.transformations import (
+from src.data.augment import (
     ClipBatchAugmentation,
     ClipTransform,
     RandomTemporalReversal,
@@ -36,7 +36,7 @@ def asymmetric_clip(num_frames: int = 6, size: int = 32) -> torch.Tensor:
 # ---------------------------------------------------------------- the course's clip request
 
 def test_transforms_carry_the_clip_request_and_keep_every_frame():
-    """Which frames make a clip is the dataset's (tests/test_dataloader.py): the transforms only
+    """Which frames make a clip is the dataset's (tests/test_dataset.py): the transforms only
     carry the course's slicing_step / max_frames / random_clips and keep the frames they get."""
     train = get_train_transforms(slicing_step=4)
     assert isinstance(train, ClipTransform) and isinstance(train, v2.Compose)

@@ -1,6 +1,6 @@
 """ClipBatches: the trainer's batches of clips, made by index arithmetic on one frame tensor.
 
-:class:`src.dataloader.KTHActionDataset` makes one clip per ``__getitem__`` call in
+:class:`src.data.dataset.KTHActionDataset` makes one clip per ``__getitem__`` call in
 Python, which is what the course's code and a ``DataLoader`` expect. The trainer instead
 takes whole batches from :class:`ClipBatches`, built on such a dataset:
 
@@ -11,8 +11,8 @@ takes whole batches from :class:`ClipBatches`, built on such a dataset:
   same distribution as the dataset's random clips), or is the dataset's fixed window;
   its frames are ``start + step * k``, ``k < max_frames``, the last frame taken repeated
   where a subsequence is shorter than a clip (the dataset's
-  :meth:`src.dataloader.TemporalSampling.offsets`); one gather takes the batch;
-- the augmentations (:class:`src.transformations.ClipBatchAugmentation`) transform the
+  :meth:`src.data.dataset.TemporalSampling.offsets`); one gather takes the batch;
+- the augmentations (:class:`src.data.augment.ClipBatchAugmentation`) transform the
   whole batch at once.
 
 The epoch's order comes from torch's ``DistributedSampler`` + ``BatchSampler`` over the
@@ -36,8 +36,8 @@ import torch
 from torch.utils.data import BatchSampler, DistributedSampler
 from torchvision.transforms import v2
 
-from src.dataloader import KTHActionDataset
-from src.transformations import ClipBatchAugmentation
+from src.data.augment import ClipBatchAugmentation
+from src.data.dataset import KTHActionDataset
 
 
 def fits_on(device: torch.device, nbytes: int, share: float = 0.5) -> bool:

@@ -1,6 +1,6 @@
-"""Tests for src/clip_batches.py: the trainer's batches against KTHActionDataset's clips.
+"""Tests for src/data/batches.py: the trainer's batches against KTHActionDataset's clips.
 
-The fabricated dataset of tests/test_dataloader.py has every pixel of frame t equal to t,
+The fabricated dataset of tests/test_dataset.py has every pixel of frame t equal to t,
 so a clip tells which frames it holds.
 """
 from collections import Counter
@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 import torch
 
-from src.clip_batches import ClipBatches
-from src.dataloader import KTHActionDataset
-from src.transformations import ClipBatchAugmentation, get_test_transforms, get_train_transforms
-from tests.test_dataloader import SEQUENCES, frame_indices, inside_one_sequence, standard_videos, write_prepared
+from src.data.augment import ClipBatchAugmentation, get_test_transforms, get_train_transforms
+from src.data.batches import ClipBatches
+from src.data.dataset import KTHActionDataset
+from tests.test_dataset import SEQUENCES, frame_indices, inside_one_sequence, standard_videos, write_prepared
 
 STEP, FRAMES = 3, 5
 SPAN = (FRAMES - 1) * STEP + 1

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from src.kth import ACTIONS
+from src.data.sources.kth import ACTIONS
 
 
 def available_devices() -> list[str]:

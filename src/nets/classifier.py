@@ -19,8 +19,8 @@ import torchvision
 from torchvision.models import ResNet18_Weights
 
 from src.config import ARCHS, ENCODERS, RNN_TYPES  # the choices of model.arch, .encoder, .rnn_type
-from src.kth import ACTIONS
-from src.pretrained import load_weights, sum_over_input_channels
+from src.data.sources.kth import ACTIONS
+from src.nets.pretrained import load_weights, sum_over_input_channels
 
 # ImageNet's per-channel statistics averaged over the colour channels, for grayscale input.
 IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD = 0.449, 0.226
@@ -146,7 +146,7 @@ class SpatialConvLSTM(nn.Module):
 
     def __init__(self, input_channels: int, hidden_size: int, num_layers: int = 1, kernel_size: int = 3):
         super().__init__()
-        from src.models import OwnConvLSTM
+        from src.nets.cells import OwnConvLSTM
         self.conv_lstm = OwnConvLSTM(input_channels, hidden_size, kernel_size=kernel_size,
                                      num_layers=num_layers, batch_first=True)
 
@@ -165,10 +165,10 @@ def build_recurrent(rnn_type: str, input_size: int, hidden_size: int, num_layers
     if rnn_type == "GRUCell":
         return StackedCells(nn.GRUCell, input_size, hidden_size, num_layers)
     if rnn_type == "OwnLSTM":
-        from src.models import OwnLSTM
+        from src.nets.cells import OwnLSTM
         return OwnLSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True)
     if rnn_type == "OwnGRU":
-        from src.models import OwnGRU
+        from src.nets.cells import OwnGRU
         return OwnGRU(input_size, hidden_size, num_layers=num_layers, batch_first=True)
     if rnn_type == "OwnConvLSTM":
         return SpatialConvLSTM(input_size, hidden_size, num_layers=num_layers)
@@ -246,10 +246,10 @@ def build_model(model_config: dict, load_pretrained: bool = True) -> nn.Module:
             pretrained=pretrained,
         )
     if arch == "r2plus1d":
-        from src.r2plus1d import R2Plus1D
+        from src.nets.r2plus1d import R2Plus1D
         return R2Plus1D(num_classes=num_classes, dropout=model_config["dropout"])
     if arch == "r2plus1d_18":
-        from src.r2plus1d import TorchvisionR2Plus1D
+        from src.nets.r2plus1d import TorchvisionR2Plus1D
         return TorchvisionR2Plus1D(num_classes=num_classes, pretrained=pretrained,
                                    dropout=model_config["dropout"])
     raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}")

@@ -1,4 +1,4 @@
-"""Tests for src/dataloader.py: KTHActionDataset on a fabricated prepared dataset.
+"""Tests for src/data/dataset.py: KTHActionDataset on a fabricated prepared dataset.
 
 Every fabricated frame has all its pixels equal to its own index in the video, so a
 clip tells which frames it holds (see :func:`frame_indices`).
@@ -15,9 +15,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from src.dataloader import SPLITS, KTHActionDataset, TemporalSampling, evenly_spaced, split_persons
-from src.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
-from src.transformations import get_test_transforms, get_train_transforms
+from src.data.augment import get_test_transforms, get_train_transforms
+from src.data.dataset import SPLITS, KTHActionDataset, TemporalSampling, evenly_spaced, split_persons
+from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
 
 SIZE = 16
 PERSONS = (1, 2, 15, 17)          # two train, one val, one test person
@@ -27,7 +27,7 @@ NUM_FRAMES = 120
 
 def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: bool = False,
                    index: bool = True) -> Path:
-    """Fabricate a prepared dataset in the format of src/prepare.py.
+    """Fabricate a prepared dataset in the format of src/data/prepare.py.
 
     ``videos``: ``{video_id: {"num_frames": T, "sequences": [[start, end], ...]}}``.
     Frame t of every video is uint8 [size, size] filled with t.
@@ -416,7 +416,7 @@ def test_missing_and_empty_root(tmp_path):
         message = str(error.value)
         assert "\n" not in message and str(root) in message
         assert "python -m src.data download --root data/kth_raw" in message
-        assert "python -m src.data prepare --raw data/kth_raw" in message and "python -m src.synthetic" in message
+        assert "python -m src.data prepare --raw data/kth_raw" in message and "python -m src.data.synthetic" in message
     (tmp_path / "something").mkdir()
     with pytest.raises(FileNotFoundError, match="neither a prepared dataset"):
         KTHActionDataset(tmp_path)
@@ -530,7 +530,7 @@ def test_tiny_twin_integration(tiny_prepared):
 # ---------------------------------------------------------------- the real KTH samples
 
 def test_real_samples(kth_samples, tmp_path):
-    from src.prepare import prepare
+    from src.data.prepare import prepare
     prepare(kth_samples, tmp_path, workers=1, write_png=False)
     dataset = KTHActionDataset(tmp_path, split="trainval", transform=get_test_transforms(3), max_frames=10,
                                clips_per_video=4, return_meta=True)

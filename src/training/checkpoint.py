@@ -8,7 +8,7 @@ types and tensors only, so ``torch.load`` (``weights_only=True``, its default) r
 
 or, rebuilding the model from the checkpoint alone::
 
-    from src.checkpoint import load_model
+    from src.training.checkpoint import load_model
     model, checkpoint = load_model("models/GRUCell/best.pth")
 
 Keys: ``model_state_dict``, ``optimizer_state_dict``, ``scheduler_state_dict`` (None
@@ -17,7 +17,7 @@ completed, 1-based), ``config`` (the full experiment config), ``metrics``
 (``{'history': [one dict per epoch], 'best': {...}}``), ``rng_states`` (torch, cuda,
 numpy, python), ``data_root`` and ``synthetic`` (the data it was trained on), ``provenance``
 (the data's fingerprint, the persons of each split as loaded, the code version, whether AMP
-was used: see src/provenance.py).
+was used: see src/training/provenance.py).
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def save_checkpoint(checkpoint: dict, path: str | Path) -> Path:
 
 def remove_temp_files(folder: str | Path) -> None:
     """Delete the temp files that :func:`save_checkpoint` calls killed mid-write (kill -9) left in
-    ``folder``. Only for the folder's one writer (see src/runlock.py): a live writer's would go too."""
+    ``folder``. Only for the folder's one writer (see src/training/runlock.py): a live writer's would go too."""
     for tmp in Path(folder).glob(".*.pth.*.tmp"):
         tmp.unlink(missing_ok=True)
 
@@ -112,7 +112,7 @@ class CheckpointReadError(ValueError):
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
-    ``map_location`` is checked (:func:`src.engine.select_device`) before the file is read, so
+    ``map_location`` is checked (:func:`src.training.engine.select_device`) before the file is read, so
     that a device this machine lacks is never taken for an unreadable file.
 
     Raises:
@@ -122,7 +122,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             an evaluation's results.json, an ONNX export, ...); one line saying what it is and what
             to give instead.
     """
-    from src.engine import select_device
+    from src.training.engine import select_device
 
     map_location = select_device(str(map_location), key="map_location")
     path = Path(path)
@@ -188,7 +188,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     Raises what :func:`load_checkpoint` raises, and CheckpointReadError when the checkpoint lacks
     ``config`` or ``model_state_dict``, or its weights do not fit the model its config describes.
     """
-    from src.classifier import build_model
+    from src.nets.classifier import build_model
 
     path = Path(path)
     checkpoint = load_checkpoint(path, map_location)

@@ -1,19 +1,17 @@
-"""Where the data comes from: the real KTH when it has been prepared, else the synthetic
-twin, made on first use; and the command line that fetches and prepares it.
+"""A prepared dataset folder: its ``index.json`` (:func:`read_index`, the one reader of it) and which
+folder to work on (:func:`resolve_data_root`: the real KTH when it has been prepared, else the
+synthetic twin, made on first use).
 
-    python -m src.data download --root data/kth_raw [--base-url URL]
-    python -m src.data prepare  --raw data/kth_raw --out data/kth [--allow-failures]
-
-A prepared dataset is a folder with ``index.json`` and ``cache/`` (see ``src.prepare``).
+A prepared dataset is a folder with ``index.json`` and ``cache/``, written by
+``python -m src.data prepare`` (see :mod:`src.data.prepare`).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from src.kth import ACTIONS
+from src.data.sources.kth import ACTIONS
 
 REAL_ROOT = Path("data/kth")              # prepared real KTH
 SYNTHETIC_RAW_ROOT = Path("data/synth_raw")  # raw synthetic twin (KTH layout, AVI)
@@ -21,7 +19,7 @@ SYNTHETIC_ROOT = Path("data/synth")       # prepared synthetic twin
 
 
 INDEX_ENTRY_KEYS = ("video_id", "person", "action", "label", "scenario", "num_frames", "sequences")
-"""The keys of every video entry of ``index.json`` (see :mod:`src.prepare`)."""
+"""The keys of every video entry of ``index.json`` (see :mod:`src.data.prepare`)."""
 
 
 def prepare_command(out: str | Path) -> str:
@@ -91,7 +89,7 @@ def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int
             raise FileNotFoundError(
                 f"{root}: no prepared dataset (index.json missing). Prepare one with "
                 f"'python -m src.data prepare --raw DIR --out {root}', or make the synthetic twin with "
-                f"'python -m src.synthetic --out {SYNTHETIC_RAW_ROOT}' then prepare it.")
+                f"'python -m src.data.synthetic --out {SYNTHETIC_RAW_ROOT}' then prepare it.")
         index = read_index(root)
         if not index["videos"]:
             raise FileNotFoundError(f"{root / 'index.json'}: lists no videos (left by a failed prepare); "
@@ -104,8 +102,8 @@ def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int
               f"a prepared dataset; using the synthetic twin", file=sys.stderr)
     synthetic_root = SYNTHETIC_ROOT if preset == "full" else SYNTHETIC_ROOT.with_name(f"synth_{preset}")
     if not is_prepared(synthetic_root) or not read_index(synthetic_root)["videos"]:
-        from src.prepare import prepare
-        from src.synthetic import generate
+        from src.data.prepare import prepare
+        from src.data.synthetic import generate
         raw = SYNTHETIC_RAW_ROOT if preset == "full" else SYNTHETIC_RAW_ROOT.with_name(f"synth_raw_{preset}")
         if verbose:
             print(f"No prepared real KTH under {REAL_ROOT}: making the synthetic twin "
@@ -113,38 +111,3 @@ def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int
         generate(raw, preset=preset, seed=seed)
         prepare(raw, synthetic_root)
     return synthetic_root, True
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src.data", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("download", help="fetch the six zips and 00sequences.txt, then extract them")
-    d.add_argument("--root", default="data/kth_raw", help="where the videos go (default: data/kth_raw)")
-    d.add_argument("--base-url", default=None, help="a mirror of https://www.csc.kth.se/cvap/actions/")
-    p = sub.add_parser("prepare", help="decode KTH videos to 64x64 grayscale frames and a cache")
-    p.add_argument("--raw", required=True, help="folder searched (recursively) for KTH-named .avi/.mp4 files")
-    p.add_argument("--out", default=str(REAL_ROOT), help=f"prepared dataset folder (default: {REAL_ROOT})")
-    p.add_argument("--size", type=int, default=64, help="frame side in pixels (default: 64)")
-    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
-    p.add_argument("--no-png", action="store_true", help="write only the cache, not the image-XXXX.png tree")
-    p.add_argument("--allow-failures", action="store_true",
-                   help="when some videos cannot be decoded, prepare the others (index.json lists the failed ones) "
-                        "and exit 0; by default nothing is written and the exit status is 1")
-    args = parser.parse_args(argv)
-    from src.download import DEFAULT_BASE_URL, DownloadError, download
-    from src.prepare import prepare
-    try:
-        if args.command == "download":
-            download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
-        else:
-            prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png,
-                    allow_failures=args.allow_failures)
-    except (FileNotFoundError, ValueError, DownloadError) as error:
-        parser.exit(1, f"error: {error}\n")
-    except OSError as error:  # of the environment: disk full, no permission
-        where = error.filename or getattr(args, "out", None) or args.root
-        parser.exit(1, f"error: {where}: {error.strerror or error}; free space or fix the permissions, then rerun\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -7,7 +7,7 @@ a progress bar, a temp file renamed when complete, and the SHA-256 prefix that t
 name carries, e.g. ``resnet18-f37072fd.pth``, checked), giving up after a short
 connection timeout with one line naming the file, the folder and the URL.
 :func:`sum_over_input_channels` turns an RGB first-layer kernel into one for grayscale
-frames. Used by both ``src.classifier`` (ResNet18) and ``src.r2plus1d`` (r2plus1d_18).
+frames. Used by both ``src.nets.classifier`` (ResNet18) and ``src.nets.r2plus1d`` (r2plus1d_18).
 
 The environment variable ``PRETRAINED_BASE_URL`` points the download at a mirror that
 holds torchvision's file names (``$PRETRAINED_BASE_URL/resnet18-f37072fd.pth``).

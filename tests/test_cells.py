@@ -9,8 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import src.models as models
-from src.models import ConvLSTMCell, OwnConvLSTM, OwnGRU, OwnGRUCell, OwnLSTM, OwnLSTMCell
+import src.nets.cells as models
+from src.nets.cells import ConvLSTMCell, OwnConvLSTM, OwnGRU, OwnGRUCell, OwnLSTM, OwnLSTMCell
 
 MODELS_PY = Path(models.__file__)
 ATOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -44,10 +44,10 @@ KERNEL_NAMES = {"_VF", "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "
 def test_source_names_no_recurrent_kernel():
     source = MODELS_PY.read_text()
     for banned in BANNED_STRINGS:
-        assert banned not in source, f"src/models.py contains {banned!r}"
+        assert banned not in source, f"src/nets/cells.py contains {banned!r}"
     used = {node.attr for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Attribute)}
     used |= {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
-    assert not used & KERNEL_NAMES, f"src/models.py uses {sorted(used & KERNEL_NAMES)}"
+    assert not used & KERNEL_NAMES, f"src/nets/cells.py uses {sorted(used & KERNEL_NAMES)}"
     assert not re.search(r"import\s+.*\b_VF\b|getattr\(\s*torch", source)
 
 

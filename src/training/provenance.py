@@ -21,9 +21,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from src.data import read_index
+from src.data.prepared import read_index
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARCHITECTURE_KEYS = ("arch", "encoder", "rnn_type", "emb_dim", "hidden_dim", "num_layers")
 """model keys that change the parameters' shapes: a checkpoint cannot continue under others."""
 
@@ -51,7 +51,7 @@ def data_fingerprint(root: str | Path) -> str:
 
 def describe_data(root: str | Path, preset: str | None = None) -> dict:
     """``{'root', 'synthetic', 'preset', 'fingerprint'}`` of a prepared dataset. ``preset``:
-    the synthetic twin's preset when index.json does not name it (it does from src.prepare on)."""
+    the synthetic twin's preset when index.json does not name it (it does from src.data.prepare on)."""
     root = Path(root)
     index = read_index(root)  # raises naming index.json when it is missing or broken
     synthetic = bool(index.get("synthetic", False))

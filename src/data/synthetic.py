@@ -25,7 +25,7 @@ same ``prepare`` -> dataset -> training path runs on it::
 
 Command line::
 
-    python -m src.synthetic --out data/synth_raw [--preset tiny|small|full] [--seed S]
+    python -m src.data.synthetic --out data/synth_raw [--preset tiny|small|full] [--seed S]
                             [--workers N] [--grid imgs/synthetic_grid.png]
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from src.kth import ACTIONS, MISSING_VIDEOS, PERSONS, SCENARIOS, format_sequences, video_id
+from src.data.sources.kth import ACTIONS, MISSING_VIDEOS, PERSONS, SCENARIOS, format_sequences, video_id
 
 GENERATOR_VERSION = 1
 WIDTH, HEIGHT, FPS = 160, 120, 25
@@ -698,7 +698,7 @@ def save_frame_grid(raw_dir: str | Path, path: str | Path, rows: list[tuple] | N
     import torch
     from torchvision.utils import make_grid
 
-    from src.kth import parse_video_name
+    from src.data.sources.kth import parse_video_name
     raw_dir, path = Path(raw_dir), Path(path)
     found = {}
     for f in sorted(raw_dir.glob("*/*.avi")):
@@ -707,7 +707,7 @@ def save_frame_grid(raw_dir: str | Path, path: str | Path, rows: list[tuple] | N
             found[(info["person"], info["action"], info["scenario"])] = f
     if not found:
         raise FileNotFoundError(f"{raw_dir}: no KTH-named .avi videos; make them with "
-                                f"'python -m src.synthetic --out {raw_dir}'")
+                                f"'python -m src.data.synthetic --out {raw_dir}'")
     if rows is None:
         person = min(p for p, _, _ in found)
         rows = [(person, a, d) for a in ACTIONS for d in SCENARIOS if (person, a, d) in found]
@@ -733,7 +733,7 @@ def save_frame_grid(raw_dir: str | Path, path: str | Path, rows: list[tuple] | N
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src.synthetic", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m src.data.synthetic", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="data/synth_raw", help="output folder (default: data/synth_raw)")
     parser.add_argument("--preset", default="full", choices=list(PRESETS),
                         help="full: 25 persons x 6 actions x 4 scenarios (default); small; tiny (tests)")

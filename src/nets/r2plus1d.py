@@ -26,7 +26,7 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.video import R2Plus1D_18_Weights
 
-from src.pretrained import load_weights, sum_over_input_channels
+from src.nets.pretrained import load_weights, sum_over_input_channels
 
 # Kinetics-400 per-channel statistics averaged over the colour channels, for grayscale input.
 KINETICS_GRAY_MEAN, KINETICS_GRAY_STD = 0.401, 0.222

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from src.kth import ACTIONS, all_video_ids, parse_sequences, parse_video_name
+from src.data.sources.kth import ACTIONS, all_video_ids, parse_sequences, parse_video_name
 
 DEFAULT_BASE_URL = "https://www.csc.kth.se/cvap/actions/"
 SEQUENCES_FILE = "00sequences.txt"

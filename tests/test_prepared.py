@@ -1,10 +1,10 @@
-"""src.data: finding the prepared data, and reading its index."""
+"""src/data/prepared.py: finding the prepared data, and reading its index."""
 import json
 import shutil
 
 import pytest
 
-from src.data import read_index, resolve_data_root
+from src.data.prepared import read_index, resolve_data_root
 
 GOOD = {"version": 1, "size": 64, "synthetic": True, "videos": [
     {"video_id": "person01_boxing_d1", "person": 1, "action": "boxing", "label": 3, "scenario": 1, "num_frames": 9,

@@ -1,0 +1,49 @@
+"""The command line that fetches and prepares the data.
+
+    python -m src.data download --root data/kth_raw [--base-url URL]
+    python -m src.data prepare  --raw data/kth_raw --out data/kth [--allow-failures]
+
+``download`` fetches KTH-Actions (:mod:`src.data.download`); ``prepare`` decodes the videos of a
+raw folder into a prepared dataset, ``index.json`` and ``cache/`` (:mod:`src.data.prepare`), which
+:func:`src.data.prepared.resolve_data_root` finds.
+"""
+from __future__ import annotations
+
+import argparse
+
+from src.data.prepared import REAL_ROOT
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m src.data", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("download", help="fetch the six zips and 00sequences.txt, then extract them")
+    d.add_argument("--root", default="data/kth_raw", help="where the videos go (default: data/kth_raw)")
+    d.add_argument("--base-url", default=None, help="a mirror of https://www.csc.kth.se/cvap/actions/")
+    p = sub.add_parser("prepare", help="decode KTH videos to 64x64 grayscale frames and a cache")
+    p.add_argument("--raw", required=True, help="folder searched (recursively) for KTH-named .avi/.mp4 files")
+    p.add_argument("--out", default=str(REAL_ROOT), help=f"prepared dataset folder (default: {REAL_ROOT})")
+    p.add_argument("--size", type=int, default=64, help="frame side in pixels (default: 64)")
+    p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
+    p.add_argument("--no-png", action="store_true", help="write only the cache, not the image-XXXX.png tree")
+    p.add_argument("--allow-failures", action="store_true",
+                   help="when some videos cannot be decoded, prepare the others (index.json lists the failed ones) "
+                        "and exit 0; by default nothing is written and the exit status is 1")
+    args = parser.parse_args(argv)
+    from src.data.download import DEFAULT_BASE_URL, DownloadError, download
+    from src.data.prepare import prepare
+    try:
+        if args.command == "download":
+            download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
+        else:
+            prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png,
+                    allow_failures=args.allow_failures)
+    except (FileNotFoundError, ValueError, DownloadError) as error:
+        parser.exit(1, f"error: {error}\n")
+    except OSError as error:  # of the environment: disk full, no permission
+        where = error.filename or getattr(args, "out", None) or args.root
+        parser.exit(1, f"error: {where}: {error.strerror or error}; free space or fix the permissions, then rerun\n")
+
+
+if __name__ == "__main__":
+    main()

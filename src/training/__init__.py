@@ -1,0 +1,8 @@
+"""What training and evaluation share (the training loop itself is src/train.py).
+
+  engine        device choice, the logits of every clip of a loader, metrics, a run's headline numbers
+  checkpoint    checkpoints written atomically and read back (load_model rebuilds the model from one)
+  distributed   DistributedDataParallel under torchrun: process group, SyncBatchNorm on CPU, all-reduces
+  provenance    what made a result (data fingerprint, persons, code version), and when it may be reused
+  runlock       one writer per run folder: the lock the trainer and the suite claim
+"""
