@@ -9,6 +9,7 @@ Grouped by concept; each package's docstring lists its modules:
 Shared by all of them:
   config      YAML experiments over a shared base, checked as a whole when loaded
   plots       figures for the notebook, TensorBoard and the report
+  files       output paths checked before the work, and every file written atomically
 
 The command-line scripts, each ``python -m src.<name>``:
   train       train one experiment

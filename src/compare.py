@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from src.data.sources.kth import ACTIONS
+from src.files import atomic_write
 from src.training.provenance import data_label, describe_data
 
 # results.json key -> table column
@@ -352,13 +353,6 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float = CONFIDEN
     return text
 
 
-def write_text_atomically(path: Path, text: str):
-    """Write ``text`` to ``path`` through a temporary file, so a failure leaves no half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def plot_accuracy_against(summary: pd.DataFrame, x: str, path: str | Path, xlabel: str, logx: bool = False):
     """Scatter of test video accuracy (mean ± std over seeds) against ``x``; saves a PNG."""
     import matplotlib
@@ -426,9 +420,11 @@ def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_
     devices = ", ".join(sorted(map(str, runs["train device"].fillna(runs["device"]).unique())))
     header = (f"Measured on {data}{warning} (data fingerprint {runs['fingerprint'].iloc[0][:17]}...; test persons "
               f"17-25, model selection on validation persons), trained and tested on: {devices}.\n\n")
-    write_text_atomically(out_dir / "results.md", header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
+    with atomic_write(out_dir / "results.md", "w") as f:
+        f.write(header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
     comparisons = paired_differences(runs)
-    write_text_atomically(out_dir / "comparisons.md", header + comparisons_markdown(comparisons) + "\n")
+    with atomic_write(out_dir / "comparisons.md", "w") as f:
+        f.write(header + comparisons_markdown(comparisons) + "\n")
     for line in comparisons.attrs["skipped"]:
         print(f"comparison skipped, {line}")
     plot_accuracy_against(summary, "params", Path(imgs_dir) / "accuracy_vs_params.png", "trainable parameters",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -29,6 +28,7 @@ from torch.utils.data import DataLoader
 from src.data.dataset import KTHActionDataset
 from src.data.prepared import is_prepared, resolve_data_root
 from src.data.sources.kth import ACTIONS
+from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
 from src.training.engine import classification_metrics, clip_video_index, predict, select_device, summarize
@@ -73,31 +73,14 @@ def measure_speed(model: torch.nn.Module, clip_shape: tuple[int, ...], device: t
             "throughput_clips_per_s": batch_repeats * batch_size / elapsed}
 
 
-def check_output_file(path: str | Path, key: str | None = None) -> Path:
-    """Refuse, before any work, a file path this process cannot write: an existing folder, a path
-    under a regular file, or in a folder it may not write in. ``key`` (``'--gif'``) names the
-    argument in the message. Returns ``path``; raises ValueError (one line naming the path)."""
-    path = Path(path)
-    label = f"{key} {path}" if key else str(path)
-    if path.is_dir():
-        raise ValueError(f"{label}: is a folder; give a file name (in that folder, or elsewhere)")
-    existing = next(p for p in (path.parent.absolute(), *path.parent.absolute().parents) if p.exists())
-    if not existing.is_dir():
-        raise ValueError(f"{label}: {existing} is a file, not a folder; choose a path in a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{label}: the folder {existing} is not writable; choose another path or fix its "
-                         f"permissions")
-    return path
-
-
 def results_path(checkpoint_path: str | Path) -> Path:
     """Where :func:`evaluate` writes the results of a checkpoint: ``results.json`` beside it."""
     return Path(checkpoint_path).with_name("results.json")
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    """Write ``data`` as JSON atomically (temp file, then rename; no temp file is left when it
-    fails): one top-level key per line, and a list of rows (``history``, ``predictions``) one
+    """Write ``data`` as JSON atomically (:func:`src.files.atomic_write`; no temp file is left when
+    it fails): one top-level key per line, and a list of rows (``history``, ``predictions``) one
     row per line, so that the file stays small and diffs stay readable."""
     path = Path(path)
     lines = []
@@ -107,13 +90,8 @@ def write_json(data: dict, path: str | Path) -> Path:
             lines.append(f" {json.dumps(key)}: [\n{rows}\n ]")
         else:
             lines.append(f" {json.dumps(key)}: {json.dumps(value)}")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text("{\n" + ",\n".join(lines) + "\n}\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w") as f:
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")
     return path
 
 

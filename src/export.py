@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 import torch
 
 from src.data.sources.kth import ACTIONS
+from src.files import atomic_path, check_output_file
 from src.training.checkpoint import load_model
 
 OPSET = 18  # the default, and the lowest the dynamo exporter writes (it cannot convert its graphs lower)
@@ -51,8 +51,6 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
     express the model.
     """
     import onnx
-
-    from src.evaluate import check_output_file
 
     checkpoint_path, onnx_path = Path(checkpoint_path), Path(onnx_path)
     newest = onnx.defs.onnx_opset_version()
@@ -90,17 +88,12 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
     program.model.metadata_props["actions"] = json.dumps(list(ACTIONS))
     program.model.metadata_props["source_checkpoint"] = str(checkpoint_path)
 
-    tmp = onnx_path.with_name(f".{onnx_path.name}.{os.getpid()}.tmp")
     try:
-        onnx_path.parent.mkdir(parents=True, exist_ok=True)
-        program.save(str(tmp))
-        os.replace(tmp, onnx_path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):  # disk full, permissions changed since the check
-            raise ExportError(f"--onnx {onnx_path}: could not be written ({e.strerror or e}); nothing was "
-                              f"written") from None
-        raise
+        with atomic_path(onnx_path) as tmp:  # program.save takes a path, not a file object
+            program.save(str(tmp))
+    except OSError as e:  # disk full, permissions changed since the check
+        raise ExportError(f"--onnx {onnx_path}: could not be written ({e.strerror or e}); nothing was "
+                          f"written") from None
     return onnx_path
 
 

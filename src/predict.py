@@ -42,9 +42,7 @@ From Python::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 from dataclasses import dataclass
 from fractions import Fraction
@@ -60,6 +58,7 @@ from torchvision.transforms import v2
 from src.data.dataset import TemporalSampling, evenly_spaced
 from src.data.prepare import decode_video, resize_frames
 from src.data.sources.kth import ACTIONS
+from src.files import atomic_path, check_output_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
 DEFAULT_FPS = 25.0  # KTH's frame rate; used for a folder of frames unless --fps says otherwise
@@ -275,7 +274,7 @@ def write_gif(frames: np.ndarray, fps: float, timeline: list[dict], path: str | 
               scale: int = 2) -> Path:
     """Write uint8 (T, H, W) ``frames`` (every ``every``-th, enlarged ``scale`` times, at real
     speed) as an animated GIF with each frame's window action and probability on a band above
-    it. Atomic: a temp file, then rename."""
+    it. Atomic (:func:`src.files.atomic_path`)."""
     path = Path(path)
     height, width = frames.shape[1:]
     band = 14
@@ -288,16 +287,9 @@ def write_gif(frames: np.ndarray, fps: float, timeline: list[dict], path: str | 
         ImageDraw.Draw(canvas).text((3, 1), f"{window['action']} {window['probability']:.0%}  "
                                             f"{t / fps:5.1f} s", fill=255)
         images.append(canvas)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
                        duration=round(1000 * every / fps), loop=0)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -333,10 +325,8 @@ def print_table(results: list[dict], file=None) -> None:
 
 def check_gif_paths(gif: str | Path, inputs: list[str]) -> list[Path]:
     """The gif path of each input (:func:`gif_path`), refused before any work: one that cannot
-    be written (:func:`src.evaluate.check_output_file`), or two inputs that would write the same
+    be written (:func:`src.files.check_output_file`), or two inputs that would write the same
     file. Raises ValueError, one line naming ``--gif`` and the path."""
-    from src.evaluate import check_output_file
-
     paths = [gif_path(gif, path, len(inputs) > 1) for path in inputs]
     for path in dict.fromkeys(paths):
         check_output_file(path, key="--gif")

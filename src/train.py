@@ -56,13 +56,13 @@ from src.data.batches import ClipBatches
 from src.data.dataset import KTHActionDataset
 from src.data.prepared import resolve_data_root
 from src.data.sources.kth import ACTIONS
+from src.files import remove_temp_files
 from src.nets.classifier import build_model, count_parameters
 from src.training import distributed
 from src.training.checkpoint import (
     CheckpointWriteError,
     get_rng_states,
     load_checkpoint,
-    remove_temp_files,
     save_checkpoint,
     set_rng_states,
 )
@@ -340,7 +340,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     device, main = context.device, context.is_main
     use_amp = train_config["amp"] and device.type == "cuda"
     if main:  # this process holds the run folder: a temp file there is a killed writer's
-        remove_temp_files(run_dir)
+        remove_temp_files(run_dir, "*.pth")
 
     seed_everything(train_config["seed"])
     if not main:

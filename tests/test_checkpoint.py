@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from src.config import load_config
+from src.files import remove_temp_files
 from src.nets.classifier import build_model
 from src.training.checkpoint import (
     CheckpointReadError,
@@ -19,7 +20,6 @@ from src.training.checkpoint import (
     get_rng_states,
     load_checkpoint,
     load_model,
-    remove_temp_files,
     save_checkpoint,
     set_rng_states,
 )
@@ -120,7 +120,7 @@ def test_temp_files_are_unique_to_their_writer(tmp_path, monkeypatch):
     assert all(name.startswith(f".last.pth.{socket.gethostname()}.{os.getpid()}.") and name.endswith(".tmp")
                for name in names)
     (tmp_path / names[0]).write_bytes(b"left by a writer killed mid-write")
-    remove_temp_files(tmp_path)
+    remove_temp_files(tmp_path, "*.pth")  # as the trainer calls it on its run folder
     assert [p.name for p in tmp_path.iterdir()] == ["last.pth"]
 
 

@@ -23,6 +23,7 @@ from src.data.synthetic import (
     video_path,
     write_video,
 )
+from src.files import temp_path
 
 
 def decode(path):
@@ -175,10 +176,11 @@ def test_generate_is_idempotent_and_resumes(tiny_raw):
     victim = videos[0]
     original = decode(victim)
     victim.unlink()
-    victim.with_name(victim.name + ".part").write_bytes(b"half a video")
+    leftover = temp_path(victim)  # the temp file of a writer killed mid-write
+    leftover.write_bytes(b"half a video")
     generate(tiny_raw, preset="tiny", seed=0, workers=1)
     assert np.array_equal(decode(victim), original)
-    assert not victim.with_name(victim.name + ".part").exists()
+    assert not leftover.exists()
     assert {p: p.stat().st_mtime_ns for p in videos if p != victim} == {
         p: before[p][0] for p in videos if p != victim}
 

@@ -37,6 +37,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from src.data.sources.kth import ACTIONS, parse_sequences, parse_video_name
+from src.files import atomic_write
 
 INDEX_VERSION = 1
 VIDEO_SUFFIXES = (".avi", ".mp4")
@@ -290,10 +291,8 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
                  "videos": sorted(entries, key=lambda e: e["video_id"]),
                  "failed": [{"video_id": results[path]["video_id"], "file": str(path),
                              "error": results[path]["error"]} for path in failed]}
-        index_path = out / "index.json"
-        tmp_index = index_path.with_name(f".index.json.{os.getpid()}.tmp")
-        tmp_index.write_text(json.dumps(index, indent=1))
-        os.replace(tmp_index, index_path)
+        with atomic_write(out / "index.json", "w") as f:
+            f.write(json.dumps(index, indent=1))
         written = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -42,6 +42,7 @@ import numpy as np
 from tqdm import tqdm
 
 from src.data.sources.kth import ACTIONS, MISSING_VIDEOS, PERSONS, SCENARIOS, format_sequences, video_id
+from src.files import atomic_path, atomic_write, remove_temp_files
 
 GENERATOR_VERSION = 1
 WIDTH, HEIGHT, FPS = 160, 120, 25
@@ -589,12 +590,10 @@ def render_video(person: int, action: str, scenario: int, seed: int = 0, preset:
 
 
 def write_video(frames: np.ndarray, path: str | Path) -> None:
-    """Encodes uint8 frames [T, 120, 160] as an mpeg4 AVI at 25 fps, atomically (temp file, rename)."""
+    """Encodes uint8 frames [T, 120, 160] as an mpeg4 AVI at 25 fps, atomically (:func:`src.files.atomic_path`)."""
     import av
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
     chroma = np.full((HEIGHT // 2, WIDTH), 128, np.uint8)  # yuv420p: gray has neutral U and V
-    with av.open(str(tmp), "w", format="avi") as container:
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="avi") as container:
         stream = container.add_stream("mpeg4", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.bit_rate = BIT_RATE
@@ -602,7 +601,6 @@ def write_video(frames: np.ndarray, path: str | Path) -> None:
             packet = stream.encode(av.VideoFrame.from_ndarray(np.concatenate([frame, chroma]), format="yuv420p"))
             container.mux(packet)
         container.mux(stream.encode())
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- dataset
@@ -630,16 +628,11 @@ def _make_video(job: tuple) -> tuple[str, list]:
     return video_id(person, action, scenario), sequences(person, action, scenario, seed, preset)
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def generate(out_dir: str | Path, preset: str = "full", seed: int = 0, workers: int | None = None) -> Path:
     """Writes the synthetic twin under ``out_dir`` in KTH's raw layout; returns ``out_dir``.
 
-    Videos already there are skipped, so an interrupted run resumes. Every video depends
+    Videos already there are skipped, so an interrupted run resumes (the temp files of its killed
+    writers removed). Every video depends
     only on (seed, person, action, scenario), whatever the number of ``workers``
     (default: all cores).
     """
@@ -654,9 +647,11 @@ def generate(out_dir: str | Path, preset: str = "full", seed: int = 0, workers: 
             raise ValueError(
                 f"{out_dir} holds another synthetic twin (preset {old.get('preset')!r}, seed {old.get('seed')}, "
                 f"version {old.get('generator_version')}); use another --out or delete {out_dir}")
-    for action in ACTIONS:
-        (out_dir / action).mkdir(parents=True, exist_ok=True)
-    _write_text(meta_path, json.dumps(meta, indent=2) + "\n")  # first, so that a resumed run can check it
+    for folder in (out_dir, *(out_dir / action for action in ACTIONS)):
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(folder)  # left by writers of a killed run
+    with atomic_write(meta_path, "w") as f:  # first, so that a resumed run can check it
+        f.write(json.dumps(meta, indent=2) + "\n")
     jobs = [(out_dir, p, a, d, seed, preset) for p, a, d in videos]
     workers = workers or os.cpu_count() or 1
     ranges = {}
@@ -672,7 +667,8 @@ def generate(out_dir: str | Path, preset: str = "full", seed: int = 0, workers: 
                 progress.update()
     progress.close()
     order = [video_id(p, a, d) for p, a, d in videos]
-    _write_text(out_dir / "00sequences.txt", format_sequences({vid: ranges[vid] for vid in order}))
+    with atomic_write(out_dir / "00sequences.txt", "w") as f:
+        f.write(format_sequences({vid: ranges[vid] for vid in order}))
     return out_dir
 
 
@@ -724,11 +720,9 @@ def save_frame_grid(raw_dir: str | Path, path: str | Path, rows: list[tuple] | N
     ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_yticks([(HEIGHT + 2) * (i + 0.5) for i in range(len(rows))], labels, fontsize=7)
     ax.set_xticks([])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part" + path.suffix)
-    fig.savefig(tmp, bbox_inches="tight")
+    with atomic_path(path) as tmp:  # the format from the target's suffix: the temp file's is .tmp
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 

@@ -21,16 +21,14 @@ was used: see src/training/provenance.py).
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
-import socket
-import uuid
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from src.files import atomic_write
 
 CHECKPOINT_KEYS = ("model_state_dict", "optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict",
                    "epoch", "config", "metrics", "rng_states", "data_root", "synthetic",
@@ -43,11 +41,13 @@ class CheckpointWriteError(OSError):
 
 
 def save_checkpoint(checkpoint: dict, path: str | Path) -> Path:
-    """Write ``checkpoint`` to ``path`` atomically: a temp file beside it, fsync, then rename.
+    """Write ``checkpoint`` to ``path`` atomically (:func:`src.files.atomic_write`: a temp file
+    beside it, fsync, then rename).
 
     An interruption at any moment (kill -9 included) leaves either the old file or the new
     one, never half of one. The temp file ``.<name>.<host>.<pid>.<random>.tmp`` is this call's
-    alone, and is removed when the write fails.
+    alone, and is removed when the write fails; the trainer removes those of killed writers
+    (:func:`src.files.remove_temp_files`).
 
     Raises:
         CheckpointWriteError: the folder or the file cannot be written (``torch.save``'s
@@ -55,29 +55,15 @@ def save_checkpoint(checkpoint: dict, path: str | Path) -> Path:
             names ``path``, the reason and the epoch of the previous file, which is kept.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException as error:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         reason = _write_failure(error)
         if reason is None:
             raise
         raise CheckpointWriteError(f"{path}: could not write the checkpoint ({reason}); {_kept(path)}") from error
     return path
-
-
-def remove_temp_files(folder: str | Path) -> None:
-    """Delete the temp files that :func:`save_checkpoint` calls killed mid-write (kill -9) left in
-    ``folder``. Only for the folder's one writer (see src/training/runlock.py): a live writer's would go too."""
-    for tmp in Path(folder).glob(".*.pth.*.tmp"):
-        tmp.unlink(missing_ok=True)
 
 
 def _write_failure(error: BaseException) -> str | None:
