@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.config import load_config  # noqa: E402
-from src.train import make_batches, make_datasets, recompute_batchnorm_statistics, train  # noqa: E402
 from src.training.checkpoint import load_model  # noqa: E402
 from src.training.engine import classification_metrics, clip_video_index, predict  # noqa: E402
+from src.training.trainer import make_batches, make_datasets, recompute_batchnorm_statistics, train  # noqa: E402
 
 
 def main(argv=None):

@@ -8,7 +8,7 @@ whole batches by index arithmetic, no prefetch thread) and the per-item one
     python bench/data.py data/kth        # any prepared root
     python bench/data.py --fake          # random frames with the full KTH training split's videos
 
-Builds the training set as src/train.py does (train transforms, the ``data`` section
+Builds the training set as the trainer (src/training/trainer.py) does (train transforms, the ``data`` section
 of ``--config``), iterates a DataLoader with the project's defaults (batch 32,
 shuffle, num_workers from the config) and prints the load time, the seconds per pass
 and clips/s (median over ``--passes``, and the fastest pass: on a shared machine the

@@ -7,7 +7,7 @@
     python bench/train.py --legacy none --set train.channels_last=false
 
 Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
-functions (src.train: make_datasets, make_batches, prepare_model, train_one_epoch;
+functions (src.training.trainer: make_datasets, make_batches, prepare_model, train_one_epoch;
 src.training.engine.predict) and prints clips/s and the share of the epoch spent waiting for data.
 
 ``--profile`` adds the share of the epoch in the encoder, the recurrent module and the
@@ -49,7 +49,8 @@ from src.config import load_config  # noqa: E402
 from src.data.augment import RandomClipHorizontalFlip, RandomClipRotation, RandomTemporalReversal  # noqa: E402
 from src.data.prepared import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
-from src.train import (  # noqa: E402
+from src.training.engine import predict, select_device  # noqa: E402
+from src.training.trainer import (  # noqa: E402
     make_batches,
     make_datasets,
     make_optimizer,
@@ -59,7 +60,6 @@ from src.train import (  # noqa: E402
     seed_everything,
     train_one_epoch,
 )
-from src.training.engine import predict, select_device  # noqa: E402
 
 LEGACY_DEFAULT = REPO.parent / "legacy-0efa426"  # git worktree add ../legacy-0efa426 0efa426
 

@@ -32,7 +32,7 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SCHEMA_PATH = CONFIG_DIR / "base.yaml"
 
-# The values of the config's choice keys; the builders (src.nets.classifier, src.train) import them
+# The values of the config's choice keys; the builders (src.nets.classifier, src.training.trainer) import them
 # from here, a module that imports no torch.
 ARCHS = ("rnn", "r2plus1d", "r2plus1d_18")
 ENCODERS = ("cnn", "resnet18")

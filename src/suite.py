@@ -86,7 +86,7 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     src/training/provenance.py); otherwise the run is trained again from scratch, and one line says
     why. The same goes for the ``last.pth`` of an interrupted run before it is resumed."""
     from src.evaluate import evaluate
-    from src.train import train
+    from src.training.trainer import train
 
     overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]
     config = load_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)

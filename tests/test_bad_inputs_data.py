@@ -12,7 +12,7 @@ import torch
 
 from src.data.sources.kth import ACTIONS
 from tests.cli import assert_one_line_error, config_path, message_lines, run_cli, snapshot
-from tests.test_train import TINY
+from tests.test_trainer import TINY
 
 BROKEN = ["person01_boxing_d2_uncomp.avi", "person03_walking_d3_uncomp.avi"]  # not in the tiny twin
 VIDEO = "person01_boxing_d1"  # a video of the tiny twin's training split

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli import REPO, assert_one_line_error, run_cli, snapshot
-from tests.test_train import TINY
+from tests.test_trainer import TINY
 
 # the repository's folders of record: a run that did not ask for them must leave them byte for byte
 RECORD = [REPO / name for name in ("results", "imgs", "tboard_logs", "models")]

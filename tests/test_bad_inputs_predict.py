@@ -13,7 +13,7 @@ import src.train
 from src.data.prepare import decode_video
 from src.evaluate import evaluate
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot
-from tests.test_train import TINY
+from tests.test_trainer import TINY
 
 # a device this machine lacks: plain 'cuda' where there is no CUDA (the case), else an index beyond it
 MISSING_DEVICE = "cuda" if not torch.cuda.is_available() else "cuda:99"

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.train import train
 from src.training.runlock import LOCK_NAME, LOCK_STALE_S
+from src.training.trainer import train
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot, start_cli
-from tests.test_train import TINY, tiny_config
+from tests.test_trainer import TINY, tiny_config
 
 RUN = Path("models") / "GRUCell"  # the run folder, relative to the working folder, as the messages say it
 EVENTS = Path("tboard_logs") / "GRUCell"
@@ -124,7 +124,7 @@ def test_a_run_held_by_someone_else_is_refused_in_one_line_naming_the_lock(tiny_
 
 
 def test_a_models_dir_that_cannot_be_made_is_one_line_naming_the_key(tiny_prepared, tmp_path):
-    key = "log.models_dir"  # log.tboard_dir: tests/test_train.py
+    key = "log.models_dir"  # log.tboard_dir: tests/test_trainer.py
     (tmp_path / "file").write_text("a regular file")
     before = snapshot(tmp_path)
     result = run_cli("src.train", *train_args(tiny_prepared, f"{key}={tmp_path / 'file' / 'out'}"), cwd=tmp_path)

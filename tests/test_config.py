@@ -283,7 +283,8 @@ def test_importing_the_config_module_imports_no_torch():
 def test_builders_take_their_choices_from_the_config_module():
     import src.config
     import src.nets.classifier
-    import src.train
+    import src.training.trainer
 
     assert src.nets.classifier.RNN_TYPES is src.config.RNN_TYPES and src.nets.classifier.ARCHS is src.config.ARCHS
-    assert src.train.OPTIMIZERS is src.config.OPTIMIZERS and src.train.SCHEDULERS is src.config.SCHEDULERS
+    assert src.training.trainer.OPTIMIZERS is src.config.OPTIMIZERS
+    assert src.training.trainer.SCHEDULERS is src.config.SCHEDULERS

@@ -1,4 +1,4 @@
-"""src/training/distributed.py and src/train.py under torchrun: CPU, gloo, 2 processes on 127.0.0.1.
+"""src/training/distributed.py and the trainer under torchrun: CPU, gloo, 2 processes on 127.0.0.1.
 
 - one DDP step (SyncBatchNorm on) equals one single-process step on the same global batch;
 - validation metrics all-reduced over the ranks' shares equal one process's;
@@ -25,10 +25,10 @@ from src.data.augment import get_test_transforms
 from src.data.dataset import KTHActionDataset
 from src.evaluate import evaluate
 from src.nets.classifier import build_model
-from src.train import make_datasets, make_loaders, make_optimizer, seed_everything, train_one_epoch
 from src.training import distributed
 from src.training.checkpoint import load_model
 from src.training.engine import classification_metrics, clip_video_index, predict
+from src.training.trainer import make_datasets, make_loaders, make_optimizer, seed_everything, train_one_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3

@@ -9,8 +9,8 @@ from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS, TEST_PERSONS
 from src.evaluate import evaluate, main, measure_speed
 from src.nets.classifier import count_parameters
-from src.train import train
 from src.training.checkpoint import load_model
+from src.training.trainer import train
 
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=3", "train.batch_size=8", "train.epochs=2",

@@ -13,8 +13,8 @@ from src.data.dataset import KTHActionDataset
 from src.data.prepare import decode_video, prepare
 from src.data.sources.kth import ACTIONS
 from src.predict import evenly_spaced_starts, load_predictor, main, predict_input, sliding_starts
-from src.train import train
 from src.training.checkpoint import load_model
+from src.training.trainer import train
 
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=2", "train.batch_size=8", "train.epochs=1"]

@@ -1,5 +1,6 @@
-"""What training and evaluation share (the training loop itself is src/train.py).
+"""The research loop: training, and what training and evaluation share.
 
+  trainer       train(): epochs, validation, TensorBoard, checkpoints, resume; the pieces it is made of
   engine        device choice, the logits of every clip of a loader, metrics, a run's headline numbers
   checkpoint    checkpoints written atomically and read back (load_model rebuilds the model from one)
   distributed   DistributedDataParallel under torchrun: process group, SyncBatchNorm on CPU, all-reduces

@@ -1,4 +1,4 @@
-"""Data-parallel training with ``torch.distributed``: the plumbing src/train.py uses under ``torchrun``.
+"""Data-parallel training with ``torch.distributed``: the plumbing the trainer uses under ``torchrun``.
 
     torchrun --standalone --nproc_per_node=2 -m src.train --config configs/GRUCell.yaml
 

@@ -7,7 +7,7 @@
         if holder is not None:
             print(describe_holder(holder, lock))
 
-The trainer (src/train.py) claims ``models/<run>/run.lock`` and ``tboard_logs/<run>/run.lock`` for the
+The trainer (src/training/trainer.py) claims ``models/<run>/run.lock`` and ``tboard_logs/<run>/run.lock`` for the
 whole training; the suite (src/suite.py) claims ``models/<run>/run.lock`` around training and testing a
 run and skips a run another process holds. A claim is re-entrant within one process: the trainer called
 by the suite's process gets the claim the suite already holds.

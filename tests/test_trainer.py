@@ -1,4 +1,5 @@
-"""src/train.py on the tiny synthetic twin: TensorBoard events, checkpoints, resume, NaN stop."""
+"""src/training/trainer.py (and its command line, src/train.py) on the tiny synthetic twin: TensorBoard
+events, checkpoints, resume, NaN stop."""
 import itertools
 import json
 import math
@@ -15,12 +16,13 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import src.train
+import src.training.trainer
 from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS
-from src.train import NonFiniteLossError, make_scheduler, train
 from src.training.checkpoint import CHECKPOINT_KEYS, load_model
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
+from src.training.trainer import NonFiniteLossError, make_scheduler, train
 
 EPOCHS = 2
 # small enough to train in a second or two per run on one CPU thread
@@ -92,14 +94,14 @@ def test_both_checkpoints_have_every_key_and_load_plainly(finished_run, tiny_pre
 def test_resume_after_an_interruption_equals_an_uninterrupted_run(finished_run, tiny_prepared, tmp_path,
                                                                   monkeypatch):
     config = tiny_config(tmp_path)
-    save = src.train.save_checkpoint
+    save = src.training.trainer.save_checkpoint
 
     def save_then_die(checkpoint, path):
         save(checkpoint, path)
         if path.name == "last.pth" and checkpoint["epoch"] == 1:
             raise KeyboardInterrupt  # the process dies right after epoch 1's checkpoint
 
-    monkeypatch.setattr(src.train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(src.training.trainer, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(config, data_root=tiny_prepared)
     monkeypatch.undo()
@@ -156,7 +158,7 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tiny_prepared, tmp_path
 
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_prepared, tmp_path, monkeypatch):
-    build = src.train.build_model
+    build = src.training.trainer.build_model
 
     def build_model_that_breaks_in_epoch_2(model_config, **kwargs):
         model = build(model_config, **kwargs)
@@ -173,7 +175,7 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tiny_prepared
         return model
 
     steps_per_epoch = math.ceil(len(KTHActionDataset(tiny_prepared, split="train")) / 8)
-    monkeypatch.setattr(src.train, "build_model", build_model_that_breaks_in_epoch_2)
+    monkeypatch.setattr(src.training.trainer, "build_model", build_model_that_breaks_in_epoch_2)
     with pytest.raises(NonFiniteLossError) as info:
         train(tiny_config(tmp_path), data_root=tiny_prepared)
     message = str(info.value)
@@ -222,7 +224,7 @@ def test_bad_data_is_a_one_line_error(tiny_prepared, tmp_path):
 def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
     """The AMP path (train_one_epoch under autocast), covered on CPU with bfloat16."""
     from src.nets.classifier import build_model
-    from src.train import make_batches, make_datasets, make_optimizer, prepare_model, train_one_epoch
+    from src.training.trainer import make_batches, make_datasets, make_optimizer, prepare_model, train_one_epoch
 
     config = load_config("configs/GRUCell.yaml", TINY)
     device = torch.device("cpu")
@@ -245,7 +247,7 @@ def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
 @pytest.mark.parametrize("arch", ["rnn", "r2plus1d"])
 def test_prepare_model_puts_convolutions_in_channels_last_and_keeps_the_outputs(arch):
     from src.nets.classifier import build_model
-    from src.train import prepare_model
+    from src.training.trainer import prepare_model
 
     config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}"])
     torch.manual_seed(0)
@@ -295,8 +297,8 @@ def test_batchnorm_statistics_are_recomputed_with_the_final_weights(finished_run
     batches_used = config["train"]["precise_bn_batches"]
     assert batches_used > 0
     saved = {name: buffer.clone() for name, buffer in model.named_buffers() if "running" in name}
-    train_set, val_set = src.train.make_datasets(config, tiny_prepared)
-    train_batches, _ = src.train.make_batches(config, train_set, val_set, torch.device("cpu"))
+    train_set, val_set = src.training.trainer.make_datasets(config, tiny_prepared)
+    train_batches, _ = src.training.trainer.make_batches(config, train_set, val_set, torch.device("cpu"))
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     expected_count = min(batches_used, len(train_batches))  # not epochs x steps
     assert norms and all(m.num_batches_tracked.item() == expected_count for m in norms)
@@ -316,7 +318,7 @@ def test_recompute_batchnorm_statistics_uses_the_first_batches_and_keeps_the_mod
     norm.running_mean.fill_(100.0)
     batches = [(torch.randn(8, 3) + 5.0, torch.zeros(8)) for _ in range(2)]
     batches.append((torch.randn(8, 3) - 50.0, torch.zeros(8)))  # must not count
-    src.train.recompute_batchnorm_statistics(norm, iter(batches), num_batches=2)
+    src.training.trainer.recompute_batchnorm_statistics(norm, iter(batches), num_batches=2)
     used = torch.cat([clips for clips, _ in batches[:2]])
     torch.testing.assert_close(norm.running_mean, used.mean(0))
     per_batch_var = torch.stack([clips.var(0) for clips, _ in batches[:2]]).mean(0)

@@ -1,0 +1,499 @@
+"""The training loop: :func:`train` trains one experiment; the pieces it is made of are here too,
+for the benchmarks (bench/) and the tests.
+
+    summary = train(load_config("configs/GRUCell.yaml"))    # the command line: python -m src.train
+
+Trains on the training persons, selects the model on the validation persons (never the
+test persons) and writes
+
+- ``models/<experiment>/last.pth`` after every epoch and ``best.pth`` (best validation
+  clip accuracy), see src/training/checkpoint.py;
+- TensorBoard events under ``tboard_logs/<experiment>/``: loss, accuracy, learning rate,
+  per-class validation accuracy, a confusion matrix, epoch time and data-wait share per
+  epoch; hparams with the final metrics at the end.
+
+While it trains, the process holds both folders, ``models/<experiment>/run.lock`` and
+``tboard_logs/<experiment>/run.lock`` (src/training/runlock.py): a second training of the same run is
+refused at once, in one line naming the process that holds it; the lock of a process that died
+(kill -9) is taken over. A checkpoint that cannot be written (disk full) ends the run in one line,
+the previous one kept.
+
+``resume=True`` continues from last.pth (model, optimizer, scheduler, scaler, history and
+every RNG state, so the DataLoader's shuffle too): on CPU, a resumed run ends with
+exactly the metrics of an uninterrupted one.
+
+Under ``torchrun`` (see src/training/distributed.py) the same call trains with
+DistributedDataParallel: ``train.batch_size`` stays the global batch, each rank takes its share
+of the clips, validation metrics are all-reduced, and rank 0 alone writes checkpoints and events.
+
+The pieces: :func:`make_datasets` and :func:`make_batches` (the data of a run), :func:`prepare_model`,
+:func:`make_optimizer`, :func:`make_scheduler`, :func:`train_one_epoch`,
+:func:`recompute_batchnorm_statistics` (PreciseBN) and :func:`seed_everything`.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import random
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import update_bn
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from src.config import OPTIMIZERS, SCHEDULERS, ConfigError
+from src.data.augment import ClipBatchAugmentation, get_train_transforms
+from src.data.batches import ClipBatches
+from src.data.dataset import KTHActionDataset
+from src.data.prepared import resolve_data_root
+from src.data.sources.kth import ACTIONS
+from src.files import remove_temp_files
+from src.nets.classifier import build_model, count_parameters
+from src.training import distributed
+from src.training.checkpoint import (
+    CheckpointWriteError,
+    get_rng_states,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_states,
+)
+from src.training.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
+from src.training.provenance import code_version, describe_data, persons_of, resume_refusal
+from src.training.runlock import LOCK_NAME, LockFolderError, holding
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf; the message names the epoch and step."""
+
+
+class ResumeRefusedError(ValueError):
+    """last.pth was made on other data or with another model architecture; the message says what to do."""
+
+
+class EventWriteError(OSError):
+    """The TensorBoard events could not be written (disk full, no permission); the message names the
+    folder and the epoch last.pth keeps."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and python's random."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHActionDataset]:
+    """The training split (random clips, augmented) and the validation split (evenly
+    spaced clips, no augmentation), as the config's ``data`` section says."""
+    data = config["data"]
+    common = dict(max_frames=data["max_frames"], slicing_step=data["slicing_step"],
+                  img_size=(data["img_size"], data["img_size"]),
+                  val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
+    train_set = KTHActionDataset(data_root, split="train", clips_per_video=data["train_clips_per_video"],
+                                 random_clips=True, transform=get_train_transforms(), **common)
+    val_set = KTHActionDataset(data_root, split="val", clips_per_video=data["eval_clips_per_video"], **common)
+    return train_set, val_set
+
+
+def make_batches(config: dict, train_set: KTHActionDataset, val_set: KTHActionDataset, device: torch.device,
+                 rank: int = 0, world_size: int = 1, val_items=None) -> tuple[ClipBatches, ClipBatches]:
+    """The trainer's batch sources: random augmented training clips in a new order each epoch
+    (``set_epoch``), this rank's share of ``train.batch_size`` clips per step; the validation
+    clips ``val_items`` (default all) in order, batches of ``train.batch_size / world_size``.
+    Frames live on ``device`` when they fit."""
+    batch_size, seed = config["train"]["batch_size"], config["train"]["seed"]
+    train_batches = ClipBatches(train_set, batch_size, augmentation=ClipBatchAugmentation(), shuffle=True,
+                                device=device, rank=rank, world_size=world_size, seed=seed,
+                                prefetch=config["data"]["prefetch"])
+    val_batches = ClipBatches(val_set, batch_size // world_size, shuffle=False, device=device, items=val_items)
+    return train_batches, val_batches
+
+
+def prepare_model(model: torch.nn.Module, train_config: dict, device: torch.device) -> torch.nn.Module:
+    """The model on ``device``, its convolution weights channels-last (``train.channels_last``:
+    channels_last for 2-D, channels_last_3d for 3-D convolutions; 1.3-1.4x faster training steps
+    on CPU for both the encoder and R(2+1)D) and compiled in place (``train.compile``; the
+    state_dict keeps its keys)."""
+    model = model.to(device)
+    if train_config["channels_last"]:
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.to(memory_format=torch.channels_last)
+            elif isinstance(module, torch.nn.Conv3d):
+                module.to(memory_format=torch.channels_last_3d)
+    if train_config["compile"]:
+        model.compile()
+    return model
+
+
+def make_optimizer(model: torch.nn.Module, train_config: dict) -> torch.optim.Optimizer:
+    name, lr, wd = train_config["optimizer"], train_config["lr"], train_config["weight_decay"]
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=wd, nesterov=True)
+    raise ConfigError(f"train.optimizer: unknown optimizer {name!r}; use one of {', '.join(OPTIMIZERS)}")
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_per_epoch: int):
+    """A per-step learning-rate schedule, or None.
+
+    ``cosine``: linear warm-up over ``warmup_epochs``, then cosine decay to 0 over the rest
+    of the run. ``step``: x0.1 after each third of the run (the course's schedule; it leaves
+    the last third with a tiny learning rate).
+    """
+    name = train_config["scheduler"]
+    total_steps = train_config["epochs"] * steps_per_epoch
+    if name == "none":
+        return None
+    if name == "cosine":
+        warmup_steps = min(train_config["warmup_epochs"] * steps_per_epoch, total_steps - 1)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, total_steps - warmup_steps))
+        if warmup_steps <= 0:
+            return cosine
+        warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warmup_steps, total_iters=warmup_steps)
+        return torch.optim.lr_scheduler.SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, total_steps // 3), gamma=0.1)
+    raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}")
+
+
+def recompute_batchnorm_statistics(model: torch.nn.Module, batches, num_batches: int) -> None:
+    """PreciseBN: set every BatchNorm's running mean and variance to their average over the first
+    ``num_batches`` batches of ``batches`` (``(clips (B, T, C, H, W), labels (B,))`` as the trainer's
+    loaders yield them), under the model's current weights; the model's train/eval mode is kept.
+
+    BatchNorm's running statistics average roughly the last ten steps' batches, each taken with
+    that step's weights. Under a constant Adam step the weights move so fast that the average no
+    longer fits the final ones, and evaluation collapsed (30 % where recomputed statistics give
+    69 %, see the notebook and ``bench/batchnorm_statistics.py``). The trainer calls this with the
+    epoch's final weights before every validation (``train.precise_bn_batches``)."""
+    with torch.no_grad():
+        update_bn(itertools.islice(batches, num_batches), model)
+
+
+def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch,
+                    context: distributed.Context = distributed.Context(), amp_dtype=None) -> dict:
+    """One pass over the training clips (``loader``: a :class:`ClipBatches` or a DataLoader).
+    Returns ``{'loss', 'accuracy', 'data_wait_s'}``; under DDP (``context``) loss and accuracy
+    are over every rank's clips, data_wait_s is this rank's. Runs under autocast in ``amp_dtype``
+    (default: float16 when the scaler is enabled, else no autocast); bfloat16 works on CPU.
+
+    Raises NonFiniteLossError on a NaN/inf loss, before the optimizer step.
+    """
+    model.train()
+    if hasattr(loader, "set_epoch"):
+        loader.set_epoch(epoch)
+    if amp_dtype is None and scaler.is_enabled():
+        amp_dtype = torch.float16
+    grad_clip = config["train"]["grad_clip"]
+    loss_sum, correct, seen, data_wait = 0.0, 0, 0, 0.0
+    bar = tqdm(timed(loader), total=len(loader), desc=f"epoch {epoch} train", leave=False, dynamic_ncols=True)
+    for step, ((clips, labels), wait) in enumerate(bar, 1):
+        data_wait += wait
+        clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,1,H,W), (B,)
+        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            logits = model(clips)  # (B, num_classes)
+            loss = F.cross_entropy(logits, labels)
+        # .item() waits for the device to finish the step (a sync every step); we need the
+        # value anyway, to stop on NaN/inf before the optimizer step spoils the weights.
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise NonFiniteLossError(f"loss is {loss_value} at epoch {epoch}, step {step}/{len(loader)}")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if grad_clip > 0:
+            # With AMP the gradients are still multiplied by the loss scale: unscale them first, or
+            # the clipping threshold would apply to scaled norms. step() then knows not to unscale again.
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        if scheduler is not None:
+            scheduler.step()
+        loss_sum += loss_value * len(labels)
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+    loss_sum, correct, seen = distributed.all_reduce_sums(context, loss_sum, correct, seen)
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait}
+
+
+def make_loaders(config: dict, train_set, val_set, context: distributed.Context, pin: bool = False):
+    """``(train_loader, val_loader, val_indices)``: the batches of this process (:func:`make_batches`).
+
+    In one process: every clip, batches of ``train.batch_size``, training clips shuffled.
+    Under DDP, rank r of W gets batches of ``train.batch_size / W`` from its share: the
+    training clips as a DistributedSampler splits them (shuffled per epoch with ``train.seed``;
+    ``set_epoch`` is called by :func:`train_one_epoch`), the validation clips r, r + W, r + 2W, ...
+    (no padding, so every clip counts once). ``val_indices`` (n,) says which validation clips
+    this rank has. ``pin`` is unused: the batches are made on the device.
+    """
+    batch_size = config["train"]["batch_size"]
+    if batch_size % context.world_size:
+        raise ConfigError(f"train.batch_size: {batch_size} is the global batch and must be divisible by the "
+                          f"{context.world_size} processes; set it to a multiple of {context.world_size}")
+    val_indices = torch.arange(context.rank, len(val_set), context.world_size)
+    train_loader, val_loader = make_batches(config, train_set, val_set, context.device, context.rank,
+                                            context.world_size, val_items=val_indices.tolist())
+    return train_loader, val_loader, val_indices
+
+
+def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict) -> None:
+    """One epoch's scalars and confusion-matrix figure, at step ``row['epoch']``."""
+    from src.plots import confusion_matrix_figure
+
+    step = row["epoch"]
+    for tag, key in [("loss/train", "train_loss"), ("loss/val", "val_loss"),
+                     ("accuracy/train", "train_accuracy"), ("accuracy/val", "val_accuracy"),
+                     ("accuracy/val_video", "val_video_accuracy"), ("lr", "lr"),
+                     ("time/epoch_s", "epoch_time_s"), ("time/data_wait_share", "data_wait_share")]:
+        writer.add_scalar(tag, row[key], step)
+    for action, accuracy in zip(ACTIONS, row["val_per_class_accuracy"]):
+        writer.add_scalar(f"val_class_accuracy/{action}", accuracy, step)
+    writer.add_figure("confusion_matrix/val", confusion_matrix_figure(
+        val_metrics["confusion_matrix"], title=f"validation, epoch {step}"), step)
+    writer.flush()
+
+
+def flat_hparams(config: dict) -> dict:
+    """The config as ``{'train.lr': 0.001, ...}`` with TensorBoard-friendly values."""
+    flat = {}
+    for section, values in config.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                flat[f"{section}.{key}"] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+@contextlib.contextmanager
+def run_claimed(config: dict):
+    """Hold the run's folders for the block: ``<log.models_dir>/<experiment>/run.lock`` and
+    ``<log.tboard_dir>/<experiment>/run.lock`` (src/training/runlock.py), so no other process trains this run
+    or writes its events meanwhile. Re-entrant: the suite's process already holds the first.
+
+    Raises:
+        RunClaimedError: another live process holds one of them; one line names the folder, the
+            process (pid, host), the lock file and what to do.
+        LockFolderError: a folder cannot be made or written; one line names the config key.
+    """
+    name = config["experiment"]
+    with contextlib.ExitStack() as stack:
+        for key in ("models_dir", "tboard_dir"):
+            lock = Path(config["log"][key]) / name / LOCK_NAME
+            what_to_do = (f"wait for that run to finish, train under another name with --name NEW_NAME, or delete "
+                          f"{lock} if that process is gone")
+            try:
+                stack.enter_context(holding(lock, what_to_do))
+            except LockFolderError as e:
+                raise LockFolderError(f"log.{key}: {e}; set log.{key} to a folder you can write") from None
+        yield
+
+
+def train(config: dict, data_root: str | Path | None = None, resume: bool = False) -> dict:
+    """Train the experiment ``config`` (from :func:`src.config.load_config`).
+
+    Args:
+        config: the full config, with ``config['experiment']`` naming the run.
+        data_root: a prepared dataset folder; default ``config['data']['root']`` (``auto``:
+            real KTH in data/kth, else the synthetic twin).
+        resume: continue from ``models/<experiment>/last.pth`` when it exists.
+
+    Returns:
+        The summary: best_val_accuracy, best_val_video_accuracy, best_epoch, epochs,
+        time_per_epoch_s, data_wait_share, time_to_best_s, total_time_s, plus the
+        checkpoint paths and the device.
+
+    The run's folders are claimed for the whole training (:func:`run_claimed`; under torchrun by
+    rank 0), before any data is generated or read.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf; ``last.pth`` keeps the last good epoch.
+        RunClaimedError: another live process trains this run (same models or TensorBoard folder).
+        LockFolderError: ``log.models_dir`` or ``log.tboard_dir`` cannot be made or written.
+        CheckpointWriteError: a checkpoint could not be written (disk full, no permission);
+            the previous one is kept.
+    """
+    context = distributed.setup(select_device(config["train"]["device"]))  # one process unless torchrun
+    try:
+        with run_claimed(config) if context.is_main else contextlib.nullcontext():
+            return _train(config, context, data_root, resume)
+    finally:
+        distributed.teardown(context)
+
+
+def _train(config: dict, context: distributed.Context, data_root, resume: bool) -> dict:
+    name, train_config = config["experiment"], config["train"]
+    run_dir = Path(config["log"]["models_dir"]) / name
+    last_path, best_path = run_dir / "last.pth", run_dir / "best.pth"
+    device, main = context.device, context.is_main
+    use_amp = train_config["amp"] and device.type == "cuda"
+    if main:  # this process holds the run folder: a temp file there is a killed writer's
+        remove_temp_files(run_dir, "*.pth")
+
+    seed_everything(train_config["seed"])
+    if not main:
+        distributed.barrier(context)  # rank 0 alone makes the synthetic twin when needed
+    data_root, synthetic = resolve_data_root(data_root or config["data"]["root"],
+                                             preset=config["data"]["synthetic_preset"])
+    if main:
+        distributed.barrier(context)
+    data = describe_data(data_root, preset=config["data"]["synthetic_preset"] if synthetic else None)
+    train_set, val_set = make_datasets(config, data_root)
+    train_loader, val_loader, val_indices = make_loaders(config, train_set, val_set, context, device.type == "cuda")
+    val_video_index = clip_video_index(val_set)
+
+    resuming = resume and last_path.is_file()
+    model = build_model(config["model"], load_pretrained=not resuming)  # resuming: weights from last.pth
+    model = prepare_model(model, train_config, device)
+    optimizer = make_optimizer(model, train_config)
+    scheduler = make_scheduler(optimizer, train_config, len(train_loader))
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+
+    start_epoch, history, best = 0, [], {"val_accuracy": -1.0, "val_video_accuracy": -1.0, "epoch": 0}
+    if resuming:
+        checkpoint = load_checkpoint(last_path, map_location=device)
+        refusal = resume_refusal(checkpoint, config, data, last_path)
+        if refusal:
+            raise ResumeRefusedError(f"{name}: cannot resume: {refusal}; start a new run with --name NEW_NAME, "
+                                     f"or delete {run_dir} to train it again")
+        model.load_state_dict(checkpoint["model_state_dict"])
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+        if scheduler is not None:
+            scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+        scaler.load_state_dict(checkpoint["scaler_state_dict"])
+        start_epoch = checkpoint["epoch"]
+        history, best = checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
+        set_rng_states(checkpoint["rng_states"])
+        changed = sorted(key for key, value in flat_hparams(checkpoint["config"]).items()
+                         if not key.startswith("log.") and flat_hparams(config).get(key) != value)
+        if changed and main:
+            warnings.warn(f"{name}: resuming {last_path} with a changed config ({', '.join(changed)}); the optimizer "
+                          f"and learning-rate schedule continue as saved", stacklevel=2)
+        if main:
+            print(f"{name}: resuming from {last_path} after epoch {start_epoch}", file=sys.stderr)
+    elif resume and main:
+        print(f"{name}: no {last_path} yet; starting from scratch", file=sys.stderr)
+    model, trained = distributed.wrap_model(model, context, train_config["sync_batchnorm"])  # trained: DDP
+
+    num_params = count_parameters(model)
+    if main:
+        ranks = (f" x {context.world_size} processes (DDP, {train_config['batch_size'] // context.world_size} "
+                 f"clips per rank and step{', SyncBatchNorm' if train_config['sync_batchnorm'] else ''})"
+                 if context.distributed else "")
+        print(f"{name}: {num_params:,} trainable parameters on {device}{ranks}{' with AMP' if use_amp else ''}; "
+              f"{len(train_set)} train clips, {len(val_set)} val clips from {data_root}"
+              f"{' (synthetic twin)' if synthetic else ''}", file=sys.stderr)
+
+    # purge_step drops events of an interrupted run's unfinished epochs, so a resumed run
+    # appends cleanly to the same TensorBoard run. Under DDP rank 0 alone writes.
+    writer = SummaryWriter(Path(config["log"]["tboard_dir"]) / name, purge_step=start_epoch + 1) if main else None
+
+    provenance = {"data": data, "persons": {"train": persons_of(train_set), "val": persons_of(val_set)},
+                  "code_version": code_version(), "amp": use_amp, "device": str(device)}
+
+    def checkpoint_now(epoch: int) -> dict:
+        return {
+            "model_state_dict": model.state_dict(),
+            "optimizer_state_dict": optimizer.state_dict(),
+            "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
+            "scaler_state_dict": scaler.state_dict(),
+            "epoch": epoch,
+            "config": config,
+            "metrics": {"history": history, "best": best},
+            "rng_states": get_rng_states(),
+            "data_root": str(data_root),
+            "synthetic": synthetic,
+            "provenance": provenance,
+        }
+
+    epochs = train_config["epochs"]
+    try:
+        for epoch in tqdm(range(start_epoch + 1, epochs + 1), initial=start_epoch, total=epochs,
+                          desc=name, dynamic_ncols=True):
+            epoch_start = time.perf_counter()
+            if context.distributed:  # each rank's shuffle and random stream depend on the epoch alone
+                train_loader.sampler.set_epoch(epoch)
+                torch.manual_seed(distributed.epoch_seed(train_config["seed"], epoch, context.rank))
+            lr = optimizer.param_groups[0]["lr"]  # read before the epoch: the scheduler steps per batch, so
+            # this is the rate the epoch started with (the one TensorBoard's "lr" shows at this epoch)
+            train_metrics = train_one_epoch(trained, train_loader, optimizer, scheduler, scaler, device, config, epoch,
+                                            context)
+            if train_config["precise_bn_batches"]:  # statistics that fit the epoch's final weights
+                recompute_batchnorm_statistics(model, train_loader, train_config["precise_bn_batches"])
+            val_logits, val_labels, val_wait = predict(model, val_loader, device, use_amp, desc=f"epoch {epoch} val")
+            val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
+            val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))
+            val_metrics = classification_metrics(val_logits, val_labels, val_video_index)
+            epoch_time = time.perf_counter() - epoch_start
+            data_wait = train_metrics["data_wait_s"] + val_wait
+            row = {
+                "epoch": epoch, "lr": lr,
+                "train_loss": train_metrics["loss"], "train_accuracy": train_metrics["accuracy"],
+                "val_loss": val_metrics["loss"], "val_accuracy": val_metrics["accuracy"],
+                "val_video_accuracy": val_metrics["video_accuracy"],
+                "val_per_class_accuracy": val_metrics["per_class_accuracy"],
+                "epoch_time_s": epoch_time, "data_wait_s": data_wait, "data_wait_share": data_wait / epoch_time,
+            }
+            history.append(row)
+            is_best = row["val_accuracy"] > best["val_accuracy"]
+            if is_best:
+                best = {"epoch": epoch, "val_accuracy": row["val_accuracy"],
+                        "val_video_accuracy": row["val_video_accuracy"],
+                        "val_per_class_accuracy": row["val_per_class_accuracy"],
+                        "val_confusion_matrix": val_metrics["confusion_matrix"]}
+            if not main:
+                continue
+            retry = "free some space (or fix the permissions), then continue with --resume"
+            try:
+                log_epoch(writer, row, val_metrics)
+            except OSError as e:  # raised again from tensorboard's writer thread
+                kept = f"{last_path} keeps epoch {epoch - 1}" if epoch > 1 and last_path.is_file() else \
+                    "no checkpoint was written"
+                raise EventWriteError(f"{writer.log_dir}: could not write the TensorBoard events "
+                                      f"({e.strerror or e}); {kept}; {retry}") from None
+            state = checkpoint_now(epoch)
+            try:
+                if is_best:
+                    save_checkpoint(state, best_path)
+                save_checkpoint(state, last_path)
+            except CheckpointWriteError as e:  # disk full, no permission: the previous checkpoint is kept
+                raise CheckpointWriteError(f"{e}; {retry}") from None
+            tqdm.write(f"{name} epoch {epoch}/{epochs}: "
+                       f"train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f} | "
+                       f"val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f} "
+                       f"video {row['val_video_accuracy']:.3f} | {epoch_time:.1f} s, "
+                       f"data wait {100 * row['data_wait_share']:.1f}%{' *best*' if is_best else ''}", file=sys.stderr)
+    except NonFiniteLossError as e:
+        if writer is not None:
+            writer.close()
+        kept = f"{last_path} keeps epoch {start_epoch if not history else history[-1]['epoch']}" \
+            if last_path.is_file() else "no checkpoint was written"
+        raise NonFiniteLossError(f"{name}: {e}; stopped ({kept}). Try a lower train.lr "
+                                 f"(now {train_config['lr']:g}), then --resume or start again") from None
+
+    if not history:
+        if writer is not None:
+            writer.close()
+        raise RuntimeError(f"{name}: train.epochs is {epochs}; nothing to train")
+    summary = summarize(history, best)
+    summary.update({"experiment": name, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
+                    "device": str(device), "num_params": num_params, "world_size": context.world_size})
+    if writer is None:
+        return summary
+    writer.add_hparams(flat_hparams(config),
+                       {f"hparam/{key}": summary[key] for key in
+                        ("best_val_accuracy", "best_val_video_accuracy", "best_epoch", "time_per_epoch_s",
+                         "data_wait_share")},
+                       run_name=".")
+    writer.close()
+    return summary
