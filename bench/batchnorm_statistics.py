@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.config import load_config  # noqa: E402
 from src.training.checkpoint import load_model  # noqa: E402
-from src.training.engine import classification_metrics, clip_video_index, predict  # noqa: E402
+from src.training.engine import classification_metrics, clip_logits, clip_video_index  # noqa: E402
 from src.training.trainer import make_batches, make_datasets, recompute_batchnorm_statistics, train  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def main(argv=None):
             train_batches.set_epoch(epoch)
             recomputed = copy.deepcopy(model)
             recompute_batchnorm_statistics(recomputed, train_batches, args.batches)
-            logits, labels, _ = predict(recomputed.eval(), val_batches, device, desc="val, recomputed statistics")
+            logits, labels, _ = clip_logits(recomputed.eval(), val_batches, device, desc="val, recomputed statistics")
             accuracy = classification_metrics(logits, labels, clip_video_index(val_set))["accuracy"]
             rows.append((epoch, history["train_loss"], history["val_accuracy"], accuracy))
 

@@ -8,7 +8,7 @@
 
 Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
 functions (src.training.trainer: make_datasets, make_batches, prepare_model, train_one_epoch;
-src.training.engine.predict) and prints clips/s and the share of the epoch spent waiting for data.
+src.training.engine.clip_logits) and prints clips/s and the share of the epoch spent waiting for data.
 
 ``--profile`` adds the share of the epoch in the encoder, the recurrent module and the
 head (forward plus backward, from hooks: forward hooks time each part's forward; the
@@ -49,7 +49,7 @@ from src.config import load_config  # noqa: E402
 from src.data.augment import RandomClipHorizontalFlip, RandomClipRotation, RandomTemporalReversal  # noqa: E402
 from src.data.prepared import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
-from src.training.engine import predict, select_device  # noqa: E402
+from src.training.engine import clip_logits, select_device  # noqa: E402
 from src.training.trainer import (  # noqa: E402
     make_batches,
     make_datasets,
@@ -178,7 +178,7 @@ def time_epochs(config: dict, model, train_source, val_source, device, epochs: i
         if config["train"].get("precise_bn_batches"):  # the trainer's BatchNorm statistics before validation
             recompute_batchnorm_statistics(model, train_source, config["train"]["precise_bn_batches"])
         train_s = time.perf_counter() - start
-        _, _, val_wait = predict(model, val_source, device)
+        _, _, val_wait = clip_logits(model, val_source, device)
         rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
                      "wait_s": metrics["data_wait_s"] + val_wait, "train_clips": train_clips, "val_clips": val_clips})
     return rows

@@ -31,7 +31,7 @@ from src.data.sources.kth import ACTIONS
 from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
-from src.training.engine import classification_metrics, clip_video_index, predict, select_device, summarize
+from src.training.engine import classification_metrics, clip_logits, clip_video_index, select_device, summarize
 from src.training.provenance import code_version, describe_data, persons_of
 
 
@@ -155,7 +155,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
     loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
                         num_workers=data["num_workers"], pin_memory=device.type == "cuda")
-    logits, labels, _ = predict(model, loader, device, use_amp=use_amp, desc="test")
+    logits, labels, _ = clip_logits(model, loader, device, use_amp=use_amp, desc="test")
     metrics = classification_metrics(logits, labels, clip_video_index(test_set))
     speed = measure_speed(model, tuple(test_set[0][0].shape), device, repeats=config["eval"]["latency_repeats"])
 

@@ -3,7 +3,8 @@ benchmarks share.
 
 - :func:`select_device`: the device a name asks for ('auto': cuda, then mps, then cpu), if this machine has it;
 - :func:`timed`: a loader's batches with the time spent waiting for each;
-- :func:`predict`: every clip's logits, in loader order;
+- :func:`clip_logits`: the logits of every clip of a loader, in loader order (not a video's
+  prediction: that is :mod:`src.predict`);
 - :func:`classification_metrics`: clip and video accuracy, per-class accuracy, confusion matrix;
 - :func:`summarize`: a training run's headline numbers from its per-epoch history.
 """
@@ -72,8 +73,8 @@ def timed(loader):
 
 
 @torch.no_grad()
-def predict(model, loader, device, use_amp: bool = False,
-            desc: str = "eval") -> tuple[torch.Tensor, torch.Tensor, float]:
+def clip_logits(model, loader, device, use_amp: bool = False,
+                desc: str = "eval") -> tuple[torch.Tensor, torch.Tensor, float]:
     """Logits of every clip in loader order. Returns ``(logits (N, C) float32 CPU,
     labels (N,) int64 CPU, seconds blocked waiting for data)``."""
     model.eval()

@@ -64,7 +64,7 @@ from src.training.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from src.training.engine import classification_metrics, clip_video_index, predict, select_device, summarize, timed
+from src.training.engine import classification_metrics, clip_logits, clip_video_index, select_device, summarize, timed
 from src.training.provenance import code_version, describe_data, persons_of, resume_refusal
 from src.training.runlock import LOCK_NAME, LockFolderError, holding
 
@@ -430,7 +430,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                                             context)
             if train_config["precise_bn_batches"]:  # statistics that fit the epoch's final weights
                 recompute_batchnorm_statistics(model, train_loader, train_config["precise_bn_batches"])
-            val_logits, val_labels, val_wait = predict(model, val_loader, device, use_amp, desc=f"epoch {epoch} val")
+            val_logits, val_labels, val_wait = clip_logits(model, val_loader, device, use_amp,
+                                                           desc=f"epoch {epoch} val")
             val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
             val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))
             val_metrics = classification_metrics(val_logits, val_labels, val_video_index)
