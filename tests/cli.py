@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -36,9 +37,13 @@ def run_cli(module: str, *args: str, cwd: str | Path, env: dict | None = None, t
 
 
 def start_cli(module: str, *args: str, cwd: str | Path, env: dict | None = None) -> subprocess.Popen:
-    """:func:`run_cli` without waiting: the running process (text stdout and stderr as pipes)."""
+    """:func:`run_cli` without waiting: the running process (text stdout and stderr as pipes). Its SIGINT
+    is the default one, as in a terminal, so Ctrl-C (``send_signal(SIGINT)``) interrupts it even when
+    the tests themselves run where SIGINT is ignored (started in the background by ``nohup ... &``,
+    whose children inherit the ignored signal, and Python then never raises KeyboardInterrupt)."""
     return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=_cli_env(cwd, env),
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _cli_env(cwd: str | Path, env: dict | None) -> dict:
