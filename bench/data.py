@@ -8,10 +8,10 @@ whole batches by index arithmetic, no prefetch thread) and the per-item one
     python bench/data.py data/kth        # any prepared root
     python bench/data.py --fake          # random frames with the full KTH training split's videos
 
-Builds the training set as the trainer (src/training/trainer.py) does (train transforms, the ``data`` section
-of ``--config``), iterates a DataLoader with the project's defaults (batch 32,
-shuffle, num_workers from the config) and prints the load time, the seconds per pass
-and clips/s (median over ``--passes``, and the fastest pass: on a shared machine the
+Builds the training set from the ``data`` section of ``--config`` (per item: the train transforms of its
+``augment`` section; per batch: ClipBatchAugmentation of the same section), iterates a DataLoader
+with the project's defaults (batch 32, shuffle, num_workers from the config) and prints the load time,
+the seconds per pass and clips/s (median over ``--passes``, and the fastest pass: on a shared machine the
 fastest is the least disturbed). Between passes it times training steps of the
 config's model on the last batch and prints the ratio of a data pass to a training
 epoch (issue 3's goal: under 5%). The item cost does not depend on how long the
@@ -95,13 +95,15 @@ def main() -> None:
 
         start = time.perf_counter()
         dataset = KTHActionDataset(
-            root, split="train", transform=get_train_transforms(data["slicing_step"], data["max_frames"]),
+            root, split="train",
+            transform=get_train_transforms(data["slicing_step"], data["max_frames"], **config["augment"]),
             max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
             clips_per_video=data["train_clips_per_video"], val_persons=tuple(data["val_persons"]),
             use_sequences=data["use_sequences"])
         load_seconds = time.perf_counter() - start
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=data["num_workers"])
-        batches = ClipBatches(dataset, batch_size, augmentation=ClipBatchAugmentation(), shuffle=True)
+        batches = ClipBatches(dataset, batch_size, augmentation=ClipBatchAugmentation(**config["augment"]),
+                              shuffle=True)
 
         # Alternate data passes and training steps, so that both see the same machine load.
         device = select_device(args.device)

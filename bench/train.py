@@ -41,12 +41,11 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from src.config import load_config  # noqa: E402
-from src.data.augment import RandomClipHorizontalFlip, RandomClipRotation, RandomTemporalReversal  # noqa: E402
+from src.data.augment import get_train_transforms  # noqa: E402
 from src.data.prepared import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
 from src.training.engine import clip_logits, select_device  # noqa: E402
@@ -205,29 +204,23 @@ def run_epochs(config: dict, data_root: Path, epochs: int, profile: bool) -> tup
 
 class CoursePNGClips(Dataset):
     """The course's way: every item reads its clip's frames as PNGs from the prepared tree
-    (``root/<action>/<video_id>/image-0001.png``) and augments it alone. The clips (random
-    starts in the subsequences, or the fixed windows) are those of ``dataset``."""
+    (``root/<action>/<video_id>/image-0001.png``) and augments it alone, as the config's ``augment``
+    section (``augment``; None: not augmented) says. The clips (random starts in the subsequences,
+    or the fixed windows) are those of ``dataset``'s clip table."""
 
-    def __init__(self, dataset, augment: bool):
-        self.dataset, self.step, self.frames = dataset, dataset.sampler.step, dataset.max_frames
-        self.augment = v2.Compose([RandomClipHorizontalFlip(0.5), RandomClipRotation(25.0),
-                                   RandomTemporalReversal(0.3)]) if augment else None
+    def __init__(self, dataset, augment: dict | None):
+        self.dataset = dataset
+        self.augment = get_train_transforms(**augment) if augment is not None else None
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
         d = self.dataset
-        video_index, _ = d.clips[index]
-        if d.random_clips:
-            segments = d.segments[video_index]
-            start, end = segments[int(torch.multinomial(d.segment_weights[video_index], 1))]
-            start += int(torch.randint(0, max(end - start - d.span, 0) + 1, ()))
-        else:
-            start, end = d.windows[index]
+        video_index, indices = d.clip_table.frame_indices(torch.tensor([index]))
+        video_index, indices = int(video_index[0]), indices[0].tolist()
         video = d.videos[video_index]
         folder = d.root_dir / video["action"] / video["video_id"]
-        indices = [start + self.step * min(k, (end - 1 - start) // self.step) for k in range(self.frames)]
         frames = np.stack([np.asarray(Image.open(folder / f"image-{i + 1:04d}.png").convert("L")) for i in indices])
         clip = torch.from_numpy(frames).unsqueeze(1).float().div(255)  # (T, 1, H, W)
         if self.augment is not None:
@@ -241,8 +234,9 @@ def run_course_baseline(config: dict, data_root: Path, epochs: int) -> list[dict
     device = select_device(config["train"]["device"])
     train_set, val_set = make_datasets(config, data_root)
     batch_size, workers = config["train"]["batch_size"], config["data"]["num_workers"]
-    train_loader = DataLoader(CoursePNGClips(train_set, augment=True), batch_size, shuffle=True, num_workers=workers)
-    val_loader = DataLoader(CoursePNGClips(val_set, augment=False), batch_size, num_workers=workers)
+    train_loader = DataLoader(CoursePNGClips(train_set, augment=config["augment"]), batch_size, shuffle=True,
+                              num_workers=workers)
+    val_loader = DataLoader(CoursePNGClips(val_set, augment=None), batch_size, num_workers=workers)
     model = prepare_model(build_model(config["model"]), config["train"], device)
     return time_epochs(config, model, train_loader, val_loader, device, epochs, len(train_set), len(val_set))
 

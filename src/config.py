@@ -62,6 +62,9 @@ RANGES = {
     "train.precise_bn_batches": (">= 0 (0: keep BatchNorm's running averages)", lambda v: v >= 0),
     "train.grad_clip": ("a finite number >= 0 (0: no clipping)", lambda v: 0 <= v < math.inf),
     "train.seed": ("in [0, 2**32 - 1] (numpy's seeds)", lambda v: 0 <= v < 2 ** 32),
+    "augment.flip_p": ("in [0, 1] (the probability of a horizontal flip per clip)", lambda v: 0 <= v <= 1),
+    "augment.rotation": ("in [0, 180] (degrees either way; 0: no rotation)", lambda v: 0 <= v <= 180),
+    "augment.reverse_p": ("in [0, 1] (the probability of playing a clip backwards)", lambda v: 0 <= v <= 1),
     "eval.latency_repeats": (">= 1", lambda v: v >= 1),
 }
 

@@ -1,9 +1,14 @@
-"""Tests for src/data/augment.py: reversal, per-clip spatial augmentation, the course's clip request."""
+"""Tests for src/data/augment.py: reversal, per-clip spatial augmentation, the course's clip request,
+and the one recipe (the config's augment: section) of the per-item and the batched path."""
+import inspect
+
 import pytest
 import torch
 from torchvision.transforms import v2
 
+from src.config import load_config
 from src.data.augment import (
+    AUGMENT_DEFAULTS,
     ClipBatchAugmentation,
     ClipTransform,
     RandomTemporalReversal,
@@ -118,7 +123,7 @@ N_DRAWS = 20000
 
 
 def test_batch_flip_and_reversal_rates():
-    augment = ClipBatchAugmentation(flip_p=0.5, degrees=25.0, reverse_p=0.3)
+    augment = ClipBatchAugmentation(flip_p=0.5, rotation=25.0, reverse_p=0.3)
     params = augment.draw(N_DRAWS, torch.Generator().manual_seed(0))
     # Binomial(20000, p): std 70.7 (p=0.5) and 64.8 (p=0.3); bounds at 5 std
     assert abs(int(params["flip"].sum()) - 10000) < 354
@@ -129,7 +134,7 @@ def test_batch_flip_and_reversal_rates():
 
 
 def test_batch_angles_are_uniform_within_the_range():
-    angle = ClipBatchAugmentation(degrees=25.0).draw(N_DRAWS, torch.Generator().manual_seed(1))["angle"]
+    angle = ClipBatchAugmentation(rotation=25.0).draw(N_DRAWS, torch.Generator().manual_seed(1))["angle"]
     assert angle.min() >= -25.0 and angle.max() <= 25.0
     assert angle.min() < -24.9 and angle.max() > 24.9  # the whole range is used
     # Kolmogorov-Smirnov against U(-25, 25): the 0.1 % critical value is 1.95 / sqrt(n)
@@ -160,7 +165,7 @@ def test_batch_frames_of_a_clip_share_one_transform():
 
 def test_batch_reversal_plays_the_clip_backwards():
     clips = indexed_clip(5).float().div(255).expand(200, -1, -1, -1, -1)
-    augment = ClipBatchAugmentation(flip_p=0.0, degrees=0.0, reverse_p=0.3)
+    augment = ClipBatchAugmentation(flip_p=0.0, rotation=0.0, reverse_p=0.3)
     params = augment.draw(200, torch.Generator().manual_seed(4))
     out = augment.apply(clips, params)
     for clip, reverse in zip(out, params["reverse"]):
@@ -172,3 +177,41 @@ def test_batch_augmentation_without_change_is_the_identity():
     torch.testing.assert_close(ClipBatchAugmentation(0.0, 0.0, 0.0)(clips), clips)
     with pytest.raises(ValueError, match="flip_p"):
         ClipBatchAugmentation(flip_p=1.5)
+    with pytest.raises(ValueError, match="rotation must be >= 0"):
+        ClipBatchAugmentation(rotation=-1.0)
+
+
+# ---------------------------------------------------------------- one recipe: the augment: section
+
+def test_both_paths_take_the_same_names_and_fall_back_to_one_set_of_defaults():
+    for function in (get_train_transforms, ClipBatchAugmentation):
+        parameters = inspect.signature(function).parameters
+        assert {name: parameters[name].default for name in AUGMENT_DEFAULTS} == AUGMENT_DEFAULTS
+    assert AUGMENT_DEFAULTS == {"flip_p": 0.5, "rotation": 25.0, "reverse_p": 0.3}  # the course's values
+    batch, per_clip = ClipBatchAugmentation(), get_train_transforms()
+    assert (batch.flip_p, batch.rotation, batch.reverse_p) == (0.5, 25.0, 0.3)
+    flip, rotation, reversal = per_clip.transforms[1:]
+    assert (flip.p, rotation.degrees, reversal.p) == (0.5, (-25.0, 25.0), 0.3)
+    with pytest.raises(ValueError, match="RandomTemporalReversal: p must be in"):
+        get_train_transforms(reverse_p=2.0)
+
+
+@pytest.mark.parametrize("flip_p", [0.0, 1.0])
+def test_the_augment_section_drives_the_per_item_and_the_batched_path(flip_p):
+    """flip_p 0 leaves every clip as it is on both paths, flip_p 1 flips every one (rotation and
+    reversal off), from the same config."""
+    config = load_config("configs/GRUCell.yaml", [f"augment.flip_p={flip_p}", "augment.rotation=0",
+                                                  "augment.reverse_p=0"])
+    assert config["augment"] == {"flip_p": flip_p, "rotation": 0, "reverse_p": 0}
+    clip = asymmetric_clip(num_frames=4)                  # uint8 [4, 1, 32, 32]
+    expected = clip.float() / 255
+    if flip_p:
+        expected = expected.flip(-1)
+    assert not torch.equal(expected, expected.flip(-1))  # a flip shows
+    transform, augmentation = get_train_transforms(**config["augment"]), ClipBatchAugmentation(**config["augment"])
+    batch = (clip.float() / 255).expand(3, -1, -1, -1, -1)  # (3, 4, 1, 32, 32)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        assert torch.equal(transform(clip), expected)
+        out = augmentation(batch, torch.Generator().manual_seed(seed))
+        torch.testing.assert_close(out, expected.expand(3, -1, -1, -1, -1), atol=1e-5, rtol=0)

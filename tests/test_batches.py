@@ -4,6 +4,7 @@ The fabricated dataset of tests/test_dataset.py has every pixel of frame t equal
 so a clip tells which frames it holds.
 """
 from collections import Counter
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -56,6 +57,35 @@ def test_random_starts_lie_in_the_subsequences_and_are_uniform(prepared):
     expected = sum(starts.values()) / len(possible)
     chi2 = sum((count - expected) ** 2 / expected for count in starts.values())
     assert chi2 < 81.4
+
+
+def test_a_random_item_is_the_datasets_for_the_same_draw(prepared):
+    """Both paths take item i's clip from the dataset's ClipTable: with the global generator in
+    the state of the batches' generator, dataset[i] one after the other gives the batches' clips."""
+    dataset = KTHActionDataset(prepared, "train", get_test_transforms(STEP), random_clips=True, max_frames=FRAMES,
+                               img_size=16, clips_per_video=3)
+    items = [5, 0, 17, 17, 2, 40, 33, 9]
+    batches = ClipBatches(dataset, batch_size=3, items=items, seed=4)
+    batches.set_epoch(2)
+    clips, labels = map(torch.cat, zip(*batches))
+    torch.default_generator.set_state(batches.generator().get_state())
+    for clip, label, index in zip(clips, labels, items):
+        frames, expected_label = dataset[index]
+        assert torch.equal(clip, frames) and label == expected_label
+    assert frame_indices(clips[2]) != frame_indices(clips[3])  # item 17 twice: two draws
+
+
+def test_batches_read_only_the_table_the_frames_and_the_labels(prepared):
+    """ClipBatches needs nothing of a dataset but ``clip_table``, ``video_frames`` and ``labels``, and
+    no single channel: 3-channel frames give (B, T, 3, H, W) clips."""
+    dataset = train_set(prepared)
+    bare = SimpleNamespace(clip_table=dataset.clip_table, labels=dataset.labels,
+                           video_frames=[f.expand(-1, 3, -1, -1) for f in dataset.video_frames])
+    augmentation = ClipBatchAugmentation(rotation=0.0)
+    one, three = (ClipBatches(d, batch_size=8, augmentation=augmentation, seed=2) for d in (dataset, bare))
+    for (a, la), (b, lb) in zip(one, three, strict=True):
+        assert b.shape == (8, FRAMES, 3, 16, 16) and torch.equal(la, lb)
+        assert torch.equal(b, a.expand(-1, -1, 3, -1, -1))
 
 
 def test_short_subsequences_repeat_the_last_frame_taken(tmp_path):

@@ -192,6 +192,12 @@ def test_train_command_line_reports_config_errors_in_one_line(experiment):
     ("train.seed=-1", "train.seed", "-1"),
     ("train.seed=4294967296", "train.seed", "4294967296"),
     ("eval.latency_repeats=0", "eval.latency_repeats", "0"),
+    ("augment.flip_p=1.5", "augment.flip_p", "1.5"),
+    ("augment.flip_p=-0.1", "augment.flip_p", "-0.1"),
+    ("augment.flip_p=.nan", "augment.flip_p", "nan"),
+    ("augment.rotation=-5", "augment.rotation", "-5"),
+    ("augment.rotation=181", "augment.rotation", "181"),
+    ("augment.reverse_p=2", "augment.reverse_p", "2"),
     ("model.arch=cnn", "model.arch", "'cnn'"),
     ("model.encoder=resnet50", "model.encoder", "'resnet50'"),
     ("model.rnn_type=GRU", "model.rnn_type", "'GRU'"),
@@ -224,6 +230,8 @@ def test_bad_value_names_override_key_and_value(experiment, override, key, value
     (["data.val_persons=[14, 30]"], "(30 is not a KTH person)"),
     (["data.val_persons=[3, 4, 3]"], "each person once"),
     (["data.img_size=0"], ">= 1"),
+    (["augment.flip_p=2"], "'augment.flip_p' must be in [0, 1] (the probability of a horizontal flip per clip), got 2"),
+    (["augment.rotation=200"], "'augment.rotation' must be in [0, 180] (degrees either way; 0: no rotation), got 200"),
     (["model.arch=r2plus1d", "model.pretrained=true"], "with model.arch 'r2plus1d', which has no pretrained weights"),
     (["model.pretrained=true"], "with model.encoder 'cnn', which has no pretrained weights"),
 ])
@@ -240,6 +248,8 @@ def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     ["data.img_size=1", "data.max_frames=1", "data.slicing_step=1", "model.dropout=0"],
     ["data.val_persons=[1]", f"data.val_persons={list(range(1, 16))}"],
     ["train.device=cpu", "train.seed=4294967295", "data.synthetic_preset=tiny"],
+    ["augment.flip_p=0", "augment.rotation=0", "augment.reverse_p=0"],   # no augmentation
+    ["augment.flip_p=1", "augment.rotation=180", "augment.reverse_p=1"],
 ])
 def test_edge_values_that_work_are_accepted(experiment, overrides):
     load_config(experiment, overrides)
@@ -278,6 +288,16 @@ def test_importing_the_config_module_imports_no_torch():
 
     code = "import sys, src.config; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=SCHEMA_PATH.parents[1])
+
+
+def test_the_augment_defaults_are_the_course_faces():
+    """configs/base.yaml's augment: section and the constant get_train_transforms and
+    ClipBatchAugmentation fall back to hold the same recipe under the same names."""
+    from src.data.augment import AUGMENT_DEFAULTS
+
+    assert yaml.safe_load(SCHEMA_PATH.read_text())["augment"] == AUGMENT_DEFAULTS
+    for path in experiment_configs():
+        assert load_config(path)["augment"] == AUGMENT_DEFAULTS, path.name
 
 
 def test_builders_take_their_choices_from_the_config_module():

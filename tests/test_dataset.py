@@ -3,6 +3,7 @@
 Every fabricated frame has all its pixels equal to its own index in the video, so a
 clip tells which frames it holds (see :func:`frame_indices`).
 """
+import collections
 import json
 import re
 import warnings
@@ -16,7 +17,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from src.data.augment import get_test_transforms, get_train_transforms
-from src.data.dataset import SPLITS, KTHActionDataset, TemporalSampling, evenly_spaced, split_persons
+from src.data.dataset import SPLITS, ClipTable, KTHActionDataset, TemporalSampling, evenly_spaced, split_persons
 from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
 
 SIZE = 16
@@ -279,33 +280,12 @@ def test_temporal_sampling_step_and_fixed_start():
     assert window_indices(out) == [0, 3, 6, 9]
 
 
-def test_temporal_sampling_random_start_covers_every_fitting_start():
-    sampling = TemporalSampling(step=2, num_frames=3, random_start=True)  # span 5 frames
-    window = indexed_window(12)                                           # starts 0..7 fit
-    torch.manual_seed(0)
-    starts = set()
-    for _ in range(300):
-        idx = window_indices(sampling(window))
-        assert idx == [idx[0], idx[0] + 2, idx[0] + 4]
-        starts.add(idx[0])
-    assert starts == set(range(8))
-
-
 def test_temporal_sampling_pads_by_repeating_last_frame_taken():
-    sampling = TemporalSampling(step=3, num_frames=5, random_start=True)
+    sampling = TemporalSampling(step=3, num_frames=5)
     assert window_indices(sampling(indexed_window(8))) == [0, 3, 6, 6, 6]  # needs 13 frames, has 8
     # the batch form: the same rule as index arithmetic
     assert sampling.offsets(torch.tensor([8, 13, 40, 1])).tolist() == [
         [0, 3, 6, 6, 6], [0, 3, 6, 9, 12], [0, 3, 6, 9, 12], [0, 0, 0, 0, 0]]
-
-
-def test_temporal_sampling_is_reproducible_under_manual_seed():
-    sampling, window = TemporalSampling(step=1, num_frames=4, random_start=True), indexed_window(50)
-    torch.manual_seed(7)
-    first = [window_indices(sampling(window))[0] for _ in range(10)]
-    torch.manual_seed(7)
-    second = [window_indices(sampling(window))[0] for _ in range(10)]
-    assert first == second and len(set(first)) > 1
 
 
 def test_temporal_sampling_errors():
@@ -315,6 +295,74 @@ def test_temporal_sampling_errors():
         TemporalSampling(step=1, num_frames=0)
     with pytest.raises(ValueError, match="empty window"):
         TemporalSampling(step=1, num_frames=2)(indexed_window(0))
+
+
+# ---------------------------------------------------------------- ClipTable
+
+# video 0: two subsequences that fit a clip of span 13; video 1: two shorter ones (padded clips)
+TABLE_SEGMENTS = [[(10, 40), (60, 100)], [(2, 9), (12, 20)]]
+
+
+def test_clip_table_lists_every_start_with_the_end_of_its_subsequence():
+    table = ClipTable.build(TABLE_SEGMENTS, TemporalSampling(step=3, num_frames=5), clips_per_video=2, random=True)
+    fitting = list(range(10, 28)) + list(range(60, 88))          # starts whose span of 13 frames fits
+    short = [2] * 7 + [12] * 8                                   # short subsequences: their first frame, per frame
+    assert table.starts.tolist() == fitting + short
+    assert table.ends.tolist() == [40] * 18 + [100] * 28 + [9] * 7 + [20] * 8
+    assert table.start_counts.tolist() == [46, 15] and table.start_first.tolist() == [0, 46]
+    assert table.item_video.tolist() == [0, 0, 1, 1]
+    assert all(t.dtype == torch.int64 for t in (table.starts, table.ends, table.start_first, table.start_counts,
+                                                 table.item_video, table.windows))
+
+
+def test_clip_table_draws_every_start_uniformly_within_the_subsequences():
+    table = ClipTable.build(TABLE_SEGMENTS, TemporalSampling(step=3, num_frames=5), clips_per_video=2, random=True)
+    items = torch.tensor([0, 1, 2, 3] * 2000)
+    video, frames = table.frame_indices(items, torch.Generator().manual_seed(0))
+    assert frames.shape == (len(items), 5) and torch.equal(video, table.item_video[items])
+    padded = [[2, 5, 8, 8, 8], [12, 15, 18, 18, 18]]  # every 3rd frame, then the last repeated
+    starts = {0: collections.Counter(), 1: collections.Counter()}
+    for v, clip in zip(video.tolist(), frames.tolist()):
+        starts[v][clip[0]] += 1
+        if v == 0:
+            assert inside_one_sequence(clip) and clip == list(range(clip[0], clip[0] + 13, 3))
+        else:
+            assert clip in padded
+    assert sorted(starts[0]) == table.starts[:46].tolist()
+    # 2 of the 4 items are video 0's; chi-square against uniform (0.1 % critical value for 45 dof: 80.1)
+    expected = 4000 / 46
+    assert sum((count - expected) ** 2 / expected for count in starts[0].values()) < 80.1
+    assert abs(starts[1][2] / 4000 - 7 / 15) < 0.03  # a short subsequence weighs its frames
+    again = table.draw(items, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], frames[:, 0])  # the same generator state, the same starts
+
+
+def test_clip_table_fixed_windows_are_evenly_spaced_and_nothing_is_drawn():
+    table = ClipTable.build(TABLE_SEGMENTS, TemporalSampling(step=3, num_frames=5), clips_per_video=2, random=False)
+    # video 0: 46 starts, positions 11 and 34 -> starts 21 and 60 + 16; video 1: one start per short subsequence
+    assert table.windows.tolist() == [[21, 34], [76, 89], [2, 9], [12, 20]]
+    generator = torch.Generator().manual_seed(0)
+    state = generator.get_state()
+    _, frames = table.frame_indices(torch.tensor([3, 0]), generator)
+    assert frames.tolist() == [[12, 15, 18, 18, 18], [21, 24, 27, 30, 33]]
+    assert torch.equal(generator.get_state(), state)
+
+
+def test_the_datasets_items_are_its_tables_clips(prepared):
+    unchanged = get_train_transforms(2, flip_p=0.0, rotation=0.0, reverse_p=0.0)  # random clips, as they are
+    for transform, clips_per_video in ((get_test_transforms(2), 4), (unchanged, 3)):
+        dataset = KTHActionDataset(prepared, split="val", transform=transform, max_frames=5, img_size=SIZE,
+                                   clips_per_video=clips_per_video)
+        table = dataset.clip_table
+        assert table.random == dataset.random_clips and table.sampling is dataset.sampler
+        assert dataset.windows == [tuple(w) for w in table.windows.tolist()] and len(dataset.windows) == len(dataset)
+        assert table.item_video.tolist() == [v for v, _ in dataset.clips]
+        for index in range(len(dataset)):
+            torch.manual_seed(index)
+            frames = frame_indices(dataset[index][0])
+            torch.manual_seed(index)  # the global generator: the draw __getitem__ made
+            _, expected = table.frame_indices(torch.tensor([index]))
+            assert frames == expected[0].tolist()
 
 
 def test_evenly_spaced_positions_are_centred():

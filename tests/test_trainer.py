@@ -221,6 +221,27 @@ def test_bad_data_is_a_one_line_error(tiny_prepared, tmp_path):
     assert f"{tmp_path / 'nothing'}: no prepared dataset" in str(info.value.code)
 
 
+def test_the_augment_section_drives_the_training_batches(tiny_prepared):
+    """make_batches augments the training clips as ``config['augment']`` says (flip_p 1: every clip
+    mirrored, the same clips otherwise); neither split gets a per-item transform, which training never uses."""
+    from src.training.trainer import make_batches, make_datasets
+
+    clips = {}
+    for flip_p in (0, 1):
+        config = load_config("configs/GRUCell.yaml", [*TINY, f"augment.flip_p={flip_p}", "augment.rotation=0",
+                                                      "augment.reverse_p=0"])
+        train_set, val_set = make_datasets(config, tiny_prepared)
+        assert train_set.transform is None and val_set.transform is None
+        train_batches, val_batches = make_batches(config, train_set, val_set, torch.device("cpu"))
+        augmentation = train_batches.augmentation
+        assert (augmentation.flip_p, augmentation.rotation, augmentation.reverse_p) == (flip_p, 0, 0)
+        assert val_batches.augmentation is None
+        train_batches.set_epoch(1)
+        clips[flip_p] = next(iter(train_batches))[0]
+    assert not torch.equal(clips[0], clips[1])
+    torch.testing.assert_close(clips[1], clips[0].flip(-1), atol=1e-5, rtol=0)  # grid_sample at pixel centres
+
+
 def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
     """The AMP path (train_one_epoch under autocast), covered on CPU with bfloat16."""
     from src.nets.classifier import build_model

@@ -1,8 +1,8 @@
 """How the frames of a clip look: flip, rotation, reversal, and the float conversion.
 
 Here lives the augmentation side: what happens to a clip once its frames are chosen.
-A clip transform takes a clip, a uint8 tensor ``[T, 1, H, W]``, and returns it as float32
-``[T, 1, H, W]`` in ``[0, 1]``: the same frames, in the same number. Which frames make a
+A clip transform takes a clip, a uint8 tensor ``[T, C, H, W]``, and returns it as float32
+``[T, C, H, W]`` in ``[0, 1]``: the same frames, in the same number. Which frames make a
 clip (start, ``slicing_step``, ``max_frames``, subsequences, padding) is the data side's:
 :class:`src.data.dataset.KTHActionDataset` and its :class:`src.data.dataset.TemporalSampling`.
 
@@ -28,6 +28,14 @@ its input in place: the dataset's clips may be views of its in-memory frames.
 
 For the trainer's batches, :class:`ClipBatchAugmentation` applies the same augmentations to
 a whole batch of clips at once.
+
+One recipe, one set of names: ``flip_p`` (the probability of a horizontal flip), ``rotation``
+(the angle is uniform in ``[-rotation, rotation]`` degrees) and ``reverse_p`` (the probability
+of playing the clip backwards) are the keys of the config's ``augment:`` section
+(configs/base.yaml) and the arguments of both :func:`get_train_transforms` and
+:class:`ClipBatchAugmentation`, so ``get_train_transforms(**config["augment"])`` and
+``ClipBatchAugmentation(**config["augment"])`` are the same recipe, per clip and per batch.
+Without a config both fall back to :data:`AUGMENT_DEFAULTS`.
 """
 from __future__ import annotations
 
@@ -38,9 +46,14 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.transforms import v2
 
+AUGMENT_DEFAULTS = {"flip_p": 0.5, "rotation": 25.0, "reverse_p": 0.3}
+"""The training augmentation when no config says otherwise (the course's): the defaults of
+:func:`get_train_transforms` and :class:`ClipBatchAugmentation`. configs/base.yaml's ``augment:``
+section holds the same values (tests/test_config.py checks that they agree)."""
+
 
 class ClipTransform(v2.Compose):
-    """``v2.Compose(transforms)`` for clips ``[T, 1, H, W]`` that also carries the course's
+    """``v2.Compose(transforms)`` for clips ``[T, C, H, W]`` that also carries the course's
     clip request for :class:`src.data.dataset.KTHActionDataset` (what
     :func:`get_train_transforms` and :func:`get_test_transforms` return).
 
@@ -51,7 +64,7 @@ class ClipTransform(v2.Compose):
         random_clips: the dataset's default for random (training) or fixed (evaluation) clips.
 
     The three are plain attributes that the dataset reads once at init; this transform
-    never looks at them: called on a clip ``[T, 1, H, W]`` it returns ``[T, 1, H, W]``.
+    never looks at them: called on a clip ``[T, C, H, W]`` it returns ``[T, C, H, W]``.
     """
 
     def __init__(self, transforms: Sequence[Callable], slicing_step: int | None = None,
@@ -70,8 +83,10 @@ class ClipTransform(v2.Compose):
 class RandomTemporalReversal(nn.Module):
     """Play the clip backwards (reverse dim 0 of ``[T, ...]``) with probability ``p``."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = AUGMENT_DEFAULTS["reverse_p"]):
         super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"RandomTemporalReversal: p must be in [0, 1], got {p}")
         self.p = p
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -88,7 +103,7 @@ class RandomClipHorizontalFlip(nn.Module):
     ``p``: ``v2.RandomHorizontalFlip(p)`` (the same draw from the global generator, the same
     output) without its per-call dispatch, which costs more than the flip."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = AUGMENT_DEFAULTS["flip_p"]):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"RandomClipHorizontalFlip: p must be in [0, 1], got {p}")
@@ -136,12 +151,15 @@ class RandomClipRotation(nn.Module):
         return f"degrees={list(self.degrees)}, interpolation=bilinear, fill=None"
 
 
-def get_train_transforms(slicing_step: int | None = None, max_frames: int | None = None, flip_p: float = 0.5,
-                         rotation: float = 25.0, reverse_p: float = 0.3) -> ClipTransform:
+def get_train_transforms(slicing_step: int | None = None, max_frames: int | None = None,
+                         flip_p: float = AUGMENT_DEFAULTS["flip_p"], rotation: float = AUGMENT_DEFAULTS["rotation"],
+                         reverse_p: float = AUGMENT_DEFAULTS["reverse_p"]) -> ClipTransform:
     """Training transform: one horizontal flip (``flip_p``) and one rotation (uniform in
-    ``+-rotation`` degrees) per clip, then a temporal reversal (``reverse_p``).
+    ``+-rotation`` degrees) per clip, then a temporal reversal (``reverse_p``): the recipe of the
+    config's ``augment:`` section (``get_train_transforms(**config["augment"])``), by default
+    :data:`AUGMENT_DEFAULTS`.
 
-    ``[T, 1, H, W]`` uint8 -> ``[T, 1, H, W]`` float32 in [0, 1]. ``slicing_step`` and
+    ``[T, C, H, W]`` uint8 -> ``[T, C, H, W]`` float32 in [0, 1]. ``slicing_step`` and
     ``max_frames`` are the course's clip request, carried for ``KTHActionDataset`` with
     ``random_clips=True`` (None: the dataset's own; see :class:`ClipTransform`).
     """
@@ -154,7 +172,7 @@ def get_train_transforms(slicing_step: int | None = None, max_frames: int | None
 
 
 def get_test_transforms(slicing_step: int | None = None, max_frames: int | None = None) -> ClipTransform:
-    """Evaluation transform: no augmentation, ``[T, 1, H, W]`` uint8 -> float32 in [0, 1].
+    """Evaluation transform: no augmentation, ``[T, C, H, W]`` uint8 -> float32 in [0, 1].
     ``slicing_step`` and ``max_frames`` are the course's clip request, carried for
     ``KTHActionDataset`` with ``random_clips=False`` (fixed clips; see :class:`ClipTransform`)."""
     return ClipTransform([v2.ToDtype(torch.float32, scale=True)], slicing_step=slicing_step,
@@ -168,32 +186,35 @@ class ClipBatchAugmentation:
     at once (what the trainer's :class:`src.data.batches.ClipBatches` uses).
 
     Per clip, drawn once and shared by all its frames: a horizontal flip with probability
-    ``flip_p``, a rotation by an angle uniform in ``[-degrees, degrees]`` (about the centre,
+    ``flip_p``, a rotation by an angle uniform in ``[-rotation, rotation]`` degrees (about the centre,
     bilinear, corners zero: ``v2.functional.rotate(..., BILINEAR, fill=None)``), and a
     temporal reversal with probability ``reverse_p``. Flip and rotation are one affine map
     per clip, applied by one ``affine_grid`` + ``grid_sample`` for the batch, with a clip's
     frames as the channels of one image (so they share its grid).
 
     The draws come from the ``generator`` given to :meth:`draw` (CPU), not from torch's
-    global one, so a batch source can make them reproducible per epoch and rank.
+    global one, so a batch source can make them reproducible per epoch and rank. The arguments
+    are the config's ``augment:`` section (``ClipBatchAugmentation(**config["augment"])``), by
+    default :data:`AUGMENT_DEFAULTS`.
 
         >>> augment = ClipBatchAugmentation()
         >>> clips = augment(torch.rand(32, 10, 1, 64, 64), torch.Generator().manual_seed(0))
     """
 
-    def __init__(self, flip_p: float = 0.5, degrees: float = 25.0, reverse_p: float = 0.3):
+    def __init__(self, flip_p: float = AUGMENT_DEFAULTS["flip_p"], rotation: float = AUGMENT_DEFAULTS["rotation"],
+                 reverse_p: float = AUGMENT_DEFAULTS["reverse_p"]):
         for name, p in (("flip_p", flip_p), ("reverse_p", reverse_p)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"ClipBatchAugmentation: {name} must be in [0, 1], got {p}")
-        if degrees < 0:
-            raise ValueError(f"ClipBatchAugmentation: degrees must be >= 0, got {degrees}")
-        self.flip_p, self.degrees, self.reverse_p = flip_p, float(degrees), reverse_p
+        if rotation < 0:
+            raise ValueError(f"ClipBatchAugmentation: rotation must be >= 0 (degrees), got {rotation}")
+        self.flip_p, self.rotation, self.reverse_p = flip_p, float(rotation), reverse_p
 
     def draw(self, batch_size: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """The parameters of ``batch_size`` clips: ``{'flip': bool (B,), 'angle': float32 (B,)
         degrees, 'reverse': bool (B,)}``, on the CPU."""
         flip = torch.rand(batch_size, generator=generator) < self.flip_p
-        angle = torch.rand(batch_size, generator=generator) * (2 * self.degrees) - self.degrees
+        angle = torch.rand(batch_size, generator=generator) * (2 * self.rotation) - self.rotation
         reverse = torch.rand(batch_size, generator=generator) < self.reverse_p
         return {"flip": flip, "angle": angle, "reverse": reverse}
 
@@ -219,7 +240,7 @@ class ClipBatchAugmentation:
         if h != w:
             raise ValueError(f"ClipBatchAugmentation: frames must be square, got {h}x{w}")
         images = clips.reshape(b, t * c, h, w)
-        if self.degrees > 0 or bool(params["flip"].any()):
+        if self.rotation > 0 or bool(params["flip"].any()):
             theta = self.affine(params["flip"], params["angle"]).to(clips.device)
             grid = F.affine_grid(theta, [b, t * c, h, w], align_corners=False)
             images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
@@ -233,5 +254,5 @@ class ClipBatchAugmentation:
         return self.apply(clips, self.draw(len(clips), generator))
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(flip_p={self.flip_p}, degrees={self.degrees}, "
+        return (f"{type(self).__name__}(flip_p={self.flip_p}, rotation={self.rotation}, "
                 f"reverse_p={self.reverse_p})")

@@ -4,14 +4,13 @@
 Python, which is what the course's code and a ``DataLoader`` expect. The trainer instead
 takes whole batches from :class:`ClipBatches`, built on such a dataset:
 
-- every frame of the split is one uint8 tensor ``(N_frames, H, W)``, on the training
+- every frame of the split is one uint8 tensor ``(N_frames, C, H, W)``, on the training
   device when it fits (all of KTH at 64x64 is about 1.2 GB);
-- which frames make a clip is index arithmetic for the whole batch: a clip's start is
-  drawn uniformly among all starts that fit in the video's annotated subsequences (the
-  same distribution as the dataset's random clips), or is the dataset's fixed window;
-  its frames are ``start + step * k``, ``k < max_frames``, the last frame taken repeated
-  where a subsequence is shorter than a clip (the dataset's
-  :meth:`src.data.dataset.TemporalSampling.offsets`); one gather takes the batch;
+- which frames make a clip is the dataset's :class:`src.data.dataset.ClipTable`, the one
+  its ``__getitem__`` reads: a batch's starts are drawn at once from it (uniformly among all
+  starts that fit in the video's annotated subsequences), or are its fixed windows, and
+  :meth:`src.data.dataset.ClipTable.frame_indices` gives every clip's frames; one gather,
+  offset by where each video begins in the frame tensor, takes the batch;
 - the augmentations (:class:`src.data.augment.ClipBatchAugmentation`) transform the
   whole batch at once.
 
@@ -52,9 +51,8 @@ class ClipBatches:
     """Batches ``(clips, labels)`` of a :class:`KTHActionDataset`'s items, made per batch.
 
     Args:
-        dataset: the split; its random (training) or fixed (evaluation) clips, its
-            subsequences, ``max_frames`` and ``sampler.step`` are the clips' definition
-            (its transform is not used).
+        dataset: the split; only its ``clip_table`` (which frames make each item's clip,
+            random or fixed), ``video_frames`` and ``labels`` are read (its transform is not used).
         batch_size: clips per batch over all ranks (each rank gets ``batch_size // world_size``).
         augmentation: applied to each batch (training), or None.
         shuffle: a new random order of the items each epoch (default: the dataset's
@@ -69,8 +67,9 @@ class ClipBatches:
             batches are the same either way.
         items: only these items, in this order (then no shuffling and no rank split).
 
-    Yields per batch: ``clips`` float32 ``(B, max_frames, 1, H, W)`` in [0, 1] and ``labels``
-    int64 ``(B,)``, both on ``device``. Fixed clips are exactly the dataset's items.
+    Yields per batch: ``clips`` float32 ``(B, max_frames, C, H, W)`` in [0, 1] and ``labels``
+    int64 ``(B,)``, both on ``device``. Fixed clips are exactly the dataset's items; a random
+    item drawn with the same generator state is the dataset's item too.
     """
 
     def __init__(self, dataset: KTHActionDataset, batch_size: int, augmentation: ClipBatchAugmentation | None = None,
@@ -79,51 +78,25 @@ class ClipBatches:
         if batch_size < 1 or batch_size % world_size:
             raise ValueError(f"ClipBatches: batch_size {batch_size} must be a positive multiple of "
                              f"world_size {world_size}")
-        self.dataset, self.augmentation = dataset, augmentation
+        self.augmentation = augmentation
         self.device = torch.device(device)
         self.seed, self.rank, self.world_size, self.epoch = seed, rank, world_size, 0
         self.prefetch = prefetch
-        self.random_clips = dataset.random_clips
-        self.num_frames, self.step = dataset.max_frames, dataset.sampler.step
+        self.table = dataset.clip_table
+        self.random_clips = self.table.random
         shuffle = self.random_clips if shuffle is None else shuffle
 
         lengths = torch.tensor([len(f) for f in dataset.video_frames])
-        video_offset = torch.cumsum(lengths, 0) - lengths  # global index of each video's frame 0
-        frames = torch.cat([f.reshape(len(f), *f.shape[-2:]) for f in dataset.video_frames])  # uint8 (N, H, W)
+        self.video_offset = torch.cumsum(lengths, 0) - lengths  # global index of each video's frame 0
+        frames = torch.cat(list(dataset.video_frames))  # uint8 (N, C, H, W)
         if not fits_on(self.device, frames.nbytes):
             frames = frames.pin_memory() if self.device.type == "cuda" else frames
         else:
             frames = frames.to(self.device)
         self.frames = frames
-        item_video = torch.tensor([video for video, _ in dataset.clips])
-        self.item_labels = torch.tensor(dataset.labels)[item_video]
+        self.item_labels = torch.tensor(dataset.labels)[self.table.item_video]
 
-        if self.random_clips:
-            # Every possible start of every video, global, with the end of its subsequence.
-            # A subsequence shorter than a clip (padded clips) is listed once per frame it
-            # has, with its first frame: the dataset's weighting of such subsequences.
-            span = dataset.span
-            starts, ends, counts = [], [], []
-            for video, (segments, offset) in enumerate(zip(dataset.segments, video_offset.tolist())):
-                count = 0
-                for start, end in segments:
-                    if end - start >= span:
-                        starts.append(torch.arange(start, end - span + 1) + offset)
-                    else:
-                        starts.append(torch.full((end - start,), start + offset))
-                    ends.append(torch.full((len(starts[-1]),), end + offset))
-                    count += len(starts[-1])
-                counts.append(count)
-            self.starts, self.ends = torch.cat(starts), torch.cat(ends)
-            self.start_counts = torch.tensor(counts)
-            self.start_first = torch.cumsum(self.start_counts, 0) - self.start_counts
-            self.item_video = item_video
-        else:
-            windows = torch.tensor(dataset.windows)  # (items, 2): (start, end) within the video
-            self.item_start = windows[:, 0] + video_offset[item_video]
-            self.item_end = windows[:, 1] + video_offset[item_video]
-
-        self.sampler = DistributedSampler(range(len(dataset)), num_replicas=world_size, rank=rank,
+        self.sampler = DistributedSampler(range(len(self.item_labels)), num_replicas=world_size, rank=rank,
                                           shuffle=shuffle, seed=seed, drop_last=False)
         if items is not None:
             self.sampler = list(items)
@@ -145,23 +118,17 @@ class ClipBatches:
 
     def frame_indices(self, items: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Global frame indices ``(B, max_frames)`` of the clips of ``items`` (item indices, (B,));
-        random clips draw their starts from ``generator``."""
-        if self.random_clips:
-            video = self.item_video[items]
-            draw = torch.rand(len(items), generator=generator, dtype=torch.float64)
-            choice = self.start_first[video] + (draw * self.start_counts[video]).long()
-            start, end = self.starts[choice], self.ends[choice]
-        else:
-            start, end = self.item_start[items], self.item_end[items]
-        return start[:, None] + self.dataset.sampler.offsets(end - start)  # the dataset's rule, padding included
+        random clips draw their starts from ``generator`` (:meth:`src.data.dataset.ClipTable.frame_indices`)."""
+        video, indices = self.table.frame_indices(items, generator)
+        return self.video_offset[video][:, None] + indices
 
     def make_batch(self, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clips ``(B, T, 1, H, W)`` and labels ``(B,)`` of the items ``batch``."""
+        """The clips ``(B, T, C, H, W)`` and labels ``(B,)`` of the items ``batch``."""
         items = torch.tensor(batch)
         index = self.frame_indices(items, generator).to(self.frames.device)
         clips = self.frames.index_select(0, index.flatten()).view(*index.shape, *self.frames.shape[1:])
-        clips = v2.functional.to_dtype(clips, torch.float32, scale=True)  # (B, T, H, W)
-        clips = clips.to(self.device, non_blocking=True).unsqueeze(2)  # (B, T, 1, H, W)
+        clips = v2.functional.to_dtype(clips, torch.float32, scale=True)  # (B, T, C, H, W)
+        clips = clips.to(self.device, non_blocking=True)
         if self.augmentation is not None:
             clips = self.augmentation(clips, generator)
         return clips, self.item_labels[items].to(self.device, non_blocking=True)
@@ -184,6 +151,6 @@ class ClipBatches:
 
     def __repr__(self) -> str:
         kind = "random" if self.random_clips else "fixed"
-        return (f"{type(self).__name__}({len(self.dataset)} {kind} clips of split '{self.dataset.split}', "
+        return (f"{type(self).__name__}({len(self.item_labels)} {kind} clips of {len(self.video_offset)} videos, "
                 f"{len(self)} batches, rank {self.rank}/{self.world_size}, frames on {self.frames.device}, "
                 f"augmentation={self.augmentation})")

@@ -19,13 +19,18 @@ Clips: which frames make one. This module is their one home; the transform of
 ``max_frames`` frames taken every ``slicing_step``-th (:class:`TemporalSampling`), all
 inside one annotated subsequence of the video (``use_sequences``) or anywhere in it.
 
-- Random clips (``random_clips=True``, training): for each item the dataset picks one
-  subsequence of the video (weighted by its number of possible starts, so every clip is
-  equally likely) and draws the start uniformly among the starts that fit in it.
+- Random clips (``random_clips=True``, training): for each item the start is drawn
+  uniformly among all the starts that fit in the video's subsequences, so every clip is
+  equally likely (from torch's global generator per item; from the batch source's generator
+  in :class:`src.data.batches.ClipBatches`).
 - Fixed clips (evaluation): ``clips_per_video`` evenly spaced windows over the usable
   frames of each video (:func:`evenly_spaced`); the same item always gives the same frames.
 - Subsequences shorter than a clip are used only when a video has no longer one; those
   clips are padded by repeating the last frame taken, and counted in ``num_padded``.
+
+The dataset works all this out once, at init, into its :class:`ClipTable` (every possible
+start, every fixed window); ``__getitem__`` and :class:`src.data.batches.ClipBatches` both
+take their clips from it, so item ``i`` is the same clip for the same draw on either path.
 
 The course's call. ``slicing_step``, ``max_frames`` and ``random_clips`` are the
 dataset's arguments; the course instead gives them to the transform
@@ -52,6 +57,7 @@ and the same, said on the data side::
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -86,26 +92,25 @@ def split_persons(split: str, val_persons=DEFAULT_VAL_PERSONS) -> tuple[int, ...
 
 
 class TemporalSampling:
-    """Which frames of a window make a clip: ``num_frames`` frames, every ``step``-th.
+    """Which frames of a window make a clip: ``num_frames`` frames, every ``step``-th, from the
+    window's first frame. Where a window starts is the dataset's :class:`ClipTable`.
 
     Args:
         step: distance between two frames taken (the config's ``slicing_step``).
         num_frames: frames per clip (the dataset's ``max_frames``).
-        random_start: draw the first frame uniformly among the starts whose clip fits in
-            the window (random clips); otherwise start at the window's first frame.
 
     ``sampling(window)``: uint8 ``[T_window, ...]`` -> ``[num_frames, ...]``; the window is
-    not modified. A window shorter than :attr:`span` starts at its first frame and is
-    padded by repeating the last frame taken. :meth:`offsets` is the same rule as index
-    arithmetic, for whole batches (:class:`src.data.batches.ClipBatches`).
+    not modified. A window shorter than :attr:`span` is padded by repeating the last frame
+    taken. :meth:`offsets` is the same rule as index arithmetic, for whole batches
+    (:meth:`ClipTable.frame_indices`).
     """
 
-    def __init__(self, step: int, num_frames: int, random_start: bool = False):
+    def __init__(self, step: int, num_frames: int):
         if step < 1:
             raise ValueError(f"slicing_step must be >= 1, got {step}")
         if num_frames < 1:
             raise ValueError(f"max_frames must be >= 1, got {num_frames}")
-        self.step, self.num_frames, self.random_start = int(step), int(num_frames), bool(random_start)
+        self.step, self.num_frames = int(step), int(num_frames)
 
     @property
     def span(self) -> int:
@@ -122,15 +127,11 @@ class TemporalSampling:
     def __call__(self, window: torch.Tensor) -> torch.Tensor:
         if window.shape[0] == 0:
             raise ValueError("TemporalSampling: got an empty window (0 frames)")
-        start, length = 0, window.shape[0]
-        if self.random_start and length > self.span:
-            start = int(torch.randint(0, length - self.span + 1, ()))
-        window_len = torch.tensor([min(length - start, self.span)])
-        return window[start + self.offsets(window_len)[0]]
+        window_len = torch.tensor([min(window.shape[0], self.span)])
+        return window[self.offsets(window_len)[0]]
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(step={self.step}, num_frames={self.num_frames}, "
-                f"random_start={self.random_start})")
+        return f"{type(self).__name__}(step={self.step}, num_frames={self.num_frames})"
 
 
 def evenly_spaced(num_starts: int, count: int) -> list[int]:
@@ -138,6 +139,92 @@ def evenly_spaced(num_starts: int, count: int) -> list[int]:
     (one position takes the middle): ``(2k + 1) * num_starts // (2 * count)``, ``k < count``.
     Where the fixed clips of a video start, counting its usable starts in order."""
     return [(2 * k + 1) * num_starts // (2 * count) for k in range(count)]
+
+
+@dataclass(frozen=True)
+class ClipTable:
+    """Where the clips of a dataset lie, built once by the dataset (:meth:`build`) and read by its
+    ``__getitem__`` and by :class:`src.data.batches.ClipBatches` alike: both take item ``i``'s
+    clip from :meth:`frame_indices`. Frames are counted within each video (0-based, windows
+    end-exclusive); N items, V videos, S possible starts of a random clip.
+
+    Attributes:
+        sampling: which frames of a window make a clip (its ``offsets``).
+        random: True: items are random clips, their starts drawn by :meth:`draw`; False: fixed
+            clips, the items' ``windows``.
+        item_video: int64 (N,), the video of each item.
+        starts: int64 (S,), every possible start of a random clip, video after video, in order. A
+            subsequence shorter than a clip (padded clips) is listed once per frame it has, with its
+            first frame: drawing uniformly among a video's starts then weighs its subsequences by
+            their number of starts (of frames, short ones), so every clip is equally likely.
+        ends: int64 (S,), the end of each start's subsequence.
+        start_first: int64 (V,), where video v's starts begin in ``starts``.
+        start_counts: int64 (V,), how many starts video v has (>= 1).
+        windows: int64 (N, 2), each item's fixed ``(start, end)`` window: ``clips_per_video``
+            starts evenly spaced over the video's distinct starts (:func:`evenly_spaced`; a short
+            subsequence has one), each window one span long or up to its subsequence's end.
+    """
+    sampling: TemporalSampling
+    random: bool
+    item_video: torch.Tensor
+    starts: torch.Tensor
+    ends: torch.Tensor
+    start_first: torch.Tensor
+    start_counts: torch.Tensor
+    windows: torch.Tensor
+
+    @classmethod
+    def build(cls, segments: list[list[tuple[int, int]]], sampling: TemporalSampling, clips_per_video: int,
+              random: bool) -> ClipTable:
+        """The table of ``clips_per_video`` items per video (item ``v * clips_per_video + k`` is clip
+        ``k`` of video ``v``), from each video's ``(start, end)`` segments (non-empty, within the video;
+        all at least one span long, or all shorter: then its clips are padded)."""
+        span = sampling.span
+        starts, ends, counts, windows = [], [], [], []
+        for video_segments in segments:
+            count, distinct = 0, []  # distinct: (first start, last start + 1, end) per segment
+            for start, end in video_segments:
+                fits = end - start >= span
+                starts.append(torch.arange(start, end - span + 1) if fits else torch.full((end - start,), start))
+                ends.append(torch.full((len(starts[-1]),), end))
+                count += len(starts[-1])
+                distinct.append((start, end - span + 1 if fits else start + 1, end))
+            counts.append(count)
+            total = sum(last - first for first, last, _ in distinct)
+            for position in evenly_spaced(total, clips_per_video):
+                for first, last, end in distinct:
+                    if position < last - first:
+                        windows.append((first + position, min(first + position + span, end)))
+                        break
+                    position -= last - first
+        start_counts = torch.tensor(counts, dtype=torch.int64)
+        return cls(sampling=sampling, random=bool(random),
+                   item_video=torch.arange(len(segments)).repeat_interleave(clips_per_video),
+                   starts=torch.cat(starts).long(), ends=torch.cat(ends).long(),
+                   start_first=torch.cumsum(start_counts, 0) - start_counts, start_counts=start_counts,
+                   windows=torch.tensor(windows, dtype=torch.int64).view(-1, 2))
+
+    def draw(self, items: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The windows ``(start, end)``, int64 (B,) each, of the clips of ``items`` (int64 (B,)).
+
+        Random clips: one draw per item, uniform among its video's ``starts``, from ``generator``
+        (None: torch's global one; one float64 ``torch.rand`` of B values, so B items drawn at once
+        get the starts they would get drawn one after the other), ``end`` its subsequence's end.
+        Fixed clips: the items' ``windows``; nothing is drawn."""
+        if not self.random:
+            return self.windows[items, 0], self.windows[items, 1]
+        video = self.item_video[items]
+        draw = torch.rand(len(items), generator=generator, dtype=torch.float64)
+        choice = self.start_first[video] + (draw * self.start_counts[video]).long()
+        return self.starts[choice], self.ends[choice]
+
+    def frame_indices(self, items: torch.Tensor,
+                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(video, frames)``: the video of each item, int64 (B,), and the frames its clip takes in
+        that video, int64 ``(B, num_frames)``: ``start + sampling.offsets(end - start)`` of the
+        windows of :meth:`draw` (padding included)."""
+        start, end = self.draw(items, generator)
+        return self.item_video[items], start[:, None] + self.sampling.offsets(end - start)
 
 
 def clip_request(transform, slicing_step: int | None, max_frames: int,
@@ -214,9 +301,11 @@ class KTHActionDataset(Dataset):
             slicing step).
         random_clips: True when items are random clips.
         span: frames of the video one clip covers, ``(max_frames - 1) * step + 1``.
-        segments: per video, the ``(start, end)`` frame ranges clips come from;
-            ``segment_weights``: their number of possible starts (random clips).
-        windows: for fixed clips, the ``(start, end)`` frame range of every item.
+        segments: per video, the ``(start, end)`` frame ranges clips come from.
+        clip_table: the :class:`ClipTable` of every item's clip (possible starts, fixed windows),
+            which ``__getitem__`` and :class:`src.data.batches.ClipBatches` both read.
+        windows: the fixed ``(start, end)`` window of every item (the clips of fixed-clip
+            datasets; ``clip_table.windows`` as tuples).
     """
 
     def __init__(self, root_dir, split: str = "train", transform=None, max_frames: int = 10,
@@ -239,7 +328,7 @@ class KTHActionDataset(Dataset):
         # Which frames make a clip: decided here, once (the transform may carry the course's request).
         self.transform = transform
         slicing_step, self.random_clips = clip_request(transform, slicing_step, max_frames, random_clips)
-        self.sampler = TemporalSampling(slicing_step, max_frames, random_start=self.random_clips)
+        self.sampler = TemporalSampling(slicing_step, max_frames)
         self.span = self.sampler.span  # frames of the video one clip covers
 
         # All frames of the split, in memory: uint8 [T, 1, H, W] per video.
@@ -249,19 +338,16 @@ class KTHActionDataset(Dataset):
             self.videos, self.video_frames = self._load_png_tree()
         self.labels = [ACTIONS.index(v["action"]) for v in self.videos]
 
-        # Where clips may lie: per video, the (start, end) segments, and whether they are short.
+        # Where clips may lie: per video, the (start, end) segments, and whether they are short;
+        # then the table of every item's clip, which __getitem__ and ClipBatches both read.
         self.segments, padded = [], []
         for video, frames in zip(self.videos, self.video_frames):
             segments, short = self._usable_segments(video, len(frames))
             self.segments.append(segments)
             padded.append(short)
-        self.segment_weights = [
-            torch.tensor([float(end - start - self.span + 1 if not short else end - start)
-                          for start, end in segments])
-            for segments, short in zip(self.segments, padded)]
         self.clips = [(v, k) for v in range(len(self.videos)) for k in range(clips_per_video)]
-        if not self.random_clips:
-            self.windows = [self._fixed_window(v, k) for v, k in self.clips]
+        self.clip_table = ClipTable.build(self.segments, self.sampler, clips_per_video, self.random_clips)
+        self.windows = [tuple(window) for window in self.clip_table.windows.tolist()]
         self.num_padded = sum(padded) * clips_per_video
         if any(padded):
             where = " within an annotated subsequence" if use_sequences else ""
@@ -371,31 +457,14 @@ class KTHActionDataset(Dataset):
         long_enough = [(start, end) for start, end in segments if end - start >= self.span]
         return (long_enough, False) if long_enough else (segments, True)
 
-    def _fixed_window(self, video_index: int, clip_index: int) -> tuple[int, int]:
-        """The window of fixed clip ``clip_index``: starts evenly spaced over all
-        possible starts of the video's segments (centred: one clip takes the middle)."""
-        starts = [range(start, start + max(end - start - self.span, 0) + 1)
-                  for start, end in self.segments[video_index]]
-        position = evenly_spaced(sum(map(len, starts)), self.clips_per_video)[clip_index]
-        for candidates, (_, end) in zip(starts, self.segments[video_index]):
-            if position < len(candidates):
-                start = candidates[position]
-                return start, min(start + self.span, end)
-            position -= len(candidates)
-        raise AssertionError("unreachable")
-
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, index: int):
         video_index, clip_index = self.clips[index]
-        if self.random_clips:
-            segments = self.segments[video_index]
-            choice = 0 if len(segments) == 1 else int(torch.multinomial(self.segment_weights[video_index], 1))
-            start, end = segments[choice]
-        else:
-            start, end = self.windows[index]
-        frames = self.sampler(self.video_frames[video_index][start:end])  # uint8 [max_frames, 1, H, W]
+        # the clip's frames as ClipBatches takes them; a random start is drawn from torch's global generator
+        _, frame_indices = self.clip_table.frame_indices(torch.tensor([index]))
+        frames = self.video_frames[video_index][frame_indices[0]]  # uint8 [max_frames, 1, H, W]
         if self.transform is not None:
             frames = self.transform(frames)
         if frames.dtype != torch.float32:

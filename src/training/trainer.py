@@ -49,7 +49,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from src.config import OPTIMIZERS, SCHEDULERS, ConfigError
-from src.data.augment import ClipBatchAugmentation, get_train_transforms
+from src.data.augment import ClipBatchAugmentation
 from src.data.batches import ClipBatches
 from src.data.dataset import KTHActionDataset
 from src.data.prepared import resolve_data_root
@@ -90,27 +90,29 @@ def seed_everything(seed: int) -> None:
 
 
 def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHActionDataset]:
-    """The training split (random clips, augmented) and the validation split (evenly
-    spaced clips, no augmentation), as the config's ``data`` section says."""
+    """The training split (random clips) and the validation split (evenly spaced clips), as the
+    config's ``data`` section says; neither has a per-item transform: the training clips are
+    augmented a batch at once (:func:`make_batches`, the ``augment`` section)."""
     data = config["data"]
     common = dict(max_frames=data["max_frames"], slicing_step=data["slicing_step"],
                   img_size=(data["img_size"], data["img_size"]),
                   val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
     train_set = KTHActionDataset(data_root, split="train", clips_per_video=data["train_clips_per_video"],
-                                 random_clips=True, transform=get_train_transforms(), **common)
+                                 random_clips=True, **common)
     val_set = KTHActionDataset(data_root, split="val", clips_per_video=data["eval_clips_per_video"], **common)
     return train_set, val_set
 
 
 def make_batches(config: dict, train_set: KTHActionDataset, val_set: KTHActionDataset, device: torch.device,
                  rank: int = 0, world_size: int = 1, val_items=None) -> tuple[ClipBatches, ClipBatches]:
-    """The trainer's batch sources: random augmented training clips in a new order each epoch
+    """The trainer's batch sources: random training clips augmented as the config's ``augment``
+    section says (:class:`ClipBatchAugmentation`), in a new order each epoch
     (``set_epoch``), this rank's share of ``train.batch_size`` clips per step; the validation
     clips ``val_items`` (default all) in order, batches of ``train.batch_size / world_size``.
     Frames live on ``device`` when they fit."""
     batch_size, seed = config["train"]["batch_size"], config["train"]["seed"]
-    train_batches = ClipBatches(train_set, batch_size, augmentation=ClipBatchAugmentation(), shuffle=True,
-                                device=device, rank=rank, world_size=world_size, seed=seed,
+    train_batches = ClipBatches(train_set, batch_size, augmentation=ClipBatchAugmentation(**config["augment"]),
+                                shuffle=True, device=device, rank=rank, world_size=world_size, seed=seed,
                                 prefetch=config["data"]["prefetch"])
     val_batches = ClipBatches(val_set, batch_size // world_size, shuffle=False, device=device, items=val_items)
     return train_batches, val_batches
