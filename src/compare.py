@@ -8,11 +8,16 @@ one experiment (``GRUCell``, ``GRUCell_seed1``, ... -> ``GRUCell``), and writes
 - ``results/results.csv``: one row per run, every measured number;
 - ``results/results.md``: one row per experiment, mean ± std over its seeds and the 95 %
   t-interval of its mean test video accuracy;
-- ``results/comparisons.md``: the paired comparisons of :data:`COMPARISONS` (differences of
-  test accuracy between two experiments, seed by seed, with a 95 % paired t-interval, a
+- ``results/comparisons.md``: the paired comparisons of ``configs/suite.yaml`` (src.config.load_plan;
+  differences of test accuracy between two experiments, seed by seed, with a 95 % paired t-interval, a
   verdict, and the power of the comparison: the interval's half-width, the smallest difference
   it could detect and the seeds a ±2-point interval needs), see :func:`paired_differences`;
-- ``imgs/accuracy_vs_params.png``, ``imgs/accuracy_vs_epoch_time.png``.
+- ``imgs/accuracy_vs_params.png``, ``imgs/accuracy_vs_epoch_time.png``;
+- when there are runs of K-fold cross-validation (``data.split: kfold``, ``python -m src.suite --folds K``):
+  ``results/kfold.md``, one row per experiment (and seed) over its K fold runs, each video tested
+  exactly once: the test video accuracy pooled over the folds (correct videos / all videos) and the
+  mean ± std over folds (:func:`kfold_summary`); a fold set with a fold missing is named, not averaged;
+  and ``results/kfold.csv``, one row per fold run. Those runs are kept out of the tables above.
 
 Where they go (:func:`output_dirs`): ``results/`` and ``imgs/`` (the committed tables and figures
 of record) only for the default ``--models-dir models``. With ``--models-dir DIR``, any other
@@ -37,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from src.config import ConfigError, SuitePlan, load_plan
 from src.data.sources.kth import ACTIONS
 from src.files import atomic_write
 from src.training.provenance import data_label, describe_data
@@ -61,18 +67,8 @@ CONFIDENCE = 0.95  # of every interval compare reports
 POWER = 0.8  # of the paired t-test behind 'smallest detectable difference' (at alpha = 1 - CONFIDENCE)
 TARGET_HALF_WIDTH = 0.02  # 2 percentage points: the half-width 'seeds needed' aims at
 DEFAULT_MODELS_DIR = "models"  # its runs' tables and figures are the committed results/ and imgs/
-# the main recurrent experiments; the best of them by mean validation accuracy meets R2Plus1D
-MAIN_RECURRENT = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
-BEST_RECURRENT = "best recurrent"  # stands for that experiment in COMPARISONS
-# (A, B) pairs compared seed by seed in results/comparisons.md: own cells against PyTorch's, the
-# cosine schedule against a constant learning rate, R(2+1)D against the best recurrent model
-COMPARISONS = [
-    ("OwnLSTM", "LSTMCell"),
-    ("OwnGRU", "GRUCell"),
-    ("GRUCell", "GRUCell_NoScheduler"),
-    ("LSTMCell", "LSTMCell_NoScheduler"),
-    ("R2Plus1D", BEST_RECURRENT),
-]
+# the columns of the runs of K-fold cross-validation (fold_columns), kept out of the tables over seeds
+FOLD_COLUMNS = ["fold", "folds", "test videos", "test video ids"]
 
 
 def output_dirs(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict[str, Path | None]:
@@ -92,14 +88,27 @@ def output_dirs(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict[str, Path |
 
 
 def experiment_of(run: str) -> str:
-    """``'GRUCell_seed2' -> 'GRUCell'``: the runs of one config with other seeds."""
-    return re.sub(r"_seed\d+$", "", run)
+    """``'GRUCell_seed2' -> 'GRUCell'``, ``'GRUCell_fold3_seed1' -> 'GRUCell'``: the runs of one config with
+    other seeds (and folds)."""
+    return re.sub(r"(_fold\d+)?(_seed\d+)?$", "", run)
+
+
+def fold_columns(results: dict) -> dict:
+    """The K-fold columns of a run's row (:data:`FOLD_COLUMNS`): ``fold`` (k) and ``folds`` (K) when its config
+    says ``data.split: kfold``, else None; ``test videos`` (how many it tested); ``test video ids`` (sorted, from
+    its predictions) for a K-fold run that has them, else None."""
+    data = (results.get("config") or {}).get("data") or {}
+    kfold = data.get("split") == "kfold"
+    ids = tuple(sorted({p["video_id"] for p in results.get("predictions") or []})) if kfold else ()
+    return {"fold": data.get("fold") if kfold else None, "folds": data.get("folds") if kfold else None,
+            "test videos": results.get("num_test_videos"), "test video ids": ids or None}
 
 
 def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str]]:
     """One row per ``models/<run>/results.json`` that records its provenance, with the
     columns of :data:`COLUMNS`, one per-class test accuracy column per action, and the
-    data (``data``: its label, ``fingerprint``), devices and AMP. Returns ``(runs, names of
+    data (``data``: its label, ``fingerprint``), devices and AMP, and the K-fold columns of
+    :func:`fold_columns` (``fold`` is None outside K-fold cross-validation). Returns ``(runs, names of
     the runs left out for lack of provenance)``."""
     rows, unknown = [], []
     for path in sorted(Path(models_dir).glob("*/results.json")):
@@ -116,6 +125,7 @@ def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str
         row.update({"data": data_label(provenance["data"]), "fingerprint": provenance["data"]["fingerprint"],
                     "device": results.get("device"), "train device": provenance.get("train_device"),
                     "amp": results.get("amp")})
+        row.update(fold_columns(results))
         rows.append(row)
     return pd.DataFrame(rows), unknown
 
@@ -221,26 +231,27 @@ def table_notes(summary: pd.DataFrame) -> str:
             "between experiments: comparisons.md.")
 
 
-def best_recurrent(runs: pd.DataFrame) -> str | None:
-    """The main recurrent experiment (:data:`MAIN_RECURRENT`) with the highest mean validation
-    accuracy over its runs (never chosen on test); None if none of them has runs."""
-    recurrent = runs[runs["experiment"].isin(MAIN_RECURRENT)]
-    if recurrent.empty:
+def best_of(runs: pd.DataFrame, candidates: list[str]) -> str | None:
+    """The experiment of ``candidates`` with the highest mean validation accuracy over its runs
+    (never chosen on test); None if none of them has runs."""
+    among = runs[runs["experiment"].isin(candidates)]
+    if among.empty:
         return None
-    return recurrent.groupby("experiment")["val acc"].mean().idxmax()
+    return among.groupby("experiment")["val acc"].mean().idxmax()
 
 
-def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float = CONFIDENCE) -> pd.DataFrame:
+def paired_differences(runs: pd.DataFrame, plan: SuitePlan | None = None,
+                       confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Seed-by-seed comparisons of two experiments' test accuracy.
 
     ``runs`` has one row per run with the columns ``experiment``, ``seed``, ``val acc``,
     ``test video acc`` and ``test clip acc``: :func:`load_runs`' frame or
-    ``pd.read_csv("results/results.csv")`` (one data source). For each ``(A, B)`` of ``pairs``
-    (:data:`BEST_RECURRENT` as B stands for :func:`best_recurrent`), the runs are paired by
-    seed (only seeds both experiments have) and the differences A − B (fractions, not %) are
-    summarized. One row per pair, columns:
+    ``pd.read_csv("results/results.csv")`` (one data source). For each ``(A, B)`` of ``plan.comparisons``
+    (default: the repository's configs/suite.yaml; ``'best <group>'`` as B stands for :func:`best_of` the
+    group's main experiments), the runs are paired by seed (only seeds both experiments have) and the
+    differences A − B (fractions, not %) are summarized. One row per pair, columns:
 
-    - ``A``, ``B``: the experiments; ``B chosen as``: "best recurrent by val acc" or "";
+    - ``A``, ``B``: the experiments; ``B chosen as``: "best recurrent by val acc" (for 'best recurrent') or "";
     - ``n``: paired seeds; ``seeds``: them, e.g. "0, 1, 2";
     - ``video diff mean``, ``video diff std`` (ddof=1), ``video diff ci low``, ``video diff ci high``
       (the ``confidence`` paired t-interval, n-1 degrees of freedom; NaN for n < 2), and the
@@ -255,18 +266,20 @@ def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float 
       0, else "<A> higher" or "<B> higher"; "needs ≥ 2 paired seeds (have n)" for n < 2.
 
     Pairs with an experiment without runs are left out; ``result.attrs["skipped"]`` holds one
-    line for each.
+    line for each, ``result.attrs["best_of"]`` ``{'best <group>': its candidates}`` for the notes.
     """
-    best = best_recurrent(runs)
+    plan = load_plan() if plan is None else plan
     done = set(runs["experiment"])
-    rows, skipped = [], []
-    for a, b in pairs:
-        chosen = ""
-        if b == BEST_RECURRENT:
+    rows, skipped, chosen_among = [], [], {}
+    for a, b in plan.comparisons:
+        chosen, candidates = "", plan.candidates(b)
+        if candidates is not None:
+            chosen_among[b] = candidates
+            best = best_of(runs, candidates)
             if best is None:
-                skipped.append(f"{a} vs {BEST_RECURRENT}: no runs of {', '.join(MAIN_RECURRENT)}")
+                skipped.append(f"{a} vs {b}: no runs of {', '.join(candidates)}")
                 continue
-            b, chosen = best, "best recurrent by val acc"
+            b, chosen = best, f"{b} by val acc"
         absent = [name for name in (a, b) if name not in done]
         if absent:
             skipped.append(f"{a} vs {b}: no runs of {' and '.join(absent)}")
@@ -301,6 +314,7 @@ def paired_differences(runs: pd.DataFrame, pairs=COMPARISONS, confidence: float 
                                                           for stat in stats_columns] + ["verdict"])
     result = pd.DataFrame(rows, columns=columns)
     result.attrs["skipped"] = skipped
+    result.attrs["best_of"] = chosen_among
     return result
 
 
@@ -338,8 +352,10 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float = CONFIDEN
              "seeds both experiments ran), in percentage points: mean ± sample std (ddof=1) over the n paired seeds, "
              f"and the {confidence:.0%} paired t-interval of the mean difference, mean ± t({(1 + confidence) / 2:g}, "
              "n-1)·s/√n (Student t, n-1 degrees of freedom). The verdict reads the test video accuracy interval: "
-             "'no measurable difference' where it covers 0. The best recurrent experiment is the one of "
-             f"{', '.join(MAIN_RECURRENT)} with the highest mean validation accuracy, never chosen on test.")
+             "'no measurable difference' where it covers 0.")
+    for name, candidates in comparisons.attrs.get("best_of", {}).items():
+        text += (f" The {name} experiment is the one of {', '.join(candidates)} with the highest mean validation "
+                 "accuracy, never chosen on test.")
     text += ("\n\nThe last three columns say what the comparison of test video accuracy could see (s: the sample "
              "std of its paired differences, n: its paired seeds; '–' for n < 2). 'video CI half-width' is "
              f"t({(1 + confidence) / 2:g}, n-1)·s/√n, half the width of its interval. 'smallest detectable video "
@@ -384,15 +400,118 @@ def pick_data_source(runs: pd.DataFrame, data_root=None) -> str:
     return runs["fingerprint"].value_counts().index[0]
 
 
+def kfold_summary(fold_runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per fold set: the runs of K-fold cross-validation (:func:`load_runs`' rows with a ``fold``) of one
+    experiment and seed with the same ``folds`` K.
+
+    A complete set (every fold 1..K tested by exactly one run, no video tested in two of them) gets
+    ``test videos`` (over its K runs, each video once), ``correct test videos``, ``pooled test video acc``
+    (correct / all) and, over its K runs, ``<column> mean`` and ``<column> std`` (ddof=1) for ``val acc``,
+    ``test clip acc`` and ``test video acc``; ``problem`` is "". Any other set gets NaN there, and ``problem``
+    says what is wrong (``'fold 3, 5 missing'``, ``'fold 2 tested by 2 runs (...)'``, ``'4 video(s) tested in
+    more than one fold (...)'``). Further columns: ``experiment``, ``seed``, ``folds``, ``runs`` (their names).
+    Complete sets first, by mean validation accuracy (never by test), then the others by name."""
+    stats_columns = ["val acc", "test clip acc", "test video acc"]
+    rows = []
+    for (experiment, seed, folds), group in fold_runs.groupby(["experiment", "seed", "folds"], sort=True):
+        folds, tested = int(folds), [int(fold) for fold in group["fold"]]
+        row = {"experiment": experiment, "seed": int(seed), "folds": folds, "runs": ", ".join(sorted(group["run"]))}
+        problems = []
+        missing = [str(fold) for fold in range(1, folds + 1) if fold not in tested]
+        if missing:
+            problems.append(f"fold {', '.join(missing)} missing")
+        for fold in sorted({fold for fold in tested if tested.count(fold) > 1}):
+            twice = sorted(group.loc[group["fold"] == fold, "run"])
+            problems.append(f"fold {fold} tested by {len(twice)} runs ({', '.join(twice)})")
+        counts = pd.Series([video for ids in group["test video ids"].dropna() for video in ids]).value_counts()
+        again = sorted(counts[counts > 1].index)
+        if again:
+            problems.append(f"{len(again)} video(s) tested in more than one fold (e.g. {again[0]}; the runs of "
+                            f"one set must share data.folds and data.split_seed)")
+        row["problem"] = "; ".join(problems)
+        if not problems:
+            videos = group["test videos"].astype(float)
+            correct = (group["test video acc"] * videos).round()
+            row.update({"test videos": int(videos.sum()), "correct test videos": int(correct.sum()),
+                        "pooled test video acc": correct.sum() / videos.sum()})
+            for column in stats_columns:
+                row[f"{column} mean"] = group[column].mean()
+                row[f"{column} std"] = group[column].std(ddof=1)
+        rows.append(row)
+    columns = ["experiment", "seed", "folds", "runs", "problem", "test videos", "correct test videos",
+               "pooled test video acc"] + [f"{column} {stat}" for column in stats_columns for stat in ("mean", "std")]
+    summary = pd.DataFrame(rows, columns=columns)
+    summary["complete"] = summary["problem"] == ""
+    summary = summary.sort_values(["complete", "val acc mean", "experiment", "seed"],
+                                  ascending=[False, False, True, True], kind="stable")
+    return summary.drop(columns="complete").reset_index(drop=True)
+
+
+def kfold_markdown(summary: pd.DataFrame) -> str:
+    """:func:`kfold_summary`'s frame as Markdown: the table of complete fold sets (accuracies in %), the
+    notes, and one line per fold set that is not averaged."""
+    complete = summary[summary["problem"] == ""]
+
+    def spread(column):
+        return [f"{100 * mean:.1f} ± {100 * std:.1f}" for mean, std in
+                zip(complete[f"{column} mean"], complete[f"{column} std"])]
+
+    table = pd.DataFrame({
+        "experiment": complete["experiment"], "seed": complete["seed"], "folds K": complete["folds"],
+        "test videos (each once)": [str(int(n)) for n in complete["test videos"]],
+        "test video acc % (pooled over folds)": [f"{100 * acc:.1f}" for acc in complete["pooled test video acc"]],
+        "test video acc % (mean ± std over folds)": spread("test video acc"),
+        "test clip acc % (mean ± std over folds)": spread("test clip acc"),
+        "val acc % (mean ± std over folds)": spread("val acc")})
+    text = (table.to_markdown(index=False, disable_numparse=True) if len(table)
+            else "No experiment has a complete set of fold runs.")
+    text += ("\n\nK-fold cross-validation by group (data.split kfold): the groups (KTH: persons) are dealt into "
+             "K folds; the run of fold k tests the videos of fold k and trains (and selects its model, on "
+             "validation groups carved from them) on the others, so over the K runs every video is tested exactly "
+             "once. 'pooled' is the correct test videos of all K runs over all their test videos; mean ± std is "
+             "the sample std (ddof=1) over the K runs. A row is one experiment and one training seed (train.seed); "
+             "the folds are the same for every seed (data.split_seed).")
+    for _, row in summary[summary["problem"] != ""].iterrows():
+        text += (f"\n\nNot averaged: {row['experiment']} seed {row['seed']}, {row['folds']} folds ({row['runs']}): "
+                 f"{row['problem']}.")
+    return text
+
+
+def write_kfold(fold_runs: pd.DataFrame, out_dir: str | Path) -> pd.DataFrame:
+    """Write ``out_dir/kfold.md`` (:func:`kfold_markdown`, under a header naming the data) and
+    ``out_dir/kfold.csv`` (one row per fold run) for the runs of K-fold cross-validation made on one data
+    source; print one line per fold set not averaged; return :func:`kfold_summary`."""
+    summary = kfold_summary(fold_runs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fold_runs.drop(columns="test video ids").sort_values(["experiment", "seed", "folds", "fold"]).to_csv(
+        out_dir / "kfold.csv", index=False)
+    data = fold_runs["data"].iloc[0]
+    devices = ", ".join(sorted(map(str, fold_runs["train device"].fillna(fold_runs["device"]).unique())))
+    header = (f"K-fold cross-validation on {data} (data fingerprint {fold_runs['fingerprint'].iloc[0][:17]}...), "
+              f"trained and tested on: {devices}.\n\n")
+    with atomic_write(out_dir / "kfold.md", "w") as f:
+        f.write(header + kfold_markdown(summary) + "\n")
+    for _, row in summary[summary["problem"] != ""].iterrows():
+        print(f"K-fold set not averaged, {row['experiment']} seed {row['seed']} ({row['folds']} folds): "
+              f"{row['problem']}")
+    print(f"{len(fold_runs)} K-fold runs of {fold_runs['experiment'].nunique()} experiments on {data} -> "
+          f"{out_dir}/kfold.md, {out_dir}/kfold.csv")
+    return summary
+
+
 def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_dir="configs",
             data_root=None) -> pd.DataFrame | None:
     """Write the CSV, the Markdown tables and the plots for the runs made on one data source
     (``data_root``'s, else the one most runs were made on); return the summary (None if no
-    results on it, and then nothing is written). ``out_dir`` (tables) and ``imgs_dir`` (figures)
-    default to :func:`output_dirs` of ``models_dir``."""
+    results on it, and then nothing is written). The runs of K-fold cross-validation go to their own
+    tables, kfold.md and kfold.csv (:func:`write_kfold`), not into the others (None is returned when
+    there are no others). ``out_dir`` (tables) and ``imgs_dir`` (figures) default to :func:`output_dirs`
+    of ``models_dir``; the experiments expected and the comparisons are ``configs_dir``'s suite.yaml's."""
     out_dir = output_dirs(models_dir)["out"] if out_dir is None else out_dir
     imgs_dir = output_dirs(models_dir)["imgs"] if imgs_dir is None else imgs_dir
-    expected = sorted(p.stem for p in Path(configs_dir).glob("*.yaml") if p.stem != "base")
+    plan = load_plan(configs_dir)
+    expected = list(plan.experiments)
     runs, unknown = load_runs(models_dir)
     if unknown:
         print(f"left out {len(unknown)} results.json without provenance (made by older code): {', '.join(unknown)}; "
@@ -411,6 +530,13 @@ def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_
     if runs.empty:
         print(f"no {models_dir}/*/results.json with provenance on this data found: nothing to compare")
         return None
+    fold_runs, runs = runs[runs["fold"].notna()], runs[runs["fold"].isna()].drop(columns=FOLD_COLUMNS)
+    if len(fold_runs):
+        write_kfold(fold_runs, out_dir)
+    if runs.empty:
+        print("no runs outside K-fold cross-validation: results.md, comparisons.md, results.csv and the figures "
+              "not written")
+        return None
     summary = summarize(runs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -422,7 +548,7 @@ def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_
               f"17-25, model selection on validation persons), trained and tested on: {devices}.\n\n")
     with atomic_write(out_dir / "results.md", "w") as f:
         f.write(header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
-    comparisons = paired_differences(runs)
+    comparisons = paired_differences(runs, plan)
     with atomic_write(out_dir / "comparisons.md", "w") as f:
         f.write(header + comparisons_markdown(comparisons) + "\n")
     for line in comparisons.attrs["skipped"]:
@@ -456,6 +582,10 @@ def main(argv=None):
     for flag, folder in (("--out", args.out), ("--imgs", args.imgs)):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
             parser.error(f"{flag} {folder}: a file, not a folder; give a folder for the outputs")
+    try:
+        load_plan(args.configs)  # a bad configs/suite.yaml gets its line before any work
+    except ConfigError as error:
+        parser.error(str(error))
     try:
         compare(args.models_dir, args.out, args.imgs, args.configs, data_root=args.data)
     except FileNotFoundError as error:

@@ -18,12 +18,18 @@ it names the folders under ``models/`` and ``tboard_logs/``.
 
     config = load_config("configs/GRUCell.yaml", overrides=["train.epochs=5"])
     config["train"]["epochs"], config["experiment"]   # 5, 'GRUCell'
+
+``configs/suite.yaml`` is the one list of experiments (:func:`load_plan`): the suite's order, which
+experiments are main (run with ``--seeds``) and which are variants (``--variant-seeds``), the paired
+comparisons of src.compare and the groups the notebook shows.
 """
 from __future__ import annotations
 
 import copy
 import difflib
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -314,5 +320,100 @@ def _nest(keys: list[str], value: Any) -> dict:
 
 
 def experiment_configs() -> list[Path]:
-    """Every experiment file under configs/ (all but base.yaml), sorted by name."""
-    return sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.name != SCHEMA_PATH.name)
+    """Every experiment file under configs/ (all but base.yaml and suite.yaml), sorted by name."""
+    return sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.name not in (SCHEMA_PATH.name, SUITE_FILE))
+
+
+SUITE_FILE = "suite.yaml"  # in the configs folder: the one list of experiments (load_plan)
+ROLES = ("main", "variant")  # main: run with the suite's --seeds; variant: with --variant-seeds
+BEST = "best "  # 'best <group>' in a comparison: the group's main experiment with the highest mean val accuracy
+
+
+@dataclass(frozen=True)
+class SuitePlan:
+    """``configs/suite.yaml``, checked (:func:`load_plan`).
+
+    ``experiments``: ``{name: 'main' | 'variant'}`` in the suite's order; ``groups``: ``{group: [experiments]}``,
+    what the notebook shows together; ``comparisons``: ``[(A, B)]`` compared seed by seed, B an experiment or
+    ``'best <group>'``."""
+    path: Path
+    experiments: dict[str, str]
+    groups: dict[str, list[str]]
+    comparisons: list[tuple[str, str]]
+
+    @property
+    def main(self) -> list[str]:
+        """The experiments run with ``--seeds``, in the suite's order."""
+        return [name for name, role in self.experiments.items() if role == "main"]
+
+    def candidates(self, name: str) -> list[str] | None:
+        """For ``'best <group>'``: the group's main experiments, among which the best is chosen; None for a name
+        that is an experiment."""
+        if not name.startswith(BEST):
+            return None
+        return [experiment for experiment in self.groups[name[len(BEST):]] if self.experiments[experiment] == "main"]
+
+
+def load_plan(configs_dir: str | Path = CONFIG_DIR) -> SuitePlan:
+    """Read and check ``<configs_dir>/suite.yaml``: every experiment has its ``<configs_dir>/<name>.yaml`` and a
+    role (main or variant), a group lists experiments of the plan, a comparison pairs two of them (B may be
+    ``'best <group>'`` of a group with a main experiment). ConfigError, one line naming the file and the entry,
+    for the first problem found."""
+    path = Path(configs_dir) / SUITE_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; list the suite's experiments there ('experiments:' with "
+                          f"'<experiment>: main | variant', 'groups:', 'comparisons:'), as configs/{SUITE_FILE} does")
+    content = _read_yaml(path)
+    unknown = sorted(set(content) - {"experiments", "groups", "comparisons"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; the keys are experiments, groups, comparisons")
+    experiments = content.get("experiments")
+    if not isinstance(experiments, dict) or not experiments:
+        raise ConfigError(f"{path}: experiments: expected a mapping '<experiment>: main | variant' with at least "
+                          f"one experiment, got {experiments!r}")
+    for name, role in experiments.items():
+        name = str(name)
+        if name in (SCHEMA_PATH.stem, Path(SUITE_FILE).stem) or re.search(r"_(seed|fold)\d+$", name):
+            raise ConfigError(f"{path}: experiments: {name!r} cannot name an experiment (base and suite are not "
+                              f"experiments; _seed<s> and _fold<k> end the names of its runs); rename it")
+        if role not in ROLES:
+            raise ConfigError(f"{path}: experiments.{name}: {role!r}; give main (run with --seeds) or variant "
+                              f"(run with --variant-seeds)")
+        if not (Path(configs_dir) / f"{name}.yaml").is_file():
+            raise ConfigError(f"{path}: experiments.{name}: no {Path(configs_dir) / name}.yaml; write that config "
+                              f"or remove {name} from the plan")
+    experiments = {str(name): role for name, role in experiments.items()}
+    have = f"(have: {', '.join(experiments)})"
+    groups = content.get("groups") or {}
+    if not isinstance(groups, dict):
+        raise ConfigError(f"{path}: groups: expected a mapping '<group>: [experiments]', got {groups!r}")
+    for group, members in groups.items():
+        if not isinstance(members, list) or not members or not all(isinstance(name, str) for name in members):
+            raise ConfigError(f"{path}: groups.{group}: expected a list of experiments, got {members!r}")
+        outside = [name for name in members if name not in experiments]
+        if outside:
+            raise ConfigError(f"{path}: groups.{group}: {outside[0]!r} is not in experiments {have}")
+    groups = {str(group): list(members) for group, members in groups.items()}
+    pairs = content.get("comparisons") or []
+    if not isinstance(pairs, list):
+        raise ConfigError(f"{path}: comparisons: expected a list of [A, B] pairs, got {pairs!r}")
+    plan = SuitePlan(path, experiments, groups, [])
+    for i, pair in enumerate(pairs):
+        where = f"{path}: comparisons[{i}] {pair!r}"
+        if not isinstance(pair, list) or len(pair) != 2 or not all(isinstance(name, str) for name in pair):
+            raise ConfigError(f"{where}: expected [A, B], two experiments")
+        a, b = pair
+        if a not in experiments:
+            raise ConfigError(f"{where}: {a!r} is not in experiments {have}")
+        if b.startswith(BEST):
+            group = b[len(BEST):]
+            if group not in groups:
+                raise ConfigError(f"{where}: {b!r} names no group (have: {', '.join(groups) or 'none'})")
+            if not plan.candidates(b):
+                raise ConfigError(f"{where}: group {group} has no main experiment to choose the best from")
+        elif b not in experiments:
+            raise ConfigError(f"{where}: {b!r} is not in experiments {have}, nor 'best <group>'")
+        if a == b:
+            raise ConfigError(f"{where}: compares {a} with itself; name two experiments")
+        plan.comparisons.append((a, b))
+    return plan

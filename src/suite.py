@@ -1,16 +1,23 @@
 """Run every experiment in sequence, resumably, then regenerate the comparison table.
 
-    python -m src.suite [--seeds 5] [--variant-seeds 3] [--only GRUCell OwnLSTM ...] [--set train.epochs=5 ...]
-                        [--shard K/N] [--models-dir models] [--out DIR] [--imgs DIR] [--tboard-dir DIR]
+    python -m src.suite [--seeds 5] [--variant-seeds 3] [--folds K] [--only GRUCell OwnLSTM ...]
+                        [--set train.epochs=5 ...] [--shard K/N] [--models-dir models] [--out DIR] [--imgs DIR]
+                        [--tboard-dir DIR]
 
-Each run trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then
-tests its ``best.pth``, in this process; every experiment runs once per seed, 5 seeds for the
-main ones and 3 for the variants by default (run names ``GRUCell``, ``GRUCell_seed1``, ...).
+The experiments are those of ``configs/suite.yaml`` (src.config.load_plan), in its order. Each run
+trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then tests its ``best.pth``,
+in this process; every experiment runs once per seed, 5 seeds for the main ones and 3 for the
+variants by default (run names ``GRUCell``, ``GRUCell_seed1``, ...).
 A run whose ``results.json`` exists is reused when it was made on the same data with the same
 config (else trained again, and a line says why), an interrupted one resumes from its
 ``last.pth``, and a run that fails (for example pretrained weights that are not available
 offline) is reported and the suite goes on. At the end ``src.compare`` rebuilds the table and
 plots.
+
+``--folds K`` runs K-fold cross-validation by group: every planned run once per fold k = 1..K, with
+``data.split=kfold data.folds=K data.fold=k`` (run names ``GRUCell_fold1``, ..., ``GRUCell_fold1_seed1``;
+``--set`` may not set those three keys then); over the K folds every video is tested exactly once, and
+``src.compare`` reports the mean over folds in its own table (kfold.md).
 
 Every output goes under the folders given (src.compare's ``output_dirs``): with the default
 ``--models-dir models`` the tables go to ``results/``, the figures to ``imgs/`` and the TensorBoard
@@ -39,25 +46,41 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from src.compare import DEFAULT_MODELS_DIR, compare, output_dirs
-from src.config import ConfigError, load_config
+from src.config import SUITE_FILE, ConfigError, load_config, load_plan
 from src.data.prepared import resolve_data_root
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
 from src.training.runlock import LOCK_NAME, claimed, describe_holder
 
-MAIN_EXPERIMENTS = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM", "R2Plus1D")  # run with --seeds
+FOLD_KEYS = ("data.split", "data.folds", "data.fold")  # what --folds sets in every run
 
 
-def planned_runs(experiments: list[str], seeds: int, variant_seeds: int | None = None) -> list[tuple[str, str, int]]:
-    """``(experiment, run_name, seed)`` for every run of the suite: ``seeds`` seeds for the
-    MAIN_EXPERIMENTS, ``variant_seeds`` (default: 3, or ``seeds`` when fewer) for the others (the
-    scheduler and pretrained variants). In order: every experiment once first, then the further seeds, so
-    that a suite cut short still covers every experiment."""
+class PlannedRun(NamedTuple):
+    experiment: str   # configs/<experiment>.yaml
+    run: str          # its folder, models/<run>/
+    seed: int         # train.seed
+    fold: int | None  # the test fold k of K-fold cross-validation (--folds K), else None
+
+
+def planned_runs(experiments: dict[str, str], seeds: int, variant_seeds: int | None = None,
+                 folds: int | None = None) -> list[PlannedRun]:
+    """Every run of the suite, for ``experiments`` = ``{name: 'main' | 'variant'}`` (configs/suite.yaml's, in its
+    order): ``seeds`` seeds for the main ones, ``variant_seeds`` (default: 3, or ``seeds`` when fewer) for the
+    variants (the scheduler and pretrained ones); with ``folds`` = K, each of them once per fold k = 1..K (run
+    ``<experiment>_fold<k>``, then ``_seed<s>``). In order: every experiment once first (every fold of it), then
+    the further seeds, so that a suite cut short still covers every experiment."""
     variant_seeds = min(seeds, 3) if variant_seeds is None else variant_seeds
-    return [(name, name if seed == 0 else f"{name}_seed{seed}", seed)
-            for seed in range(max(seeds, variant_seeds)) for name in experiments
-            if seed < (seeds if name in MAIN_EXPERIMENTS else variant_seeds)]
+    return [PlannedRun(name, name + (f"_fold{fold}" if fold else "") + (f"_seed{seed}" if seed else ""), seed, fold)
+            for seed in range(max(seeds, variant_seeds)) for fold in (range(1, folds + 1) if folds else [None])
+            for name, role in experiments.items() if seed < (seeds if role == "main" else variant_seeds)]
+
+
+def fold_overrides(fold: int | None, folds: int | None) -> list[str]:
+    """The overrides of the run that tests fold ``fold`` of ``folds`` (K-fold cross-validation by group); none
+    outside it."""
+    return [] if fold is None else ["data.split=kfold", f"data.folds={folds}", f"data.fold={fold}"]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -139,10 +162,13 @@ def main(argv=None):
     parser.add_argument("--configs", default="configs")
     parser.add_argument("--only", nargs="+", metavar="EXPERIMENT", help="run only these experiments")
     parser.add_argument("--seeds", type=at_least(1), default=5,
-                        help=f"seeds for {', '.join(MAIN_EXPERIMENTS)} (default 5)")
+                        help=f"seeds for the main experiments of <configs>/{SUITE_FILE} (default 5)")
     parser.add_argument("--variant-seeds", type=at_least(0), default=None,
                         help="seeds for the other experiments, the scheduler and pretrained variants "
                              "(default: 3, or --seeds when fewer)")
+    parser.add_argument("--folds", type=at_least(2), default=None, metavar="K",
+                        help="K-fold cross-validation by group: every run once per fold (data.split=kfold, "
+                             "data.folds=K, data.fold=1..K)")
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="overrides for every run")
     parser.add_argument("--data", default=None, help="prepared data folder for every run (default: config)")
     parser.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
@@ -170,14 +196,30 @@ def main(argv=None):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
             parser.error(f"{flag} {folder}: a file, not a folder; give a folder (it is made if missing)")
 
-    experiments = sorted(p.stem for p in Path(args.configs).glob("*.yaml") if p.stem != "base")
-    if not experiments:
+    configs = sorted(p.stem for p in Path(args.configs).glob("*.yaml") if p.name not in ("base.yaml", SUITE_FILE))
+    if not configs:
         parser.error(f"--configs {args.configs}: no experiment config (<experiment>.yaml) in this folder")
+    try:
+        plan = load_plan(args.configs)
+    except ConfigError as error:
+        parser.error(str(error))
+    experiments = plan.experiments
     if args.only:
-        unknown = sorted(set(args.only) - set(experiments))
+        unknown = sorted(set(args.only) - set(configs))
         if unknown:
-            parser.error(f"no config for {', '.join(unknown)} in {args.configs}/ (have: {', '.join(experiments)})")
-        experiments = [e for e in experiments if e in args.only]
+            parser.error(f"no config for {', '.join(unknown)} in {args.configs}/ (have: {', '.join(configs)})")
+        unplanned = sorted(set(args.only) - set(experiments))
+        if unplanned:
+            parser.error(f"--only {' '.join(unplanned)}: not in {plan.path}; add it under 'experiments:' "
+                         f"(main or variant) to run it in the suite")
+        experiments = {name: role for name, role in experiments.items() if name in args.only}
+    elif set(configs) - set(experiments):
+        print(f"not in {plan.path}, so not run: {', '.join(sorted(set(configs) - set(experiments)))}", flush=True)
+    if args.folds:
+        fixed = [item for item in args.set if item.partition("=")[0].strip() in FOLD_KEYS]
+        if fixed:
+            parser.error(f"--set {fixed[0]}: --folds {args.folds} sets {', '.join(FOLD_KEYS)} of every run; "
+                         f"leave it out")
 
     defaults = output_dirs(args.models_dir)
     out_dir, imgs_dir = args.out or defaults["out"], args.imgs or defaults["imgs"]
@@ -186,10 +228,12 @@ def main(argv=None):
                  *args.set]  # the user's --set last: it wins
     data_roots = set()
     for name in experiments:  # every bad config or override gets its line before any run starts
-        try:
-            config = load_config(Path(args.configs) / f"{name}.yaml", overrides)
-        except ConfigError as error:
-            parser.error(str(error))
+        for fold in range(1, args.folds + 1) if args.folds else [None]:
+            try:
+                config = load_config(Path(args.configs) / f"{name}.yaml", [*overrides,
+                                                                           *fold_overrides(fold, args.folds)])
+            except ConfigError as error:
+                parser.error(str(error))
         data_roots.add(str(args.data or config["data"]["root"]))
     for root in sorted(data_roots - {"auto"}):  # 'auto' may make the synthetic twin: that is work, left to the runs
         try:
@@ -198,11 +242,11 @@ def main(argv=None):
             parser.error(str(error))
 
     failed = []
-    runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds), k, n)
+    runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds, args.folds), k, n)
     if n > 1:
-        print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(run for _, run, _ in runs)}", flush=True)
-    for i, (name, run, seed) in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run} (seed {seed})", flush=True)
+        print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(planned.run for planned in runs)}", flush=True)
+    for i, (name, run, seed, fold) in enumerate(runs, 1):
+        print(f"[{i}/{len(runs)}] {run} (seed {seed}{f', fold {fold} of {args.folds}' if fold else ''})", flush=True)
         start = time.time()
         lock = Path(args.models_dir) / run / LOCK_NAME
         try:
@@ -210,7 +254,8 @@ def main(argv=None):
                 if holder is not None:
                     print(f"[{i}/{len(runs)}] {run}: {describe_holder(holder, lock)}; skipped", flush=True)
                     continue
-                results = run_experiment(name, run, seed, overrides, data_root=args.data, configs_dir=args.configs)
+                results = run_experiment(name, run, seed, [*overrides, *fold_overrides(fold, args.folds)],
+                                         data_root=args.data, configs_dir=args.configs)
         except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
             print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
             failed.append(run)

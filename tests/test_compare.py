@@ -1,13 +1,14 @@
 """src.compare and src.suite: the table over finished runs."""
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from src.compare import (
-    BEST_RECURRENT,
     compare,
     experiment_of,
+    kfold_summary,
     load_runs,
     main,
     output_dirs,
@@ -17,10 +18,25 @@ from src.compare import (
     t_half_width,
     t_interval,
 )
+from src.config import CONFIG_DIR, load_plan
 from src.data.sources.kth import ACTIONS
 from src.suite import planned_runs
 
 SYNTHETIC = {"root": "data/synth", "synthetic": True, "preset": "tiny", "fingerprint": "sha1:0000"}
+
+
+def write_plan(configs, experiments=None):
+    """``configs/suite.yaml`` with its experiments' configs (empty files: compare only needs them to exist):
+    ``experiments`` as main ones, no comparison; default the repository's plan."""
+    configs.mkdir(exist_ok=True)
+    if experiments is None:
+        (configs / "suite.yaml").write_text((CONFIG_DIR / "suite.yaml").read_text())
+        experiments = load_plan().experiments
+    else:
+        (configs / "suite.yaml").write_text("experiments:\n" + "".join(f"  {name}: main\n" for name in experiments))
+    for name in experiments:
+        (configs / f"{name}.yaml").write_text("{}")
+    return configs
 
 
 def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0.5, data=SYNTHETIC, seed=0):
@@ -34,10 +50,7 @@ def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0
 
 
 def test_compare_averages_seeds_and_names_missing_experiments(tmp_path, capsys):
-    models, configs = tmp_path / "models", tmp_path / "configs"
-    configs.mkdir()
-    for name in ("base", "GRUCell", "OwnLSTM", "R2Plus1D"):
-        (configs / f"{name}.yaml").write_text("{}")
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnLSTM", "R2Plus1D"])
     write_result(models, "GRUCell", 0.8)
     write_result(models, "GRUCell_seed1", 0.6)
     write_result(models, "OwnLSTM", 0.7, params=5000)
@@ -89,8 +102,7 @@ def test_power_of_a_paired_comparison_from_known_numbers():
 
 
 def test_results_table_has_t_interval_over_seeds_and_a_dash_for_a_single_run(tmp_path):
-    models, configs = tmp_path / "models", tmp_path / "configs"
-    configs.mkdir()
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnLSTM"])
     write_seeds(models, "GRUCell", [0.8, 0.9, 1.0])
     write_seeds(models, "OwnLSTM", [0.7])
     summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
@@ -109,7 +121,7 @@ def test_results_table_has_t_interval_over_seeds_and_a_dash_for_a_single_run(tmp
 
 
 def make_comparison_runs(models):
-    """Fake runs for :data:`src.compare.COMPARISONS`; differences A - B per seed in comments."""
+    """Fake runs for the comparisons of configs/suite.yaml; differences A - B per seed in comments."""
     write_seeds(models, "LSTMCell", [0.70, 0.72, 0.74], val_acc=0.5)
     write_seeds(models, "OwnLSTM", [0.80, 0.84, 0.85, 0.10], val_acc=0.6)  # +0.10, +0.12, +0.11; seed 3 unpaired
     write_seeds(models, "GRUCell", [0.60, 0.62, 0.64], val_acc=0.9)  # best recurrent by validation, worst on test
@@ -146,12 +158,12 @@ def test_paired_differences_pair_common_seeds_and_give_verdicts(tmp_path):
     assert r2plus1d["video diff mean"] == pytest.approx(-0.095) and r2plus1d["verdict"] == "GRUCell higher"
     assert "LSTMCell" not in table.index  # LSTMCell vs LSTMCell_NoScheduler: no runs of the latter
     assert table.attrs["skipped"] == ["LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler"]
-    assert paired_differences(runs[runs["experiment"] == "R2Plus1D"], [("R2Plus1D", BEST_RECURRENT)]).empty
+    only_r2plus1d = dataclasses.replace(load_plan(), comparisons=[("R2Plus1D", "best recurrent")])
+    assert paired_differences(runs[runs["experiment"] == "R2Plus1D"], only_r2plus1d).empty
 
 
 def test_compare_writes_the_paired_comparisons(tmp_path, capsys):
-    configs = tmp_path / "configs"
-    configs.mkdir()
+    configs = write_plan(tmp_path / "configs")
     make_comparison_runs(tmp_path / "models")
     compare(tmp_path / "models", tmp_path / "results", tmp_path / "imgs", configs)
     assert "comparison skipped, LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler" in \
@@ -178,8 +190,7 @@ def test_outputs_of_a_models_dir_other_than_the_default_stay_in_it(tmp_path, mon
         "out": Path("results"), "imgs": Path("imgs"), "tboard": None}  # the folders of record: default models/ only
     trial = tmp_path / "trial"
     assert output_dirs(trial) == {"out": trial, "imgs": trial, "tboard": trial / "tboard_logs"}
-    configs = tmp_path / "configs"
-    configs.mkdir()
+    configs = write_plan(tmp_path / "configs")
     make_comparison_runs(trial)
     main(["--models-dir", str(trial), "--configs", str(configs)])
     assert sorted(p.name for p in trial.iterdir() if p.is_file()) == [
@@ -213,20 +224,19 @@ def test_compare_refuses_a_bad_folder_in_one_line(tmp_path, monkeypatch, capsys,
 
 
 def test_compare_without_results_says_so(tmp_path, capsys):
-    assert compare(tmp_path / "models", tmp_path / "results", tmp_path / "imgs", tmp_path) is None
+    assert compare(tmp_path / "models", tmp_path / "results", tmp_path / "imgs", write_plan(tmp_path / "c")) is None
     assert "nothing to compare" in capsys.readouterr().out
 
 
 def test_suite_runs_seeds_only_for_the_main_recurrent_experiments():
     assert experiment_of("GRUCell_seed12") == "GRUCell"
-    runs = planned_runs(["GRUCell", "GRUCell_NoScheduler"], seeds=3, variant_seeds=1)
-    assert runs == [("GRUCell", "GRUCell", 0), ("GRUCell_NoScheduler", "GRUCell_NoScheduler", 0),
-                    ("GRUCell", "GRUCell_seed1", 1), ("GRUCell", "GRUCell_seed2", 2)]
+    runs = planned_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant"}, seeds=3, variant_seeds=1)
+    assert runs == [("GRUCell", "GRUCell", 0, None), ("GRUCell_NoScheduler", "GRUCell_NoScheduler", 0, None),
+                    ("GRUCell", "GRUCell_seed1", 1, None), ("GRUCell", "GRUCell_seed2", 2, None)]
 
 
 def test_compare_never_mixes_data_and_leaves_out_results_without_provenance(tmp_path, capsys):
-    models, configs = tmp_path / "models", tmp_path / "configs"
-    configs.mkdir()
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell"])
     synthetic = {"root": "data/synth", "synthetic": True, "preset": "full", "fingerprint": "sha1:aaaa"}
     real = {"root": "data/kth", "synthetic": False, "preset": None, "fingerprint": "sha1:bbbb"}
     write_result(models, "GRUCell", 0.9, val_acc=0.6, data=synthetic)
@@ -243,3 +253,91 @@ def test_compare_never_mixes_data_and_leaves_out_results_without_provenance(tmp_
     assert table.startswith("Measured on the synthetic twin (preset full), **not on real KTH**")
     assert "sample standard deviation (ddof=1)" in table and "validation included" in table
     assert "99.0" not in table and "20.0" not in table
+
+
+def write_fold_result(models_dir, run, fold, folds, videos, correct, val_acc=0.5, seed=0, split_seed=0):
+    """A fake results.json of a K-fold run (data.split kfold): ``correct`` of its test ``videos`` right."""
+    write_result(models_dir, run, correct / len(videos), val_acc=val_acc, seed=seed)
+    path = models_dir / run / "results.json"
+    results = json.loads(path.read_text())
+    results.update(num_test_videos=len(videos), predictions=[
+        {"video_id": video, "start": start, "label": 0, "predicted": 0, "probabilities": [1.0]}
+        for video in videos for start in (0, 5)],  # two clips per video
+        config={"data": {"split": "kfold", "folds": folds, "fold": fold, "split_seed": split_seed}})
+    path.write_text(json.dumps(results))
+
+
+def videos(first, count):
+    return [f"person{first + i:02d}_boxing_d1" for i in range(count)]
+
+
+def make_fold_runs(models):
+    """GRUCell: 3 folds of 10, 20 and 10 videos with 9, 10 and 3 right (90 %, 50 %, 30 %: pooled 22/40 = 55 %,
+    mean over folds 56.7 %); OwnGRU: fold 2 of 3 missing; LSTMCell: two folds that test the same video."""
+    write_fold_result(models, "GRUCell_fold1", 1, 3, videos(0, 10), 9, val_acc=0.8)
+    write_fold_result(models, "GRUCell_fold2", 2, 3, videos(10, 20), 10, val_acc=0.7)
+    write_fold_result(models, "GRUCell_fold3", 3, 3, videos(30, 10), 3, val_acc=0.6)
+    write_fold_result(models, "OwnGRU_fold1", 1, 3, videos(0, 10), 5)
+    write_fold_result(models, "OwnGRU_fold3", 3, 3, videos(30, 10), 5)
+    write_fold_result(models, "LSTMCell_fold1", 1, 2, videos(0, 10), 5)
+    write_fold_result(models, "LSTMCell_fold2", 2, 2, videos(9, 10), 5, split_seed=1)
+
+
+def test_kfold_runs_are_pooled_over_their_folds_and_an_incomplete_set_is_named(tmp_path, capsys):
+    assert experiment_of("GRUCell_fold3") == experiment_of("GRUCell_fold3_seed2") == "GRUCell"
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU", "LSTMCell"])
+    make_fold_runs(models)
+    write_seeds(models, "GRUCell", [0.8, 0.9])  # runs of the course's split: their own table, never mixed in
+    runs, _ = load_runs(models)
+    summary = kfold_summary(runs[runs["fold"].notna()]).set_index("experiment")
+    gru = summary.loc["GRUCell"]
+    assert (gru["problem"], gru["folds"], gru["test videos"], gru["correct test videos"]) == ("", 3, 40, 22)
+    assert gru["pooled test video acc"] == pytest.approx(22 / 40)  # correct videos / all videos, each tested once
+    assert gru["test video acc mean"] == pytest.approx((0.9 + 0.5 + 0.3) / 3)  # the mean over folds differs
+    assert gru["test video acc std"] == pytest.approx(0.305505, abs=1e-6)  # sample std over the 3 folds
+    assert gru["val acc mean"] == pytest.approx(0.7)
+    assert summary.loc["OwnGRU", "problem"] == "fold 2 missing"
+    assert summary.loc["OwnGRU", ["pooled test video acc", "test video acc mean"]].isna().all()  # not averaged
+    assert summary.loc["LSTMCell", "problem"].startswith("1 video(s) tested in more than one fold (e.g. person09_")
+    assert list(summary.index) == ["GRUCell", "LSTMCell", "OwnGRU"]  # complete sets first
+
+    summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
+    out = capsys.readouterr().out
+    assert "K-fold set not averaged, OwnGRU seed 0 (3 folds): fold 2 missing" in out
+    assert list(summary.index) == ["GRUCell"] and summary.loc["GRUCell", "seeds"] == 2  # the course's runs alone
+    assert len((tmp_path / "results" / "results.csv").read_text().splitlines()) == 3
+    assert "fold" not in (tmp_path / "results" / "results.md").read_text()
+    assert len((tmp_path / "results" / "kfold.csv").read_text().splitlines()) == 1 + 7
+    text = (tmp_path / "results" / "kfold.md").read_text()
+    assert text.startswith("K-fold cross-validation on the synthetic twin (preset tiny)")
+    row = next(line for line in text.splitlines() if line.startswith("| GRUCell"))
+    assert [cell.strip() for cell in row.split("|")[1:-1]] == ["GRUCell", "0", "3", "40", "55.0", "56.7 ± 30.6",
+                                                              "46.7 ± 30.6", "70.0 ± 10.0"]
+    assert "every video is tested exactly once" in text
+    assert ("Not averaged: OwnGRU seed 0, 3 folds (OwnGRU_fold1, OwnGRU_fold3): fold 2 missing." in text
+            and "Not averaged: LSTMCell seed 0, 2 folds" in text)
+
+
+def test_kfold_runs_alone_make_only_the_kfold_tables(tmp_path, capsys):
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell"])
+    write_fold_result(models, "GRUCell_fold1", 1, 2, videos(0, 4), 4)
+    write_fold_result(models, "GRUCell_fold1_seed1", 1, 2, videos(0, 4), 3, seed=1)
+    write_fold_result(models, "GRUCell_fold2_seed1", 2, 2, videos(4, 4), 2, seed=1)
+    assert compare(models, tmp_path / "results", tmp_path / "imgs", configs) is None
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["kfold.csv", "kfold.md"]
+    text = (tmp_path / "results" / "kfold.md").read_text()
+    assert "| GRUCell      | 1      | 2" in text and "62.5" in text  # seed 1: (3 + 2) / 8
+    assert "Not averaged: GRUCell seed 0, 2 folds (GRUCell_fold1): fold 2 missing." in text
+    assert "no results yet" not in capsys.readouterr().out
+
+
+def test_compare_refuses_a_bad_suite_yaml_in_one_line(tmp_path, capsys):
+    configs = write_plan(tmp_path / "configs", ["GRUCell"])
+    (configs / "suite.yaml").write_text("experiments:\n  GRUCell: main\ncomparisons:\n  - [GRUCell, Ghost]\n")
+    make_comparison_runs(tmp_path / "models")
+    with pytest.raises(SystemExit) as exit:
+        main(["--models-dir", str(tmp_path / "models"), "--configs", str(configs), "--out", str(tmp_path / "out")])
+    assert exit.value.code == 2 and not (tmp_path / "out").exists()
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "suite.yaml: comparisons[0]" in errors[0]
+    assert "'Ghost' is not in experiments" in errors[0]

@@ -1,5 +1,5 @@
-"""src/suite.py: shards of the planned runs and the locks that keep a run from starting twice; a saved result
-is reused only when made on the same data with the same config."""
+"""src/suite.py: the plan of configs/suite.yaml, K-fold runs, shards of the planned runs and the locks that keep a
+run from starting twice; a saved result is reused only when made on the same data with the same config."""
 import json
 import os
 import socket
@@ -11,7 +11,8 @@ import pytest
 
 import src.suite
 from src.compare import compare
-from src.suite import parse_shard, planned_runs, shard
+from src.config import ConfigError, experiment_configs, load_plan
+from src.suite import PlannedRun, parse_shard, planned_runs, shard
 from src.training.runlock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.m
 
 
 def test_shards_are_disjoint_and_cover_every_run():
-    runs = planned_runs(["GRUCell", "LSTMCell", "OwnGRU", "R2Plus1D"], seeds=3)
+    runs = planned_runs(dict.fromkeys(["GRUCell", "LSTMCell", "OwnGRU", "R2Plus1D"], "main"), seeds=3)
     for n in (1, 2, 3, 5, 20):
         slices = [shard(runs, k, n) for k in range(1, n + 1)]
         assert sorted(run for part in slices for run in part) == sorted(runs)
@@ -54,7 +55,7 @@ def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tm
     outputs = [process.communicate(timeout=600)[0] for process in shards]
     assert [process.returncode for process in shards] == [0, 0], outputs
 
-    planned = [run for _, run, _ in planned_runs(["GRUCell", "OwnGRU"], seeds=1)]
+    planned = [planned.run for planned in planned_runs({"GRUCell": "main", "OwnGRU": "main"}, seeds=1)]
     assert "shard 1/2: 1 run(s): GRUCell\n" in outputs[0] and "shard 2/2: 1 run(s): OwnGRU\n" in outputs[1]
     for run in planned:
         assert (models / run / "results.json").is_file(), run
@@ -119,9 +120,128 @@ def test_the_suite_sends_tables_figures_and_events_under_the_folders_given(tmp_p
 
 
 def test_main_experiments_get_their_seeds_and_variants_theirs():
-    runs = planned_runs(["GRUCell", "GRUCell_NoScheduler", "R2Plus1D"], seeds=5, variant_seeds=3)
-    seeds_of = {name: sorted(seed for n, _, seed in runs if n == name) for name in ("GRUCell", "GRUCell_NoScheduler",
-                                                                                  "R2Plus1D")}
+    runs = planned_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant", "R2Plus1D": "main"}, seeds=5,
+                        variant_seeds=3)
+    seeds_of = {name: sorted(run.seed for run in runs if run.experiment == name)
+                for name in ("GRUCell", "GRUCell_NoScheduler", "R2Plus1D")}
     assert seeds_of == {"GRUCell": [0, 1, 2, 3, 4], "GRUCell_NoScheduler": [0, 1, 2], "R2Plus1D": [0, 1, 2, 3, 4]}
-    assert [run for _, run, _ in runs[:3]] == ["GRUCell", "GRUCell_NoScheduler", "R2Plus1D"]  # every one first
-    assert ("GRUCell", "GRUCell_seed4", 4) in runs and len(runs) == len(set(runs)) == 13
+    assert [run.run for run in runs[:3]] == ["GRUCell", "GRUCell_NoScheduler", "R2Plus1D"]  # every one first
+    assert ("GRUCell", "GRUCell_seed4", 4, None) in runs and len(runs) == len(set(runs)) == 13
+
+
+def test_the_repository_plan_lists_every_config_once_with_its_role():
+    plan = load_plan()
+    assert list(plan.experiments) == sorted(path.stem for path in experiment_configs())  # the suite's order
+    assert plan.main == ["GRUCell", "LSTMCell", "OwnConvLSTM", "OwnGRU", "OwnLSTM", "R2Plus1D"]
+    assert set(plan.groups["recurrent"]) == set(plan.experiments) - {"R2Plus1D"} and plan.groups["r2plus1d"] == [
+        "R2Plus1D"]
+    assert ("R2Plus1D", "best recurrent") in plan.comparisons and ("OwnLSTM", "LSTMCell") in plan.comparisons
+    assert plan.candidates("best recurrent") == ["LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM"]
+    assert plan.candidates("GRUCell") is None
+
+
+def fake_runs(monkeypatch):
+    """src.suite.main without training: the runs it starts, as (run, seed, overrides), and compare's arguments."""
+    calls = {"runs": []}
+    monkeypatch.setattr(src.suite, "run_experiment", lambda name, run, seed, overrides, **_: calls["runs"].append(
+        (run, seed, overrides)) or {"video_accuracy": 0.5})
+    monkeypatch.setattr(src.suite, "compare", lambda **kwargs: calls.update(compare=kwargs))
+    return calls
+
+
+def test_the_suite_runs_the_plan_in_its_order_with_its_roles(tmp_path, monkeypatch, capsys):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("Zeta", "Alpha", "Alpha_Variant", "Unplanned"):
+        (configs / f"{name}.yaml").write_text(f"base: {REPO / 'configs' / 'base.yaml'}\n")
+    (configs / "suite.yaml").write_text("experiments:\n  Zeta: main\n  Alpha_Variant: variant\n  Alpha: main\n")
+    calls = fake_runs(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    src.suite.main(["--configs", str(configs), "--seeds", "2", "--variant-seeds", "1", "--models-dir", "trial"])
+    assert [(run, seed) for run, seed, _ in calls["runs"]] == [
+        ("Zeta", 0), ("Alpha_Variant", 0), ("Alpha", 0), ("Zeta_seed1", 1), ("Alpha_seed1", 1)]
+    assert f"not in {configs / 'suite.yaml'}, so not run: Unplanned" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:  # --only names an experiment of the plan
+        src.suite.main(["--configs", str(configs), "--only", "Unplanned", "--models-dir", "trial"])
+    assert exit.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "--only Unplanned: not in" in errors[0] and "suite.yaml" in errors[0]
+
+
+def test_folds_plan_every_run_once_per_fold_with_its_overrides():
+    runs = planned_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant"}, seeds=2, variant_seeds=1, folds=3)
+    assert runs == [PlannedRun("GRUCell", "GRUCell_fold1", 0, 1), PlannedRun("GRUCell_NoScheduler",
+                                                                              "GRUCell_NoScheduler_fold1", 0, 1),
+                    PlannedRun("GRUCell", "GRUCell_fold2", 0, 2), PlannedRun("GRUCell_NoScheduler",
+                                                                              "GRUCell_NoScheduler_fold2", 0, 2),
+                    PlannedRun("GRUCell", "GRUCell_fold3", 0, 3), PlannedRun("GRUCell_NoScheduler",
+                                                                              "GRUCell_NoScheduler_fold3", 0, 3),
+                    PlannedRun("GRUCell", "GRUCell_fold1_seed1", 1, 1), PlannedRun("GRUCell", "GRUCell_fold2_seed1",
+                                                                                    1, 2),
+                    PlannedRun("GRUCell", "GRUCell_fold3_seed1", 1, 3)]
+    assert planned_runs({"GRUCell": "main"}, seeds=1, folds=None) == [PlannedRun("GRUCell", "GRUCell", 0, None)]
+
+
+def test_the_suite_with_folds_runs_each_fold_with_kfold_overrides(tmp_path, monkeypatch, capsys):
+    calls = fake_runs(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "OwnGRU", "--seeds", "1", "--folds", "4",
+                    "--models-dir", "trial", "--set", "train.epochs=1"])
+    assert [run for run, _, _ in calls["runs"]] == [f"{name}_fold{k}" for k in range(1, 5) for name in ("GRUCell",
+                                                                                                      "OwnGRU")]
+    for run, seed, overrides in calls["runs"]:
+        fold = int(run[-1])
+        assert seed == 0 and overrides == ["log.models_dir=trial", "log.tboard_dir=trial/tboard_logs",
+                                           "train.epochs=1", "data.split=kfold", "data.folds=4", f"data.fold={fold}"]
+    assert "[8/8] OwnGRU_fold4 (seed 0, fold 4 of 4)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit:  # --folds sets the fold keys: an override of them is refused
+        src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--folds", "4", "--models-dir",
+                        "trial", "--set", "data.fold=2"])
+    assert exit.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "--set data.fold=2: --folds 4 sets data.split, data.folds, data.fold" in errors[0]
+    assert len(calls["runs"]) == 8  # nothing more ran
+
+
+BAD_PLANS = {  # suite.yaml -> what its one error line names
+    None: ["suite.yaml: not found"],
+    "experiments: [GRUCell:": ["suite.yaml", "not valid YAML"],
+    "experiment:\n  GRUCell: main\n": ["unknown key 'experiment'", "experiments, groups, comparisons"],
+    "experiments: []\n": ["experiments: expected a mapping"],
+    "experiments:\n  Ghost: main\n": ["experiments.Ghost: no", "Ghost.yaml", "write that config"],
+    "experiments:\n  GRUCell: primary\n": ["experiments.GRUCell: 'primary'", "main", "variant"],
+    "experiments:\n  GRUCell_seed1: main\n": ["'GRUCell_seed1' cannot name an experiment"],
+    "experiments:\n  GRUCell: main\ngroups:\n  rnn: [GRUCell, Ghost]\n": ["groups.rnn: 'Ghost' is not in experiments",
+                                                                         "(have: GRUCell)"],
+    "experiments:\n  GRUCell: main\ngroups:\n  rnn: [[GRUCell]]\n": ["groups.rnn: expected a list of experiments"],
+    "experiments:\n  GRUCell: main\ncomparisons:\n  - [GRUCell, Ghost]\n": [
+        "comparisons[0] ['GRUCell', 'Ghost']: 'Ghost' is not in experiments (have: GRUCell)"],
+    "experiments:\n  GRUCell: main\ncomparisons:\n  - [Ghost, GRUCell]\n": ["comparisons[0]", "'Ghost' is not in"],
+    "experiments:\n  GRUCell: main\ncomparisons:\n  - [GRUCell]\n": ["comparisons[0]", "expected [A, B]"],
+    "experiments:\n  GRUCell: main\ncomparisons:\n  - [GRUCell, best rnn]\n": ["'best rnn' names no group"],
+    "experiments:\n  GRUCell: variant\n  OwnGRU: main\ngroups:\n  rnn: [GRUCell]\ncomparisons:\n"
+    "  - [OwnGRU, best rnn]\n": ["group rnn has no main experiment"],
+    "experiments:\n  GRUCell: main\ncomparisons:\n  - [GRUCell, GRUCell]\n": ["compares GRUCell with itself"],
+}
+
+
+@pytest.mark.parametrize("text, names", BAD_PLANS.items(), ids=[str(text)[:40] for text in BAD_PLANS])
+def test_a_bad_suite_yaml_gets_one_line(tmp_path, monkeypatch, capsys, text, names):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    for name in ("GRUCell", "OwnGRU", "GRUCell_seed1"):
+        (configs / f"{name}.yaml").write_text(f"base: {REPO / 'configs' / 'base.yaml'}\n")
+    if text is not None:
+        (configs / "suite.yaml").write_text(text)
+    with pytest.raises(ConfigError) as error:
+        load_plan(configs)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(str(configs / "suite.yaml"))
+    assert all(name in message for name in names), message
+    calls = fake_runs(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:  # the suite says the same in one line, before any run
+        src.suite.main(["--configs", str(configs), "--models-dir", "trial"])
+    assert exit.value.code == 2 and calls["runs"] == [] and sorted(p.name for p in tmp_path.iterdir()) == ["configs"]
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and message in errors[0]
