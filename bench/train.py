@@ -5,6 +5,7 @@
     python bench/train.py --config configs/OwnLSTM.yaml --profile   # + time shares per part of the model
     python bench/train.py --course-baseline                # + the course-style PNG-per-frame pipeline
     python bench/train.py --legacy none --set train.channels_last=false
+    python bench/train.py --recipe old= --recipe new=data.train_clips_per_video=8 [--seed 0]   # time to accuracy
 
 Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
 functions (src.training.trainer: make_datasets, make_batches, prepare_model, train_one_epoch;
@@ -24,16 +25,27 @@ Side by side, on the same model and data:
   prepared tree in ``__getitem__`` and augments per clip (the way the course code does),
   through a DataLoader (batch size and workers from the config).
 
-On a shared machine, run it alone (the README's numbers: ``flock -x /tmp/cpu.lock``).
+**Time to accuracy** (``--recipe NAME=OVERRIDES``, twice or more): each recipe, the config plus
+``--set`` plus its own overrides (space-separated ``KEY=VALUE``, quoted as in a shell; empty: the config
+as it is), trains a whole run with the trainer itself (:func:`src.training.trainer.train`, checkpoints
+in a temporary folder) with seed ``--seed``. Per recipe: the wall time and epochs to first reach each
+``--targets`` validation clip accuracy (default 85, 90, 95 %), and to the run's own plateau (the first
+epoch within 0.5 points of its final, and of its best, validation accuracy); then each recipe against
+the first (the ratio of those times). Wall time is the trainer's epoch times summed (training,
+BatchNorm recomputation, validation; not the checkpoint writes and the setup).
+
+Every timing is printed with the CPU (model, logical CPUs, native bf16), the threads, torch and the
+precision. On a shared machine, run it alone (the README's numbers: ``flock -x /tmp/cpu.lock``).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,7 +60,7 @@ from src.config import load_config  # noqa: E402
 from src.data.augment import get_train_transforms  # noqa: E402
 from src.data.prepared import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
-from src.training.engine import clip_logits, select_device  # noqa: E402
+from src.training.engine import clip_logits, cpu_description, select_device, training_precision  # noqa: E402
 from src.training.trainer import (  # noqa: E402
     make_batches,
     make_datasets,
@@ -57,6 +69,7 @@ from src.training.trainer import (  # noqa: E402
     prepare_model,
     recompute_batchnorm_statistics,
     seed_everything,
+    train,
     train_one_epoch,
 )
 
@@ -169,15 +182,18 @@ def time_epochs(config: dict, model, train_source, val_source, device, epochs: i
     DataLoaders) with the trainer's functions; per epoch: epoch_s, train_s, wait_s and the clip counts."""
     optimizer = make_optimizer(model, config["train"])
     scheduler = make_scheduler(optimizer, config["train"], len(train_source))
-    scaler = torch.amp.GradScaler(device.type, enabled=False)
+    precision = training_precision(config["train"]["amp"], device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
+    bn_batches = config["train"]["precise_bn_batches"]
     rows = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        metrics = train_one_epoch(model, train_source, optimizer, scheduler, scaler, device, config, epoch)
-        if config["train"].get("precise_bn_batches"):  # the trainer's BatchNorm statistics before validation
-            recompute_batchnorm_statistics(model, train_source, config["train"]["precise_bn_batches"])
+        metrics = train_one_epoch(model, train_source, optimizer, scheduler, scaler, device, config, epoch,
+                                  precision=precision, keep_last=bn_batches)
+        if bn_batches:  # the trainer's BatchNorm statistics before validation
+            recompute_batchnorm_statistics(model, metrics["last_clips"], bn_batches, precision)
         train_s = time.perf_counter() - start
-        _, _, val_wait = clip_logits(model, val_source, device)
+        _, _, val_wait = clip_logits(model, val_source, device, precision)
         rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s,
                      "wait_s": metrics["data_wait_s"] + val_wait, "train_clips": train_clips, "val_clips": val_clips})
     return rows
@@ -262,6 +278,92 @@ def summary(rows: list[dict]) -> dict:
             "spread": (min(row["epoch_s"] for row in rows), max(row["epoch_s"] for row in rows))}
 
 
+def parse_recipe(text: str) -> tuple[str, list[str]]:
+    """``'new=data.train_clips_per_video=8 train.epochs=20'`` -> ``('new', [overrides])``."""
+    name, sep, overrides = text.partition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--recipe {text!r}: expected NAME=OVERRIDES, like new=data.train_clips_per_video=8 "
+                         f"(OVERRIDES may be empty: old=)")
+    try:
+        return name.strip(), shlex.split(overrides)
+    except ValueError as e:
+        raise ValueError(f"--recipe {text!r}: {e} (quote the overrides as in a shell)") from None
+
+
+def first_reaching(history: list[dict], level: float) -> tuple[int, float] | None:
+    """``(epoch, wall seconds up to its end)`` of the first epoch whose validation clip accuracy is
+    at least ``level`` (a fraction), or None. Wall seconds: the epochs' ``epoch_time_s`` summed."""
+    elapsed = 0.0
+    for row in history:
+        elapsed += row["epoch_time_s"]
+        if row["val_accuracy"] >= level - 1e-12:
+            return row["epoch"], elapsed
+    return None
+
+
+def time_to_accuracy(history: list[dict], targets: list[float]) -> dict:
+    """A run's time to each target (percent), to its plateau (the first epoch within 0.5 points of
+    its final, and of its best, validation accuracy) and its totals, from its per-epoch history."""
+    final, best = history[-1]["val_accuracy"], max(row["val_accuracy"] for row in history)
+    return {"targets": {target: first_reaching(history, target / 100) for target in targets},
+            "plateau (final)": first_reaching(history, final - 0.005),
+            "plateau (best)": first_reaching(history, best - 0.005),
+            "final": final, "best": best, "epochs": len(history),
+            "total_s": sum(row["epoch_time_s"] for row in history)}
+
+
+def recipe_configs(config_path: str, base: list[str], recipes: list[tuple[str, list[str]]],
+                   seed: int | None) -> list[dict]:
+    """Every recipe's config (``config_path`` + ``base`` + its overrides + the seed), all checked
+    before anything trains; ConfigError names the recipe's override."""
+    extra = [f"train.seed={seed}"] if seed is not None else []
+    return [load_config(config_path, [*base, *overrides, *extra], name=f"{Path(config_path).stem}_{name}")
+            for name, overrides in recipes]
+
+
+def run_recipes(recipes: list[tuple[str, list[str]]], configs: list[dict], config_path: str, data_root: Path,
+                targets: list[float]) -> None:
+    """Train every recipe (the trainer itself, into a temporary folder) and print its time to accuracy,
+    and every recipe's times against the first recipe's."""
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as out:
+        for (name, overrides), config in zip(recipes, configs):
+            config["log"].update(models_dir=f"{out}/models", tboard_dir=f"{out}/tboard")
+            train(config, data_root=data_root)
+            history = torch.load(Path(out) / "models" / config["experiment"] / "last.pth")["metrics"]["history"]
+            precision = training_precision(config["train"]["amp"], select_device(config["train"]["device"]))
+            results[name] = {**time_to_accuracy(history, targets), "overrides": overrides, "precision": precision,
+                             "seed": config["train"]["seed"]}
+
+    def cell(reached):
+        return "-" if reached is None else f"{reached[1]:.1f} s (ep {reached[0]})"
+
+    keys = [*(f"{t:g} %" for t in targets), "plateau (final)", "plateau (best)"]
+    print(f"\ntime to validation clip accuracy: {config_path} on {data_root}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {cpu_description()}")
+    print(f"{'recipe':<10}{'precision':>10}{'seed':>6}{'epochs':>7}{'s/epoch':>9}{'best %':>8}{'final %':>9}"
+          + "".join(f"{key:>18}" for key in keys) + "  overrides")
+    for name, r in results.items():
+        reached = [*(r["targets"][t] for t in targets), r["plateau (final)"], r["plateau (best)"]]
+        print(f"{name:<10}{r['precision']:>10}{r['seed']:>6}{r['epochs']:>7}{r['total_s'] / r['epochs']:>9.2f}"
+              f"{100 * r['best']:>8.1f}{100 * r['final']:>9.1f}" + "".join(f"{cell(x):>18}" for x in reached)
+              + f"  {' '.join(r['overrides']) or '(the config)'}")
+    print("wall time: the trainer's epoch times summed (training, BatchNorm recomputation, validation); "
+          "plateau: the first epoch within 0.5 points of the run's final (best) validation accuracy")
+    (reference, old), *others = results.items()
+    for name, r in others:
+        ratios = []
+        for key, new_reached, old_reached in zip(
+                keys, [*(r["targets"][t] for t in targets), r["plateau (final)"], r["plateau (best)"]],
+                [*(old["targets"][t] for t in targets), old["plateau (final)"], old["plateau (best)"]]):
+            ratio = f"{new_reached[1] / old_reached[1]:.2f}x" if new_reached and old_reached else "-"
+            ratios.append(f"{key} {ratio}")
+        plateau = r["plateau (final)"]
+        print(f"{name}/{reference} wall time: " + ", ".join(ratios)
+              + f"; {name}'s plateau (final) / {reference}'s whole run: "
+              + (f"{plateau[1]:.1f} / {old['total_s']:.1f} s = {plateau[1] / old['total_s']:.2f}x" if plateau else "-"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python bench/train.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="configs/GRUCell.yaml", help="experiment YAML")
@@ -274,22 +376,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--course-baseline", action="store_true", help="also time the PNG-per-frame pipeline")
     parser.add_argument("--legacy", default=str(LEGACY_DEFAULT) if LEGACY_DEFAULT.is_dir() else "none",
                         help="another checkout to compare with (default: the 0efa426 worktree), or 'none'")
+    parser.add_argument("--recipe", action="append", default=[], metavar="NAME=OVERRIDES",
+                        help="time to accuracy of this recipe (twice or more; the first is the reference), e.g. "
+                             "old= new='data.train_clips_per_video=8'")
+    parser.add_argument("--seed", type=int, default=None, help="train.seed of every recipe (default: the config's)")
+    parser.add_argument("--targets", type=float, nargs="+", default=[85.0, 90.0, 95.0], metavar="PERCENT",
+                        help="validation clip accuracies to time (default: 85 90 95)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
         config = load_config(args.config, args.set)
+        recipes = [parse_recipe(text) for text in args.recipe]
+        if len(recipes) == 1 or len({name for name, _ in recipes}) < len(recipes):
+            raise ValueError(f"--recipe: give two or more recipes with distinct names, got {args.recipe}")
+        data_root, synthetic = resolve_data_root(args.data or config["data"]["root"],
+                                                 preset=config["data"]["synthetic_preset"])
+        data_root = Path(data_root).resolve()
+        configs = recipe_configs(args.config, args.set, recipes, args.seed)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
-    data_root, synthetic = resolve_data_root(args.data or config["data"]["root"],
-                                             preset=config["data"]["synthetic_preset"])
-    data_root = Path(data_root).resolve()
+    if recipes:
+        return run_recipes(recipes, configs, args.config, data_root, args.targets)
     if args.profile and (config["train"]["compile"] or config["model"]["arch"] != "rnn"):
         print("note: --profile needs an uncompiled encoder -> RNN -> head model; profiling skipped", file=sys.stderr)
         args.profile = False
 
     print(f"{config['experiment']} on {data_root}{' (synthetic twin)' if synthetic else ''}; "
-          f"torch {torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
-          f"{args.epochs} timed epoch(s) each, float32")
+          f"torch {torch.__version__}, {args.threads} threads, {cpu_description()}, "
+          f"{args.epochs} timed epoch(s) each, "
+          f"{training_precision(config['train']['amp'], select_device(config['train']['device']))}")
     results = {}
     rows, shares = run_epochs(config, data_root, args.epochs, args.profile)
     results["now"] = summary(rows)

@@ -114,6 +114,10 @@ def _type_name(value: Any) -> str:
 
 def _check_value(value: Any, expected: Any, key: str, source: str) -> Any:
     """The value, converted where the schema allows (int -> float); else ConfigError."""
+    if key == "train.amp":  # a string or a bool: auto | true | false
+        if isinstance(value, bool) or value == "auto":
+            return value
+        raise ConfigError(f"{source}: '{key}' must be auto, true or false, got {_type_name(value)} {value!r}")
     if isinstance(expected, bool) or isinstance(value, bool):
         ok = isinstance(value, bool) and isinstance(expected, bool)
     elif isinstance(expected, float) and isinstance(value, int):

@@ -115,7 +115,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         epoch_time_s (mean wall time of a training epoch, validation included, over
         all epochs of the run), epochs, data_wait_share, time_to_best_s (training time up
         to the best epoch), test_loss, latency_ms, throughput_clips_per_s, torch_threads,
-        amp (mixed precision used in the test pass), provenance (test and training data
+        amp (mixed precision used in the test pass), precision (of the test pass: float32, bfloat16
+        or float16, the training's where the device allows), provenance (test and training data
         with fingerprints, persons of each split as loaded, code versions: see
         src/training/provenance.py), history (every epoch's row, from last.pth), predictions (one
         row per test clip: video_id, start frame, label, predicted, probabilities).
@@ -146,8 +147,11 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if trained and trained["data"]["fingerprint"] != test_data["fingerprint"]:
         print(f"warning: {checkpoint_path} was trained on {trained['data']['root']}, tested now on {data_root} "
               f"(other frames); results.json records both", file=sys.stderr)
-    # the same precision as validation during training: AMP only when training used it, and only on CUDA
-    use_amp = bool(trained.get("amp")) and device.type == "cuda"
+    # the same precision as validation during training (checkpoints before "precision": float16 where "amp");
+    # float16 only on CUDA, float32 elsewhere
+    precision = trained.get("precision") or ("float16" if trained.get("amp") else "float32")
+    if (precision == "float16" and device.type != "cuda") or device.type not in ("cuda", "cpu"):
+        precision = "float32"
 
     test_set = KTHActionDataset(
         data_root, split="test", clips_per_video=data["eval_clips_per_video"],
@@ -155,7 +159,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
     loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
                         num_workers=data["num_workers"], pin_memory=device.type == "cuda")
-    logits, labels, _ = clip_logits(model, loader, device, use_amp=use_amp, desc="test")
+    logits, labels, _ = clip_logits(model, loader, device, precision, desc="test")
     metrics = classification_metrics(logits, labels, clip_video_index(test_set))
     speed = measure_speed(model, tuple(test_set[0][0].shape), device, repeats=config["eval"]["latency_repeats"])
 
@@ -186,11 +190,13 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         "data_wait_share": training["data_wait_share"],
         "time_to_best_s": training["time_to_best_s"],
         **speed,
-        "amp": use_amp,
+        "amp": precision != "float32",
+        "precision": precision,
         "provenance": {"data": test_data, "train_data": trained.get("data"),
                        "persons": {**trained.get("persons", {}), "test": persons_of(test_set)},
                        "code_version": code_version(), "train_code_version": trained.get("code_version"),
-                       "train_amp": trained.get("amp"), "train_device": trained.get("device")},
+                       "train_amp": trained.get("amp"), "train_precision": trained.get("precision"),
+                       "train_device": trained.get("device")},
         "config": config,
         "history": history,
         "predictions": clip_predictions(test_set, logits, labels),

@@ -155,6 +155,17 @@ def test_batch_flip_and_rotation_reproduce_torchvision_v2():
         torch.testing.assert_close(result, expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("size", [1, 16, 64])
+def test_batch_sampling_grid_is_affine_grids(size):
+    augment = ClipBatchAugmentation()
+    params = augment.draw(64, torch.Generator().manual_seed(5))
+    theta = augment.affine(params["flip"], params["angle"])
+    expected = torch.nn.functional.affine_grid(theta, [64, 3, size, size], align_corners=False)
+    grid = ClipBatchAugmentation.sampling_grid(theta, size)
+    assert grid.shape == expected.shape == (64, size, size, 2)
+    torch.testing.assert_close(grid, expected, atol=1e-6, rtol=0)
+
+
 def test_batch_frames_of_a_clip_share_one_transform():
     clips = asymmetric_clip(num_frames=6).float().div(255).expand(16, -1, -1, -1, -1)  # (16, 6, 1, 32, 32)
     out = ClipBatchAugmentation()(clips, torch.Generator().manual_seed(3))

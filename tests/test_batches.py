@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from torchvision.transforms import v2
 
 from src.data.augment import ClipBatchAugmentation, get_test_transforms, get_train_transforms
 from src.data.batches import ClipBatches
@@ -130,6 +131,22 @@ def test_augmented_batches(prepared):
     assert labels.dtype == torch.int64 and 0.0 <= clips.min() and clips.max() <= 1.0
     again = next(iter(batches))[0]
     assert torch.equal(clips, again)  # the same epoch's draws
+
+
+def test_reversal_in_the_gather_gives_the_batch_of_augmenting_the_gathered_clips(prepared):
+    """make_batch reverses a clip by the order of the frames it gathers (uint8 indices), not by a reversed
+    float copy: the batch is bit for bit the augmentation's own, on the clips gathered in order, with the
+    same draws from the epoch's generator."""
+    augmentation = ClipBatchAugmentation(reverse_p=0.5)
+    batches = ClipBatches(train_set(prepared), batch_size=16, augmentation=augmentation, seed=2)
+    batches.set_epoch(1)
+    clips, _ = next(iter(batches))
+    generator, items = batches.generator(), next(iter(batches.batch_sampler))
+    index = batches.frame_indices(torch.tensor(items), generator)
+    in_order = v2.functional.to_dtype(batches.frames[index], torch.float32, scale=True)  # (B, T, C, H, W)
+    params = augmentation.draw(len(items), generator)
+    assert params["reverse"].any() and not params["reverse"].all()
+    assert torch.equal(clips, augmentation.apply(in_order, params))
 
 
 def test_prefetching_gives_the_same_batches(prepared):

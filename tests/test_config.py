@@ -96,6 +96,7 @@ def test_unknown_key_names_key_and_file(tmp_path, text, key, hint):
     ("train:\n  epochs: five\n", "train.epochs"),
     ("train:\n  epochs: 2.5\n", "train.epochs"),
     ("train:\n  amp: 1\n", "train.amp"),
+    ("train:\n  amp: fast\n", "train.amp"),
     ("train:\n  batch_size: true\n", "train.batch_size"),
     ("data:\n  val_persons: 15\n", "data.val_persons"),
     ("data:\n  val_persons: [15, x]\n", "data.val_persons[1]"),
@@ -250,9 +251,19 @@ def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     ["train.device=cpu", "train.seed=4294967295", "data.synthetic_preset=tiny"],
     ["augment.flip_p=0", "augment.rotation=0", "augment.reverse_p=0"],   # no augmentation
     ["augment.flip_p=1", "augment.rotation=180", "augment.reverse_p=1"],
+    ["train.amp=auto"], ["train.amp=true"], ["train.amp=false"],
 ])
 def test_edge_values_that_work_are_accepted(experiment, overrides):
     load_config(experiment, overrides)
+
+
+def test_train_amp_is_auto_true_or_false(experiment):
+    assert load_config(experiment)["train"]["amp"] == "auto"  # the default: bfloat16 only where the CPU has it
+    assert load_config(experiment, ["train.amp=true"])["train"]["amp"] is True
+    with pytest.raises(ConfigError) as info:
+        load_config(experiment, ["train.amp=bf16"])
+    assert str(info.value) == (f"{experiment} --set train.amp=bf16: 'train.amp' must be auto, true or false, "
+                               f"got string 'bf16'")
 
 
 def test_bad_value_in_a_file_names_the_file_that_set_it(tmp_path):

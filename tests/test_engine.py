@@ -2,7 +2,15 @@
 import pytest
 import torch
 
-from src.training.engine import available_devices, classification_metrics, select_device
+import src.training.engine
+from src.training.engine import (
+    autocast,
+    available_devices,
+    classification_metrics,
+    cpu_info,
+    select_device,
+    training_precision,
+)
 
 
 def test_classification_metrics_average_clip_logits_per_video():
@@ -81,3 +89,43 @@ def test_select_device_with_mps(no_accelerator, monkeypatch):
     assert select_device("auto") == select_device("mps") == torch.device("mps")
     with pytest.raises(ValueError, match=r"\(auto, cpu, mps\), got 'cuda'"):
         select_device("cuda")
+
+
+# ---------------------------------------------------------------- precision (train.amp)
+
+def test_native_bf16_comes_from_the_cpu_flags(tmp_path, monkeypatch):
+    def fake_cpuinfo(flags):
+        path = tmp_path / f"cpuinfo_{len(flags)}"
+        path.write_text("".join(f"processor\t: {i}\nmodel name\t: Some CPU\nflags\t\t: {' '.join(flags)}\n\n"
+                                for i in range(2)))
+        return path
+
+    for flags, native in [(["fpu", "avx2"], False), (["avx2", "avx512f", "avx512_bf16"], True),
+                          (["avx2", "amx_bf16", "amx_tile", "x"], True)]:
+        path = fake_cpuinfo(flags)
+        model, found = cpu_info(path)
+        assert model == "Some CPU" and found == set(flags)
+        monkeypatch.setattr(src.training.engine, "cpu_info", lambda: cpu_info(path))
+        assert src.training.engine.native_bf16() is native
+    assert cpu_info(tmp_path / "no such file")[1] == frozenset()  # not Linux: no flags, so no native bf16
+
+
+@pytest.mark.parametrize("amp, device, native, expected", [
+    ("auto", "cpu", False, "float32"), ("auto", "cpu", True, "bfloat16"),
+    (True, "cpu", False, "bfloat16"), (False, "cpu", True, "float32"),
+    ("auto", "cuda", False, "float16"), (True, "cuda", True, "float16"), (False, "cuda", False, "float32"),
+    ("auto", "mps", True, "float32"), (True, "mps", True, "float32"),
+])
+def test_training_precision_follows_train_amp_and_the_device(monkeypatch, amp, device, native, expected):
+    monkeypatch.setattr(src.training.engine, "native_bf16", lambda: native)
+    assert training_precision(amp, torch.device(device)) == expected
+
+
+def test_autocast_runs_in_the_precision_named():
+    cpu, layer, x = torch.device("cpu"), torch.nn.Linear(4, 2), torch.rand(3, 4)
+    with autocast(cpu, "bfloat16"):
+        assert layer(x).dtype == torch.bfloat16
+    with autocast(cpu, "float32"):
+        assert layer(x).dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError, match="float32, bfloat16, float16, got 'half'"):
+        autocast(cpu, "half")

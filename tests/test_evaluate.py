@@ -14,12 +14,12 @@ from src.training.trainer import train
 
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=3", "train.batch_size=8", "train.epochs=2",
-        "eval.latency_repeats=3"]
+        "eval.latency_repeats=3", "train.amp=false"]  # float32 on any CPU
 RESULT_KEYS = {"experiment", "seed", "checkpoint", "config", "data_root", "synthetic", "device", "torch_threads",
                "best_epoch", "val_accuracy", "val_video_accuracy", "num_test_clips", "num_test_videos",
                "clip_accuracy", "video_accuracy", "per_class_accuracy", "confusion_matrix", "test_loss",
                "num_params", "epoch_time_s", "epochs", "data_wait_share", "time_to_best_s", "latency_ms",
-               "throughput_clips_per_s", "amp", "provenance", "history", "predictions"}
+               "throughput_clips_per_s", "amp", "precision", "provenance", "history", "predictions"}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,7 @@ def test_results_carry_the_history_of_every_epoch_and_every_clip_prediction(trai
     assert results["history"] == last["metrics"]["history"] and results["epochs"] == len(results["history"]) == 2
     assert results["epoch_time_s"] == pytest.approx(sum(r["epoch_time_s"] for r in results["history"]) / 2)
     assert results["amp"] is False and results["provenance"]["train_amp"] is False
+    assert results["precision"] == results["provenance"]["train_precision"] == "float32"
     data = results["provenance"]["data"]
     assert data == results["provenance"]["train_data"] and data["synthetic"] and data["preset"] == "tiny"
     predictions = results["predictions"]

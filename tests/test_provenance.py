@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from src.config import load_config
+from src.training.engine import select_device, training_precision
 from src.training.provenance import (
     code_version,
     config_differences,
@@ -57,7 +58,9 @@ def test_code_version_is_a_commit_or_unknown():
 def test_results_are_reused_only_on_the_same_data_and_config(tiny_prepared, tiny_unmarked):
     config = load_config("configs/GRUCell.yaml")
     synthetic, real = describe_data(tiny_prepared), describe_data(tiny_unmarked)
-    results = {"config": config, "provenance": {"data": synthetic, "train_data": synthetic}}
+    precision = training_precision(config["train"]["amp"], select_device(config["train"]["device"]))
+    results = {"config": config, "provenance": {"data": synthetic, "train_data": synthetic,
+                                                "train_precision": precision}}
     assert results_mismatch(results, load_config("configs/GRUCell.yaml", ["log.models_dir=elsewhere"]),
                             synthetic) is None
     assert results_mismatch(results, config, real) == \
@@ -68,6 +71,24 @@ def test_results_are_reused_only_on_the_same_data_and_config(tiny_prepared, tiny
     assert results_mismatch({"config": config}, config, synthetic) == \
         "results.json has no provenance (made by older code)"
     assert config_differences(config, load_config("configs/OwnGRU.yaml")) == ["model.rnn_type: GRUCell -> OwnGRU"]
+
+
+def test_results_are_compared_by_the_precision_train_amp_gives(tiny_prepared, monkeypatch):
+    """train.amp is compared as the precision it gives here: a float32 result of record (train.amp true,
+    before 'auto', on a CPU) stands for an 'auto' run on a CPU without native bf16, not on one with it."""
+    import src.training.engine
+
+    config = load_config("configs/GRUCell.yaml", ["train.device=cpu"])
+    synthetic = describe_data(tiny_prepared)
+    old = {"config": {**config, "train": {**config["train"], "amp": True}},
+           "provenance": {"data": synthetic, "train_data": synthetic, "train_amp": False}}  # no train_precision
+    monkeypatch.setattr(src.training.engine, "native_bf16", lambda: False)
+    assert results_mismatch(old, config, synthetic) is None
+    monkeypatch.setattr(src.training.engine, "native_bf16", lambda: True)
+    assert results_mismatch(old, config, synthetic) == \
+        "results.json was made in float32, the run would train in bfloat16 (train.amp auto)"
+    made_in_bf16 = {**old, "provenance": {**old["provenance"], "train_precision": "bfloat16"}}
+    assert results_mismatch(made_in_bf16, config, synthetic) is None
 
 
 def test_resume_is_refused_on_other_data_or_architecture_only(tiny_prepared, tiny_unmarked):

@@ -1,6 +1,6 @@
 """src/training/trainer.py (and its command line, src/train.py) on the tiny synthetic twin: TensorBoard
 events, checkpoints, resume, NaN stop."""
-import itertools
+import copy
 import json
 import math
 import os
@@ -21,6 +21,7 @@ from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS
 from src.training.checkpoint import CHECKPOINT_KEYS, load_model
+from src.training.engine import training_precision
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
 from src.training.trainer import NonFiniteLossError, make_scheduler, train
 
@@ -258,7 +259,7 @@ def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
     optimizer = make_optimizer(model, config["train"])
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     metrics = train_one_epoch(model, train_batches, optimizer, None, scaler, device, config, epoch=1,
-                              amp_dtype=torch.bfloat16)
+                              precision="bfloat16")
     assert conv_dtypes and set(conv_dtypes) == {torch.bfloat16}
     assert math.isfinite(metrics["loss"]) and 0.0 <= metrics["accuracy"] <= 1.0
     assert all(p.dtype == torch.float32 for p in model.parameters())
@@ -290,7 +291,8 @@ def test_checkpoints_record_their_provenance(finished_run, tiny_prepared):
     provenance = torch.load(finished_run / "models" / "GRUCell" / "last.pth")["provenance"]
     assert provenance["data"]["root"] == str(tiny_prepared) and provenance["data"]["synthetic"] is True
     assert provenance["data"]["fingerprint"].startswith("sha1:") and provenance["data"]["preset"] == "tiny"
-    assert provenance["amp"] is False and provenance["device"] == "cpu"  # AMP as used, not as configured
+    assert provenance["precision"] == training_precision("auto", torch.device("cpu"))  # the default, train.amp auto
+    assert provenance["amp"] is (provenance["precision"] != "float32") and provenance["device"] == "cpu"
     assert provenance["code_version"]
 
 
@@ -311,7 +313,7 @@ def test_resume_on_other_data_or_another_architecture_is_refused_in_one_line(tin
 
 
 def test_batchnorm_statistics_are_recomputed_with_the_final_weights(finished_run, tiny_prepared):
-    """The checkpoint's BatchNorm statistics are those of its own weights over the epoch's first
+    """The checkpoint's BatchNorm statistics are those of its own weights over the epoch's last
     ``train.precise_bn_batches`` training batches, not the running averages of the training steps."""
     model, checkpoint = load_model(finished_run / "models" / "GRUCell" / "last.pth")
     config = checkpoint["config"]
@@ -325,7 +327,8 @@ def test_batchnorm_statistics_are_recomputed_with_the_final_weights(finished_run
     assert norms and all(m.num_batches_tracked.item() == expected_count for m in norms)
 
     train_batches.set_epoch(checkpoint["epoch"])
-    torch.optim.swa_utils.update_bn(itertools.islice(train_batches, batches_used), model)
+    last_batches = list(train_batches)[-batches_used:]  # the whole model over them, in train mode
+    torch.optim.swa_utils.update_bn(last_batches, model)
     for name, buffer in model.named_buffers():
         if "running" in name:
             torch.testing.assert_close(buffer, saved[name], rtol=1e-4, atol=1e-5, msg=name)
@@ -345,6 +348,69 @@ def test_recompute_batchnorm_statistics_uses_the_first_batches_and_keeps_the_mod
     per_batch_var = torch.stack([clips.var(0) for clips, _ in batches[:2]]).mean(0)
     torch.testing.assert_close(norm.running_var, per_batch_var)
     assert not norm.training and norm.num_batches_tracked.item() == 2
+
+
+@pytest.mark.parametrize("arch", ["rnn", "r2plus1d"])
+def test_recomputed_statistics_equal_a_whole_model_forward_in_train_mode(arch):
+    """For arch rnn only the encoder runs, on the clips' frames; its statistics are bit for bit those of
+    the whole model run in train mode over the same clips (torch's update_bn), and the mode is kept."""
+    from src.nets.classifier import build_model
+    from src.training.trainer import batchnorm_part, prepare_model, recompute_batchnorm_statistics
+
+    config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}", *TINY[:3]])
+    torch.manual_seed(0)
+    model = prepare_model(build_model(config["model"]), config["train"], torch.device("cpu")).eval()
+    part, frames = batchnorm_part(model)
+    assert (part is model.encoder and frames) if arch == "rnn" else (part is model and not frames)
+    clips = [torch.rand(4, 3, 1, 32, 32) for _ in range(3)]
+    whole, cheap = copy.deepcopy(model), copy.deepcopy(model)
+    torch.optim.swa_utils.update_bn([(c, torch.zeros(4)) for c in clips[:2]], whole)
+    recompute_batchnorm_statistics(cheap, clips, num_batches=2)  # the first 2 of the 3
+    buffers = dict(cheap.named_buffers())
+    assert any("running_mean" in name for name in buffers)
+    for name, buffer in whole.named_buffers():
+        assert torch.equal(buffers[name], buffer), name
+    assert not any(module.training for module in cheap.modules())  # eval mode kept
+
+
+def test_train_one_epoch_keeps_the_clips_of_its_last_batches(tiny_prepared):
+    from src.nets.classifier import build_model
+    from src.training.trainer import make_batches, make_datasets, make_optimizer, prepare_model, train_one_epoch
+
+    config = load_config("configs/GRUCell.yaml", TINY)
+    device = torch.device("cpu")
+    train_set, val_set = make_datasets(config, tiny_prepared)
+    train_batches, _ = make_batches(config, train_set, val_set, device)
+    model = prepare_model(build_model(config["model"]), config["train"], device)
+    optimizer = make_optimizer(model, config["train"])
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    kept = train_one_epoch(model, train_batches, optimizer, None, scaler, device, config, epoch=3, keep_last=2)
+    train_batches.set_epoch(3)
+    expected = [clips for clips, _ in train_batches][-2:]
+    assert len(train_batches) > 2 and len(kept["last_clips"]) == 2
+    assert all(torch.equal(a, b) for a, b in zip(kept["last_clips"], expected, strict=True))
+    assert train_one_epoch(model, train_batches, optimizer, None, scaler, device, config, epoch=4)["last_clips"] == []
+
+
+@pytest.mark.parametrize("amp, precision", [(True, "bfloat16"), (False, "float32")])
+def test_train_amp_gives_the_precision_that_training_and_evaluation_record(tiny_prepared, tmp_path, capsys,
+                                                                          amp, precision):
+    """train.amp true: bfloat16 autocast on any CPU (emulated without native bf16: slow, still correct);
+    false: float32. The trainer's first line, the checkpoint and results.json say which."""
+    from src.evaluate import evaluate
+
+    config = tiny_config(tmp_path, extra=[f"train.amp={str(amp).lower()}", "train.epochs=1", "eval.latency_repeats=1"])
+    train(config, data_root=tiny_prepared)
+    assert f"trainable parameters on cpu, {precision}; " in capsys.readouterr().err
+    last = tmp_path / "models" / "GRUCell" / "last.pth"
+    checkpoint = torch.load(last)
+    assert checkpoint["provenance"]["precision"] == precision and checkpoint["provenance"]["amp"] is amp
+    row = checkpoint["metrics"]["history"][0]
+    assert math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])
+    assert all(t.dtype == torch.float32 for t in checkpoint["model_state_dict"].values() if t.is_floating_point())
+    results = evaluate(last, data_root=tiny_prepared, device="cpu", write=False)
+    assert results["precision"] == precision and results["provenance"]["train_precision"] == precision
+    assert results["amp"] is amp and math.isfinite(results["test_loss"])
 
 
 def test_a_run_held_by_another_process_is_refused_before_the_data_is_read(tmp_path):

@@ -12,7 +12,8 @@ takes whole batches from :class:`ClipBatches`, built on such a dataset:
   :meth:`src.data.dataset.ClipTable.frame_indices` gives every clip's frames; one gather,
   offset by where each video begins in the frame tensor, takes the batch;
 - the augmentations (:class:`src.data.augment.ClipBatchAugmentation`) transform the
-  whole batch at once.
+  whole batch at once; its temporal reversal is done in the gather (a reversed clip's frame
+  indices are taken in reverse order), the same batch as reversing the float clips, without their copy.
 
 The epoch's order comes from torch's ``DistributedSampler`` + ``BatchSampler`` over the
 dataset's items (``rank``/``world_size`` give each process a disjoint share, ``batch_size``
@@ -125,12 +126,18 @@ class ClipBatches:
     def make_batch(self, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The clips ``(B, T, C, H, W)`` and labels ``(B,)`` of the items ``batch``."""
         items = torch.tensor(batch)
-        index = self.frame_indices(items, generator).to(self.frames.device)
+        index = self.frame_indices(items, generator)  # (B, T)
+        if self.augmentation is not None:
+            params = self.augmentation.draw(len(items), generator)
+            # the temporal reversal is the order of the frames gathered, not a reversed float copy of the batch
+            index = torch.where(params["reverse"][:, None], index.flip(1), index)
+            params["reverse"] = torch.zeros_like(params["reverse"])
+        index = index.to(self.frames.device)
         clips = self.frames.index_select(0, index.flatten()).view(*index.shape, *self.frames.shape[1:])
         clips = v2.functional.to_dtype(clips, torch.float32, scale=True)  # (B, T, C, H, W)
         clips = clips.to(self.device, non_blocking=True)
         if self.augmentation is not None:
-            clips = self.augmentation(clips, generator)
+            clips = self.augmentation.apply(clips, params)
         return clips, self.item_labels[items].to(self.device, non_blocking=True)
 
     def __iter__(self):

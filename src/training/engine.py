@@ -2,6 +2,9 @@
 benchmarks share.
 
 - :func:`select_device`: the device a name asks for ('auto': cuda, then mps, then cpu), if this machine has it;
+- :func:`training_precision`, :func:`native_bf16` and :func:`autocast`: the precision ``train.amp`` asks for on a
+  device ('float32' | 'bfloat16' | 'float16'), and the autocast that runs a model in it; :func:`cpu_description`
+  for the benchmarks' headers;
 - :func:`timed`: a loader's batches with the time spent waiting for each;
 - :func:`clip_logits`: the logits of every clip of a loader, in loader order (not a video's
   prediction: that is :mod:`src.predict`);
@@ -10,7 +13,12 @@ benchmarks share.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import platform
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +68,57 @@ def select_device(name: str = "auto", key: str = "device") -> torch.device:
                      f"got {name!r}{reason}")
 
 
+PRECISIONS = ("float32", "bfloat16", "float16")
+
+
+@functools.cache
+def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[str, frozenset[str]]:
+    """``(model name, flags)`` of this machine's CPU from Linux's ``cpuinfo`` (what ``lscpu`` shows);
+    elsewhere (no such file) ``(platform.processor(), {})``."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), frozenset()
+    # every CPU lists the same model and flags
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    return fields.get("model name", platform.processor() or "unknown CPU"), frozenset(fields.get("flags", "").split())
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively: the ``avx512_bf16`` or ``amx_bf16`` flag
+    (:func:`cpu_info`). Without it bfloat16 is emulated, slower than float32."""
+    return bool(cpu_info()[1] & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_description() -> str:
+    """This machine's CPU for a benchmark's header: ``'AMD EPYC, 2 logical CPUs, no native bf16'``."""
+    return (f"{cpu_info()[0]}, {os.cpu_count()} logical CPUs, "
+            f"{'native bf16' if native_bf16() else 'no native bf16'}")
+
+
+def training_precision(amp: str | bool, device: torch.device) -> str:
+    """The precision ``train.amp`` (``'auto'``, True or False) gives on ``device``: ``'float16'``
+    (autocast, with a GradScaler) on CUDA unless False; on a CPU ``'bfloat16'`` autocast with True, or
+    with ``'auto'`` where the CPU has native bf16 (:func:`native_bf16`); ``'float32'`` otherwise
+    (False, MPS)."""
+    if amp is False or device.type not in ("cuda", "cpu"):
+        return "float32"
+    if device.type == "cuda":
+        return "float16"
+    return "bfloat16" if amp is True or native_bf16() else "float32"
+
+
+def autocast(device: torch.device, precision: str):
+    """The context that runs a model on ``device`` in ``precision`` (one of :data:`PRECISIONS`):
+    ``torch.autocast`` in bfloat16 or float16, no autocast for float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=getattr(torch, precision))
+
+
 def timed(loader):
     """Yield ``(batch, seconds blocked waiting for it)`` from a DataLoader."""
     iterator = iter(loader)
@@ -73,15 +132,15 @@ def timed(loader):
 
 
 @torch.no_grad()
-def clip_logits(model, loader, device, use_amp: bool = False,
+def clip_logits(model, loader, device, precision: str = "float32",
                 desc: str = "eval") -> tuple[torch.Tensor, torch.Tensor, float]:
-    """Logits of every clip in loader order. Returns ``(logits (N, C) float32 CPU,
-    labels (N,) int64 CPU, seconds blocked waiting for data)``."""
+    """Logits of every clip in loader order, the model run in ``precision`` (:func:`autocast`).
+    Returns ``(logits (N, C) float32 CPU, labels (N,) int64 CPU, seconds blocked waiting for data)``."""
     model.eval()
     all_logits, all_labels, data_wait = [], [], 0.0
     for (clips, labels, *_), wait in tqdm(timed(loader), total=len(loader), desc=desc, leave=False, dynamic_ncols=True):
         data_wait += wait
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+        with autocast(device, precision):
             logits = model(clips.to(device, non_blocking=True))
         all_logits.append(logits.float().cpu())
         all_labels.append(labels)

@@ -5,7 +5,8 @@ Every checkpoint and ``results.json`` carries ``provenance``::
     {"data": {"root": "data/synth", "synthetic": true, "preset": "full", "fingerprint": "sha1:..."},
      "persons": {"train": [1, ..., 14], "val": [15, 16], "test": [17, ..., 25]},   # as loaded
      "code_version": "<git commit>" or "unknown",
-     "amp": false}                                                                 # mixed precision used
+     "amp": false,                                                                 # mixed precision used
+     "precision": "float32"}                               # float32 | bfloat16 | float16 (train.amp, the device)
 
 The fingerprint is a SHA-1 over the prepared dataset's video list (``index.json``'s videos:
 ids, persons, labels, subsequences), its synthetic flag and the bytes of every cache file
@@ -98,10 +99,12 @@ def persons_of(dataset) -> list[int]:
 
 def comparable_config(config: dict) -> dict:
     """The config minus what does not change a result: where files go (``log``), the run's
-    name and ``data.root`` (the data itself is compared by fingerprint)."""
+    name and ``data.root`` (the data itself is compared by fingerprint), and ``train.amp`` (compared
+    as the precision it gives, by :func:`results_mismatch`: ``true`` before ``auto`` meant float16 on CUDA only)."""
     kept = {section: dict(values) for section, values in config.items()
             if isinstance(values, dict) and section != "log"}
     kept.get("data", {}).pop("root", None)
+    kept.get("train", {}).pop("amp", None)
     return kept
 
 
@@ -140,6 +143,12 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
     if changes:
         more = "; ..." if len(changes) > 3 else ""
         return f"results.json was made with another config ({'; '.join(changes[:3])}{more})"
+    from src.training.engine import select_device, training_precision  # torch, only when needed
+
+    made = provenance.get("train_precision") or ("float16" if provenance.get("train_amp") else "float32")
+    wanted = training_precision(config["train"]["amp"], select_device(config["train"]["device"]))
+    if made != wanted:
+        return f"results.json was made in {made}, the run would train in {wanted} (train.amp {config['train']['amp']})"
     return None
 
 

@@ -32,6 +32,7 @@ The pieces: :func:`make_datasets` and :func:`make_batches` (the data of a run), 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import itertools
 import math
@@ -55,7 +56,7 @@ from src.data.dataset import KTHActionDataset
 from src.data.prepared import resolve_data_root
 from src.data.sources.kth import ACTIONS
 from src.files import remove_temp_files
-from src.nets.classifier import build_model, count_parameters
+from src.nets.classifier import ActionClassifier, build_model, count_parameters
 from src.training import distributed
 from src.training.checkpoint import (
     CheckpointWriteError,
@@ -64,7 +65,16 @@ from src.training.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from src.training.engine import classification_metrics, clip_logits, clip_video_index, select_device, summarize, timed
+from src.training.engine import (
+    autocast,
+    classification_metrics,
+    clip_logits,
+    clip_video_index,
+    select_device,
+    summarize,
+    timed,
+    training_precision,
+)
 from src.training.provenance import code_version, describe_data, persons_of, resume_refusal
 from src.training.runlock import LOCK_NAME, LockFolderError, holding
 
@@ -169,41 +179,69 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_p
     raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}")
 
 
-def recompute_batchnorm_statistics(model: torch.nn.Module, batches, num_batches: int) -> None:
+def batchnorm_part(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+    """``(part, frames)``: the smallest part of ``model`` that holds every BatchNorm layer, and whether
+    it takes the clips' frames (B*T, C, H, W) rather than the clips: an ActionClassifier's encoder
+    (arch rnn: its recurrent module and head have none), else the whole model on the clips."""
+    def norms(module):
+        return sum(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+    if isinstance(model, ActionClassifier) and norms(model.encoder) == norms(model):
+        return model.encoder, True
+    return model, False
+
+
+def recompute_batchnorm_statistics(model: torch.nn.Module, batches, num_batches: int,
+                                   precision: str = "float32") -> None:
     """PreciseBN: set every BatchNorm's running mean and variance to their average over the first
-    ``num_batches`` batches of ``batches`` (``(clips (B, T, C, H, W), labels (B,))`` as the trainer's
-    loaders yield them), under the model's current weights; the model's train/eval mode is kept.
+    ``num_batches`` batches of ``batches`` (clips (B, T, C, H, W), or ``(clips, labels, ...)`` as the
+    trainer's loaders yield them), under the model's current weights and in ``precision``
+    (:func:`src.training.engine.autocast`); the model's train/eval mode is kept.
+
+    Only the part of the model that holds BatchNorm layers runs (:func:`batchnorm_part`): for arch rnn
+    the encoder on the clips' frames, the statistics identical to a whole-model forward in train mode.
+    The trainer passes the clips of the epoch's last training batches (``train_one_epoch``'s
+    ``last_clips``), so no batch is made again.
 
     BatchNorm's running statistics average roughly the last ten steps' batches, each taken with
     that step's weights. Under a constant Adam step the weights move so fast that the average no
     longer fits the final ones, and evaluation collapsed (30 % where recomputed statistics give
     69 %, see the notebook and ``bench/batchnorm_statistics.py``). The trainer calls this with the
     epoch's final weights before every validation (``train.precise_bn_batches``)."""
-    with torch.no_grad():
-        update_bn(itertools.islice(batches, num_batches), model)
+    part, frames = batchnorm_part(model)
+    batches = itertools.islice(batches, num_batches)
+    clips = (batch[0] if isinstance(batch, (list, tuple)) else batch for batch in batches)
+    inputs = (c.flatten(0, 1) for c in clips) if frames else clips
+    device = next(model.parameters()).device
+    with torch.no_grad(), autocast(device, precision):
+        update_bn(inputs, part)
 
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch,
-                    context: distributed.Context = distributed.Context(), amp_dtype=None) -> dict:
+                    context: distributed.Context = distributed.Context(), precision: str | None = None,
+                    keep_last: int = 0) -> dict:
     """One pass over the training clips (``loader``: a :class:`ClipBatches` or a DataLoader).
-    Returns ``{'loss', 'accuracy', 'data_wait_s'}``; under DDP (``context``) loss and accuracy
-    are over every rank's clips, data_wait_s is this rank's. Runs under autocast in ``amp_dtype``
-    (default: float16 when the scaler is enabled, else no autocast); bfloat16 works on CPU.
+    Returns ``{'loss', 'accuracy', 'data_wait_s', 'last_clips'}``; under DDP (``context``) loss and
+    accuracy are over every rank's clips, data_wait_s is this rank's; ``last_clips``: the clips
+    (B, T, C, H, W) of the epoch's last ``keep_last`` batches, oldest first (for
+    :func:`recompute_batchnorm_statistics`). Runs in ``precision`` (:func:`src.training.engine.autocast`;
+    default: float16 when the scaler is enabled, else float32); bfloat16 works on CPU.
 
     Raises NonFiniteLossError on a NaN/inf loss, before the optimizer step.
     """
     model.train()
     if hasattr(loader, "set_epoch"):
         loader.set_epoch(epoch)
-    if amp_dtype is None and scaler.is_enabled():
-        amp_dtype = torch.float16
+    if precision is None:
+        precision = "float16" if scaler.is_enabled() else "float32"
+    last_clips = collections.deque(maxlen=keep_last)
     grad_clip = config["train"]["grad_clip"]
     loss_sum, correct, seen, data_wait = 0.0, 0, 0, 0.0
     bar = tqdm(timed(loader), total=len(loader), desc=f"epoch {epoch} train", leave=False, dynamic_ncols=True)
     for step, ((clips, labels), wait) in enumerate(bar, 1):
         data_wait += wait
         clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,1,H,W), (B,)
-        with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with autocast(device, precision):
             logits = model(clips)  # (B, num_classes)
             loss = F.cross_entropy(logits, labels)
         # .item() waits for the device to finish the step (a sync every step); we need the
@@ -226,8 +264,10 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        last_clips.append(clips)
     loss_sum, correct, seen = distributed.all_reduce_sums(context, loss_sum, correct, seen)
-    return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait}
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait,
+            "last_clips": list(last_clips)}
 
 
 def make_loaders(config: dict, train_set, val_set, context: distributed.Context, pin: bool = False):
@@ -338,7 +378,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     run_dir = Path(config["log"]["models_dir"]) / name
     last_path, best_path = run_dir / "last.pth", run_dir / "best.pth"
     device, main = context.device, context.is_main
-    use_amp = train_config["amp"] and device.type == "cuda"
+    precision = training_precision(train_config["amp"], device)  # float32 | bfloat16 | float16
     if main:  # this process holds the run folder: a temp file there is a killed writer's
         remove_temp_files(run_dir, "*.pth")
 
@@ -359,7 +399,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     model = prepare_model(model, train_config, device)
     optimizer = make_optimizer(model, train_config)
     scheduler = make_scheduler(optimizer, train_config, len(train_loader))
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "float16")
 
     start_epoch, history, best = 0, [], {"val_accuracy": -1.0, "val_video_accuracy": -1.0, "epoch": 0}
     if resuming:
@@ -392,7 +432,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
         ranks = (f" x {context.world_size} processes (DDP, {train_config['batch_size'] // context.world_size} "
                  f"clips per rank and step{', SyncBatchNorm' if train_config['sync_batchnorm'] else ''})"
                  if context.distributed else "")
-        print(f"{name}: {num_params:,} trainable parameters on {device}{ranks}{' with AMP' if use_amp else ''}; "
+        print(f"{name}: {num_params:,} trainable parameters on {device}{ranks}, {precision}; "
               f"{len(train_set)} train clips, {len(val_set)} val clips from {data_root}"
               f"{' (synthetic twin)' if synthetic else ''}", file=sys.stderr)
 
@@ -401,7 +441,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     writer = SummaryWriter(Path(config["log"]["tboard_dir"]) / name, purge_step=start_epoch + 1) if main else None
 
     provenance = {"data": data, "persons": {"train": persons_of(train_set), "val": persons_of(val_set)},
-                  "code_version": code_version(), "amp": use_amp, "device": str(device)}
+                  "code_version": code_version(), "amp": precision != "float32", "precision": precision,
+                  "device": str(device)}
 
     def checkpoint_now(epoch: int) -> dict:
         return {
@@ -429,10 +470,11 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             lr = optimizer.param_groups[0]["lr"]  # read before the epoch: the scheduler steps per batch, so
             # this is the rate the epoch started with (the one TensorBoard's "lr" shows at this epoch)
             train_metrics = train_one_epoch(trained, train_loader, optimizer, scheduler, scaler, device, config, epoch,
-                                            context)
+                                            context, precision, keep_last=train_config["precise_bn_batches"])
             if train_config["precise_bn_batches"]:  # statistics that fit the epoch's final weights
-                recompute_batchnorm_statistics(model, train_loader, train_config["precise_bn_batches"])
-            val_logits, val_labels, val_wait = clip_logits(model, val_loader, device, use_amp,
+                recompute_batchnorm_statistics(model, train_metrics.pop("last_clips"),
+                                               train_config["precise_bn_batches"], precision)
+            val_logits, val_labels, val_wait = clip_logits(model, val_loader, device, precision,
                                                            desc=f"epoch {epoch} val")
             val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
             val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))
