@@ -4,7 +4,7 @@
 Python, which is what the course's code and a ``DataLoader`` expect. The trainer instead
 takes whole batches from :class:`ClipBatches`, built on such a dataset:
 
-- every frame of the split is one uint8 tensor ``(N_frames, H, W)``, on the training
+- every frame of the split is one uint8 tensor ``(N_frames, C, H, W)``, on the training
   device when it fits (all of KTH at 64x64 is about 1.2 GB);
 - which frames make a clip is index arithmetic for the whole batch: a clip's start is
   drawn uniformly among all starts that fit in the video's annotated subsequences (the
@@ -26,6 +26,8 @@ epoch reproducible on its own, so a resumed run gets the same batches as an unin
     >>> batches.set_epoch(1)
     >>> for clips, labels in batches:   # float32 (32, 10, 1, 64, 64) in [0, 1], int64 (32,)
     ...     ...
+
+(C is the dataset's ``channels``: 1, or 3 for colour.)
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ class ClipBatches:
             batches are the same either way.
         items: only these items, in this order (then no shuffling and no rank split).
 
-    Yields per batch: ``clips`` float32 ``(B, max_frames, 1, H, W)`` in [0, 1] and ``labels``
+    Yields per batch: ``clips`` float32 ``(B, max_frames, C, H, W)`` in [0, 1] and ``labels``
     int64 ``(B,)``, both on ``device``. Fixed clips are exactly the dataset's items.
     """
 
@@ -89,7 +91,7 @@ class ClipBatches:
 
         lengths = torch.tensor([len(f) for f in dataset.video_frames])
         video_offset = torch.cumsum(lengths, 0) - lengths  # global index of each video's frame 0
-        frames = torch.cat([f.reshape(len(f), *f.shape[-2:]) for f in dataset.video_frames])  # uint8 (N, H, W)
+        frames = torch.cat(list(dataset.video_frames))  # uint8 (N, C, H, W)
         if not fits_on(self.device, frames.nbytes):
             frames = frames.pin_memory() if self.device.type == "cuda" else frames
         else:
@@ -156,12 +158,12 @@ class ClipBatches:
         return start[:, None] + self.dataset.sampler.offsets(end - start)  # the dataset's rule, padding included
 
     def make_batch(self, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clips ``(B, T, 1, H, W)`` and labels ``(B,)`` of the items ``batch``."""
+        """The clips ``(B, T, C, H, W)`` and labels ``(B,)`` of the items ``batch``."""
         items = torch.tensor(batch)
         index = self.frame_indices(items, generator).to(self.frames.device)
         clips = self.frames.index_select(0, index.flatten()).view(*index.shape, *self.frames.shape[1:])
-        clips = v2.functional.to_dtype(clips, torch.float32, scale=True)  # (B, T, H, W)
-        clips = clips.to(self.device, non_blocking=True).unsqueeze(2)  # (B, T, 1, H, W)
+        clips = v2.functional.to_dtype(clips, torch.float32, scale=True)  # (B, T, C, H, W)
+        clips = clips.to(self.device, non_blocking=True)
         if self.augmentation is not None:
             clips = self.augmentation(clips, generator)
         return clips, self.item_labels[items].to(self.device, non_blocking=True)
