@@ -278,7 +278,8 @@ def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
     persons that are empty, repeated, not training persons or all of them, ``data.groups`` that are empty
     or repeated, a ``data.fold`` outside the ``data.folds`` of ``data.split: kfold``
     (:func:`src.data.splits.protocol_refusal`; what needs the data is refused by
-    :func:`src.data.splits.split_videos`), or ``model.pretrained`` where the model has no pretrained weights. The first problem found raises.
+    :func:`src.data.splits.split_videos`), or ``model.pretrained`` where the model has no pretrained
+    weights. The first problem found raises.
 
     Args:
         config: the config, as :func:`load_config` merges it.

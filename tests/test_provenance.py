@@ -109,6 +109,10 @@ def test_results_are_reused_only_on_the_same_data_and_config(tiny_prepared, tiny
     assert results_mismatch({"config": config}, config, synthetic) == \
         "results.json has no provenance (made by older code)"
     assert config_differences(config, load_config("configs/OwnGRU.yaml")) == ["model.rnn_type: GRUCell -> OwnGRU"]
+    older = {**config, "data": {k: v for k, v in config["data"].items() if k not in ("split", "channels", "groups")}}
+    assert results_mismatch({**results, "config": older}, config, synthetic) is None  # keys older code lacked
+    assert config_differences(older, load_config("configs/GRUCell.yaml", ["data.split=schuldt2004"])) == \
+        ["data.split: auto -> schuldt2004"]
 
 
 def test_resume_is_refused_on_other_data_or_architecture_only(tiny_prepared, tiny_unmarked):

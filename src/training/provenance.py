@@ -27,6 +27,7 @@ import json
 import subprocess
 from pathlib import Path
 
+from src.config import schema_root
 from src.data.prepared import V1_ENTRY_KEYS, read_index
 from src.data.splits import group_order
 
@@ -133,9 +134,13 @@ def split_record(datasets: dict, trained: dict | None = None) -> dict:
 
 def comparable_config(config: dict) -> dict:
     """The config minus what does not change a result: where files go (``log``), the run's
-    name and ``data.root`` (the data itself is compared by fingerprint)."""
-    kept = {section: dict(values) for section, values in config.items()
-            if isinstance(values, dict) and section != "log"}
+    name and ``data.root`` (the data itself is compared by fingerprint). A key that the config
+    lacks (saved by code older than the key) takes configs/base.yaml's default, which keeps the
+    older behaviour (``data.split: auto`` is the course's split on KTH, ``data.channels: 1`` gray)."""
+    schema = schema_root()
+    sections = {section: values for section, values in config.items() if isinstance(values, dict)}
+    kept = {section: {**schema.get(section, {}), **sections.get(section, {})}
+            for section in {*schema, *sections} if section != "log"}
     kept.get("data", {}).pop("root", None)
     return kept
 
