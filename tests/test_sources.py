@@ -7,6 +7,7 @@ under new class names; other test modules prepare them.
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,9 @@ def test_folder_with_groups_csv_takes_its_groups(tiny_raw, tmp_path):
     assert notes == [] and listing.group_kind == "groups.csv"
     assert sorted({v.group for v in listing.videos}) == sorted(GROUP_NAMES.values())
     assert {v.video_id: v.group for v in listing.videos}["marche à pied/clip 15 é 1"] == "chloé"
+    text = (raw / "groups.csv").read_text(encoding="utf-8")
+    (raw / "groups.csv").write_text(unicodedata.normalize("NFD", text), encoding="utf-8")  # as macOS may write it
+    assert [v.group for v in scan(raw, "folder", []).videos] == [v.group for v in listing.videos]
 
 
 BAD_GROUPS = {  # how groups.csv is broken -> what the error line names

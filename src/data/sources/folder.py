@@ -22,6 +22,7 @@ Videos directly in the root (no class folder) are skipped, with a warning. The l
 from __future__ import annotations
 
 import csv
+import unicodedata
 from pathlib import Path
 
 from src.data.sources import Listing, VideoRecord, class_folder_videos, one_per_id, path_video_id, video_files
@@ -34,7 +35,10 @@ def read_groups(path: Path, videos: list[Path], raw: Path) -> dict[Path, str]:
     """``{video: group}`` from ``groups.csv`` at ``path``, for every one of ``videos``. ValueError, one line
     naming the file and the row or video: a bad header or row, a row naming no video (or one named
     twice), a video without a row."""
-    by_name = {p.relative_to(raw).as_posix(): p for p in videos}
+    def key(name: str) -> str:  # a name typed in NFD (macOS) matches one in NFC, and back
+        return unicodedata.normalize("NFC", name)
+
+    by_name = {key(p.relative_to(raw).as_posix()): p for p in videos}
     example = next(iter(by_name))
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's byte-order mark
@@ -54,7 +58,7 @@ def read_groups(path: Path, videos: list[Path], raw: Path) -> dict[Path, str]:
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
             raise ValueError(f"{path}: row {number} is {','.join(row)!r}, not 'video,group' (a video's path "
                              f"and a non-empty group); write e.g. '{example},alice'")
-        name, group = row[0].strip(), row[1].strip()
+        name, group = key(row[0].strip()), key(row[1].strip())
         if name in rows_of:
             raise ValueError(f"{path}: row {number} names {name!r} again (first on row {rows_of[name]}); give "
                              f"each video one row")
