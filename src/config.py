@@ -56,6 +56,12 @@ RANGES = {
     "data.train_clips_per_video": (">= 1", lambda v: v >= 1),
     "data.eval_clips_per_video": (">= 1", lambda v: v >= 1),
     "data.num_workers": (">= 0 (0: load in the main process)", lambda v: v >= 0),
+    "data.fold": (">= 1 (given: the dataset's split; kfold: the test fold)", lambda v: v >= 1),
+    "data.folds": (">= 2 (kfold)", lambda v: v >= 2),
+    "data.val_fraction": ("in (0, 1) (a share of the training groups)", lambda v: 0 < v < 1),
+    "data.test_fraction": ("in (0, 1) (a share of the groups)", lambda v: 0 < v < 1),
+    "data.split_seed": ("in [0, 2**32 - 1] (numpy's seeds)", lambda v: 0 <= v < 2 ** 32),
+    "data.channels": ("1 (grayscale) or 3 (colour)", lambda v: v in (1, 3)),
     "model.emb_dim": (">= 1", lambda v: v >= 1),
     "model.hidden_dim": (">= 1", lambda v: v >= 1),
     "model.num_layers": (">= 1", lambda v: v >= 1),
@@ -108,16 +114,24 @@ def _flat_keys(tree: dict, prefix: str = "") -> list[str]:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "section"}.get(
+    return {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "section",
+            type(None): "null"}.get(
         type(value), type(value).__name__)
 
 
 def _check_value(value: Any, expected: Any, key: str, source: str) -> Any:
-    """The value, converted where the schema allows (int -> float); else ConfigError."""
+    """The value, converted where the schema allows (int -> float); else ConfigError. A key whose
+    schema value is null takes null or a list of names and numbers (``data.groups``)."""
     if key == "train.amp":  # a string or a bool: auto | true | false
         if isinstance(value, bool) or value == "auto":
             return value
         raise ConfigError(f"{source}: '{key}' must be auto, true or false, got {_type_name(value)} {value!r}")
+    if expected is None:
+        if value is not None and not (isinstance(value, list) and all(
+                isinstance(item, (int, str)) and not isinstance(item, bool) for item in value)):
+            raise ConfigError(f"{source}: '{key}' must be null or a list of names or numbers (like [1, 2]), "
+                              f"got {_type_name(value)} {value!r}")
+        return value
     if isinstance(expected, bool) or isinstance(value, bool):
         ok = isinstance(value, bool) and isinstance(expected, bool)
     elif isinstance(expected, float) and isinstance(value, int):
@@ -244,6 +258,9 @@ def _choices(key: str) -> tuple[str, ...] | None:
     if key == "data.synthetic_preset":
         from src.data.synthetic import PRESETS  # numpy, no torch
         return tuple(PRESETS)
+    if key == "data.split":
+        from src.data.splits import PROTOCOLS  # numpy, no torch
+        return PROTOCOLS
     return {"model.arch": ARCHS, "model.encoder": ENCODERS, "model.rnn_type": RNN_TYPES,
             "train.optimizer": OPTIMIZERS, "train.scheduler": SCHEDULERS}.get(key)
 
@@ -271,8 +288,11 @@ def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
     """Refuse a full config (every key of configs/base.yaml, types already checked) that cannot run
     here: a number out of :data:`RANGES`, a value that is not one of a key's choices, a
     ``train.device`` this machine does not have (:func:`src.training.engine.select_device`), validation
-    persons that are empty, repeated, not training persons or all of them, or
-    ``model.pretrained`` where the model has no pretrained weights. The first problem found raises.
+    persons that are empty, repeated, not training persons or all of them, ``data.groups`` that are empty
+    or repeated, a ``data.fold`` outside the ``data.folds`` of ``data.split: kfold``
+    (:func:`src.data.splits.protocol_refusal`; what needs the data is refused by
+    :func:`src.data.splits.split_videos`), or ``model.pretrained`` where the model has no pretrained
+    weights. The first problem found raises.
 
     Args:
         config: the config, as :func:`load_config` merges it.
@@ -300,12 +320,21 @@ def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
                 raise ConfigError(f"{where(key)} must be one of {', '.join(choices)}, got {value!r}{hint}")
             if key == "data.val_persons":
                 _check_val_persons(value, where(key))
+            if key == "data.groups" and value is not None:
+                twice = sorted({str(g) for g in value if value.count(g) > 1})
+                if not value or twice:
+                    raise ConfigError(f"{where(key)} must list each group once, at least one (or be null for all), "
+                                      f"got {value!r}{f' ({twice[0]} more than once)' if twice else ''}")
             if key == "train.device":
                 from src.training.engine import select_device  # imports torch
                 try:
                     select_device(value, key=where(key))
                 except ValueError as e:
                     raise ConfigError(str(e)) from None
+    from src.data.splits import protocol_refusal  # numpy, no torch
+    if refusal := protocol_refusal(config["data"]):
+        key, allowed = refusal
+        raise ConfigError(f"{where(key)} must be {allowed}, got {config['data'][key.split('.')[1]]!r}")
     model = config["model"]
     if model["pretrained"]:
         no_weights = ("model.arch", "r2plus1d") if model["arch"] == "r2plus1d" else \

@@ -32,7 +32,7 @@ from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
 from src.training.engine import classification_metrics, clip_logits, clip_video_index, select_device, summarize
-from src.training.provenance import code_version, describe_data, persons_of
+from src.training.provenance import code_version, describe_data, split_record
 
 
 def _synchronize(device: torch.device) -> None:
@@ -153,10 +153,10 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if (precision == "float16" and device.type != "cuda") or device.type not in ("cuda", "cpu"):
         precision = "float32"
 
-    test_set = KTHActionDataset(
+    test_set = KTHActionDataset(  # the split of training: the config's protocol (an older config's: the defaults)
         data_root, split="test", clips_per_video=data["eval_clips_per_video"],
         slicing_step=data["slicing_step"], max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
-        val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
+        use_sequences=data["use_sequences"], protocol=data, channels=data.get("channels", 1))
     loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
                         num_workers=data["num_workers"], pin_memory=device.type == "cuda")
     logits, labels, _ = clip_logits(model, loader, device, precision, desc="test")
@@ -192,8 +192,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         **speed,
         "amp": precision != "float32",
         "precision": precision,
-        "provenance": {"data": test_data, "train_data": trained.get("data"),
-                       "persons": {**trained.get("persons", {}), "test": persons_of(test_set)},
+        "provenance": {"data": test_data, "train_data": trained.get("data"), "classes": test_set.classes,
+                       **split_record({"test": test_set}, trained=trained),
                        "code_version": code_version(), "train_code_version": trained.get("code_version"),
                        "train_amp": trained.get("amp"), "train_precision": trained.get("precision"),
                        "train_device": trained.get("device")},

@@ -1,7 +1,9 @@
 """Bad data inputs, run as a user would (issue 17): a ``prepare`` that fails leaves ``--out`` as it was and
 exits non-zero (the failed videos listed) unless ``--allow-failures``; every bad ``prepare`` argument gets one
 line before any work; a cache that disagrees with ``index.json``, a truncated ``.npy`` or ``index.json`` stop
-``src.train`` in one line naming the file; an ``index.json`` without videos does not stop ``data.root: auto``."""
+``src.train`` in one line naming the file; an ``index.json`` without videos does not stop ``data.root: auto``.
+Issue 18: a bad ``--layout``, ``--splits`` or ``--channels``, a bad ``groups.csv`` and a split that cannot train
+or be measured each get one line before any work."""
 import json
 import shutil
 from pathlib import Path
@@ -12,6 +14,7 @@ import torch
 
 from src.data.sources.kth import ACTIONS
 from tests.cli import assert_one_line_error, config_path, message_lines, run_cli, snapshot
+from tests.test_sources import make_folder
 from tests.test_trainer import TINY
 
 BROKEN = ["person01_boxing_d2_uncomp.avi", "person03_walking_d3_uncomp.avi"]  # not in the tiny twin
@@ -108,7 +111,8 @@ def test_allow_failures_prepares_the_good_videos_and_lists_the_failed(tmp_path, 
 # ---------------------------------------------------------------- prepare: bad arguments, one line before work
 
 @pytest.mark.parametrize("case", ["raw missing", "raw is a file", "raw without videos", "raw with unnamed videos",
-                                  "raw with bad sequences",
+                                  "raw with bad sequences", "layout unknown", "layout kth of a folder",
+                                  "splits missing", "splits for kth", "channels 2",
                                   "out under a file", "out is a file", "size 0", "size negative", "size huge",
                                   "workers 0", "workers negative"])
 def test_a_bad_prepare_argument_gets_one_line_before_any_work(tmp_path, tiny_raw, case):
@@ -130,10 +134,23 @@ def test_a_bad_prepare_argument_gets_one_line_before_any_work(tmp_path, tiny_raw
         raw = tmp_path / "holidays"
         raw.mkdir()
         shutil.copy(next((tiny_raw / "walking").glob("*.avi")), raw / "beach.avi")
-        names = [raw, "beach.avi", "no KTH-named"]
+        names = [raw, "beach.avi", "holds no video in a class folder"]
     elif case == "raw with bad sequences":
         (raw / "00sequences.txt").write_text("person01_walking_d1\t\tframes\t1-x, 5-9\n")
         names = [raw / "00sequences.txt"]
+    elif case == "layout unknown":
+        args, names = ["--layout", "ucf"], ["--layout", "'ucf'", "auto, kth, folder, ucf101, hmdb51"]
+    elif case == "layout kth of a folder":
+        raw = tmp_path / "mine"
+        (raw / "wave").mkdir(parents=True)
+        shutil.copy(next((tiny_raw / "walking").glob("*.avi")), raw / "wave" / "clip 1.avi")
+        args, names = ["--layout", "kth"], [raw, "holds no KTH-named video", "wave/clip 1.avi", "--layout folder"]
+    elif case == "splits missing":
+        args, names = ["--splits", tmp_path / "lists"], ["--splits", tmp_path / "lists", "no such folder"]
+    elif case == "splits for kth":
+        args, names = ["--splits", raw], ["--splits", "layout kth reads no split files"]
+    elif case == "channels 2":
+        args, names = ["--channels", "2"], ["--channels", "1 (grayscale) or 3"]
     elif case == "out under a file":
         (tmp_path / "file.txt").write_text("a file")
         out, names = tmp_path / "file.txt" / "out", [tmp_path / "file.txt" / "out", "not a folder"]
@@ -213,3 +230,39 @@ def test_auto_is_not_stopped_by_an_index_without_videos(tmp_path, tiny_prepared)
     assert "best val accuracy" in result.stdout
     checkpoint = torch.load(tmp_path / "models" / "GRUCell" / "last.pth", map_location="cpu", weights_only=False)
     assert checkpoint["provenance"]["data"]["root"] == str(Path("data") / "synth_tiny")
+
+
+# ---------------------------------------------------------------- issue 18: groups.csv, and splits refused
+
+def test_prepare_with_a_bad_groups_csv_names_it_and_the_row(tmp_path, tiny_raw):
+    raw = make_folder(tiny_raw, tmp_path, groups=True)
+    with open(raw / "groups.csv", "a", encoding="utf-8") as f:
+        f.write("boxe/nobody.avi,zoe\n")
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    result = prepare(raw, tmp_path / "out", cwd=tmp_path)
+    assert_one_line_error(result, raw / "groups.csv", "row 26", "'boxe/nobody.avi'", "which is no video", code=1)
+    assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths
+
+
+@pytest.fixture(scope="module")
+def prepared_folder(tiny_raw, tmp_path_factory) -> Path:
+    """tests/test_sources.py's folder of class subfolders with groups.csv (4 groups), prepared."""
+    from src.data.prepare import prepare as prepare_here
+    root = tmp_path_factory.mktemp("folder")
+    prepare_here(make_folder(tiny_raw, root, groups=True), root / "prepared", workers=2, write_png=False)
+    return root / "prepared"
+
+
+@pytest.mark.parametrize("overrides, names", [
+    (["data.split=schuldt2004"], ["data.split: schuldt2004 splits KTH's persons", "this data is folder"]),
+    (["data.split=kfold", "data.folds=5", "data.fold=5"], ["data.split: kfold fold 5 leaves the test split empty"]),
+    (["data.split=given"], ["data.split: given fold 1", "ships no split folds"]),
+    (["data.groups=[anna, ben]"], ["data.split: random leaves the val split empty", "among data.groups"]),
+    (["data.channels=3"], ["data.channels: 3 (colour)", "holds grayscale frames", "--channels 3"]),
+])
+def test_a_split_that_cannot_train_is_refused_before_training(tmp_path, prepared_folder, overrides, names):
+    result = run_cli("src.train", "--config", config_path("GRUCell"), "--data", prepared_folder, "--set", *TINY,
+                     *overrides, f"log.models_dir={tmp_path / 'models'}", f"log.tboard_dir={tmp_path / 'tboard'}",
+                     cwd=tmp_path)
+    assert_one_line_error(result, *names, code=1)
+    assert not list(tmp_path.rglob("*.pth")), "no training may start"

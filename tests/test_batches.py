@@ -157,3 +157,17 @@ def test_prefetching_gives_the_same_batches(prepared):
         batches.set_epoch(2)
     for (a, la), (b, lb) in zip(plain, prefetched, strict=True):
         assert torch.equal(a, b) and torch.equal(la, lb)
+
+
+def test_colour_clips_are_the_datasets_items(tmp_path):
+    val = KTHActionDataset(write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)), channels=3),
+                           "val", get_test_transforms(STEP), max_frames=FRAMES, img_size=16, clips_per_video=2,
+                           channels=3)
+    batches = ClipBatches(val, batch_size=4, augmentation=None)
+    assert batches.frames.shape[1:] == (3, 16, 16)  # (N, C, H, W)
+    clips, labels = map(torch.cat, zip(*batches))
+    assert clips.shape == (len(val), FRAMES, 3, 16, 16)
+    for index in range(len(val)):
+        assert torch.equal(clips[index], val[index][0])
+    augmented = ClipBatches(val, batch_size=4, augmentation=ClipBatchAugmentation())
+    assert next(iter(augmented))[0].shape == (4, FRAMES, 3, 16, 16)

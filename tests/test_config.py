@@ -214,6 +214,19 @@ def test_train_command_line_reports_config_errors_in_one_line(experiment):
     ("data.val_persons=[0]", "data.val_persons", "[0]"),
     (f"data.val_persons={list(range(1, 17))}", "data.val_persons", str(list(range(1, 17)))),
     ("model.pretrained=true", "model.pretrained", "True"),  # encoder cnn: no pretrained weights
+    ("data.split=loo", "data.split", "'loo'"),
+    ("data.channels=2", "data.channels", "2"),
+    ("data.fold=0", "data.fold", "0"),
+    ("data.folds=1", "data.folds", "1"),
+    ("data.val_fraction=0", "data.val_fraction", "0.0"),
+    ("data.val_fraction=1", "data.val_fraction", "1.0"),
+    ("data.test_fraction=1.5", "data.test_fraction", "1.5"),
+    ("data.split_seed=-1", "data.split_seed", "-1"),
+    ("data.groups=[]", "data.groups", "[]"),
+    ("data.groups=[3, 3]", "data.groups", "[3, 3]"),
+    ("data.groups=3", "data.groups", "int 3"),
+    ("data.groups=[[1]]", "data.groups", "list [[1]]"),
+    ("data.groups=[true]", "data.groups", "list [True]"),
 ])
 def test_bad_value_names_override_key_and_value(experiment, override, key, value):
     with pytest.raises(ConfigError) as info:
@@ -235,6 +248,12 @@ def test_bad_value_names_override_key_and_value(experiment, override, key, value
     (["augment.rotation=200"], "'augment.rotation' must be in [0, 180] (degrees either way; 0: no rotation), got 200"),
     (["model.arch=r2plus1d", "model.pretrained=true"], "with model.arch 'r2plus1d', which has no pretrained weights"),
     (["model.pretrained=true"], "with model.encoder 'cnn', which has no pretrained weights"),
+    (["data.split=kfold", "data.fold=6"], "'data.fold' must be 1 to data.folds (5) with data.split kfold, got 6"),
+    (["data.split=kfolds"], "one of auto, course, schuldt2004, given, kfold, random, got 'kfolds' (did you mean "
+                            "'kfold'?)"),
+    (["data.groups=[a, a]"], "must list each group once, at least one (or be null for all), got ['a', 'a'] (a more "
+                             "than once)"),
+    (["data.channels=4"], "1 (grayscale) or 3 (colour)"),
 ])
 def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
@@ -252,6 +271,10 @@ def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     ["augment.flip_p=0", "augment.rotation=0", "augment.reverse_p=0"],   # no augmentation
     ["augment.flip_p=1", "augment.rotation=180", "augment.reverse_p=1"],
     ["train.amp=auto"], ["train.amp=true"], ["train.amp=false"],
+    ["data.split=kfold", "data.folds=2", "data.fold=2", "data.val_fraction=0.01", "data.split_seed=4294967295"],
+    ["data.split=given", "data.fold=9"],  # whether the data ships fold 9 is the data's question, not the config's
+    ["data.groups=[1, 2, alice]", "data.channels=3", "data.test_fraction=0.99"],
+    ["data.groups=null", "data.split=schuldt2004"],
 ])
 def test_edge_values_that_work_are_accepted(experiment, overrides):
     load_config(experiment, overrides)
@@ -319,3 +342,12 @@ def test_builders_take_their_choices_from_the_config_module():
     assert src.nets.classifier.RNN_TYPES is src.config.RNN_TYPES and src.nets.classifier.ARCHS is src.config.ARCHS
     assert src.training.trainer.OPTIMIZERS is src.config.OPTIMIZERS
     assert src.training.trainer.SCHEDULERS is src.config.SCHEDULERS
+
+
+def test_the_split_keys_and_their_defaults():
+    data = load_config("configs/GRUCell.yaml")["data"]
+    assert {key: data[key] for key in ("split", "val_persons", "fold", "folds", "val_fraction", "test_fraction",
+                                       "split_seed", "groups", "channels")} == {
+        "split": "auto", "val_persons": [15, 16], "fold": 1, "folds": 5, "val_fraction": 0.2, "test_fraction": 0.2,
+        "split_seed": 0, "groups": None, "channels": 1}
+    assert load_config("configs/GRUCell.yaml", ["data.groups=[1, b]"])["data"]["groups"] == [1, "b"]

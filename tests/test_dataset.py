@@ -1,4 +1,5 @@
-"""Tests for src/data/dataset.py: KTHActionDataset on a fabricated prepared dataset.
+"""Tests for src/data/dataset.py: VideoClipDataset (the course's KTHActionDataset) on a fabricated prepared dataset,
+and on each layout (tests/test_sources.py's folders, prepared).
 
 Every fabricated frame has all its pixels equal to its own index in the video, so a
 clip tells which frames it holds (see :func:`frame_indices`).
@@ -17,8 +18,10 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from src.data.augment import get_test_transforms, get_train_transforms
-from src.data.dataset import SPLITS, ClipTable, KTHActionDataset, TemporalSampling, evenly_spaced, split_persons
+from src.data.dataset import SPLITS, ClipTable, KTHActionDataset, TemporalSampling, VideoClipDataset, evenly_spaced
 from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
+from src.data.splits import SplitError, kth_persons
+from tests.test_sources import make_folder, make_hmdb51, make_ucf101
 
 SIZE = 16
 PERSONS = (1, 2, 15, 17)          # two train, one val, one test person
@@ -27,11 +30,12 @@ NUM_FRAMES = 120
 
 
 def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: bool = False,
-                   index: bool = True) -> Path:
-    """Fabricate a prepared dataset in the format of src/data/prepare.py.
+                   index: bool = True, channels: int = 1) -> Path:
+    """Fabricate a prepared KTH dataset in the format of src/data/prepare.py: index.json version 1 (as
+    older code wrote it) in gray, version 2 in colour.
 
     ``videos``: ``{video_id: {"num_frames": T, "sequences": [[start, end], ...]}}``.
-    Frame t of every video is uint8 [size, size] filled with t.
+    Frame t of every video is uint8 [size, size] filled with t; in colour, channel c holds t + 40 * c.
     """
     entries = []
     (root / "cache").mkdir(parents=True, exist_ok=True)
@@ -39,17 +43,25 @@ def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: b
         person, action, scenario = int(vid[6:8]), vid.split("_")[1], int(vid[-1])
         frames = np.broadcast_to(np.arange(spec["num_frames"], dtype=np.uint8)[:, None, None],
                                  (spec["num_frames"], size, size))
+        if channels == 3:
+            frames = frames[..., None] + np.array([0, 40, 80], np.uint8)  # (T, size, size, 3)
         np.save(root / "cache" / f"{vid}.npy", np.ascontiguousarray(frames))
         entries.append({"video_id": vid, "person": person, "action": action, "label": ACTIONS.index(action),
                         "scenario": scenario, "num_frames": spec["num_frames"], "sequences": spec["sequences"]})
+        if channels == 3:
+            entries[-1].update({"file": f"{action}/{vid}_uncomp.avi", "class": action, "group": person})
         if png:
             folder = root / action / vid
             folder.mkdir(parents=True)
             for t, frame in enumerate(frames, 1):
                 Image.fromarray(frame).save(folder / f"image-{t:04d}.png")
-    if index:
+    if index and channels == 1:
         (root / "index.json").write_text(json.dumps(
             {"version": 1, "size": size, "synthetic": True, "videos": entries}))
+    elif index:
+        (root / "index.json").write_text(json.dumps(
+            {"version": 2, "source": "kth", "size": size, "channels": 3, "synthetic": True, "classes": list(ACTIONS),
+             "group_kind": "person", "folds": [], "videos": entries}))
     return root
 
 
@@ -103,15 +115,17 @@ def test_labels_follow_kth_action_order(prepared):
     assert ACTIONS == ("walking", "jogging", "running", "boxing", "handwaving", "handclapping")
 
 
-def test_split_persons():
-    assert split_persons("train") == tuple(p for p in range(1, 17) if p not in (15, 16))
-    assert split_persons("val") == DEFAULT_VAL_PERSONS == (15, 16)
-    assert split_persons("test") == TEST_PERSONS == tuple(range(17, 26))
-    assert split_persons("trainval") == TRAIN_PERSONS == tuple(range(1, 17))
-    assert split_persons("val", val_persons=[3, 1]) == (1, 3)
-    assert 3 not in split_persons("train", val_persons=[3])
+def test_the_course_persons():
+    persons = kth_persons("course")
+    assert persons["train"] == tuple(p for p in range(1, 17) if p not in (15, 16))
+    assert persons["val"] == DEFAULT_VAL_PERSONS == (15, 16)
+    assert persons["test"] == TEST_PERSONS == tuple(range(17, 26))
+    assert sorted(persons["train"] + persons["val"]) == list(TRAIN_PERSONS) == list(range(1, 17))
+    assert kth_persons("course", val_persons=[3, 1])["val"] == (1, 3)
+    assert 3 not in kth_persons("course", val_persons=[3])["train"]
     with pytest.raises(ValueError, match="must be training persons"):
-        split_persons("val", val_persons=[20])
+        kth_persons("course", val_persons=[20])
+    assert KTHActionDataset is VideoClipDataset
 
 
 def test_splits_hold_their_persons_and_are_disjoint(prepared):
@@ -414,12 +428,12 @@ def test_meta_collates_through_a_dataloader(prepared):
     dataset = KTHActionDataset(prepared, split="test", transform=get_test_transforms(2), max_frames=5,
                                img_size=SIZE, clips_per_video=2, return_meta=True)
     frames, label, meta = dataset[3]
-    assert meta == {"video_id": dataset.videos[1]["video_id"], "person": 17,
+    assert meta == {"video_id": dataset.videos[1]["video_id"], "group": 17, "person": 17,
                     "scenario": dataset.videos[1]["scenario"], "clip": 1}
     frames, labels, meta = next(iter(DataLoader(dataset, batch_size=6, shuffle=False)))
     assert frames.shape == (6, 5, 1, SIZE, SIZE) and labels.dtype == torch.int64
     assert meta["video_id"] == [dataset.videos[v]["video_id"] for v, _ in dataset.clips[:6]]
-    assert meta["person"].tolist() == [17] * 6 and meta["clip"].tolist() == [0, 1] * 3
+    assert meta["person"].tolist() == meta["group"].tolist() == [17] * 6 and meta["clip"].tolist() == [0, 1] * 3
     assert labels.tolist() == [dataset.labels[v] for v, _ in dataset.clips[:6]]
 
 
@@ -551,7 +565,7 @@ def test_tiny_twin_integration(tiny_prepared):
             warnings.simplefilter("ignore")  # short videos of the tiny twin are padded: checked below
             dataset = KTHActionDataset(tiny_prepared, split=split, transform=transform, max_frames=10,
                                        clips_per_video=2)
-        assert {v["person"] for v in dataset.videos} <= set(split_persons(split))
+        assert {v["person"] for v in dataset.videos} <= set(kth_persons("course")[split])
         frames, labels = next(iter(DataLoader(dataset, batch_size=4, shuffle=True)))
         assert frames.shape == (4, 10, 1, 64, 64) and frames.dtype == torch.float32
         assert 0.0 <= frames.min() and frames.max() <= 1.0 and frames.std() > 0
@@ -596,3 +610,96 @@ def test_real_samples(kth_samples, tmp_path):
     assert label == ACTIONS.index("boxing") and frames.std() > 0.02
     with pytest.raises(ValueError, match=r"no videos of persons \[17, .*the data holds persons \[1, 3, 4\]"):
         KTHActionDataset(tmp_path, split="test")
+
+
+# ---------------------------------------------------------------- colour
+
+def test_a_colour_cache_loads_in_colour_and_as_gray(tmp_path):
+    root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)), channels=3)
+    colour = VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE, channels=3)
+    assert colour.channels == 3 and colour.video_frames[0].shape == (NUM_FRAMES, 3, SIZE, SIZE)
+    frames, _ = colour[0]
+    assert frames.shape == (4, 3, SIZE, SIZE) and frames.dtype == torch.float32
+    assert frame_indices(frames) == [65, 66, 67, 68]  # starts 10..36 and 60..96: the middle one is 60 + (32 - 27)
+    np.testing.assert_allclose((frames[:, 1] - frames[:, 0]).numpy() * 255, 40, atol=1e-3)  # channel 1: t + 40
+    gray = VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE)  # channels=1: converted at load
+    assert gray.channels == 1 and gray.video_frames[0].shape == (NUM_FRAMES, 1, SIZE, SIZE)
+    expected = v2.functional.rgb_to_grayscale(colour.video_frames[0])
+    assert torch.equal(gray.video_frames[0], expected)
+    assert gray[0][0].shape == (4, 1, SIZE, SIZE)
+
+
+def test_a_gray_cache_is_refused_in_colour(prepared):
+    with pytest.raises(ValueError) as error:
+        VideoClipDataset(prepared, split="val", img_size=SIZE, channels=3)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"data.channels: 3 (colour), but {prepared / 'index.json'} "
+                                                      f"holds grayscale frames (channels 1)")
+    assert "--channels 3" in message
+    with pytest.raises(ValueError, match=r"^data.channels: 2 is not a number of channels"):
+        VideoClipDataset(prepared, split="val", channels=2)
+
+
+# ---------------------------------------------------------------- protocols, and the other layouts
+
+@pytest.fixture(scope="module")
+def layouts(tiny_raw, tmp_path_factory) -> dict[str, Path]:
+    """tests/test_sources.py's folders, prepared (cache only): {'folder', 'folder+groups', 'ucf101', 'hmdb51'}."""
+    from src.data.prepare import prepare
+    made = {}
+    for name, make in [("folder", lambda root: make_folder(tiny_raw, root)),
+                       ("folder+groups", lambda root: make_folder(tiny_raw, root, groups=True)),
+                       ("ucf101", lambda root: make_ucf101(tiny_raw, root)),
+                       ("hmdb51", lambda root: make_hmdb51(tiny_raw, root))]:
+        root = tmp_path_factory.mktemp("layout")
+        made[name] = prepare(make(root), root / "prepared", workers=2, write_png=False) and root / "prepared"
+    return made
+
+
+@pytest.mark.parametrize("layout, protocol, expected", [
+    ("folder", {}, "random"), ("folder+groups", {"split": "kfold", "folds": 4, "fold": 2}, "kfold"),
+    ("ucf101", {}, "given"), ("ucf101", {"split": "given", "fold": 2}, "given"), ("hmdb51", {}, "given"),
+    ("hmdb51", {"split": "random", "test_fraction": 0.25}, "random")])
+def test_the_protocol_splits_each_layout_by_group(layouts, layout, protocol, expected):
+    index = json.loads((layouts[layout] / "index.json").read_text())
+    sets, groups = {}, {}
+    for split in ("train", "val", "test"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the twin's short subsequences
+            sets[split] = VideoClipDataset(layouts[layout], split=split, protocol=protocol, max_frames=4,
+                                           img_size=SIZE, return_meta=True)
+        dataset = sets[split]
+        assert dataset.classes == index["classes"] and dataset.split_info.protocol == expected
+        assert dataset.split_info.video_ids[split] == [v["video_id"] for v in dataset.videos]
+        assert dataset.groups == [v["group"] for v in dataset.videos]
+        assert all(isinstance(group, str) for group in dataset.groups)
+        assert dataset.labels == [index["classes"].index(v["class"]) for v in dataset.videos]
+        groups[split] = set(dataset.groups)
+        frames, label, meta = dataset[0]
+        assert frames.shape == (4, 1, SIZE, SIZE) and 0 <= label < len(index["classes"])
+        assert meta == {"video_id": dataset.videos[0]["video_id"], "group": dataset.groups[0], "clip": 0}
+    assert not groups["train"] & groups["val"] and not groups["val"] & groups["test"]
+    assert not groups["train"] & groups["test"]
+    assert set(sets["train"].labels) == set(range(len(index["classes"])))  # every class trains
+    if layout == "ucf101":
+        assert groups["test"] == ({"g17"} if protocol.get("fold", 1) == 1 else {"g01"})
+    trainval = VideoClipDataset(layouts[layout], split="trainval", protocol=protocol, max_frames=4, img_size=SIZE)
+    assert {v["video_id"] for v in trainval.videos} == {v["video_id"] for s in ("train", "val") for v in sets[s].videos}
+
+
+def test_kth_protocols_are_refused_on_a_folder(layouts):
+    with pytest.raises(SplitError, match=r"^data.split: schuldt2004 splits KTH's persons, and this data is folder"):
+        VideoClipDataset(layouts["folder"], split="train", protocol={"split": "schuldt2004"})
+
+
+def test_a_protocol_refuses_what_the_course_call_loads(tmp_path):
+    """The course's call (no protocol) loads one part of a partial KTH; the trainer's (protocol=) refuses a
+    split that cannot train or be measured."""
+    root = write_prepared(tmp_path, standard_videos(persons=(1, 15), scenarios=(1,)))
+    assert len(KTHActionDataset(root, split="train", img_size=SIZE)) == 6
+    with pytest.raises(SplitError, match=r"^data.split: course leaves the test split empty"):
+        KTHActionDataset(root, split="train", img_size=SIZE, protocol={})
+    schuldt = VideoClipDataset(tiny_kth := write_prepared(tmp_path / "all", standard_videos(persons=(1, 2, 11, 22))),
+                               split="test", img_size=SIZE, protocol={"split": "schuldt2004"})
+    assert set(schuldt.groups) == {2, 22} and schuldt.split_info.groups == {"train": [11], "val": [1], "test": [2, 22]}
+    assert VideoClipDataset(tiny_kth, split="val", img_size=SIZE, protocol={"split": "schuldt2004"}).groups[0] == 1

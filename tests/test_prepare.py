@@ -1,4 +1,5 @@
-"""src/data/prepare.py on the real KTH samples: frame counts, layout, cache, index, idempotency, bad input."""
+"""src/data/prepare.py on the real KTH samples (frame counts, layout, cache, index, idempotency, bad input), and on
+every layout of tests/test_sources.py, in gray and in colour."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from src.data.dataset import VideoClipDataset
 from src.data.prepare import PrepareError, clip_sequences, decode_video, prepare, resize_frames
-from src.data.sources.kth import parse_sequences, parse_video_name
+from src.data.prepared import read_index
+from src.data.sources.kth import ACTIONS, parse_sequences, parse_video_name
+from tests.test_sources import (
+    GROUP_NAMES,
+    HMDB_CLASSES,
+    UCF_CLASSES,
+    folder_name,
+    make_folder,
+    make_hmdb51,
+    make_ucf101,
+    twin_videos,
+)
 
 SAMPLE_FRAMES = {  # from the samples' README: the ground truth of the decoder
     "person01_handclapping_d1_uncomp.avi": 378,
@@ -74,13 +87,18 @@ def test_layout_pngs_and_cache_agree(prepared, kth_samples):
 def test_index_fields_and_sequences_follow_00sequences(prepared, kth_samples):
     out, index = prepared
     assert json.loads((out / "index.json").read_text()) == index
-    assert (index["version"], index["size"], index["synthetic"]) == (1, 64, False)
+    assert (index["version"], index["source"], index["size"], index["channels"], index["synthetic"]) == \
+        (2, "kth", 64, 1, False)
+    assert (index["classes"], index["group_kind"], index["folds"]) == (list(ACTIONS), "person", [])
+    assert read_index(out) == index
     ids = [v["video_id"] for v in index["videos"]]
     assert ids == sorted(ids)
     annotations = parse_sequences(kth_samples / "00sequences.txt")
     for video in index["videos"]:
         assert {k: video[k] for k in ("video_id", "person", "action", "label", "scenario")} == \
             parse_video_name(video["video_id"])
+        assert (video["class"], video["group"]) == (video["action"], video["person"]) and "split" not in video
+        assert (kth_samples / video["file"]).is_file() and video["file"].startswith(video["video_id"])
         assert video["sequences"] == [[a, b] for a, b in annotations[video["video_id"]]]
     # 00sequences.txt: "person01_boxing_d2  frames  1-106, 107-195, 196-265, 305-390" (1-based, inclusive)
     boxing_d2 = next(v for v in index["videos"] if v["video_id"] == "person01_boxing_d2")
@@ -106,15 +124,15 @@ def test_a_corrupt_video_is_reported_and_the_rest_prepared(kth_samples, tmp_path
     (raw / "boxing" / "holiday.mp4").symlink_to(kth_samples / "person04_boxing_d1_uncomp.mp4")
     (raw / "notes.txt").write_text("not a video")
 
-    # by default: an error naming the failed video, and nothing written
+    # by default: an error naming the failed video, and nothing written (--layout kth: holiday.mp4 has no KTH name)
     with pytest.raises(PrepareError, match=r"1 of 3 videos could not be decoded \(.*person02_boxing_d1_uncomp.avi\)"):
-        prepare(raw, out, workers=2)
+        prepare(raw, out, workers=2, layout="kth")
     captured = capsys.readouterr()
     assert [line for line in captured.err.splitlines() if line.startswith("failed:")] == [
         line for line in captured.err.splitlines() if str(corrupt) in line]
     assert not out.exists(), "a failed prepare leaves nothing behind"
 
-    index = prepare(raw, out, workers=2, allow_failures=True)
+    index = prepare(raw, out, workers=2, allow_failures=True, layout="kth")
     captured = capsys.readouterr()
     assert not [line for line in captured.err.splitlines() if line.startswith("error:")]
     warning = [line for line in captured.err.splitlines() if line.startswith("warning:") and "decoded" in line]
@@ -160,6 +178,7 @@ def test_a_raw_folder_without_videos_gives_a_clear_error(tmp_path, make):
     assert "\n" not in message and str(raw) in message
     assert "python -m src.data download --root data/kth_raw" in message
     assert "python -m src.data.synthetic --out data/synth_raw" in message
+    assert "a folder of class subfolders (<class>/<video>.avi)" in message
     assert not (tmp_path / "out").exists()
 
 
@@ -183,6 +202,85 @@ def test_a_write_error_stops_the_run_and_leaves_out_as_it_was(tiny_raw, tmp_path
 @pytest.mark.parametrize("kwargs, message", [({"size": 0}, "--size: 0"), ({"size": 5000}, "--size: 5000"),
                                              ({"workers": 0}, "--workers: 0")])
 def test_bad_arguments_are_refused_before_any_work(tiny_raw, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        prepare(tiny_raw, tmp_path / "out", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- the other layouts, and colour
+
+def test_a_folder_of_class_subfolders_is_prepared_with_its_own_classes(tiny_raw, tmp_path, capsys):
+    raw, out = make_folder(tiny_raw, tmp_path, groups=True), tmp_path / "out"
+    index = prepare(raw, out, workers=2)
+    assert (index["version"], index["source"], index["channels"], index["group_kind"], index["folds"]) == \
+        (2, "folder", 1, "groups.csv", [])
+    assert index["classes"] == ["boxe", "hand wave", "marche à pied"] and read_index(out) == index
+    assert len(index["videos"]) == 24 and "24 videos of 3 classes (folder)" in capsys.readouterr().out
+    for action, person, scenario, source in twin_videos(tiny_raw):
+        name = folder_name(action, person, scenario)
+        video = next(v for v in index["videos"] if v["file"] == name)
+        assert video["video_id"] == name.rsplit(".", 1)[0] and video["group"] == GROUP_NAMES[person]
+        assert index["classes"][video["label"]] == video["class"] == name.split("/")[0]
+        assert "split" not in video and "person" not in video
+        cache = np.load(out / "cache" / f"{video['video_id']}.npy")  # a subfolder per class, names as they are
+        assert cache.shape == (video["num_frames"], 64, 64) and video["sequences"] == [[0, video["num_frames"]]]
+        assert len(list((out / video["video_id"]).glob("image-*.png"))) == video["num_frames"]
+    source = tiny_raw / "handwaving" / "person17_handwaving_d1_uncomp.avi"
+    np.testing.assert_array_equal(np.load(out / "cache" / "hand wave" / "more takes" / "clip 17 é 1.npy"),
+                                  resize_frames(decode_video(source), 64))
+    assert not [p for p in out.rglob(".*")]
+
+
+@pytest.mark.parametrize("layout", ["ucf101", "hmdb51"])
+def test_ucf101_and_hmdb51_layouts_keep_their_folds(tiny_raw, tmp_path, layout):
+    make = make_ucf101 if layout == "ucf101" else make_hmdb51
+    raw, out = make(tiny_raw, tmp_path), tmp_path / "out"
+    index = prepare(raw, out, workers=2, write_png=False)
+    assert (index["source"], index["folds"]) == (layout, ["1", "2"]) and read_index(out) == index
+    classes = list(UCF_CLASSES.values()) if layout == "ucf101" else sorted(HMDB_CLASSES.values())
+    assert index["classes"] == classes and sorted(p.name for p in out.iterdir()) == ["cache", "index.json"]
+    by_group = {}
+    for video in index["videos"]:
+        by_group.setdefault(video["group"], set()).add(json.dumps(video["split"], sort_keys=True))
+    test_group = "g17" if layout == "ucf101" else "Film17"
+    assert by_group[test_group] == {json.dumps({"1": "test", "2": "train"})}
+    if layout == "hmdb51":  # person 2's scenario 4 is unused (0) in fold 1
+        assert by_group["Film02"] == {json.dumps({"1": "train", "2": "train"}), json.dumps({"2": "train"})}
+
+
+def test_colour_is_kept_with_three_channels(tiny_raw, tmp_path, capsys):
+    raw = tmp_path / "raw"
+    for source in sorted((tiny_raw / "boxing").glob("person01_*.avi")):
+        (raw / "boxing").mkdir(parents=True, exist_ok=True)
+        (raw / "boxing" / source.name).symlink_to(source)
+    gray = decode_video(raw / "boxing" / "person01_boxing_d1_uncomp.avi")
+    colour = decode_video(raw / "boxing" / "person01_boxing_d1_uncomp.avi", channels=3)
+    assert colour.dtype == np.uint8 and colour.shape == (*gray.shape, 3)
+    assert resize_frames(colour, 32).shape == (len(gray), 32, 32, 3)
+    out = tmp_path / "out"
+    index = prepare(raw, out, workers=1, channels=3)
+    assert index["channels"] == 3
+    video = index["videos"][0]
+    cache = np.load(out / "cache" / f"{video['video_id']}.npy")
+    assert cache.shape == (video["num_frames"], 64, 64, 3) and cache.dtype == np.uint8
+    with Image.open(out / "boxing" / video["video_id"] / "image-0001.png") as image:
+        assert image.mode == "RGB" and image.size == (64, 64)
+        np.testing.assert_array_equal(np.asarray(image), cache[0])
+    # the twin is gray: its colour frames are (nearly) gray ones, three times
+    assert np.abs(cache.astype(int) - cache.mean(-1, keepdims=True)).max() <= 2
+    colour_set = VideoClipDataset(out, split="trainval", persons=[1], max_frames=4, channels=3)
+    assert colour_set[0][0].shape == (4, 3, 64, 64) and colour_set.channels == 3
+    assert VideoClipDataset(out, split="trainval", persons=[1], max_frames=4)[0][0].shape == (4, 1, 64, 64)
+    capsys.readouterr()
+    prepare(raw, out, workers=1, channels=1)  # a gray rerun prepares every video again, at one channel
+    assert "prepared 2, skipped 0" in capsys.readouterr().out
+    assert np.load(out / "cache" / f"{video['video_id']}.npy").shape == (video["num_frames"], 64, 64)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"layout": "ucf"}, "--layout: 'ucf' is not a layout"),
+                                             ({"channels": 2}, "--channels: 2 is not a number of channels"),
+                                             ({"layout": "folder", "splits": "."}, "layout folder reads no split")])
+def test_bad_layout_arguments_are_refused_before_any_work(tiny_raw, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         prepare(tiny_raw, tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()

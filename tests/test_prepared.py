@@ -1,14 +1,62 @@
-"""src/data/prepared.py: finding the prepared data, and reading its index."""
+"""src/data/prepared.py: finding the prepared data, and reading its index (version 2, and version 1 upgraded)."""
 import json
 import shutil
 
 import pytest
 
 from src.data.prepared import read_index, resolve_data_root
+from src.data.sources.kth import ACTIONS
 
 GOOD = {"version": 1, "size": 64, "synthetic": True, "videos": [
     {"video_id": "person01_boxing_d1", "person": 1, "action": "boxing", "label": 3, "scenario": 1, "num_frames": 9,
      "sequences": [[0, 9]]}]}
+
+
+GOOD_V2 = {"version": 2, "source": "folder", "size": 32, "channels": 3, "synthetic": False, "classes": ["clap", "wave"],
+           "group_kind": "groups.csv", "folds": ["1"], "videos": [
+               {"video_id": "wave/my clip é", "file": "wave/my clip é.mp4", "label": 1, "class": "wave",
+                "group": "anna", "num_frames": 12, "sequences": [[0, 12]], "split": {"1": "test"}}], "failed": []}
+
+
+def test_a_version_1_index_is_read_as_version_2(tmp_path):
+    (tmp_path / "index.json").write_text(json.dumps(GOOD))
+    index = read_index(tmp_path)
+    assert (index["version"], index["source"], index["channels"], index["classes"], index["group_kind"],
+            index["folds"]) == (2, "kth", 1, list(ACTIONS), "person", [])
+    assert index["videos"] == [{**GOOD["videos"][0], "class": "boxing", "group": 1, "file": ""}]
+    assert (index["size"], index["synthetic"]) == (64, True)
+
+
+def test_a_version_2_index_is_read_as_it_is(tmp_path):
+    (tmp_path / "index.json").write_text(json.dumps(GOOD_V2))
+    assert read_index(tmp_path) == GOOD_V2
+
+
+def _v2_video(**changes) -> str:
+    return json.dumps({**GOOD_V2, "videos": [{**GOOD_V2["videos"][0], **changes}]})
+
+
+@pytest.mark.parametrize("text, what", [
+    (json.dumps({**GOOD_V2, "version": 3}), "version 3, not one of 1, 2"),
+    (json.dumps({k: v for k, v in GOOD_V2.items() if k != "classes"}), "no key 'classes'"),
+    (json.dumps({**GOOD_V2, "channels": 2}), "channels is 2, not 1 or 3"),
+    (json.dumps({**GOOD_V2, "classes": ["wave", "wave"]}), "not a list of distinct names"),
+    (_v2_video(label=2), "wave/my clip é: label 2 is not a class number 0..1"),
+    (_v2_video(label=0), "wave/my clip é: class 'wave' is not classes[0] = 'clap'"),
+    (_v2_video(group=[1]), "group [1] is not a number or a name"),
+    (_v2_video(split={"2": "test"}), "split {'2': 'test'} is not {fold: 'train' | 'test'} of the folds ['1']"),
+    (json.dumps({**GOOD_V2, "videos": [{k: v for k, v in GOOD_V2["videos"][0].items() if k != "class"}]}),
+     "wave/my clip é lacks the key 'class'"),
+    (json.dumps({**GOOD, "videos": [{**GOOD["videos"][0], "label": 0}]}), "class 'boxing' is not classes[0] = "
+                                                                          "'walking'"),  # version 1
+])
+def test_a_broken_version_2_index_is_one_line_naming_it(tmp_path, text, what):
+    (tmp_path / "index.json").write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as error:
+        read_index(tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{tmp_path / 'index.json'}: not a prepared-dataset index (")
+    assert what in message
 
 
 def test_resolve_data_root_rejects_an_unprepared_folder(tmp_path):

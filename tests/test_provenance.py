@@ -1,11 +1,16 @@
-"""src/training/provenance.py: the data fingerprint, and when a saved result or checkpoint may stand for a run."""
+"""src/training/provenance.py: the data fingerprint, the split record, and when a saved result or checkpoint may
+stand for a run."""
+import json
 import re
 import shutil
+import warnings
 
 import numpy as np
 import pytest
 
 from src.config import load_config
+from src.data.dataset import VideoClipDataset
+from src.data.prepared import V1_ENTRY_KEYS
 from src.training.engine import select_device, training_precision
 from src.training.provenance import (
     code_version,
@@ -13,8 +18,11 @@ from src.training.provenance import (
     data_fingerprint,
     data_label,
     describe_data,
+    groups_of,
     results_mismatch,
     resume_refusal,
+    split_record,
+    where,
 )
 
 
@@ -35,12 +43,45 @@ def test_fingerprint_follows_the_frames_not_the_folder(tiny_prepared, copy_of_ti
     assert data_fingerprint(copy_of_tiny) != data_fingerprint(tiny_prepared)
 
 
+def test_a_kth_fingerprint_is_the_one_of_its_index_before_classes(copy_of_tiny):
+    """index.json version 2 of KTH in gray is fingerprinted as version 1 was: results made before keep theirs."""
+    fingerprint = data_fingerprint(copy_of_tiny)
+    index = json.loads((copy_of_tiny / "index.json").read_text())
+    old = {"version": 1, "size": index["size"], "synthetic": index["synthetic"],
+           "synthetic_preset": index["synthetic_preset"], "failed": [],
+           "videos": [{key: video[key] for key in V1_ENTRY_KEYS} for video in index["videos"]]}
+    (copy_of_tiny / "index.json").write_text(json.dumps(old))
+    assert data_fingerprint(copy_of_tiny) == fingerprint
+    old["videos"][0]["sequences"] = [[0, 5]]
+    (copy_of_tiny / "index.json").write_text(json.dumps(old))
+    assert data_fingerprint(copy_of_tiny) != fingerprint
+
+
 def test_describe_data_names_the_source(tiny_prepared, tiny_unmarked):
     synthetic, real = describe_data(tiny_prepared), describe_data(tiny_unmarked)
-    assert (synthetic["synthetic"], synthetic["preset"]) == (True, "tiny")
+    assert (synthetic["synthetic"], synthetic["preset"], synthetic["source"], synthetic["channels"]) == \
+        (True, "tiny", "kth", 1)
     assert data_label(synthetic) == "the synthetic twin (preset tiny)"
     assert (real["synthetic"], real["preset"], data_label(real)) == (False, None, "real KTH")
     assert re.fullmatch(r"sha1:[0-9a-f]{40}", real["fingerprint"])
+    assert data_label({**real, "source": "folder"}) == "a video folder"
+    assert where({**real, "source": "ucf101"}) == f"{tiny_unmarked} (UCF101-layout data)"
+    assert data_label({"root": "x", "synthetic": False}) == "real KTH"  # recorded before sources
+
+
+def test_the_split_record_holds_the_groups_as_loaded(tiny_prepared):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tiny twin's short subsequences
+        sets = {split: VideoClipDataset(tiny_prepared, split=split, max_frames=4, protocol={})
+                for split in ("train", "val", "test")}
+    assert [groups_of(sets[split]) for split in ("train", "val", "test")] == [[1, 2], [15], [17]]
+    trained = split_record({"train": sets["train"], "val": sets["val"]})
+    assert trained == {"split": {"protocol": "course", "fold": None, "groups": {"train": [1, 2], "val": [15]}},
+                       "persons": {"train": [1, 2], "val": [15]}}
+    tested = split_record({"test": sets["test"]}, trained=trained)
+    assert tested["split"]["groups"] == tested["persons"] == {"train": [1, 2], "val": [15], "test": [17]}
+    assert split_record({"test": sets["test"]}, trained={"persons": {"train": [1]}})["persons"] == \
+        {"train": [1], "test": [17]}  # a checkpoint of older code: persons only
 
 
 def test_a_broken_index_is_named(copy_of_tiny):
@@ -71,6 +112,10 @@ def test_results_are_reused_only_on_the_same_data_and_config(tiny_prepared, tiny
     assert results_mismatch({"config": config}, config, synthetic) == \
         "results.json has no provenance (made by older code)"
     assert config_differences(config, load_config("configs/OwnGRU.yaml")) == ["model.rnn_type: GRUCell -> OwnGRU"]
+    older = {**config, "data": {k: v for k, v in config["data"].items() if k not in ("split", "channels", "groups")}}
+    assert results_mismatch({**results, "config": older}, config, synthetic) is None  # keys older code lacked
+    assert config_differences(older, load_config("configs/GRUCell.yaml", ["data.split=schuldt2004"])) == \
+        ["data.split: auto -> schuldt2004"]
 
 
 def test_results_are_compared_by_the_precision_train_amp_gives(tiny_prepared, monkeypatch):

@@ -1,10 +1,12 @@
 """The command line that fetches and prepares the data.
 
     python -m src.data download --root data/kth_raw [--base-url URL]
-    python -m src.data prepare  --raw data/kth_raw --out data/kth [--allow-failures]
+    python -m src.data prepare  --raw data/kth_raw --out data/kth [--layout auto|kth|folder|ucf101|hmdb51]
+                                [--splits DIR] [--channels 1|3] [--allow-failures]
 
 ``download`` fetches KTH-Actions (:mod:`src.data.download`); ``prepare`` decodes the videos of a
-raw folder into a prepared dataset, ``index.json`` and ``cache/`` (:mod:`src.data.prepare`), which
+raw folder (KTH, a folder of class subfolders, UCF101 or HMDB51: :mod:`src.data.sources`) into a
+prepared dataset, ``index.json`` and ``cache/`` (:mod:`src.data.prepare`), which
 :func:`src.data.prepared.resolve_data_root` finds.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 
 from src.data.prepared import REAL_ROOT
+from src.data.sources import LAYOUTS
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,8 +23,15 @@ def main(argv: list[str] | None = None) -> None:
     d = sub.add_parser("download", help="fetch the six zips and 00sequences.txt, then extract them")
     d.add_argument("--root", default="data/kth_raw", help="where the videos go (default: data/kth_raw)")
     d.add_argument("--base-url", default=None, help="a mirror of https://www.csc.kth.se/cvap/actions/")
-    p = sub.add_parser("prepare", help="decode KTH videos to 64x64 grayscale frames and a cache")
-    p.add_argument("--raw", required=True, help="folder searched (recursively) for KTH-named .avi/.mp4 files")
+    p = sub.add_parser("prepare", help="decode the videos of a raw folder to 64x64 frames and a cache")
+    p.add_argument("--raw", required=True, help="the raw folder: KTH-named videos, class subfolders, UCF101 or HMDB51")
+    p.add_argument("--layout", default="auto", metavar="|".join(LAYOUTS),
+                   help="how --raw is laid out (default: auto: kth when every video has a KTH name, ucf101 when a "
+                        "trainlist01.txt is found, hmdb51 when a *_test_split1.txt is, else folder)")
+    p.add_argument("--splits", default=None, help="the folder of the split files (ucf101: trainlist0K.txt ...; "
+                                                  "hmdb51: <class>_test_splitK.txt) when they are not under --raw")
+    p.add_argument("--channels", type=int, default=1, metavar="1|3",
+                   help="1: grayscale (default, KTH's), 3: colour (RGB)")
     p.add_argument("--out", default=str(REAL_ROOT), help=f"prepared dataset folder (default: {REAL_ROOT})")
     p.add_argument("--size", type=int, default=64, help="frame side in pixels (default: 64)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
@@ -37,7 +47,8 @@ def main(argv: list[str] | None = None) -> None:
             download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
         else:
             prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png,
-                    allow_failures=args.allow_failures)
+                    allow_failures=args.allow_failures, layout=args.layout, splits=args.splits,
+                    channels=args.channels)
     except (FileNotFoundError, ValueError, DownloadError) as error:
         parser.exit(1, f"error: {error}\n")
     except OSError as error:  # of the environment: disk full, no permission

@@ -26,6 +26,8 @@ epoch reproducible on its own, so a resumed run gets the same batches as an unin
     >>> batches.set_epoch(1)
     >>> for clips, labels in batches:   # float32 (32, 10, 1, 64, 64) in [0, 1], int64 (32,)
     ...     ...
+
+(C is the dataset's ``channels``: 1, or 3 for colour.)
 """
 from __future__ import annotations
 

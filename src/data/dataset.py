@@ -1,18 +1,22 @@
-"""KTHActionDataset: clips of KTH-Actions videos, all held in memory.
+"""VideoClipDataset: clips of the videos of one split of a prepared dataset, all held in memory.
 
-It reads a prepared dataset (``python -m src.data prepare``)::
+(``KTHActionDataset`` is the same class, under the course's name.) It reads a prepared dataset
+(``python -m src.data prepare``, any layout: KTH, a folder of class subfolders, UCF101, HMDB51)::
 
-    root/index.json                   {"version": 1, "size": 64, "synthetic": bool, "videos": [
-                                        {"video_id", "person", "action", "label", "scenario",
-                                         "num_frames", "sequences": [[start, end], ...]}, ...]}
-    root/cache/<video_id>.npy         uint8 [T, size, size]
-    root/<action>/<video_id>/image-0001.png ...
+    root/index.json                   {"version": 2, "source", "size", "channels", "classes": [...], "folds",
+                                        "videos": [{"video_id", "label", "class", "group", "num_frames",
+                                                    "sequences": [[start, end], ...], ...}, ...], ...}
+    root/cache/<video_id>.npy         uint8 [T, size, size] (1 channel) or [T, size, size, 3] (RGB)
 
-or, without index.json, only the PNG tree (the course's layout; then a video's only
-"subsequence" is the whole video). Every frame of the split's videos is loaded once at
-init, so ``__getitem__`` never touches a file. Before that, ``index.json`` and the header of
-every cache file are checked (:func:`src.data.prepared.read_index`; dtype uint8, ``[num_frames, size,
-size]`` as the index says): a broken or disagreeing file stops the load in one line naming it.
+(a version-1 KTH index too: :func:`src.data.prepared.read_index`), or, without index.json, only
+KTH's PNG tree ``root/<action>/<video_id>/image-0001.png`` (the course's layout; then a video's only
+"subsequence" is the whole video). Which videos make the split is the protocol's
+(:func:`src.data.splits.split_videos`: ``protocol=`` the config's ``data`` section; by default the
+course's persons on KTH). Every frame of the split's videos is loaded once at init, so
+``__getitem__`` never touches a file. Before that, ``index.json`` and the header of every cache
+file are checked (dtype uint8, the shape the index says): a broken or disagreeing file stops the
+load in one line naming it. Frames are ``[T, C, H, W]`` with C = ``channels``: a colour cache read
+with ``channels=1`` is converted to grayscale at load (torchvision's ``rgb_to_grayscale``).
 
 Clips: which frames make one. This module is their one home; the transform of
 :mod:`src.data.augment` only changes how the chosen frames look. A clip is
@@ -49,10 +53,12 @@ Example (the course's call)::
                                max_frames=10, img_size=(64, 64))
     frames, label = dataset[0]   # float32 [10, 1, 64, 64] in [0, 1], int in 0..5
 
-and the same, said on the data side::
+and the same, said on the data side; and a colour dataset under a protocol of the config::
 
-    dataset = KTHActionDataset(root_dir='data/kth', split='train', slicing_step=2, random_clips=True,
+    dataset = VideoClipDataset(root_dir='data/kth', split='train', slicing_step=2, random_clips=True,
                                transform=get_train_transforms(), max_frames=10, img_size=(64, 64))
+    dataset = VideoClipDataset('data/ucf', split='val', protocol={"split": "given", "fold": 2}, channels=3)
+    dataset[0][0].shape, dataset.classes   # [10, 3, 64, 64], ['ApplyEyeMakeup', ...]
 """
 from __future__ import annotations
 
@@ -68,27 +74,12 @@ from torchvision.transforms import v2
 from tqdm import tqdm
 
 from src.data.prepared import SYNTHETIC_RAW_ROOT, prepare_command, read_index
-from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, parse_video_name
+from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, parse_video_name
+from src.data.splits import KTH_PROTOCOLS, group_order, kth_persons, split_videos
 
 SPLITS = ("train", "val", "test", "trainval")
-"""'train': persons 1-16 minus the validation persons; 'val': the validation persons;
-'test': persons 17-25; 'trainval': persons 1-16 (the course's training split)."""
-
-
-def split_persons(split: str, val_persons=DEFAULT_VAL_PERSONS) -> tuple[int, ...]:
-    """The persons of a split, e.g. ``split_persons('val') -> (15, 16)``."""
-    val_persons = tuple(sorted(val_persons))
-    if not set(val_persons) <= set(TRAIN_PERSONS):
-        raise ValueError(f"val_persons {list(val_persons)} must be training persons (1-16)")
-    persons = {
-        "train": tuple(p for p in TRAIN_PERSONS if p not in val_persons),
-        "val": val_persons,
-        "test": TEST_PERSONS,
-        "trainval": TRAIN_PERSONS,
-    }
-    if split not in persons:
-        raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
-    return persons[split]
+"""The parts of a split (:mod:`src.data.splits`) a dataset loads; 'trainval' is train + val (on KTH under
+the course's protocol: persons 1-16, the course's training split)."""
 
 
 class TemporalSampling:
@@ -254,22 +245,23 @@ def _missing_root_message(root: Path, what: str) -> str:
             f"'python -m src.data prepare --raw {SYNTHETIC_RAW_ROOT} --out {root}'")
 
 
-def _read_png(path: Path) -> np.ndarray:
-    """One frame of the PNG tree, grayscale uint8 (H, W); ValueError naming ``path`` when it is unreadable."""
+def _read_png(path: Path, channels: int = 1) -> np.ndarray:
+    """One frame of the PNG tree, uint8 (H, W) grayscale or (H, W, 3) RGB; ValueError naming ``path`` when it
+    is unreadable."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("L"))
+            return np.asarray(image.convert("L" if channels == 1 else "RGB"))
     except (OSError, ValueError) as e:  # truncated or not an image
         raise ValueError(f"{path}: not a readable image ({e}); replace it or prepare the dataset again") from None
 
 
-class KTHActionDataset(Dataset):
-    """Clips of the KTH-Actions videos of one split.
+class VideoClipDataset(Dataset):
+    """Clips of the videos of one split of a prepared dataset.
 
     Args:
-        root_dir: a prepared dataset (index.json + cache/), or a course-style PNG tree.
+        root_dir: a prepared dataset (index.json + cache/), or a course-style KTH PNG tree.
         split: 'train', 'val', 'test' or 'trainval' (see :data:`SPLITS`).
-        transform: how a clip looks, uint8 ``[T, 1, H, W]`` -> ``[T, 1, H, W]``
+        transform: how a clip looks, uint8 ``[T, C, H, W]`` -> ``[T, C, H, W]``
             (see :mod:`src.data.augment`), or None (only the conversion to float).
             A :class:`src.data.augment.ClipTransform` also carries the course's
             ``slicing_step``, ``max_frames`` and ``random_clips`` (module docstring).
@@ -277,24 +269,36 @@ class KTHActionDataset(Dataset):
         img_size: ``(H, W)`` or an int; frames are resized once at load when the data
             has another size.
         clips_per_video: items per video (random clips, or evenly spaced fixed clips).
-        persons: the persons to use, overriding the split's.
-        val_persons: the validation persons, carved from persons 1-16.
+        persons: the groups (KTH: persons) to use, overriding the split's.
+        val_persons: the validation persons of the course's protocol, carved from persons 1-16 (used
+            when ``protocol`` does not give ``val_persons``).
         use_sequences: take clips within the annotated subsequences of 00sequences.txt
             (default) rather than anywhere in the video.
-        return_meta: items are ``(frames, label, meta)`` with
-            ``meta = {"video_id": str, "person": int, "scenario": int, "clip": int}``.
+        return_meta: items are ``(frames, label, meta)`` with ``meta = {"video_id": str, "group": int | str,
+            "clip": int}``, plus ``"person": int, "scenario": int`` on KTH.
         slicing_step: a clip takes every ``slicing_step``-th frame (default: the
             transform's, else 1).
         random_clips: random clips (training) or fixed, evenly spaced ones (evaluation)
             (default: the transform's, else fixed).
+        protocol: the config's ``data`` section (its split keys: ``split``, ``val_persons``, ``fold``,
+            ``folds``, ``val_fraction``, ``test_fraction``, ``split_seed``, ``groups``; missing keys take
+            configs/base.yaml's defaults): which videos make the split (:func:`src.data.splits.split_videos`),
+            and every refusal of a split that cannot train or be measured. None: the defaults (``auto``:
+            the course's persons on KTH), without those refusals, so that one part of a partial dataset
+            loads (the course's call on a few persons).
+        channels: 1 (grayscale) or 3 (RGB; needs data prepared with ``--channels 3``).
 
-    Items: ``frames`` float32 ``[max_frames, 1, H, W]`` in [0, 1] and ``label`` int in
-    0..5 (index in :data:`src.data.sources.kth.ACTIONS`).
+    Items: ``frames`` float32 ``[max_frames, C, H, W]`` in [0, 1] and ``label`` int in
+    ``0..len(classes) - 1`` (the index in :attr:`classes`).
 
     Attributes:
+        classes: the class names, ``classes[label]``.
+        channels: C, the channels of every frame.
+        split_info: the :class:`src.data.splits.Split` the videos come from (protocol, fold, groups).
         videos: the index entries (dicts) of the split's videos, sorted by video id.
         labels: the label of every video (``labels[video_index]``).
-        video_frames: the frames of every video, uint8 ``[T_video, 1, H, W]``.
+        groups: the group of every video (``groups[video_index]``; KTH: the person).
+        video_frames: the frames of every video, uint8 ``[T_video, C, H, W]``.
         clips: ``(video_index, clip_index)`` of every item.
         num_padded: how many items are padded by repeating the last frame.
         sampler: the :class:`TemporalSampling` of the clips (``sampler.step`` is the
@@ -311,19 +315,22 @@ class KTHActionDataset(Dataset):
     def __init__(self, root_dir, split: str = "train", transform=None, max_frames: int = 10,
                  img_size=(64, 64), clips_per_video: int = 1, persons=None,
                  val_persons=DEFAULT_VAL_PERSONS, use_sequences: bool = True, return_meta: bool = False,
-                 slicing_step: int | None = None, random_clips: bool | None = None):
+                 slicing_step: int | None = None, random_clips: bool | None = None, protocol: dict | None = None,
+                 channels: int = 1):
         self.root_dir = Path(root_dir)
         self.split = split
-        self.persons = split_persons(split, val_persons)  # checks the split name even when persons= is given
-        if persons is not None:
-            self.persons = tuple(sorted(persons))
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
         if max_frames < 1 or clips_per_video < 1:
             raise ValueError(f"max_frames and clips_per_video must be >= 1, got {max_frames} and {clips_per_video}")
+        if isinstance(channels, bool) or channels not in (1, 3):
+            raise ValueError(f"data.channels: {channels!r} is not a number of channels; use 1 (grayscale) or 3 (RGB)")
         self.max_frames = max_frames
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.clips_per_video = clips_per_video
         self.use_sequences = use_sequences
         self.return_meta = return_meta
+        self.channels = channels
 
         # Which frames make a clip: decided here, once (the transform may carry the course's request).
         self.transform = transform
@@ -331,12 +338,23 @@ class KTHActionDataset(Dataset):
         self.sampler = TemporalSampling(slicing_step, max_frames)
         self.span = self.sampler.span  # frames of the video one clip covers
 
-        # All frames of the split, in memory: uint8 [T, 1, H, W] per video.
+        # The split's videos (the protocol's, or the groups of persons=), and all their frames in memory:
+        # uint8 [T, C, H, W] per video.
         if (self.root_dir / "index.json").is_file():
-            self.videos, self.video_frames = self._load_cache()
+            index, found, image_paths = read_index(self.root_dir), str(self.root_dir / "index.json"), None
         else:
-            self.videos, self.video_frames = self._load_png_tree()
-        self.labels = [ACTIONS.index(v["action"]) for v in self.videos]
+            index, image_paths = self._png_tree_index()
+            found = f"{self.root_dir} (PNG tree)"
+        if not index["videos"]:
+            raise FileNotFoundError(_missing_root_message(self.root_dir, f"no videos in {found}"))
+        self.classes = list(index["classes"])
+        protocol_data = {"val_persons": list(val_persons), **(protocol or {})}
+        self.split_info = split_videos(index, protocol_data, strict=protocol is not None)
+        self.videos = self._select(index, persons, protocol_data)
+        self.video_frames = (self._load_cache(index) if image_paths is None else
+                             self._load_png_tree(image_paths))
+        self.labels = [int(v["label"]) for v in self.videos]
+        self.groups = [v["group"] for v in self.videos]
 
         # Where clips may lie: per video, the (start, end) segments, and whether they are short;
         # then the table of every item's clip, which __getitem__ and ClipBatches both read.
@@ -358,55 +376,80 @@ class KTHActionDataset(Dataset):
 
     # ---------------------------------------------------------------- loading
 
-    def _select(self, entries: list[dict], found: str) -> list[dict]:
-        """The entries of this split's persons; a clear error when there are none."""
-        if not entries:
-            raise FileNotFoundError(_missing_root_message(self.root_dir, f"no videos in {found}"))
-        selected = [e for e in entries if e["person"] in self.persons]
+    def _select(self, index: dict, persons, protocol_data: dict) -> list[dict]:
+        """The index entries of this split (or of the groups ``persons``), sorted by video id; a clear error
+        when there are none."""
+        entries, kth = index["videos"], index["source"] == "kth"
+        if persons is not None:
+            wanted = {str(group) for group in persons}
+            selected = [e for e in entries if str(e["group"]) in wanted]
+            asked = f"of {'persons' if kth else 'groups'} {sorted(persons, key=group_order)}"
+        else:
+            parts = ("train", "val") if self.split == "trainval" else (self.split,)
+            ids = {video_id for part in parts for video_id in self.split_info.video_ids[part]}
+            selected = [e for e in entries if e["video_id"] in ids]
+            protocol = self.split_info.protocol
+            if protocol in KTH_PROTOCOLS:
+                defined = kth_persons(protocol, protocol_data["val_persons"])
+                asked = f"of persons {sorted(p for part in parts for p in defined[part])}"
+            else:
+                asked = f"in the {self.split} split of {protocol}"
         if not selected:
-            have = sorted({e["person"] for e in entries})
-            raise ValueError(f"{self.root_dir}: no videos of persons {list(self.persons)} (split '{self.split}'); "
-                             f"the data holds persons {have}: choose another split or persons=")
+            word = "persons" if kth else "groups"
+            have = sorted({e["group"] for e in entries}, key=group_order)
+            raise ValueError(f"{self.root_dir}: no videos {asked} (split '{self.split}'); the data holds {word} "
+                             f"{have}: choose another split or persons=")
         return sorted(selected, key=lambda e: e["video_id"])
 
     def _resize(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 ``[T, 1, h, w]`` -> ``[T, 1, H, W]`` at ``img_size`` (unchanged when equal)."""
+        """uint8 ``[T, C, h, w]`` -> ``[T, C, H, W]`` at ``img_size`` (unchanged when equal)."""
         if tuple(frames.shape[-2:]) == self.img_size:
             return frames
         return v2.functional.resize(frames, list(self.img_size), antialias=True)
 
-    def _load_cache(self) -> tuple[list[dict], list[torch.Tensor]]:
-        """The split's index entries and frames, uint8 ``[T, 1, H, W]`` per video. Every cache file is
-        checked against its entry (uint8, ``[num_frames, size, size]``) from its header, before any
-        is read; a missing, truncated or disagreeing file is a one-line error naming it."""
-        index = read_index(self.root_dir)  # checks the file; raises naming it
+    def _load_cache(self, index: dict) -> list[torch.Tensor]:
+        """The frames of the split's videos, uint8 ``[T, C, H, W]`` each. Every cache file is checked against
+        its entry (uint8, ``[num_frames, size, size]`` or ``[num_frames, size, size, 3]``) from its header,
+        before any is read; a missing, truncated or disagreeing file is a one-line error naming it."""
         index_path = self.root_dir / "index.json"
-        videos = self._select(index["videos"], str(index_path))
+        stored = index["channels"]
+        if self.channels == 3 and stored == 1:
+            raise ValueError(f"data.channels: 3 (colour), but {index_path} holds grayscale frames (channels 1); use "
+                             f"data.channels 1, or prepare the data again in colour ('python -m src.data prepare "
+                             f"--raw DIR --out {self.root_dir} --channels 3')")
         cache_dir = self.root_dir / "cache"
-        missing = [v["video_id"] for v in videos if not (cache_dir / f"{v['video_id']}.npy").is_file()]
+        paths = [cache_dir / f"{video['video_id']}.npy" for video in self.videos]
+        missing = [video["video_id"] for video, path in zip(self.videos, paths) if not path.is_file()]
         if missing:
             raise FileNotFoundError(
                 f"{cache_dir}: {len(missing)} cached videos of the index are missing (e.g. {missing[0]}.npy); "
                 f"{prepare_command(self.root_dir)}")
         size = index["size"]
-        paths = [cache_dir / f"{video['video_id']}.npy" for video in videos]
-        for video, path in zip(videos, paths):  # memory-mapped: only the header is read, the length checked
+        for video, path in zip(self.videos, paths):  # memory-mapped: only the header is read, the length checked
             try:
                 array = np.load(path, mmap_mode="r")
             except (ValueError, OSError, EOFError) as e:
                 raise ValueError(f"{path}: not a readable .npy file (truncated or corrupt: {e}); "
                                  f"{prepare_command(self.root_dir)}") from None
-            expected = (video["num_frames"], size, size)
+            expected = (video["num_frames"], size, size, *((stored,) if stored != 1 else ()))
             if array.dtype != np.uint8 or array.shape != expected:
                 raise ValueError(f"{path}: holds {array.dtype} {list(array.shape)} where {index_path} says "
-                                 f"uint8 {list(expected)} ({video['num_frames']} frames of {size}x{size}); the "
-                                 f"cache and the index disagree: {prepare_command(self.root_dir)}")
+                                 f"uint8 {list(expected)} ({video['num_frames']} frames of {size}x{size}"
+                                 f"{', RGB' if stored == 3 else ''}); the cache and the index disagree: "
+                                 f"{prepare_command(self.root_dir)}")
             del array
-        frames = [self._resize(torch.from_numpy(np.load(path)).unsqueeze(1)).contiguous()
-                  for path in tqdm(paths, desc=f"loading {self.split}", unit="video", leave=False)]
-        return videos, frames
+        frames = []
+        for path in tqdm(paths, desc=f"loading {self.split}", unit="video", leave=False):
+            video = torch.from_numpy(np.load(path))  # [T, H, W] or [T, H, W, 3]
+            video = video.unsqueeze(1) if video.ndim == 3 else video.permute(0, 3, 1, 2)  # [T, C, H, W]
+            if video.shape[1] != self.channels:  # colour read as gray
+                video = v2.functional.rgb_to_grayscale(video)
+            frames.append(self._resize(video).contiguous())
+        return frames
 
-    def _load_png_tree(self) -> tuple[list[dict], list[torch.Tensor]]:
+    def _png_tree_index(self) -> tuple[dict, dict[str, list[Path]]]:
+        """The course's KTH PNG tree (``root/<action>/<video_id>/image-0001.png``) as an index (version 2, KTH),
+        and the image paths of every video."""
         root = self.root_dir
         if not root.is_dir() or not any(root.iterdir()):
             raise FileNotFoundError(_missing_root_message(root, "missing or empty"))
@@ -426,20 +469,28 @@ class KTHActionDataset(Dataset):
                 if info is None or info["action"] != action or not images:
                     stray.append(f"{action}/{folder.name}")
                     continue
-                entries.append({**info, "num_frames": len(images), "sequences": [[0, len(images)]]})
+                entries.append({**info, "class": action, "group": info["person"], "file": "",
+                                "num_frames": len(images), "sequences": [[0, len(images)]]})
                 image_paths[info["video_id"]] = images
         if stray:
             warnings.warn(f"{root}: ignored {len(stray)} entries that are not KTH video folders "
                           f"({', '.join(stray[:3])}{', ...' if len(stray) > 3 else ''})", stacklevel=3)
-        videos = self._select(entries, f"{root} (PNG tree)")
+        index = {"source": "kth", "channels": self.channels, "classes": list(ACTIONS), "folds": [],
+                 "group_kind": "person", "videos": entries}
+        return index, image_paths
+
+    def _load_png_tree(self, image_paths: dict[str, list[Path]]) -> list[torch.Tensor]:
+        """The frames of the split's videos from the PNG tree, uint8 ``[T, C, H, W]`` each."""
         frames = []
-        for video in tqdm(videos, desc=f"loading {self.split} (PNG)", unit="video", leave=False):
-            images = [_read_png(path) for path in image_paths[video["video_id"]]]
+        for video in tqdm(self.videos, desc=f"loading {self.split} (PNG)", unit="video", leave=False):
+            images = [_read_png(path, self.channels) for path in image_paths[video["video_id"]]]
             if len({image.shape for image in images}) > 1:
-                raise ValueError(f"{root / video['action'] / video['video_id']}: its images differ in size "
-                                 f"({sorted({image.shape for image in images})}); {prepare_command(root)}")
-            frames.append(self._resize(torch.from_numpy(np.stack(images)).unsqueeze(1)).contiguous())
-        return videos, frames
+                raise ValueError(f"{self.root_dir / video['action'] / video['video_id']}: its images differ in size "
+                                 f"({sorted({image.shape for image in images})}); {prepare_command(self.root_dir)}")
+            stacked = torch.from_numpy(np.stack(images))  # [T, H, W] or [T, H, W, 3]
+            stacked = stacked.unsqueeze(1) if stacked.ndim == 3 else stacked.permute(0, 3, 1, 2)
+            frames.append(self._resize(stacked).contiguous())
+        return frames
 
     # ---------------------------------------------------------------- clips
 
@@ -464,7 +515,7 @@ class KTHActionDataset(Dataset):
         video_index, clip_index = self.clips[index]
         # the clip's frames as ClipBatches takes them; a random start is drawn from torch's global generator
         _, frame_indices = self.clip_table.frame_indices(torch.tensor([index]))
-        frames = self.video_frames[video_index][frame_indices[0]]  # uint8 [max_frames, 1, H, W]
+        frames = self.video_frames[video_index][frame_indices[0]]  # uint8 [max_frames, C, H, W]
         if self.transform is not None:
             frames = self.transform(frames)
         if frames.dtype != torch.float32:
@@ -473,12 +524,18 @@ class KTHActionDataset(Dataset):
         if not self.return_meta:
             return frames, label
         video = self.videos[video_index]
-        meta = {"video_id": video["video_id"], "person": int(video["person"]),
-                "scenario": int(video["scenario"]), "clip": clip_index}
+        meta = {"video_id": video["video_id"], "group": video["group"], "clip": clip_index}
+        if "person" in video:  # KTH
+            meta.update(person=int(video["person"]), scenario=int(video["scenario"]))
         return frames, label, meta
 
     def __repr__(self) -> str:
         kind = "random" if self.random_clips else "fixed"
         return (f"{type(self).__name__}(root_dir='{self.root_dir}', split='{self.split}', "
                 f"videos={len(self.videos)}, clips={len(self)} ({kind}), max_frames={self.max_frames}, "
-                f"step={self.sampler.step}, img_size={self.img_size})")
+                f"step={self.sampler.step}, img_size={self.img_size}, channels={self.channels}, "
+                f"classes={len(self.classes)})")
+
+
+KTHActionDataset = VideoClipDataset
+"""The course's name of :class:`VideoClipDataset`."""

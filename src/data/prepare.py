@@ -1,25 +1,38 @@
-"""Decode KTH videos to small grayscale frames: a PNG tree, an in-memory cache and an index.
+"""Decode the videos of a raw folder to small frames: an in-memory cache, an index and a PNG tree.
 
-    python -m src.data prepare --raw DIR --out data/kth [--size 64] [--workers N] [--no-png] [--allow-failures]
+    python -m src.data prepare --raw DIR --out data/kth [--layout auto|kth|folder|ucf101|hmdb51] [--splits DIR]
+                               [--channels 1|3] [--size 64] [--workers N] [--no-png] [--allow-failures]
 
-Every KTH-named ``.avi``/``.mp4`` anywhere under ``DIR`` is decoded with PyAV, converted
-to grayscale and resized (bilinear, antialiased) to ``size x size``. The output::
+The videos of ``DIR`` are listed by their layout's reader (:mod:`src.data.sources`: KTH, a folder of
+class subfolders, UCF101, HMDB51; ``--layout auto`` tells which), decoded with PyAV, kept grayscale
+(``--channels 1``, KTH's) or in colour (``--channels 3``, RGB) and resized (bilinear, antialiased) to
+``size x size``. The output::
 
-    out/<action>/<video_id>/image-0001.png ...  grayscale PNGs, 1-based (the course layout)
-    out/cache/<video_id>.npy                    uint8 (T, size, size): every frame of the video
-    out/index.json                              one entry per video, written last
+    out/cache/<video_id>.npy           uint8 (T, size, size), or (T, size, size, 3): every frame of the video
+    out/index.json                     the classes, and one entry per video, written last
+    out/<class>/<video_id>/image-0001.png ...   KTH: the course's PNG tree (1-based), unless --no-png
+    out/<video_id>/image-0001.png ...           the other layouts (their video_id starts with the class folder)
 
-``index.json`` is ``{"version": 1, "size", "synthetic", ["synthetic_preset",] "videos": [{"video_id", "person",
-"action", "label", "scenario", "num_frames", "sequences": [[start, end], ...]}, ...], "failed": [{"video_id",
-"file", "error"}, ...]}``, sorted by video id; ``sequences`` are the 0-based, end-exclusive ranges of
-``00sequences.txt`` clipped to the video, or ``[[0, num_frames]]`` for a video it lacks; ``failed``
-lists the videos that could not be decoded (only ever non-empty with ``--allow-failures``).
+``index.json`` (version 2)::
+
+    {"version": 2, "source": "kth" | "folder" | "ucf101" | "hmdb51", "size", "channels", "synthetic",
+     ["synthetic_preset",] "classes": [...], "group_kind": str, "folds": ["1", ...],
+     "videos": [{"video_id", "file", "label", "class", "group", "num_frames", "sequences": [[start, end], ...],
+                 ["split": {fold: "train" | "test"},] [KTH: "person", "action", "scenario"]}, ...],
+     "failed": [{"video_id", "file", "error"}, ...]}
+
+sorted by video id: ``label`` indexes ``classes``; ``group`` is what splits keep together (KTH: the
+person); ``file`` is the raw file under ``DIR``; ``sequences`` are the annotated ranges (KTH's
+``00sequences.txt``), 0-based and end-exclusive, clipped to the video, or ``[[0, num_frames]]``;
+``split`` is the video's side in each fold the dataset ships (a video unused by a fold is absent);
+``failed`` lists the videos that could not be decoded (only ever non-empty with ``--allow-failures``).
+:func:`src.data.prepared.read_index` reads it (and version 1, KTH's index before classes).
 
 The arguments are checked before any work. Videos are decoded into a temporary folder in
 ``out`` and moved into place when every video was decoded (or, with ``--allow-failures``, at
 least one), then ``index.json`` is written. A run that fails, or is killed, leaves ``out`` as
 it was (a killed run's temporary folder is removed by the next run); a rerun skips the videos
-already prepared at the same size.
+already prepared at the same size and channels.
 """
 from __future__ import annotations
 
@@ -36,134 +49,89 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from src.data.sources.kth import ACTIONS, parse_sequences, parse_video_name
-from src.files import atomic_write
+from src.data.sources import LAYOUTS, Listing, VideoRecord, scan
+from src.files import atomic_write, check_output_file
 
-INDEX_VERSION = 1
-VIDEO_SUFFIXES = (".avi", ".mp4")
-KNOWN_FILES = ("00sequences.txt", "synthetic.json")  # expected in a raw folder besides the videos
+INDEX_VERSION = 2
+CHANNELS = (1, 3)  # grayscale, RGB
 MAX_SIZE = 1024  # frame side in pixels: KTH's frames are 160x120, a larger side only upsamples
-HOW_TO_GET_DATA = ("get KTH with 'python -m src.data download --root data/kth_raw', or make the "
-                   "synthetic twin with 'python -m src.data.synthetic --out data/synth_raw'")
 
 
 class PrepareError(ValueError):
     """No video could be prepared, or some could not (without ``allow_failures``); one line."""
 
 
-def decode_video(path: str | Path) -> np.ndarray:
-    """Every frame of the first video stream of ``path``, grayscale: uint8 (T, H, W)."""
+def decode_video(path: str | Path, channels: int = 1) -> np.ndarray:
+    """Every frame of the first video stream of ``path``: uint8 (T, H, W) grayscale (``channels=1``) or
+    (T, H, W, 3) RGB (``channels=3``)."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="gray") for frame in container.decode(stream)]
+        frames = [frame.to_ndarray(format="gray" if channels == 1 else "rgb24") for frame in container.decode(stream)]
     if not frames:
         raise ValueError(f"{path}: no frame could be decoded")
     return np.stack(frames)
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (T, H, W) -> uint8 (T, size, size), bilinear with antialiasing (PIL)."""
+    """uint8 (T, H, W) or (T, H, W, 3) -> (T, size, size) or (T, size, size, 3), bilinear with antialiasing (PIL)."""
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR))
                      for f in frames])
 
 
-def png_path(out: Path, info: dict, frame_index: int) -> Path:
-    """``out/<action>/<video_id>/image-0001.png`` for the 0-based ``frame_index``."""
-    return out / info["action"] / info["video_id"] / f"image-{frame_index + 1:04d}.png"
+def png_folder(source: str, record: VideoRecord) -> str:
+    """Where a video's PNGs go under ``out``: ``<class>/<video_id>`` for KTH (the course's tree),
+    ``<video_id>`` for the other layouts (their id starts with the class folder)."""
+    return f"{record.class_name}/{record.video_id}" if source == "kth" else record.video_id
 
 
-def _done_num_frames(out: Path, info: dict, size: int, write_png: bool) -> int | None:
-    """The frame count of a video already prepared at ``size`` in ``out``, else None."""
-    cache = out / "cache" / f"{info['video_id']}.npy"
+def _cache_path(root: Path, video_id: str) -> Path:
+    return root / "cache" / f"{video_id}.npy"
+
+
+def _frame_shape(size: int, channels: int) -> tuple[int, ...]:
+    """The shape of one cached frame: (size, size) or (size, size, 3)."""
+    return (size, size) if channels == 1 else (size, size, channels)
+
+
+def _done_num_frames(out: Path, video_id: str, folder: str | None, size: int, channels: int) -> int | None:
+    """The frame count of a video already prepared at ``size`` and ``channels`` in ``out`` (with its PNG
+    ``folder`` when one is asked for), else None."""
+    cache = _cache_path(out, video_id)
     if not cache.is_file():
         return None
     try:
         shape = np.load(cache, mmap_mode="r").shape
     except (ValueError, OSError, EOFError):
         return None
-    if len(shape) != 3 or shape[1:] != (size, size):
+    if len(shape) < 3 or shape[1:] != _frame_shape(size, channels):
         return None
-    if write_png:
-        folder = out / info["action"] / info["video_id"]
-        if not folder.is_dir() or len(list(folder.glob("image-*.png"))) != shape[0]:
-            return None
+    if folder is not None and (not (out / folder).is_dir()
+                               or len(list((out / folder).glob("image-*.png"))) != shape[0]):
+        return None
     return shape[0]
 
 
-def prepare_video(path: Path, out: Path, staging: Path, size: int, write_png: bool) -> dict:
-    """Prepare one video into ``staging`` (same layout as ``out``), or skip it when ``out`` holds it
-    done. Returns ``{'video_id', 'status', 'num_frames'}`` with status 'prepared' or 'skipped', or
-    ``{'status': 'failed', 'error': str}`` when the video cannot be decoded (a bad video cannot stop a
-    pool); an error writing the frames (disk full, no permission) is raised."""
-    info = parse_video_name(path.name)
-    num_frames = _done_num_frames(out, info, size, write_png)
+def prepare_video(path: Path, video_id: str, folder: str | None, out: Path, staging: Path, size: int,
+                  channels: int) -> dict:
+    """Prepare one video into ``staging`` (same layout as ``out``): its cache file, and its PNGs in ``folder``
+    (under ``out``) unless None; or skip it when ``out`` holds it done. Returns ``{'video_id', 'status',
+    'num_frames'}`` with status 'prepared' or 'skipped', or ``{'status': 'failed', 'error': str}`` when the
+    video cannot be decoded (a bad video cannot stop a pool); an error writing the frames (disk full, no
+    permission) is raised."""
+    num_frames = _done_num_frames(out, video_id, folder, size, channels)
     if num_frames is not None:
-        return {"video_id": info["video_id"], "status": "skipped", "num_frames": num_frames}
+        return {"video_id": video_id, "status": "skipped", "num_frames": num_frames}
     try:
-        frames = resize_frames(decode_video(path), size)  # (T, size, size)
+        frames = resize_frames(decode_video(path, channels=channels), size)  # (T, size, size[, 3])
     except Exception as e:  # a corrupt or unreadable video: reported by the caller, the rest go on
-        return {"video_id": info["video_id"], "status": "failed", "error": f"{type(e).__name__}: {e}"}
-    if write_png:
-        folder = staging / info["action"] / info["video_id"]
-        folder.mkdir(parents=True)
+        return {"video_id": video_id, "status": "failed", "error": f"{type(e).__name__}: {e}"}
+    if folder is not None:
+        (staging / folder).mkdir(parents=True)
         for t, frame in enumerate(frames):
-            Image.fromarray(frame).save(png_path(staging, info, t))
-    (staging / "cache").mkdir(exist_ok=True)
-    np.save(staging / "cache" / f"{info['video_id']}.npy", frames)
-    return {"video_id": info["video_id"], "status": "prepared", "num_frames": len(frames)}
-
-
-def find_videos(raw: Path, notes: list[str]) -> list[Path]:
-    """The KTH-named videos under ``raw`` (one per video id, sorted); what is left out is added to
-    ``notes`` (lines for stderr, printed by the caller once every argument has been checked)."""
-    if raw.exists() and not raw.is_dir():
-        raise FileNotFoundError(f"{raw}: a file, not a folder of videos; {HOW_TO_GET_DATA}")
-    if not raw.is_dir():
-        raise FileNotFoundError(f"{raw}: no such folder; {HOW_TO_GET_DATA}")
-    files = sorted(p for p in raw.rglob("*") if p.is_file() and not p.name.startswith("."))
-    videos = [p for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    stray = [p for p in files if p.suffix.lower() not in VIDEO_SUFFIXES and p.name not in KNOWN_FILES]
-    if stray:
-        notes.append(f"note: {raw}: ignored {len(stray)} non-video file(s), e.g. {stray[0].relative_to(raw)}")
-    unnamed = [p for p in videos if parse_video_name(p.name) is None]
-    if unnamed:
-        notes.append(f"warning: {raw}: skipped {len(unnamed)} video(s) without a KTH name "
-                     f"(personXX_<action>_dY_uncomp.avi): {', '.join(str(p.relative_to(raw)) for p in unnamed[:5])}"
-                     f"{' ...' if len(unnamed) > 5 else ''}")
-    by_id: dict[str, Path] = {}
-    for p in videos:
-        info = parse_video_name(p.name)
-        if info is None:
-            continue
-        if info["video_id"] in by_id:
-            notes.append(f"warning: {p}: a second file for {info['video_id']}, ignored; "
-                         f"using {by_id[info['video_id']]}")
-            continue
-        by_id[info["video_id"]] = p
-    if not by_id:
-        unnamed_hint = (f" ({len(unnamed)} without a KTH name, e.g. {unnamed[0].relative_to(raw)}: KTH names them "
-                        f"personXX_<action>_dY_uncomp.avi)" if unnamed else "")
-        raise FileNotFoundError(f"{raw}: holds no KTH-named .avi/.mp4 video{unnamed_hint}; {HOW_TO_GET_DATA}")
-    present = {parse_video_name(p.name)["action"] for p in by_id.values()}
-    if missing := [a for a in ACTIONS if a not in present]:
-        notes.append(f"warning: {raw}: no video of {', '.join(missing)} (missing class folder?); only "
-                     f"{len(present)} of the {len(ACTIONS)} actions will be prepared; {HOW_TO_GET_DATA}")
-    return [by_id[v] for v in sorted(by_id)]
-
-
-def find_sequences(raw: Path, notes: list[str]) -> dict[str, list[tuple[int, int]]]:
-    """The annotations of the first ``00sequences.txt`` under ``raw``, or {} when there is none (then
-    a line is added to ``notes``)."""
-    found = sorted(raw.rglob("00sequences.txt"))
-    if not found:
-        notes.append(f"warning: {raw}: no 00sequences.txt; every video gets one sequence spanning it")
-        return {}
-    try:
-        return parse_sequences(found[0])
-    except (OSError, ValueError) as e:  # a malformed range ('1-a', '5') does not name the file by itself
-        message = str(e)
-        raise ValueError(message if message.startswith(str(found[0])) else
-                         f"{found[0]}: not a KTH 00sequences.txt ({message}); fix or delete it") from None
+            Image.fromarray(frame).save(staging / folder / f"image-{t + 1:04d}.png")
+    _cache_path(staging, video_id).parent.mkdir(parents=True, exist_ok=True)
+    np.save(_cache_path(staging, video_id), frames)
+    return {"video_id": video_id, "status": "prepared", "num_frames": len(frames)}
 
 
 def clip_sequences(ranges: list[tuple[int, int]], num_frames: int) -> list[list[int]]:
@@ -172,40 +140,43 @@ def clip_sequences(ranges: list[tuple[int, int]], num_frames: int) -> list[list[
     return [[a, b] for a, b in clipped if a < b]
 
 
-def check_out(out: Path) -> None:
-    """Refuse, before any work, an ``out`` that cannot be a folder this process writes in."""
-    existing = next(p for p in (out, *out.parents) if p.exists())
-    if not existing.is_dir():
-        where = "is a file" if existing == out else f"lies under the file {existing}"
-        raise ValueError(f"{out}: {where}, not a folder; choose another --out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{out}: {existing} is not writable; choose another --out or fix its permissions")
-
-
 def _listing(paths: list[Path], shown: int = 5) -> str:
     """``'a.avi, b.avi, ... (3 more)'``: the first ``shown`` paths."""
     more = f", ... ({len(paths) - shown} more)" if len(paths) > shown else ""
     return ", ".join(map(str, paths[:shown])) + more
 
 
-def _move_into_place(staging: Path, out: Path, info: dict, write_png: bool) -> None:
+def _move_into_place(staging: Path, out: Path, video_id: str, folder: str | None) -> None:
     """Rename one staged video (its cache file and PNG folder) to its place in ``out``."""
-    if write_png:
-        folder = out / info["action"] / info["video_id"]
-        folder.parent.mkdir(exist_ok=True)
-        if folder.exists():  # left by a run at another size
-            shutil.rmtree(folder)
-        os.replace(staging / info["action"] / info["video_id"], folder)
-    (out / "cache").mkdir(exist_ok=True)
-    os.replace(staging / "cache" / f"{info['video_id']}.npy", out / "cache" / f"{info['video_id']}.npy")
+    if folder is not None:
+        (out / folder).parent.mkdir(parents=True, exist_ok=True)
+        if (out / folder).exists():  # left by a run at another size
+            shutil.rmtree(out / folder)
+        os.replace(staging / folder, out / folder)
+    _cache_path(out, video_id).parent.mkdir(parents=True, exist_ok=True)
+    os.replace(_cache_path(staging, video_id), _cache_path(out, video_id))
+
+
+def index_entry(raw: Path, listing: Listing, record: VideoRecord, num_frames: int) -> tuple[dict, bool]:
+    """The ``index.json`` entry of a prepared video, and whether it has annotated sequences."""
+    ranges = clip_sequences(record.sequences or [], num_frames)
+    entry = {"video_id": record.video_id, "file": record.path.relative_to(raw).as_posix(),
+             "label": listing.classes.index(record.class_name), "class": record.class_name, "group": record.group,
+             **record.extra, "num_frames": num_frames, "sequences": ranges or [[0, num_frames]]}
+    if listing.folds:
+        entry["split"] = dict(record.split)
+    return entry, bool(ranges)
 
 
 def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | None = None,
-            write_png: bool = True, allow_failures: bool = False) -> dict:
-    """Prepare every KTH video under ``raw`` into ``out`` (see the module docstring).
+            write_png: bool = True, allow_failures: bool = False, layout: str = "auto",
+            splits: str | Path | None = None, channels: int = 1) -> dict:
+    """Prepare every video of ``raw`` into ``out`` (see the module docstring).
 
-    ``workers`` processes decode in parallel (default: all cores; 1 runs in this process).
-    Returns the index written to ``out/index.json``.
+    ``layout``: how ``raw`` is read (one of :data:`src.data.sources.LAYOUTS`; ``auto`` tells); ``splits``:
+    the folder of the split files (ucf101, hmdb51) when they are not under ``raw``; ``channels``: 1
+    (grayscale) or 3 (RGB). ``workers`` processes decode in parallel (default: all cores; 1 runs in this
+    process). Returns the index written to ``out/index.json``.
 
     The arguments are checked before any work (ValueError, or FileNotFoundError for a ``raw``
     without videos). Videos are decoded into a temporary folder in ``out`` and moved into place
@@ -221,12 +192,17 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ValueError(f"--workers: {workers!r} is not a number of processes; use 1 or more, or leave it out "
                          f"for one per core")
-    check_out(out)
+    if layout not in LAYOUTS:
+        raise ValueError(f"--layout: {layout!r} is not a layout; use one of {', '.join(LAYOUTS)}")
+    if isinstance(channels, bool) or channels not in CHANNELS:
+        raise ValueError(f"--channels: {channels!r} is not a number of channels; use 1 (grayscale) or 3 (colour, RGB)")
+    check_output_file(out / "index.json", "--out")
     notes = []
-    videos = find_videos(raw, notes)
-    sequences = find_sequences(raw, notes)
+    listing = scan(raw, layout, notes, splits=splits)
     for note in notes:
         print(note, file=sys.stderr)
+    videos = listing.videos
+    folders = {r.video_id: png_folder(listing.source, r) if write_png else None for r in videos}
     made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this run makes, innermost first
     out.mkdir(parents=True, exist_ok=True)
     for stale in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:  # left by a killed run
@@ -236,14 +212,14 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
     written = False
     try:
         results, bar = {}, tqdm(total=len(videos), desc=f"prepare {out}", unit="video")
+        jobs = {r.video_id: (r.path, r.video_id, folders[r.video_id], out, staging, size, channels) for r in videos}
         if workers == 1:
-            for path in videos:
-                results[path] = prepare_video(path, out, staging, size, write_png)
+            for video_id, job in jobs.items():
+                results[video_id] = prepare_video(*job)
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(prepare_video, path, out, staging, size, write_png): path
-                           for path in videos}
+                futures = {pool.submit(prepare_video, *job): video_id for video_id, job in jobs.items()}
                 try:
                     for future in as_completed(futures):
                         results[futures[future]] = future.result()
@@ -253,44 +229,43 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
                     raise
         bar.close()
 
-        failed = [path for path in videos if results[path]["status"] == "failed"]
-        for path in failed:
-            print(f"failed: {path}: cannot be decoded ({results[path]['error']})", file=sys.stderr)
+        failed = [r for r in videos if results[r.video_id]["status"] == "failed"]
+        failed_paths = [r.path for r in failed]
+        for record in failed:
+            print(f"failed: {record.path}: cannot be decoded ({results[record.video_id]['error']})", file=sys.stderr)
         if len(failed) == len(videos):
-            raise PrepareError(f"{raw}: none of the {len(videos)} videos could be decoded ({_listing(failed)}); "
+            raise PrepareError(f"{raw}: none of the {len(videos)} videos could be decoded ({_listing(failed_paths)}); "
                                f"nothing was written to {out}; replace the files (e.g. download them again) "
                                f"and rerun")
         if failed and not allow_failures:
             raise PrepareError(f"{raw}: {len(failed)} of {len(videos)} videos could not be decoded "
-                               f"({_listing(failed)}); nothing was written to {out}; replace them (e.g. download "
-                               f"them again) and rerun, or pass --allow-failures to prepare the other "
+                               f"({_listing(failed_paths)}); nothing was written to {out}; replace them (e.g. "
+                               f"download them again) and rerun, or pass --allow-failures to prepare the other "
                                f"{len(videos) - len(failed)}")
         if failed:
             print(f"warning: {raw}: {len(failed)} of {len(videos)} videos could not be decoded and are left out "
-                  f"of {out / 'index.json'} (its 'failed' list): {_listing(failed)}", file=sys.stderr)
+                  f"of {out / 'index.json'} (its 'failed' list): {_listing(failed_paths)}", file=sys.stderr)
 
         entries, unannotated = [], 0
-        for path in videos:
-            result = results[path]
+        for record in videos:
+            result = results[record.video_id]
             if result["status"] == "failed":
                 continue
-            info = parse_video_name(path.name)
             if result["status"] == "prepared":
-                _move_into_place(staging, out, info, write_png)
+                _move_into_place(staging, out, record.video_id, folders[record.video_id])
                 written = True
-            ranges = clip_sequences(sequences.get(info["video_id"], []), result["num_frames"])
-            if not ranges:
-                unannotated += 1
-                ranges = [[0, result["num_frames"]]]
-            entries.append({**info, "num_frames": result["num_frames"], "sequences": ranges})
+            entry, annotated = index_entry(raw, listing, record, result["num_frames"])
+            entries.append(entry)
+            unannotated += not annotated
 
         synthetic = (raw / "synthetic.json").is_file()
         preset = ({"synthetic_preset": json.loads((raw / "synthetic.json").read_text()).get("preset")}
                   if synthetic else {})
-        index = {"version": INDEX_VERSION, "size": size, "synthetic": synthetic, **preset,
-                 "videos": sorted(entries, key=lambda e: e["video_id"]),
-                 "failed": [{"video_id": results[path]["video_id"], "file": str(path),
-                             "error": results[path]["error"]} for path in failed]}
+        index = {"version": INDEX_VERSION, "source": listing.source, "size": size, "channels": channels,
+                 "synthetic": synthetic, **preset, "classes": listing.classes, "group_kind": listing.group_kind,
+                 "folds": listing.folds, "videos": sorted(entries, key=lambda e: e["video_id"]),
+                 "failed": [{"video_id": r.video_id, "file": str(r.path), "error": results[r.video_id]["error"]}
+                            for r in failed]}
         with atomic_write(out / "index.json", "w") as f:
             f.write(json.dumps(index, indent=1))
         written = True
@@ -305,6 +280,7 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
 
     counts = {s: sum(r["status"] == s for r in results.values()) for s in ("prepared", "skipped", "failed")}
     print(f"{out}: prepared {counts['prepared']}, skipped {counts['skipped']} (already done), "
-          f"failed {counts['failed']}; {len(entries)} videos, {sum(e['num_frames'] for e in entries)} frames "
-          f"in index.json; {unannotated} without annotation (one sequence spanning the video)")
+          f"failed {counts['failed']}; {len(entries)} videos of {len(listing.classes)} classes ({listing.source}), "
+          f"{sum(e['num_frames'] for e in entries)} frames in index.json; {unannotated} without annotation (one "
+          f"sequence spanning the video)")
     return index

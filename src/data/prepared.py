@@ -1,5 +1,5 @@
-"""A prepared dataset folder: its ``index.json`` (:func:`read_index`, the one reader of it) and which
-folder to work on (:func:`resolve_data_root`: the real KTH when it has been prepared, else the
+"""A prepared dataset folder: its ``index.json`` (:func:`read_index`, the one reader of it, of both
+versions) and which folder to work on (:func:`resolve_data_root`: the real KTH when it has been prepared, else the
 synthetic twin, made on first use).
 
 A prepared dataset is a folder with ``index.json`` and ``cache/``, written by
@@ -18,8 +18,12 @@ SYNTHETIC_RAW_ROOT = Path("data/synth_raw")  # raw synthetic twin (KTH layout, A
 SYNTHETIC_ROOT = Path("data/synth")       # prepared synthetic twin
 
 
-INDEX_ENTRY_KEYS = ("video_id", "person", "action", "label", "scenario", "num_frames", "sequences")
-"""The keys of every video entry of ``index.json`` (see :mod:`src.data.prepare`)."""
+INDEX_VERSIONS = (1, 2)
+"""The ``index.json`` versions :func:`read_index` reads: 1 (KTH's, before classes) and 2 (any source)."""
+INDEX_ENTRY_KEYS = ("video_id", "file", "label", "class", "group", "num_frames", "sequences")
+"""The keys of every video entry of ``index.json`` version 2 (see :mod:`src.data.prepare`)."""
+V1_ENTRY_KEYS = ("video_id", "person", "action", "label", "scenario", "num_frames", "sequences")
+"""The keys of every video entry of ``index.json`` version 1 (KTH only)."""
 
 
 def prepare_command(out: str | Path) -> str:
@@ -32,13 +36,27 @@ def is_prepared(root: str | Path) -> bool:
     return (Path(root) / "index.json").is_file()
 
 
+def upgrade_v1(index: dict) -> dict:
+    """A version-1 index (KTH, every entry with :data:`V1_ENTRY_KEYS`) as version 2: source kth, channels
+    1, the classes :data:`ACTIONS`, persons as groups, no folds; per video ``class`` = action, ``group`` =
+    person and ``file`` = '' where absent. The entries keep their KTH keys."""
+    videos = [{**entry, "class": entry["action"], "group": entry["person"], "file": entry.get("file", "")}
+              for entry in index["videos"]]
+    return {**index, "version": 2, "source": "kth", "channels": 1, "classes": list(ACTIONS), "group_kind": "person",
+            "folds": [], "videos": videos}
+
+
 def read_index(root: str | Path) -> dict:
-    """``root/index.json``, checked: JSON, an object with an int ``size`` >= 1 and a ``videos`` list whose
-    entries hold every key of :data:`INDEX_ENTRY_KEYS`, a known action and ``num_frames`` >= 1.
+    """``root/index.json``, checked, as version 2 (a version-1 index is upgraded in memory: :func:`upgrade_v1`).
+
+    Checked: JSON, an object of a known version with an int ``size`` >= 1, ``channels`` 1 or 3, ``classes``
+    (distinct names), ``folds`` and a ``videos`` list whose entries hold every key of
+    :data:`INDEX_ENTRY_KEYS` (version 1: :data:`V1_ENTRY_KEYS` and a KTH action), a ``label`` that indexes
+    ``classes`` with ``class == classes[label]``, a group, ``num_frames`` >= 1 and a ``split`` of known folds.
     Raises FileNotFoundError (no index.json) or ValueError, one line naming the file."""
     path = Path(root) / "index.json"
     try:
-        index = json.loads(path.read_text())
+        index = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such file (not a prepared dataset); {prepare_command(root)}") from None
     except OSError as e:
@@ -52,7 +70,11 @@ def read_index(root: str | Path) -> dict:
 
     if not isinstance(index, dict):
         raise broken(f"a JSON {type(index).__name__}, not an object")
-    for key in ("size", "videos"):
+    version = index.get("version", 1)
+    if version not in INDEX_VERSIONS:
+        raise broken(f"version {version!r}, not one of {', '.join(map(str, INDEX_VERSIONS))} that this code reads")
+    required = ("size", "videos") if version == 1 else ("source", "size", "channels", "classes", "folds", "videos")
+    for key in required:
         if key not in index:
             raise broken(f"no key {key!r}")
     if not isinstance(index["size"], int) or index["size"] < 1:
@@ -63,12 +85,35 @@ def read_index(root: str | Path) -> dict:
         if not isinstance(entry, dict):
             raise broken(f"video {number} is a {type(entry).__name__}, not an object")
         name = entry.get("video_id", f"video {number}")
-        if missing := [key for key in INDEX_ENTRY_KEYS if key not in entry]:
+        if missing := [key for key in (V1_ENTRY_KEYS if version == 1 else INDEX_ENTRY_KEYS) if key not in entry]:
             raise broken(f"{name} lacks the key {missing[0]!r}")
-        if entry["action"] not in ACTIONS:
+        if version == 1 and entry["action"] not in ACTIONS:
             raise broken(f"{name}: unknown action {entry['action']!r}")
+    if version == 1:
+        index = upgrade_v1(index)
+    if index["channels"] not in (1, 3) or isinstance(index["channels"], bool):
+        raise broken(f"channels is {index['channels']!r}, not 1 or 3")
+    classes = index["classes"]
+    if (not isinstance(classes, list) or not all(isinstance(c, str) and c for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise broken(f"classes is {classes!r}, not a list of distinct names")
+    folds = index["folds"]
+    if not isinstance(folds, list) or not all(isinstance(fold, str) for fold in folds):
+        raise broken(f"folds is {folds!r}, not a list of fold names")
+    for entry in index["videos"]:
+        name, label = entry["video_id"], entry["label"]
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(classes):
+            raise broken(f"{name}: label {label!r} is not a class number 0..{len(classes) - 1}")
+        if entry["class"] != classes[label]:
+            raise broken(f"{name}: class {entry['class']!r} is not classes[{label}] = {classes[label]!r}")
+        if isinstance(entry["group"], bool) or not isinstance(entry["group"], (int, str)):
+            raise broken(f"{name}: group {entry['group']!r} is not a number or a name")
         if not isinstance(entry["num_frames"], int) or entry["num_frames"] < 1:
             raise broken(f"{name}: num_frames is {entry['num_frames']!r}, not a number of frames >= 1")
+        split = entry.get("split", {})
+        if not isinstance(split, dict) or any(fold not in folds or side not in ("train", "test")
+                                              for fold, side in split.items()):
+            raise broken(f"{name}: split {split!r} is not {{fold: 'train' | 'test'}} of the folds {folds}")
     return index
 
 

@@ -2,17 +2,23 @@
 
 Every checkpoint and ``results.json`` carries ``provenance``::
 
-    {"data": {"root": "data/synth", "synthetic": true, "preset": "full", "fingerprint": "sha1:..."},
-     "persons": {"train": [1, ..., 14], "val": [15, 16], "test": [17, ..., 25]},   # as loaded
+    {"data": {"root": "data/synth", "synthetic": true, "preset": "full", "source": "kth", "channels": 1,
+              "fingerprint": "sha1:..."},
+     "classes": ["walking", ...],
+     "split": {"protocol": "course", "fold": null,
+               "groups": {"train": [1, ..., 14], "val": [15, 16], "test": [17, ..., 25]}},   # as loaded
+     "persons": {"train": [1, ..., 14], "val": [15, 16], "test": [17, ..., 25]},   # KTH only, for older readers
      "code_version": "<git commit>" or "unknown",
      "amp": false,                                                                 # mixed precision used
      "precision": "float32"}                               # float32 | bfloat16 | float16 (train.amp, the device)
 
-The fingerprint is a SHA-1 over the prepared dataset's video list (``index.json``'s videos:
-ids, persons, labels, subsequences), its synthetic flag and the bytes of every cache file
-(the frames), so it changes when any frame changes and not when the folder moves. On the full synthetic twin
-(599 videos, 668 MB of cache) it takes about 0.6 s from the page cache; it is computed once
-per process per dataset state.
+(the test groups are added by src.evaluate). The fingerprint is a SHA-1 over the prepared dataset's
+description (``index.json``'s classes, channels and videos: ids, groups, labels, subsequences, splits),
+its synthetic flag and the bytes of every cache file (the frames), so it changes when any frame changes
+and not when the folder moves. A grayscale KTH dataset is described as before index.json had classes
+(its videos' ids, persons, actions, labels, scenarios, frame counts and subsequences), so its
+fingerprint is the one it had then. On the full synthetic twin (599 videos, 668 MB of cache) it takes
+about 0.6 s from the page cache; it is computed once per process per dataset state.
 """
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from src.data.prepared import read_index
+from src.config import schema_root
+from src.data.prepared import V1_ENTRY_KEYS, read_index
+from src.data.splits import group_order
 
 REPO = Path(__file__).resolve().parents[2]
 ARCHITECTURE_KEYS = ("arch", "encoder", "rnn_type", "emb_dim", "hidden_dim", "num_layers")
@@ -32,7 +40,12 @@ ARCHITECTURE_KEYS = ("arch", "encoder", "rnn_type", "emb_dim", "hidden_dim", "nu
 @functools.lru_cache(maxsize=8)
 def _fingerprint(root: str, cache_state: tuple, index_state: tuple) -> str:
     index = read_index(root)
-    described = {"size": index.get("size"), "synthetic": bool(index.get("synthetic")), "videos": index["videos"]}
+    described = {"size": index["size"], "synthetic": bool(index.get("synthetic"))}
+    if index["source"] == "kth" and index["channels"] == 1:  # as before index.json had classes: the same fingerprint
+        described["videos"] = [{key: video[key] for key in V1_ENTRY_KEYS} for video in index["videos"]]
+    else:
+        described.update({key: index[key] for key in ("source", "channels", "classes", "group_kind", "folds")},
+                         videos=index["videos"])
     digest = hashlib.sha1(json.dumps(described, sort_keys=True).encode())
     for name, _, _ in cache_state:
         with open(Path(root) / "cache" / name, "rb") as f:
@@ -44,37 +57,45 @@ def _fingerprint(root: str, cache_state: tuple, index_state: tuple) -> str:
 def data_fingerprint(root: str | Path) -> str:
     """``'sha1:<hex>'`` of a prepared dataset's video list and cache files (its frames)."""
     root = Path(root)
-    cache = sorted((root / "cache").glob("*.npy")) if (root / "cache").is_dir() else []
-    state = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in cache)
+    cache = sorted((root / "cache").rglob("*.npy")) if (root / "cache").is_dir() else []
+    state = tuple(((p.relative_to(root / "cache").as_posix()), p.stat().st_size, p.stat().st_mtime_ns) for p in cache)
     index = root / "index.json"
     return _fingerprint(str(root.resolve()), state, (index.stat().st_size, index.stat().st_mtime_ns))
 
 
 def describe_data(root: str | Path, preset: str | None = None) -> dict:
-    """``{'root', 'synthetic', 'preset', 'fingerprint'}`` of a prepared dataset. ``preset``:
-    the synthetic twin's preset when index.json does not name it (it does from src.data.prepare on)."""
+    """``{'root', 'synthetic', 'preset', 'source', 'channels', 'fingerprint'}`` of a prepared dataset.
+    ``preset``: the synthetic twin's preset when index.json does not name it (it does from src.data.prepare
+    on)."""
     root = Path(root)
     index = read_index(root)  # raises naming index.json when it is missing or broken
     synthetic = bool(index.get("synthetic", False))
     return {"root": str(root), "synthetic": synthetic,
             "preset": (index.get("synthetic_preset") or preset) if synthetic else None,
-            "fingerprint": data_fingerprint(root)}
+            "source": index["source"], "channels": index["channels"], "fingerprint": data_fingerprint(root)}
+
+
+SOURCE_LABELS = {"kth": "real KTH", "folder": "a video folder", "ucf101": "UCF101-layout data",
+                 "hmdb51": "HMDB51-layout data"}
+"""How results name data that is not synthetic, by its source (data recorded before sources: KTH)."""
 
 
 def data_label(data: dict | None) -> str:
-    """``'real KTH'``, ``'the synthetic twin (preset full)'`` or ``'unknown data'``."""
+    """``'real KTH'``, ``'a video folder'``, ``'UCF101-layout data'``, ``'the synthetic twin (preset full)'`` or
+    ``'unknown data'``."""
     if not data:
         return "unknown data"
     if not data.get("synthetic"):
-        return "real KTH"
+        return SOURCE_LABELS.get(data.get("source", "kth"), f"{data.get('source')} data")
     return f"the synthetic twin (preset {data['preset']})" if data.get("preset") else "the synthetic twin"
 
 
 def where(data: dict | None) -> str:
-    """``'data/synth (synthetic)'`` or ``'data/kth (real KTH)'``: for one-line messages."""
+    """``'data/synth (synthetic)'``, ``'data/kth (real KTH)'`` or ``'data/mine (a video folder)'``: for
+    one-line messages."""
     if not data:
         return "unknown data"
-    return f"{data['root']} ({'synthetic' if data.get('synthetic') else 'real KTH'})"
+    return f"{data['root']} ({'synthetic' if data.get('synthetic') else data_label(data)})"
 
 
 @functools.lru_cache(maxsize=1)
@@ -92,17 +113,36 @@ def code_version() -> str:
         return "unknown"
 
 
-def persons_of(dataset) -> list[int]:
-    """The persons whose videos a KTHActionDataset actually loaded, sorted."""
-    return sorted({int(video["person"]) for video in dataset.videos})
+def groups_of(dataset) -> list:
+    """The groups (KTH: persons) whose videos a VideoClipDataset actually loaded, sorted."""
+    return sorted(set(dataset.groups), key=group_order)
+
+
+def split_record(datasets: dict, trained: dict | None = None) -> dict:
+    """What provenance records of the split of ``datasets`` (``{'train': train_set, 'val': val_set}``, or
+    ``{'test': test_set}`` with ``trained``, the provenance of training, whose groups it adds to):
+    ``{'split': {'protocol', 'fold', 'groups': {part: groups as loaded}}}``, plus ``'persons'`` (the same
+    lists) on KTH, for older readers."""
+    trained = trained or {}
+    first = next(iter(datasets.values()))
+    groups = {part: groups_of(dataset) for part, dataset in datasets.items()}
+    record = {"split": {"protocol": first.split_info.protocol, "fold": first.split_info.fold,
+                        "groups": {**(trained.get("split") or {}).get("groups", {}), **groups}}}
+    if all("person" in video for video in first.videos):
+        record["persons"] = {**trained.get("persons", {}), **groups}
+    return record
 
 
 def comparable_config(config: dict) -> dict:
     """The config minus what does not change a result: where files go (``log``), the run's
     name and ``data.root`` (the data itself is compared by fingerprint), and ``train.amp`` (compared
-    as the precision it gives, by :func:`results_mismatch`: ``true`` before ``auto`` meant float16 on CUDA only)."""
-    kept = {section: dict(values) for section, values in config.items()
-            if isinstance(values, dict) and section != "log"}
+    as the precision it gives, by :func:`results_mismatch`: ``true`` before ``auto`` meant float16 on CUDA only).
+    A key that the config lacks (saved by code older than the key) takes configs/base.yaml's default, which
+    keeps the older behaviour (``data.split: auto`` is the course's split on KTH, ``data.channels: 1`` gray)."""
+    schema = schema_root()
+    sections = {section: values for section, values in config.items() if isinstance(values, dict)}
+    kept = {section: {**schema.get(section, {}), **sections.get(section, {})}
+            for section in {*schema, *sections} if section != "log"}
     kept.get("data", {}).pop("root", None)
     kept.get("train", {}).pop("amp", None)
     return kept

@@ -75,7 +75,7 @@ from src.training.engine import (
     timed,
     training_precision,
 )
-from src.training.provenance import code_version, describe_data, persons_of, resume_refusal
+from src.training.provenance import code_version, describe_data, resume_refusal, split_record
 from src.training.runlock import LOCK_NAME, LockFolderError, holding
 
 
@@ -101,12 +101,13 @@ def seed_everything(seed: int) -> None:
 
 def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHActionDataset]:
     """The training split (random clips) and the validation split (evenly spaced clips), as the
-    config's ``data`` section says; neither has a per-item transform: the training clips are
-    augmented a batch at once (:func:`make_batches`, the ``augment`` section)."""
+    config's ``data`` section says (its split protocol: src.data.splits; a split that cannot train or be
+    measured is refused here, before training); neither has a per-item transform: the training clips
+    are augmented a batch at once (:func:`make_batches`, the ``augment`` section)."""
     data = config["data"]
     common = dict(max_frames=data["max_frames"], slicing_step=data["slicing_step"],
-                  img_size=(data["img_size"], data["img_size"]),
-                  val_persons=tuple(data["val_persons"]), use_sequences=data["use_sequences"])
+                  img_size=(data["img_size"], data["img_size"]), use_sequences=data["use_sequences"],
+                  protocol=data, channels=data["channels"])
     train_set = KTHActionDataset(data_root, split="train", clips_per_video=data["train_clips_per_video"],
                                  random_clips=True, **common)
     val_set = KTHActionDataset(data_root, split="val", clips_per_video=data["eval_clips_per_video"], **common)
@@ -440,7 +441,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     # appends cleanly to the same TensorBoard run. Under DDP rank 0 alone writes.
     writer = SummaryWriter(Path(config["log"]["tboard_dir"]) / name, purge_step=start_epoch + 1) if main else None
 
-    provenance = {"data": data, "persons": {"train": persons_of(train_set), "val": persons_of(val_set)},
+    provenance = {"data": data, "classes": train_set.classes, **split_record({"train": train_set, "val": val_set}),
                   "code_version": code_version(), "amp": precision != "float32", "precision": precision,
                   "device": str(device)}
 

@@ -7,11 +7,17 @@ named like ``person01_boxing_d1_uncomp.avi``. ``00sequences.txt`` gives, for eve
 video, the 1-based inclusive frame ranges of the four subsequences in which the
 action is performed.
 
+The layout :func:`scan` reads: KTH-named videos anywhere under the raw folder (the download puts
+them in ``<action>/`` folders), and the first ``00sequences.txt`` under it. Label i is ``ACTIONS[i]``
+(all six classes, whichever are present); the group of a video is its person; KTH ships no split
+folds (its protocols are persons: :mod:`src.data.splits`).
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from src.data.sources import HOW_TO_GET_DATA, VIDEO_SUFFIXES, Listing, VideoRecord, one_per_id, video_files
 
 ACTIONS = ("walking", "jogging", "running", "boxing", "handwaving", "handclapping")
 """Class names; a label is the index in this tuple."""
@@ -91,3 +97,49 @@ def format_sequences(sequences: dict[str, list[tuple[int, int]]]) -> str:
         spans = ", ".join(f"{a + 1}-{b}" for a, b in ranges)
         lines.append(f"{vid}\t\tframes\t{spans}")
     return "\n".join(lines) + "\n"
+
+
+KNOWN_FILES = ("00sequences.txt", "synthetic.json")  # expected in a KTH raw folder besides the videos
+
+
+def find_sequences(raw: Path, notes: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """The annotations of the first ``00sequences.txt`` under ``raw``, or {} when there is none (then
+    a line is added to ``notes``)."""
+    found = sorted(raw.rglob("00sequences.txt"))
+    if not found:
+        notes.append(f"warning: {raw}: no 00sequences.txt; every video gets one sequence spanning it")
+        return {}
+    try:
+        return parse_sequences(found[0])
+    except (OSError, ValueError) as e:  # a malformed range ('1-a', '5') does not name the file by itself
+        message = str(e)
+        raise ValueError(message if message.startswith(str(found[0])) else
+                         f"{found[0]}: not a KTH 00sequences.txt ({message}); fix or delete it") from None
+
+
+def scan(raw: Path, notes: list[str]) -> Listing:
+    """The KTH-named videos under ``raw`` (one per video id), with their persons and annotations; what is
+    left out or missing is added to ``notes``. No KTH-named video is a FileNotFoundError naming ``raw``."""
+    videos = video_files(raw, notes, known=lambda path: path.name in KNOWN_FILES)
+    unnamed = [p for p in videos if parse_video_name(p.name) is None]
+    if unnamed:
+        notes.append(f"warning: {raw}: skipped {len(unnamed)} video(s) without a KTH name "
+                     f"(personXX_<action>_dY_uncomp.avi): {', '.join(str(p.relative_to(raw)) for p in unnamed[:5])}"
+                     f"{' ...' if len(unnamed) > 5 else ''}")
+    named = [(p, parse_video_name(p.name)) for p in videos if p not in unnamed]
+    if not named:
+        unnamed_hint = (f" ({len(unnamed)} without a KTH name, e.g. {unnamed[0].relative_to(raw)}: KTH names them "
+                        f"personXX_<action>_dY_uncomp.avi; --layout folder reads class folders)" if unnamed else "")
+        raise FileNotFoundError(f"{raw}: holds no KTH-named video ({'/'.join(VIDEO_SUFFIXES)}){unnamed_hint}; "
+                                f"{HOW_TO_GET_DATA}")
+    present = {info["action"] for _, info in named}
+    if missing := [a for a in ACTIONS if a not in present]:
+        notes.append(f"warning: {raw}: no video of {', '.join(missing)} (missing class folder?); only "
+                     f"{len(present)} of the {len(ACTIONS)} actions will be prepared; {HOW_TO_GET_DATA}")
+    sequences = find_sequences(raw, notes)
+    records = [VideoRecord(path=p, video_id=info["video_id"], class_name=info["action"], group=info["person"],
+                           sequences=sequences.get(info["video_id"]),
+                           extra={key: info[key] for key in ("person", "action", "scenario")})
+               for p, info in named]
+    return Listing(source="kth", classes=list(ACTIONS), videos=one_per_id(records, raw, notes), group_kind="person",
+                   folds=[])
