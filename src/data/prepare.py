@@ -51,18 +51,22 @@ class PrepareError(ValueError):
     """No video could be prepared, or some could not (without ``allow_failures``); one line."""
 
 
-def decode_video(path: str | Path) -> np.ndarray:
-    """Every frame of the first video stream of ``path``, grayscale: uint8 (T, H, W)."""
+def decode_video(path: str | Path, channels: int = 1) -> np.ndarray:
+    """Every frame of the first video stream of ``path``: uint8 (T, H, W) grayscale for ``channels`` 1,
+    (T, H, W, 3) RGB for 3."""
+    if channels not in (1, 3):
+        raise ValueError(f"decode_video: channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="gray") for frame in container.decode(stream)]
+        frames = [frame.to_ndarray(format="gray" if channels == 1 else "rgb24") for frame in container.decode(stream)]
     if not frames:
         raise ValueError(f"{path}: no frame could be decoded")
     return np.stack(frames)
 
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (T, H, W) -> uint8 (T, size, size), bilinear with antialiasing (PIL)."""
+    """uint8 (T, H, W) -> uint8 (T, size, size), or RGB (T, H, W, 3) -> (T, size, size, 3); bilinear with
+    antialiasing (PIL)."""
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR))
                      for f in frames])
 
