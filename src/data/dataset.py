@@ -248,6 +248,8 @@ class KTHActionDataset(Dataset):
         else:
             self.videos, self.video_frames = self._load_png_tree()
         self.labels = [ACTIONS.index(v["action"]) for v in self.videos]
+        self.classes = list(ACTIONS)
+        self.channels = 1
 
         # Where clips may lie: per video, the (start, end) segments, and whether they are short.
         self.segments, padded = [], []
