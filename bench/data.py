@@ -107,7 +107,7 @@ def main() -> None:
 
         # Alternate data passes and training steps, so that both see the same machine load.
         device = select_device(args.device)
-        model = build_model(config["model"]).to(device)
+        model = build_model(config["model"], len(dataset.classes), dataset.channels).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config["train"]["lr"])
         torch.manual_seed(0)
         pass_seconds, batch_pass_seconds, step_seconds = [], [], []

@@ -94,7 +94,7 @@ bs, workers = config["train"]["batch_size"], config["data"]["num_workers"]
 train_loader = DataLoader(train_set, batch_size=bs, shuffle=True, num_workers=workers)
 val_loader = DataLoader(val_set, batch_size=bs, shuffle=False, num_workers=workers)
 device = torch.device("cpu")
-model = T.build_model(config["model"]).to(device)
+model = T.build_model(config["model"], len(train_set.classes), train_set.channels).to(device)
 optimizer = T.make_optimizer(model, config["train"])
 scheduler = T.make_scheduler(optimizer, config["train"], len(train_loader))
 scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -205,7 +205,8 @@ def run_epochs(config: dict, data_root: Path, epochs: int, profile: bool) -> tup
     device = select_device(config["train"]["device"])
     train_set, val_set = make_datasets(config, data_root)
     train_batches, val_batches = make_batches(config, train_set, val_set, device)
-    model = prepare_model(build_model(config["model"]), config["train"], device)
+    model = prepare_model(build_model(config["model"], len(train_set.classes), train_set.channels), config["train"],
+                          device)
     parts = PartTimes(model) if profile else None
     rows = time_epochs(config, model, train_batches, val_batches, device, epochs, len(train_set), len(val_set))
     shares = {}
@@ -253,7 +254,8 @@ def run_course_baseline(config: dict, data_root: Path, epochs: int) -> list[dict
     train_loader = DataLoader(CoursePNGClips(train_set, augment=config["augment"]), batch_size, shuffle=True,
                               num_workers=workers)
     val_loader = DataLoader(CoursePNGClips(val_set, augment=None), batch_size, num_workers=workers)
-    model = prepare_model(build_model(config["model"]), config["train"], device)
+    model = prepare_model(build_model(config["model"], len(train_set.classes), train_set.channels), config["train"],
+                          device)
     return time_epochs(config, model, train_loader, val_loader, device, epochs, len(train_set), len(val_set))
 
 

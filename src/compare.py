@@ -29,7 +29,10 @@ otherwise.
 It works on any subset of finished experiments and says which of ``configs/*.yaml``
 have no results yet. One table holds one data source only (the fingerprint of the prepared
 data, see src/training/provenance.py): ``--data`` picks it (default: the source most runs were made
-on). Results without provenance (made by older code) are left out, and a line says so.
+on). Results without provenance (made by older code) are left out, and a line says so. One data
+source has one list of classes: the per-class columns are its class names (each run's
+``per_class_accuracy``), and the tables' header says the split the runs were tested on (their
+provenance's ``split``: protocol, fold, test groups).
 """
 from __future__ import annotations
 
@@ -43,7 +46,6 @@ import pandas as pd
 from scipy import stats
 
 from src.config import ConfigError, SuitePlan, load_plan
-from src.data.sources.kth import ACTIONS
 from src.files import atomic_write
 from src.training.provenance import data_label, describe_data
 
@@ -60,8 +62,9 @@ COLUMNS = {
     "clip_accuracy": "test clip acc",
     "video_accuracy": "test video acc",
 }
-ACCURACY_COLUMNS = ["val acc", "test clip acc", "test video acc"] + [f"{a} acc" for a in ACTIONS]
-INFO_COLUMNS = ["run", "seed", "data", "fingerprint", "device", "train device", "amp"]
+ACCURACY_COLUMNS = ["val acc", "test clip acc", "test video acc"]  # then one '<class> acc' per class of the data
+INFO_COLUMNS = ["run", "seed", "data", "fingerprint", "split", "device", "train device", "amp"]
+OLDER_SPLIT = "test persons 17-25, model selection on validation persons"  # results without a split: the course's
 
 CONFIDENCE = 0.95  # of every interval compare reports
 POWER = 0.8  # of the paired t-test behind 'smallest detectable difference' (at alpha = 1 - CONFIDENCE)
@@ -104,12 +107,48 @@ def fold_columns(results: dict) -> dict:
             "test videos": results.get("num_test_videos"), "test video ids": ids or None}
 
 
+def class_columns(columns) -> list[str]:
+    """The per-class test accuracy columns (``'<class name> acc'``) among ``columns``, in order."""
+    return [column for column in columns if column.endswith(" acc") and column not in ACCURACY_COLUMNS]
+
+
+def _groups_text(groups: list) -> str:
+    """``'17-25'``, ``'2, 3, 5-10, 22'`` (runs of three or more integers as ranges), ``'g01, g02'``; past 12
+    items, their count."""
+    items = [str(group) for group in groups]
+    if all(isinstance(group, int) for group in groups):
+        ranges = []
+        for group in sorted(groups):
+            if ranges and group == ranges[-1][1] + 1:
+                ranges[-1][1] = group
+            else:
+                ranges.append([group, group])
+        items = [item for low, high in ranges
+                 for item in ([f"{low}-{high}"] if high - low >= 2 else map(str, range(low, high + 1)))]
+    return ", ".join(items) if len(items) <= 12 else f"{len(groups)} in all"
+
+
+def split_label(provenance: dict) -> str:
+    """The split a run was tested on, from its results' provenance: ``'course split, test persons
+    17-25, model selection on validation persons'``, ``'given split fold 1, test groups 8, 9'``;
+    :data:`OLDER_SPLIT` for results of older code, which record no split (they all used the course's)."""
+    split = provenance.get("split")
+    if not isinstance(split, dict) or not split.get("protocol"):
+        return OLDER_SPLIT
+    kind = "persons" if provenance.get("persons") else "groups"  # KTH's provenance also names the persons
+    fold = f" fold {split['fold']}" if split.get("fold") is not None else ""
+    test = (split.get("groups") or {}).get("test")
+    tested = f", test {kind} {_groups_text(test)}" if test else ""
+    return f"{split['protocol']} split{fold}{tested}, model selection on validation {kind}"
+
+
 def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str]]:
     """One row per ``models/<run>/results.json`` that records its provenance, with the
-    columns of :data:`COLUMNS`, one per-class test accuracy column per action, and the
-    data (``data``: its label, ``fingerprint``), devices and AMP, and the K-fold columns of
-    :func:`fold_columns` (``fold`` is None outside K-fold cross-validation). Returns ``(runs, names of
-    the runs left out for lack of provenance)``."""
+    columns of :data:`COLUMNS`, one per-class test accuracy column per class of its data
+    (``'<class name> acc'``), the data (``data``: its label, ``fingerprint``), the split it was
+    tested on (:func:`split_label`), devices and AMP, and the K-fold columns of :func:`fold_columns`
+    (``fold`` is None outside K-fold cross-validation). Returns ``(runs, names of the runs left out
+    for lack of provenance)``."""
     rows, unknown = [], []
     for path in sorted(Path(models_dir).glob("*/results.json")):
         results = json.loads(path.read_text())
@@ -120,9 +159,10 @@ def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str
             continue
         row = {"run": run, "experiment": experiment_of(run)}
         row.update({col: results.get(key) for key, col in COLUMNS.items() if key not in ("run", "experiment")})
-        for action, acc in (results.get("per_class_accuracy") or {}).items():
-            row[f"{action} acc"] = acc
+        for name, acc in (results.get("per_class_accuracy") or {}).items():  # in the order of its classes
+            row[f"{name} acc"] = acc
         row.update({"data": data_label(provenance["data"]), "fingerprint": provenance["data"]["fingerprint"],
+                    "split": split_label(provenance),
                     "device": results.get("device"), "train device": provenance.get("train_device"),
                     "amp": results.get("amp")})
         row.update(fold_columns(results))
@@ -199,11 +239,12 @@ def to_markdown(summary: pd.DataFrame) -> str:
     """The summary as a Markdown table with ``mean ± std`` cells (accuracies in %)."""
     table = pd.DataFrame(index=summary.index)
     table["seeds"] = summary["seeds"]
-    for col in ["params", "epoch s (train+val)", "latency ms (b=1)", "clips/s (b=32)"] + ACCURACY_COLUMNS:
+    per_class = class_columns(column.removesuffix(" mean") for column in summary.columns if column.endswith(" mean"))
+    for col in ["params", "epoch s (train+val)", "latency ms (b=1)", "clips/s (b=32)"] + ACCURACY_COLUMNS + per_class:
         if f"{col} mean" not in summary:
             continue
         mean, std = summary[f"{col} mean"], summary[f"{col} std"]
-        scale, fmt = (100, "{:.1f}") if col in ACCURACY_COLUMNS else (1, "{:,.0f}" if col == "params" else "{:.2f}")
+        scale, fmt = (100, "{:.1f}") if col.endswith(" acc") else (1, "{:,.0f}" if col == "params" else "{:.2f}")
         cells = []
         for m, s, n in zip(mean, std, summary["seeds"]):
             cell = fmt.format(m * scale)
@@ -520,6 +561,7 @@ def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_
         fingerprint = pick_data_source(runs, data_root)
         other = runs[runs["fingerprint"] != fingerprint]
         runs = runs[runs["fingerprint"] == fingerprint]
+        runs = runs.drop(columns=[column for column in class_columns(runs.columns) if runs[column].isna().all()])
         if len(other):
             print(f"left out {len(other)} runs made on other data ({', '.join(sorted(set(other['data'])))}: "
                   f"{', '.join(other['run'])}); one table holds one data source")
@@ -544,8 +586,10 @@ def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_
     data = runs["data"].iloc[0]
     warning = "" if data == "real KTH" else ", **not on real KTH**"
     devices = ", ".join(sorted(map(str, runs["train device"].fillna(runs["device"]).unique())))
-    header = (f"Measured on {data}{warning} (data fingerprint {runs['fingerprint'].iloc[0][:17]}...; test persons "
-              f"17-25, model selection on validation persons), trained and tested on: {devices}.\n\n")
+    splits = list(dict.fromkeys(runs["split"]))
+    tested = splits[0] if len(splits) == 1 else f"{len(splits)} splits: {'; '.join(splits)}"
+    header = (f"Measured on {data}{warning} (data fingerprint {runs['fingerprint'].iloc[0][:17]}...; {tested}), "
+              f"trained and tested on: {devices}.\n\n")
     with atomic_write(out_dir / "results.md", "w") as f:
         f.write(header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
     comparisons = paired_differences(runs, plan)

@@ -27,7 +27,6 @@ from torch.utils.data import DataLoader
 
 from src.data.dataset import KTHActionDataset
 from src.data.prepared import is_prepared, resolve_data_root
-from src.data.sources.kth import ACTIONS
 from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
@@ -45,7 +44,7 @@ def _synchronize(device: torch.device) -> None:
 @torch.inference_mode()
 def measure_speed(model: torch.nn.Module, clip_shape: tuple[int, ...], device: torch.device,
                   repeats: int = 20, batch_size: int = 32) -> dict:
-    """Inference speed on random clips of ``clip_shape`` = (T, 1, H, W).
+    """Inference speed on random clips of ``clip_shape`` = (T, C, H, W).
 
     Returns ``{'latency_ms': median ms per forward pass at batch 1 over ``repeats`` passes
     (after warm-up), 'throughput_clips_per_s': clips per second at ``batch_size``}``.
@@ -110,8 +109,9 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     Returns:
         The results (the keys of results.json): experiment, seed, checkpoint, config,
         data_root, synthetic, device, best_epoch, val_accuracy, val_video_accuracy,
-        num_test_clips, num_test_videos, clip_accuracy, video_accuracy, per_class_accuracy
-        ({action: accuracy}), confusion_matrix ([6][6] clip counts, rows true), num_params,
+        num_test_clips, num_test_videos, clip_accuracy, video_accuracy, classes (the checkpoint's
+        class names: label i is classes[i]), per_class_accuracy ({class name: accuracy}, in that
+        order), confusion_matrix ([C][C] clip counts, rows true), num_params,
         epoch_time_s (mean wall time of a training epoch, validation included, over
         all epochs of the run), epochs, data_wait_share, time_to_best_s (training time up
         to the best epoch), test_loss, latency_ms, throughput_clips_per_s, torch_threads,
@@ -122,9 +122,10 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         row per test clip: video_id, start frame, label, predicted, probabilities).
 
     Raises, before the test pass: ValueError for a device this machine lacks, a results.json
-    that cannot be written or a broken dataset; FileNotFoundError for a missing checkpoint or a
-    ``data_root`` that is not prepared; CheckpointReadError for a file that is no checkpoint of
-    src.train. Each message is one line naming the argument or the file.
+    that cannot be written, a broken dataset or one whose classes are not the checkpoint's;
+    FileNotFoundError for a missing checkpoint or a ``data_root`` that is not prepared;
+    CheckpointReadError for a file that is no checkpoint of src.train. Each message is one line
+    naming the argument or the file.
     """
     checkpoint_path = Path(checkpoint_path)
     device = select_device(device)
@@ -136,7 +137,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if not isinstance(checkpoint.get("metrics"), dict) or "best" not in checkpoint["metrics"]:
         raise CheckpointReadError(f"{checkpoint_path}: holds no training metrics (a checkpoint saved by other code?); "
                                   f"give a checkpoint of 'python -m src.train' (models/<experiment>/best.pth)")
-    config = checkpoint["config"]
+    config, classes = checkpoint["config"], checkpoint["classes"]  # load_model sets classes for older checkpoints
     data = config["data"]
     if data_root is None:
         trained_on = checkpoint.get("data_root")
@@ -157,10 +158,17 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         data_root, split="test", clips_per_video=data["eval_clips_per_video"],
         slicing_step=data["slicing_step"], max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
         use_sequences=data["use_sequences"], protocol=data, channels=data.get("channels", 1))
+    if list(test_set.classes) != classes:
+        raise ValueError(f"{data_root}: {_class_difference(test_set.classes, classes)}, so its labels are not the "
+                         f"outputs of {checkpoint_path}; give --data the prepared data it was trained on")
+    if test_set.channels != checkpoint["channels"]:
+        raise ValueError(f"{data_root}: frames of {test_set.channels} channel(s), {checkpoint_path} takes "
+                         f"{checkpoint['channels']}; set data.channels: {checkpoint['channels']} or give --data the "
+                         f"prepared data it was trained on")
     loader = DataLoader(test_set, batch_size=batch_size or config["train"]["batch_size"], shuffle=False,
                         num_workers=data["num_workers"], pin_memory=device.type == "cuda")
     logits, labels, _ = clip_logits(model, loader, device, precision, desc="test")
-    metrics = classification_metrics(logits, labels, clip_video_index(test_set))
+    metrics = classification_metrics(logits, labels, clip_video_index(test_set), num_classes=len(classes))
     speed = measure_speed(model, tuple(test_set[0][0].shape), device, repeats=config["eval"]["latency_repeats"])
 
     best = checkpoint["metrics"]["best"]
@@ -181,7 +189,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         "num_test_videos": len(test_set.videos),
         "clip_accuracy": metrics["accuracy"],
         "video_accuracy": metrics["video_accuracy"],
-        "per_class_accuracy": dict(zip(ACTIONS, metrics["per_class_accuracy"])),
+        "classes": classes,
+        "per_class_accuracy": dict(zip(classes, metrics["per_class_accuracy"], strict=True)),
         "confusion_matrix": metrics["confusion_matrix"],
         "test_loss": metrics["loss"],
         "num_params": count_parameters(model),
@@ -206,6 +215,15 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     return results
 
 
+def _class_difference(data_classes: list[str], checkpoint_classes: list[str]) -> str:
+    """How the data's classes differ from the checkpoint's, in a few words: ``'its class 2 is 'run',
+    the checkpoint's 'running''`` or ``'it has 4 classes, the checkpoint 6'``."""
+    for position, (ours, theirs) in enumerate(zip(data_classes, checkpoint_classes)):
+        if ours != theirs:
+            return f"its class {position} is {ours!r}, the checkpoint's {theirs!r}"
+    return f"it has {len(data_classes)} classes, the checkpoint {len(checkpoint_classes)}"
+
+
 def full_history(checkpoint_path: Path, checkpoint: dict) -> list[dict]:
     """Every epoch's row of the run: from last.pth beside the checkpoint (best.pth's history
     stops at the best epoch), when it belongs to the same run and can be read; else the checkpoint's own."""
@@ -227,7 +245,8 @@ def full_history(checkpoint_path: Path, checkpoint: dict) -> list[dict]:
 
 def clip_predictions(dataset: KTHActionDataset, logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
     """One row per test clip, in dataset order: ``{'video_id', 'start' (first frame of the
-    clip's window), 'label', 'predicted', 'probabilities' (6, rounded to 1e-4)}``."""
+    clip's window), 'label', 'predicted' (indices into the results' ``classes``), 'probabilities' (C, rounded
+    to 1e-4)}``."""
     probabilities = logits.softmax(1)
     return [{"video_id": dataset.videos[video]["video_id"], "start": int(dataset.windows[i][0]),
              "label": int(labels[i]), "predicted": int(probabilities[i].argmax()),

@@ -9,10 +9,12 @@ Python loops over time and the forward of OwnLSTM/OwnGRU's ``autograd.Function``
 tensor operations. (The older TorchScript exporter, ``dynamo=False``, cannot: it fails on
 the encoder's ``adaptive_avg_pool2d`` once the batch size is dynamic.)
 
-The graph: input ``clips`` float32 (batch, T, 1, S, S) in [0, 1], output ``logits``
-(batch, 6). T and S are fixed to the config's ``data.max_frames`` and ``data.img_size``.
-The file's ``metadata_props`` hold ``config`` (the experiment config as JSON, from which
-``src.predict`` takes the preprocessing) and ``actions`` (the class names, in order), so
+The graph: input ``clips`` float32 (batch, T, C, S, S) in [0, 1], output ``logits``
+(batch, number of classes). T and S are fixed to the config's ``data.max_frames`` and
+``data.img_size``, C to the checkpoint's ``channels`` (1 grayscale, 3 RGB). The file's
+``metadata_props`` hold ``config`` (the experiment config as JSON, from which ``src.predict``
+takes the preprocessing) and ``classes`` (the checkpoint's class names, in order, as JSON; also
+under ``actions``, the key older readers know), so
 
     python -m src.predict --checkpoint gru.onnx clip.avi
 
@@ -32,7 +34,6 @@ from pathlib import Path
 
 import torch
 
-from src.data.sources.kth import ACTIONS
 from src.files import atomic_path, check_output_file
 from src.training.checkpoint import load_model
 
@@ -72,7 +73,8 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
     config = checkpoint["config"]
     data, model_config = config["data"], config["model"]
     what = model_config["rnn_type"] if model_config["arch"] == "rnn" else model_config["arch"]
-    example = torch.rand(2, data["max_frames"], 1, data["img_size"], data["img_size"])  # batch 2: not specialised
+    example = torch.rand(2, data["max_frames"], checkpoint["channels"], data["img_size"],
+                         data["img_size"])  # batch 2: not specialised
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -85,7 +87,8 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
         raise ExportError(f"{checkpoint_path}: cannot export {what} to ONNX ({type(e).__name__}: "
                           f"{first_line})") from None
     program.model.metadata_props["config"] = json.dumps(config)
-    program.model.metadata_props["actions"] = json.dumps(list(ACTIONS))
+    program.model.metadata_props["classes"] = json.dumps(checkpoint["classes"])
+    program.model.metadata_props["actions"] = program.model.metadata_props["classes"]  # for readers of older code
     program.model.metadata_props["source_checkpoint"] = str(checkpoint_path)
 
     try:

@@ -1,6 +1,7 @@
 """Figures for the notebook, TensorBoard and the report. Each returns a matplotlib Figure.
 
-Clips are float tensors ``[T, 1, H, W]`` in [0, 1], as the dataset gives them.
+Clips are float tensors ``[T, C, H, W]`` in [0, 1] (C = 1 grayscale or 3 RGB), as the dataset
+gives them. Class names are passed in: the dataset's ``classes``, a checkpoint's or a results.json's.
 """
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ import seaborn as sns
 import torch
 from torchvision.utils import make_grid
 
-from src.data.sources.kth import ACTIONS
 
-
-def confusion_matrix_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str] = ACTIONS,
+def confusion_matrix_figure(confusion: Sequence[Sequence[int]], class_names: Sequence[str],
                             title: str = "confusion matrix"):
     """Confusion matrix ``[C, C]`` (rows: true class, columns: predicted) as a heatmap of
-    the row-normalised rates, with the clip counts written in the cells."""
+    the row-normalised rates, with the clip counts written in the cells; ``class_names`` (C)
+    label the rows and columns."""
     counts = np.asarray(confusion, dtype=float)
+    if counts.shape != (len(class_names), len(class_names)):
+        raise ValueError(f"confusion_matrix_figure: a {list(counts.shape)} matrix for {len(class_names)} class names")
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(5.8, 4.8))
+    side = max(1.0, len(class_names) / 6)  # the size six classes had, grown with more
+    fig, ax = plt.subplots(figsize=(5.8 * side, 4.8 * side))
     sns.heatmap(rates, annot=counts.astype(int), fmt="d", cmap="Blues", vmin=0, vmax=1, square=True,
                 xticklabels=class_names, yticklabels=class_names, cbar_kws={"label": "share of the true class"},
                 annot_kws={"fontsize": 8}, ax=ax)
@@ -36,11 +39,11 @@ def confusion_matrix_figure(confusion: Sequence[Sequence[int]], class_names: Seq
 
 
 def per_class_accuracy_figure(per_class: dict[str, dict[str, float]], title: str = "test clip accuracy per class"):
-    """Grouped bars: ``{run: {action: accuracy in [0, 1]}}``, one group per action."""
-    table = pd.DataFrame([{"run": run, "action": action, "accuracy (%)": 100 * accuracy}
-                          for run, accuracies in per_class.items() for action, accuracy in accuracies.items()])
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * table["action"].nunique() + 0.25 * len(per_class)), 3.8))
-    sns.barplot(table, x="action", y="accuracy (%)", hue="run", ax=ax)
+    """Grouped bars: ``{run: {class name: accuracy in [0, 1]}}``, one group per class."""
+    table = pd.DataFrame([{"run": run, "class": name, "accuracy (%)": 100 * accuracy}
+                          for run, accuracies in per_class.items() for name, accuracy in accuracies.items()])
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * table["class"].nunique() + 0.25 * len(per_class)), 3.8))
+    sns.barplot(table, x="class", y="accuracy (%)", hue="run", ax=ax)
     ax.set_ylim(0, 100)
     ax.set_xlabel("")
     ax.set_title(title)
@@ -51,11 +54,11 @@ def per_class_accuracy_figure(per_class: dict[str, dict[str, float]], title: str
 
 
 def clip_strip_figure(clips: Sequence[torch.Tensor], row_titles: Sequence[str], title: str | None = None):
-    """One row per clip ``[T, 1, H, W]``, its frames side by side."""
+    """One row per clip ``[T, C, H, W]`` (C = 1 or 3), its frames side by side."""
     fig, axes = plt.subplots(len(clips), 1, figsize=(1.2 * clips[0].shape[0], 1.35 * len(clips)), squeeze=False)
     for ax, clip, row_title in zip(axes[:, 0], clips, row_titles):
-        grid = make_grid(clip.float().cpu(), nrow=clip.shape[0], padding=1, pad_value=1.0)
-        ax.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1)
+        grid = make_grid(clip.float().cpu(), nrow=clip.shape[0], padding=1, pad_value=1.0)  # [3, H', W']: gray repeated
+        ax.imshow(grid.clamp(0, 1).permute(1, 2, 0).numpy())
         ax.set_axis_off()
         ax.set_title(row_title, fontsize=8, loc="left")
     if title:
@@ -65,10 +68,11 @@ def clip_strip_figure(clips: Sequence[torch.Tensor], row_titles: Sequence[str], 
 
 
 def save_clip_gif(clip: torch.Tensor, path: str | Path, fps: int = 8, scale: int = 2) -> Path:
-    """Write a clip ``[T, 1, H, W]`` in [0, 1] as an animated GIF (PIL)."""
+    """Write a clip ``[T, C, H, W]`` in [0, 1] (C = 1 grayscale or 3 RGB) as an animated GIF (PIL)."""
     from PIL import Image
 
-    frames = (clip[:, 0].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    frames = (clip.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    frames = (frames[:, 0] if frames.shape[1] == 1 else frames.permute(0, 2, 3, 1)).numpy()  # [T, H, W(, 3)]
     images = [Image.fromarray(f).resize((f.shape[1] * scale, f.shape[0] * scale), Image.NEAREST) for f in frames]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,8 @@
                           [--json] [--timeline] [--gif out.gif] [--clips 10]
 
 An input is a video file that PyAV decodes, or a folder of frames (images sorted by name).
-It gets the preprocessing of training: grayscale (:func:`src.data.prepare.decode_video`),
+It gets the preprocessing of training: grayscale or RGB as the model was trained
+(the checkpoint's ``channels``; :func:`src.data.prepare.decode_video`),
 resized to the checkpoint's ``data.img_size`` (:func:`src.data.prepare.resize_frames`), clips of
 ``data.max_frames`` frames taken every ``data.slicing_step``-th frame
 (:class:`src.data.dataset.TemporalSampling`, the dataset's own rule: a window shorter than
@@ -12,7 +13,8 @@ one clip is padded by repeating its last frame taken).
 
 - **Whole video**: the logits of ``--clips`` evenly spaced clips (the windows of
   ``KTHActionDataset``'s fixed clips over the whole video) are averaged, as the video
-  accuracy of ``src.evaluate`` does; softmax gives the probability of every action.
+  accuracy of ``src.evaluate`` does; softmax gives the probability of every class. The class
+  names are the model's: the checkpoint's ``classes``, or the ONNX file's ``classes`` metadata.
   ``--clips`` above the number of distinct windows of the video (``frames - span + 1``) is
   capped there, and the result's note says so.
 - **--timeline**: one prediction per sliding window of one clip's span (``--stride``
@@ -25,8 +27,8 @@ Clips are made and run ``Predictor.batch_size`` at a time, so memory stays bound
 ``--clips`` or ``--stride`` asks for. A video whose decoder stops before the frame count its
 header announces (a truncated file) is predicted from the frames read, with a note.
 
-Output: a table, or with ``--json`` a list of ``{"input", "action", "probabilities":
-{action: p}, "num_frames", "fps", "note"?, "timeline"?, "gif"?, "gif_error"?}`` or
+Output: a table, or with ``--json`` a list of ``{"input", "action" (the class predicted),
+"probabilities": {class name: p}, "num_frames", "fps", "note"?, "timeline"?, "gif"?, "gif_error"?}`` or
 ``{"input", "error"}``. A bad input gives one line and the others go on; the exit code is 1
 when any input failed. Bad arguments (``--clips 0``, a ``--device`` this machine lacks, a
 ``--gif`` path that cannot be written, a ``--checkpoint`` that is no checkpoint) stop
@@ -57,7 +59,6 @@ from torchvision.transforms import v2
 
 from src.data.dataset import TemporalSampling, evenly_spaced
 from src.data.prepare import decode_video, resize_frames
-from src.data.sources.kth import ACTIONS
 from src.files import atomic_path, check_output_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
@@ -71,10 +72,13 @@ class PredictError(ValueError):
 
 @dataclass
 class Predictor:
-    """A model ready for clips: ``logits_of(clips float32 (N, T, 1, S, S) in [0, 1]) -> (N, C)``,
+    """A model ready for clips: ``logits_of(clips float32 (N, T, channels, S, S) in [0, 1]) -> (N, C)``,
+    its class names (C, label i is ``classes[i]``), the channels of its frames (1 grayscale, 3 RGB),
     the preprocessing settings of its config, and where it came from."""
 
     logits_of: Callable[[torch.Tensor], torch.Tensor]
+    classes: list[str]
+    channels: int
     img_size: int
     max_frames: int
     slicing_step: int
@@ -92,19 +96,19 @@ class Predictor:
         return self.sampling.span
 
     def logits(self, frames: torch.Tensor, starts: list[int]) -> torch.Tensor:
-        """The logits (N, C) float32 of the clips of uint8 ``frames`` (T, 1, S, S) that start at
+        """The logits (N, C) float32 of the clips of uint8 ``frames`` (T, channels, S, S) that start at
         ``starts`` (N), the clips made and run ``batch_size`` at a time (:func:`make_clips`)."""
         return torch.cat([self.logits_of(make_clips(frames, starts[i:i + self.batch_size], self))
                           for i in range(0, len(starts), self.batch_size)])
 
 
-def _predictor_from_config(config: dict, logits_of, source: str) -> Predictor:
+def _predictor_from_config(config: dict, logits_of, classes: list[str], channels: int, source: str) -> Predictor:
     data = config.get("data") if isinstance(config, dict) else None
     if not isinstance(data, dict) or not {"img_size", "max_frames", "slicing_step"} <= set(data):
         raise PredictError(f"{source}: its config lacks data.img_size, data.max_frames or data.slicing_step; give a "
                            f"checkpoint of 'python -m src.train' or its ONNX export")
-    return Predictor(logits_of, img_size=int(data["img_size"]), max_frames=int(data["max_frames"]),
-                     slicing_step=int(data["slicing_step"]), source=source)
+    return Predictor(logits_of, classes=list(classes), channels=int(channels), img_size=int(data["img_size"]),
+                     max_frames=int(data["max_frames"]), slicing_step=int(data["slicing_step"]), source=source)
 
 
 def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
@@ -132,7 +136,8 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
     def logits_of(clips: torch.Tensor) -> torch.Tensor:
         return model(clips.to(device)).float().cpu()
 
-    return _predictor_from_config(checkpoint["config"], logits_of, str(path))
+    return _predictor_from_config(checkpoint["config"], logits_of, checkpoint["classes"], checkpoint["channels"],
+                                  str(path))
 
 
 def _load_onnx(path: Path) -> Predictor:
@@ -146,12 +151,17 @@ def _load_onnx(path: Path) -> Predictor:
     if "config" not in metadata:
         raise PredictError(f"{path}: holds no 'config' metadata (img_size, max_frames, slicing_step); "
                            f"export it with 'python -m src.export --checkpoint CKPT --onnx {path.name}'")
-    input_name = session.get_inputs()[0].name
+    names = metadata.get("classes", metadata.get("actions"))  # "actions": exports of older code
+    if names is None:
+        raise PredictError(f"{path}: holds no 'classes' metadata (the class names); export it again with "
+                           f"'python -m src.export --checkpoint CKPT --onnx {path.name}'")
+    clips_input = session.get_inputs()[0]
+    channels = clips_input.shape[2]  # clips (batch, T, channels, S, S): only the batch is dynamic
 
     def logits_of(clips: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {input_name: clips.numpy()})[0])
+        return torch.from_numpy(session.run(None, {clips_input.name: clips.numpy()})[0])
 
-    return _predictor_from_config(json.loads(metadata["config"]), logits_of, str(path))
+    return _predictor_from_config(json.loads(metadata["config"]), logits_of, json.loads(names), channels, str(path))
 
 
 # ----------------------------------------------------------------------------- frames
@@ -169,16 +179,17 @@ def video_header(path: str | Path) -> tuple[float, int | None]:
     return (float(Fraction(rate)) if rate else DEFAULT_FPS), num_frames
 
 
-def read_frames(path: str | Path) -> tuple[np.ndarray, float, int | None]:
-    """The grayscale frames of a video file or a folder of images, uint8 (T, H, W), the fps,
-    and the number of frames the video's header announces (None for a folder, or a header that
-    does not say): more than T when the decoder stopped early (a truncated file)."""
+def read_frames(path: str | Path, channels: int = 1) -> tuple[np.ndarray, float, int | None]:
+    """The frames of a video file or a folder of images, uint8 (T, H, W) grayscale for ``channels``
+    1, (T, H, W, 3) RGB for 3; the fps, and the number of frames the video's header announces
+    (None for a folder, or a header that does not say): more than T when the decoder stopped early
+    (a truncated file)."""
     path = Path(path)
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise PredictError(f"{path}: a folder without image files ({', '.join(IMAGE_SUFFIXES)})")
-        frames = [np.asarray(Image.open(p).convert("L")) for p in images]
+        frames = [np.asarray(Image.open(p).convert("RGB" if channels == 3 else "L")) for p in images]
         if len({f.shape for f in frames}) > 1:
             raise PredictError(f"{path}: the images differ in size; give frames of one video")
         return np.stack(frames), DEFAULT_FPS, None
@@ -187,7 +198,7 @@ def read_frames(path: str | Path) -> tuple[np.ndarray, float, int | None]:
     if path.stat().st_size == 0:
         raise PredictError(f"{path}: empty file")
     try:
-        return decode_video(path), *video_header(path)
+        return decode_video(path, channels), *video_header(path)
     except (av.FFmpegError, IndexError, ValueError) as e:
         reason = "no video stream" if isinstance(e, IndexError) else (getattr(e, "strerror", None) or str(e))
         reason = str(reason).removeprefix(f"{path}: ")
@@ -209,7 +220,7 @@ def sliding_starts(num_frames: int, span: int, stride: int) -> list[int]:
 
 
 def make_clips(frames: torch.Tensor, starts: list[int], predictor: Predictor) -> torch.Tensor:
-    """The clips starting at ``starts`` (N): uint8 frames (T, 1, S, S) -> float32 (N, max_frames, 1, S, S).
+    """The clips starting at ``starts`` (N): uint8 frames (T, C, S, S) -> float32 (N, max_frames, C, S, S).
     Memory grows with N: :meth:`Predictor.logits` calls it one batch at a time."""
     sampling = predictor.sampling
     clips = torch.stack([sampling(frames[start:start + sampling.span]) for start in starts])  # uint8
@@ -222,7 +233,8 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
                   stride: int | None = None, gif: str | Path | None = None) -> dict:
     """Predict one video file or frame folder.
 
-    Returns ``{"input", "action", "probabilities": {action: p}, "num_frames", "fps"}``, plus
+    Returns ``{"input", "action" (the most probable class), "probabilities": {class name: p}, "num_frames",
+    "fps"}``, plus
     ``"note"`` (one line; its parts joined by '; ') when the decoder read fewer frames than the
     video's header announces, when ``clips`` was capped at the number of distinct windows, or
     when the video is shorter than one clip (padded), ``"timeline"`` (a list of
@@ -231,8 +243,9 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
     ``"gif_error"`` (one line naming it) when it could not be written.
     Raises PredictError for an input that cannot be read.
     """
-    raw, fps, announced = read_frames(path)                                   # uint8 (T, H, W)
-    frames = torch.from_numpy(resize_frames(raw, predictor.img_size)).unsqueeze(1)  # (T, 1, S, S)
+    raw, fps, announced = read_frames(path, predictor.channels)              # uint8 (T, H, W) or (T, H, W, 3)
+    frames = torch.from_numpy(resize_frames(raw, predictor.img_size))
+    frames = frames.unsqueeze(1) if frames.dim() == 3 else frames.permute(0, 3, 1, 2)  # (T, C, S, S)
     num_frames = len(frames)
     notes = []
     if announced is not None and num_frames < announced:
@@ -245,8 +258,9 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
         clips = windows
     starts = evenly_spaced_starts(num_frames, predictor.span, clips)
     probabilities = predictor.logits(frames, starts).mean(0).softmax(0)       # (C,)
-    result = {"input": str(path), "action": ACTIONS[int(probabilities.argmax())],
-              "probabilities": {a: round(float(p), 4) for a, p in zip(ACTIONS, probabilities)},
+    classes = predictor.classes
+    result = {"input": str(path), "action": classes[int(probabilities.argmax())],
+              "probabilities": {name: round(float(p), 4) for name, p in zip(classes, probabilities, strict=True)},
               "num_frames": num_frames, "fps": fps}
     if num_frames < predictor.span:
         notes.append(f"only {num_frames} frames, shorter than one clip ({predictor.max_frames} frames, every "
@@ -261,7 +275,7 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
             end = min(start + predictor.span, num_frames)
             result["timeline"].append({
                 "start_frame": start, "end_frame": end, "start_s": round(start / fps, 3), "end_s": round(end / fps, 3),
-                "action": ACTIONS[int(probs.argmax())], "probability": round(float(probs.max()), 4)})
+                "action": classes[int(probs.argmax())], "probability": round(float(probs.max()), 4)})
     if gif is not None:
         try:
             result["gif"] = str(write_gif(raw, fps, result["timeline"], gif, every=predictor.slicing_step))
@@ -272,20 +286,21 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
 
 def write_gif(frames: np.ndarray, fps: float, timeline: list[dict], path: str | Path, every: int = 1,
               scale: int = 2) -> Path:
-    """Write uint8 (T, H, W) ``frames`` (every ``every``-th, enlarged ``scale`` times, at real
-    speed) as an animated GIF with each frame's window action and probability on a band above
-    it. Atomic (:func:`src.files.atomic_path`)."""
+    """Write uint8 (T, H, W) grayscale or (T, H, W, 3) RGB ``frames`` (every ``every``-th, enlarged
+    ``scale`` times, at real speed) as an animated GIF with each frame's window class and probability
+    on a band above it. Atomic (:func:`src.files.atomic_path`)."""
     path = Path(path)
-    height, width = frames.shape[1:]
+    height, width = frames.shape[1:3]
+    mode = "RGB" if frames.ndim == 4 else "L"
     band = 14
     images = []
     for t in range(0, len(frames), every):
         window = next(w for w in reversed(timeline) if w["start_frame"] <= t) if t >= timeline[0]["start_frame"] \
             else timeline[0]
-        canvas = Image.new("L", (width * scale, height * scale + band), 0)
+        canvas = Image.new(mode, (width * scale, height * scale + band), "black")
         canvas.paste(Image.fromarray(frames[t]).resize((width * scale, height * scale)), (0, band))
         ImageDraw.Draw(canvas).text((3, 1), f"{window['action']} {window['probability']:.0%}  "
-                                            f"{t / fps:5.1f} s", fill=255)
+                                            f"{t / fps:5.1f} s", fill="white")
         images.append(canvas)
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
@@ -301,26 +316,29 @@ def gif_path(gif: str | Path, input_path: str | Path, several: bool) -> Path:
 
 # ----------------------------------------------------------------------------- output
 
-def print_table(results: list[dict], file=None) -> None:
-    """One row per input (action, then the probability of every action); timelines below."""
+def print_table(results: list[dict], classes: list[str], file=None) -> None:
+    """One row per input (its class, then the probability of each of ``classes``, the model's class
+    names); timelines below."""
     file = file or sys.stdout
     width = max([len("input")] + [len(Path(r["input"]).name) for r in results])
-    print(f"{'input':<{width}}  {'action':<12}  " + "  ".join(f"{a:>12}" for a in ACTIONS), file=file)
+    column = max([12] + [len(name) for name in classes])
+    print(f"{'input':<{width}}  {'action':<{column}}  " + "  ".join(f"{name:>{column}}" for name in classes),
+          file=file)
     for r in results:
         name = Path(r["input"]).name
         if "error" in r:
             print(f"{name:<{width}}  error: {r['error']}", file=file)
             continue
-        print(f"{name:<{width}}  {r['action']:<12}  " + "  ".join(f"{r['probabilities'][a]:>12.3f}" for a in ACTIONS),
-              file=file)
+        print(f"{name:<{width}}  {r['action']:<{column}}  "
+              + "  ".join(f"{r['probabilities'][c]:>{column}.3f}" for c in classes), file=file)
     for r in results:
         if "timeline" not in r:
             continue
         print(f"\n{r['input']}: {len(r['timeline'])} windows ({r['num_frames']} frames, {r['fps']:g} fps)", file=file)
-        print(f"  {'start s':>8} {'end s':>7} {'frames':>11}  {'action':<12} {'prob':>5}", file=file)
+        print(f"  {'start s':>8} {'end s':>7} {'frames':>11}  {'action':<{column}} {'prob':>5}", file=file)
         for w in r["timeline"]:
             print(f"  {w['start_s']:8.2f} {w['end_s']:7.2f} {w['start_frame']:>5}-{w['end_frame']:<5}  "
-                  f"{w['action']:<12} {w['probability']:5.2f}", file=file)
+                  f"{w['action']:<{column}} {w['probability']:5.2f}", file=file)
 
 
 def check_gif_paths(gif: str | Path, inputs: list[str]) -> list[Path]:
@@ -401,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print_table(results)
+        print_table(results, predictor.classes)
         for r in results:
             if "gif" in r:
                 print(f"gif written to {r['gif']}")

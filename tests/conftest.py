@@ -62,3 +62,49 @@ def tiny_unmarked(tiny_prepared, tmp_path_factory) -> Path:
     (out / "index.json").write_text(json.dumps(index))
     (out / "cache").symlink_to(tiny_prepared / "cache")
     return out
+
+
+FOUR_CLASSES = ["stroll", "trot", "sprint", "punch"]
+"""The classes of :func:`four_class_prepared`: KTH's walking, jogging, running and boxing (labels 0-3) under
+other names, so that a class name taken from KTH instead of from the data or the checkpoint shows."""
+FOUR_CLASS_TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
+                   "data.train_clips_per_video=1", "data.eval_clips_per_video=2", "train.batch_size=8",
+                   "train.epochs=2", "eval.latency_repeats=2"]
+
+
+@pytest.fixture(scope="session")
+def four_class_prepared(tiny_prepared, tmp_path_factory) -> Path:
+    """The tiny twin's videos of four of its six actions as a prepared dataset of its own, a folder of
+    :data:`FOUR_CLASSES`: index.json (version 2 of issue 18's design) lists them as its ``classes``, each video
+    keeps its label (0-3) and KTH's keys; the cache is a link to the tiny twin's."""
+    import json
+
+    from src.data.sources.kth import ACTIONS
+    out = tmp_path_factory.mktemp("four_classes")
+    index = json.loads((tiny_prepared / "index.json").read_text())
+    kept = ACTIONS[:len(FOUR_CLASSES)]
+    videos = [{**video, "class": FOUR_CLASSES[video["label"]], "group": str(video["person"]),
+               "file": f"{FOUR_CLASSES[video['label']]}/{video['video_id']}.avi"}
+              for video in index["videos"] if video["action"] in kept]
+    assert {video["label"] for video in videos} == set(range(len(FOUR_CLASSES)))
+    index.update(version=2, source="folder", channels=1, classes=FOUR_CLASSES, group_kind="groups.csv", folds=[],
+                 videos=videos, failed=[])
+    (out / "index.json").write_text(json.dumps(index))
+    (out / "cache").symlink_to(tiny_prepared / "cache")
+    return out
+
+
+@pytest.fixture(scope="session")
+def four_class_run(four_class_prepared, tmp_path_factory) -> Path:
+    """``models/GRUCell/best.pth`` of a 2-epoch GRUCell run on :func:`four_class_prepared`, evaluated
+    (``results.json`` beside it); its TensorBoard events under ``tboard/GRUCell``."""
+    from src.config import load_config
+    from src.evaluate import evaluate
+    from src.training.trainer import train
+
+    out = tmp_path_factory.mktemp("four_class_run")
+    config = load_config("configs/GRUCell.yaml", [*FOUR_CLASS_TINY, f"log.models_dir={out / 'models'}",
+                                                  f"log.tboard_dir={out / 'tboard'}"])
+    train(config, data_root=four_class_prepared)
+    evaluate(out / "models" / "GRUCell" / "best.pth", device="cpu")
+    return out

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from src.config import load_config
+from src.data.sources.kth import ACTIONS
 from src.files import remove_temp_files
 from src.nets.classifier import build_model
 from src.training.checkpoint import (
@@ -127,7 +128,7 @@ def test_temp_files_are_unique_to_their_writer(tmp_path, monkeypatch):
 def test_load_model_rebuilds_from_the_checkpoint_alone(tmp_path):
     config = small_config()
     torch.manual_seed(0)
-    model = build_model(config["model"]).eval()
+    model = build_model(config["model"], 6).eval()
     save_checkpoint({"model_state_dict": model.state_dict(), "config": config}, tmp_path / "best.pth")
 
     rebuilt, checkpoint = load_model(tmp_path / "best.pth")
@@ -138,8 +139,37 @@ def test_load_model_rebuilds_from_the_checkpoint_alone(tmp_path):
         assert torch.equal(rebuilt(clips), model(clips))
 
     # and the ad-hoc notebook way
-    fresh = build_model(config["model"])
+    fresh = build_model(config["model"], 6)
     fresh.load_state_dict(torch.load(tmp_path / "best.pth")["model_state_dict"])
+
+
+def test_a_checkpoint_of_older_code_without_classes_loads_as_kths_six_actions_in_grayscale(tmp_path):
+    config = small_config()
+    save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config},
+                    tmp_path / "best.pth")
+    model, checkpoint = load_model(tmp_path / "best.pth")
+    assert checkpoint["classes"] == list(ACTIONS) and checkpoint["channels"] == 1
+    assert model.fc.out_features == 6 and model.encoder.blocks[0][0].in_channels == 1
+
+
+def test_load_model_builds_the_checkpoints_classes_and_channels(tmp_path):
+    config = small_config()
+    classes = ["wave", "clap", "box", "walk"]
+    torch.manual_seed(0)
+    model = build_model(config["model"], len(classes), in_channels=3).eval()
+    save_checkpoint({"model_state_dict": model.state_dict(), "config": config, "classes": classes, "channels": 3},
+                    tmp_path / "best.pth")
+    rebuilt, checkpoint = load_model(tmp_path / "best.pth")
+    assert (checkpoint["classes"], checkpoint["channels"]) == (classes, 3)
+    clips = torch.rand(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(clips), model(clips)) and rebuilt(clips).shape == (2, 4)
+    # classes that do not match the weights' head: one line, as for any weights that do not fit
+    save_checkpoint({"model_state_dict": model.state_dict(), "config": config, "classes": classes[:3], "channels": 3},
+                    tmp_path / "wrong.pth")
+    with pytest.raises(CheckpointReadError, match="its weights do not fit") as info:
+        load_model(tmp_path / "wrong.pth")
+    assert "\n" not in str(info.value)
 
 
 def test_load_errors_name_the_file(tmp_path):
@@ -178,7 +208,7 @@ def foreign_files(run: Path) -> dict[str, tuple[Path, str]]:
 def test_a_file_that_is_no_checkpoint_is_one_line_saying_what_it_is_and_what_to_give(tmp_path):
     run = tmp_path / "models" / "GRUCell"
     config = small_config()
-    save_checkpoint({"model_state_dict": build_model(config["model"]).state_dict(), "config": config},
+    save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config},
                     run / "best.pth")
     for kind, (path, what) in foreign_files(run).items():
         with pytest.raises(CheckpointReadError) as info:
@@ -205,7 +235,7 @@ def test_a_device_this_machine_lacks_is_refused_before_the_file_is_read(tmp_path
 
 def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(tmp_path):
     config = small_config()
-    weights = build_model(config["model"]).state_dict()
+    weights = build_model(config["model"], 6).state_dict()
     config["model"]["hidden_dim"] = 16
     save_checkpoint({"model_state_dict": weights, "config": config}, tmp_path / "best.pth")
     with pytest.raises(CheckpointReadError, match="its weights do not fit the model its config describes") as info:
@@ -220,7 +250,7 @@ def test_load_model_needs_no_pretrained_weights_file(tmp_path, monkeypatch):
     config = load_config("configs/LSTMCell_PretEncoder.yaml")
     config["model"].update(SMALL_MODEL)
     assert config["model"]["pretrained"]
-    trained = build_model({**config["model"], "pretrained": False})
+    trained = build_model({**config["model"], "pretrained": False}, 6)
     save_checkpoint({"model_state_dict": trained.state_dict(), "config": config}, tmp_path / "best.pth")
     model, _ = load_model(tmp_path / "best.pth")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))

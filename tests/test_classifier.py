@@ -7,7 +7,6 @@ import torch.nn as nn
 import torchvision
 import yaml
 
-from src.data.sources.kth import ACTIONS
 from src.nets.classifier import (
     ENCODERS,
     RNN_TYPES,
@@ -20,6 +19,7 @@ from src.nets.classifier import (
 
 BASE_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "base.yaml"
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the file name of ResNet18_Weights.IMAGENET1K_V1's url
+NUM_CLASSES = 6  # the head size the tests build, unless they say otherwise
 
 
 
@@ -99,6 +99,21 @@ def test_pretrained_resnet18_conv1_is_the_rgb_conv1_summed(torch_home):
     torch.testing.assert_close(layer4[1].conv2.weight, fake["layer4.1.conv2.weight"])
 
 
+def test_pretrained_resnet18_for_rgb_keeps_conv1_and_normalises_each_colour(torch_home):
+    torch.manual_seed(1)
+    fake = torchvision.models.resnet18(weights=None).state_dict()
+    torch.save(fake, torch_home / RESNET18_FILE)
+    model = ActionClassifier(encoder="resnet18", pretrained=True, emb_dim=16, hidden_dim=8, num_layers=1,
+                             in_channels=3)
+    torch.testing.assert_close(model.encoder.trunk[0].weight, fake["conv1.weight"])  # the RGB kernel as it is
+    assert model.encoder.mean.flatten().tolist() == pytest.approx([0.485, 0.456, 0.406])  # ImageNet's, per colour
+    assert model.encoder.std.flatten().tolist() == pytest.approx([0.229, 0.224, 0.225])
+    gray = ActionClassifier(encoder="resnet18", emb_dim=16, hidden_dim=8, num_layers=1)
+    assert gray.encoder.mean.flatten().tolist() == pytest.approx([0.449])  # their averages, for grayscale
+    assert gray.encoder.std.flatten().tolist() == pytest.approx([0.226])
+    assert "encoder.mean" not in gray.state_dict()  # constants: checkpoints of older code still load
+
+
 def test_missing_pretrained_weights_name_the_file_and_folder(torch_home):
     with pytest.raises(FileNotFoundError) as error:
         ActionClassifier(encoder="resnet18", pretrained=True)
@@ -110,22 +125,22 @@ def test_missing_pretrained_weights_name_the_file_and_folder(torch_home):
 def test_build_model_without_loading_pretrained_weights(torch_home):
     config = {**base_model_config(), "encoder": "resnet18", "pretrained": True}
     with pytest.raises(FileNotFoundError):
-        build_model(config)
-    model = build_model(config, load_pretrained=False)  # same architecture, for a checkpoint's weights
+        build_model(config, NUM_CLASSES)
+    model = build_model(config, NUM_CLASSES, load_pretrained=False)  # same architecture, for a checkpoint's weights
     assert model.encoder.trunk[0].in_channels == 1
 
 
 def test_build_model_from_base_config():
     config = base_model_config()
-    model = build_model(config)
+    model = build_model(config, NUM_CLASSES)
     assert isinstance(model, ActionClassifier)
     assert isinstance(model.rnn, StackedCells) and isinstance(model.rnn.cells[0], nn.GRUCell)
     assert len(model.rnn.cells) == config["num_layers"]
-    assert model.fc.out_features == len(ACTIONS)
+    assert model.fc.out_features == NUM_CLASSES
     assert model.fc.in_features == config["hidden_dim"]
     assert model.dropout.p == config["dropout"]
     model.eval()
-    assert model(torch.rand(2, 10, 1, 64, 64)).shape == (2, len(ACTIONS))
+    assert model(torch.rand(2, 10, 1, 64, 64)).shape == (2, NUM_CLASSES)
     assert count_parameters(model) == sum(p.numel() for p in model.parameters())
     model.encoder.requires_grad_(False)
     assert count_parameters(model) < sum(p.numel() for p in model.parameters())
@@ -139,15 +154,40 @@ def test_build_model_from_base_config():
     {"encoder": "resnet18", "rnn_type": "LSTMCell", "emb_dim": 32},
 ])
 def test_build_model_variations(changes):
-    model = build_model({**base_model_config(), **changes}).eval()
+    model = build_model({**base_model_config(), **changes}, NUM_CLASSES).eval()
     with torch.no_grad():
-        assert model(torch.rand(1, 4, 1, 64, 64)).shape == (1, len(ACTIONS))
+        assert model(torch.rand(1, 4, 1, 64, 64)).shape == (1, NUM_CLASSES)
 
 
 def test_build_model_other_archs():
     from src.nets.r2plus1d import R2Plus1D, TorchvisionR2Plus1D
-    assert isinstance(build_model({**base_model_config(), "arch": "r2plus1d"}), R2Plus1D)
-    assert isinstance(build_model({**base_model_config(), "arch": "r2plus1d_18"}), TorchvisionR2Plus1D)
+    assert isinstance(build_model({**base_model_config(), "arch": "r2plus1d"}, NUM_CLASSES), R2Plus1D)
+    assert isinstance(build_model({**base_model_config(), "arch": "r2plus1d_18"}, NUM_CLASSES), TorchvisionR2Plus1D)
+
+
+def first_convolution(model: nn.Module) -> nn.Module:
+    return next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("changes", [
+    {"arch": "rnn", "encoder": "cnn", "rnn_type": "GRUCell"},
+    {"arch": "rnn", "encoder": "cnn", "rnn_type": "OwnConvLSTM"},
+    {"arch": "rnn", "encoder": "resnet18", "rnn_type": "LSTMCell"},
+    {"arch": "r2plus1d"},
+    {"arch": "r2plus1d_18"},  # without weights: model.pretrained is false in base.yaml
+])
+def test_build_model_takes_the_number_of_classes_and_input_channels(changes, in_channels):
+    """Any head size and grayscale or RGB input, for every arch: the dataset's classes and channels."""
+    config = {**base_model_config(), "emb_dim": 16, "hidden_dim": 8, "num_layers": 1, **changes}
+    assert not config["pretrained"]
+    model = build_model(config, num_classes=4, in_channels=in_channels).eval()
+    assert first_convolution(model).in_channels == in_channels
+    with torch.no_grad():
+        logits = model(torch.rand(2, 4, in_channels, 32, 32))
+    assert logits.shape == (2, 4) and torch.isfinite(logits).all()
+    with pytest.raises(ValueError, match=f"C = {in_channels}"):  # frames of the other channel count: refused
+        model(torch.rand(2, 4, 4 - in_channels, 32, 32))
 
 
 @pytest.mark.parametrize("key, value, valid", [
@@ -157,7 +197,7 @@ def test_build_model_other_archs():
 ])
 def test_unknown_names_are_one_line_errors_listing_valid_names(key, value, valid):
     with pytest.raises(ValueError) as error:
-        build_model({**base_model_config(), key: value})
+        build_model({**base_model_config(), key: value}, NUM_CLASSES)
     message = str(error.value)
     assert value in message and all(name in message for name in valid)
     assert "\n" not in message
@@ -170,7 +210,7 @@ def test_wrong_input_rank_is_a_clear_error():
 
 def test_cnn_encoder_has_no_pretrained_weights():
     with pytest.raises(ValueError, match="pretrained"):
-        build_model({**base_model_config(), "encoder": "cnn", "pretrained": True})
+        build_model({**base_model_config(), "encoder": "cnn", "pretrained": True}, NUM_CLASSES)
 
 
 @pytest.mark.parametrize("rnn_type", ["GRUCell", "OwnLSTM"])

@@ -39,14 +39,20 @@ def write_plan(configs, experiments=None):
     return configs
 
 
-def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0.5, data=SYNTHETIC, seed=0):
+def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0.5, data=SYNTHETIC, seed=0,
+                 classes=ACTIONS, provenance=None):
+    """A fake results.json; ``provenance`` (more of its keys: split, persons) and ``classes`` other than ACTIONS as
+    src.evaluate writes them now, else as older code did (per_class_accuracy over KTH's actions, no "classes",
+    no split)."""
     (models_dir / run).mkdir(parents=True)
+    provenance = {"data": data, "train_data": data, "train_device": "cpu", **(provenance or {})}
     (models_dir / run / "results.json").write_text(json.dumps({
         "experiment": run, "seed": seed, "num_params": params, "epoch_time_s": epoch_s,
         "latency_ms": 1.0, "throughput_clips_per_s": 100.0, "val_accuracy": val_acc,
         "clip_accuracy": video_acc - 0.1, "video_accuracy": video_acc, "synthetic": True, "device": "cpu",
-        "per_class_accuracy": {a: video_acc for a in ACTIONS},
-        **({"provenance": {"data": data, "train_data": data, "train_device": "cpu"}} if data else {})}))
+        **({} if classes == ACTIONS else {"classes": list(classes)}),
+        "per_class_accuracy": {name: video_acc for name in classes},
+        **({"provenance": provenance} if data else {})}))
 
 
 def test_compare_averages_seeds_and_names_missing_experiments(tmp_path, capsys):
@@ -341,3 +347,43 @@ def test_compare_refuses_a_bad_suite_yaml_in_one_line(tmp_path, capsys):
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "suite.yaml: comparisons[0]" in errors[0]
     assert "'Ghost' is not in experiments" in errors[0]
+
+
+def test_per_class_columns_are_the_classes_of_the_runs_data_and_the_header_says_their_split(tmp_path):
+    """Runs on a folder of four other classes, tested on a given split: the table has their four per-class
+    columns (not KTH's six, which the runs on other data have), and its header names the split and test groups."""
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU", "LSTMCell"])
+    folder = {"root": "data/mine", "synthetic": False, "preset": None, "fingerprint": "sha1:cccc"}
+    classes = ["wave", "clap", "jump rope", "sit"]
+    split = {"protocol": "given", "fold": 2, "groups": {"train": ["g01"], "val": ["g02"], "test": ["g03", "g04"]}}
+    for run, acc in (("GRUCell", 0.6), ("GRUCell_seed1", 0.8), ("OwnGRU", 0.5)):
+        write_result(models, run, acc, data=folder, classes=classes, provenance={"split": split},
+                     seed=int(run[-1] == "1"))
+    write_result(models, "LSTMCell", 0.9, data=SYNTHETIC)  # KTH's six actions, on other data: left out
+    summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs, data_root=None)
+    assert [column for column in summary.columns if column.endswith(" acc mean")] == [
+        "val acc mean", "test clip acc mean", "test video acc mean", *[f"{name} acc mean" for name in classes]]
+    assert summary.loc["GRUCell", "jump rope acc mean"] == pytest.approx(0.7)
+    table = (tmp_path / "results" / "results.md").read_text()
+    assert "given split fold 2, test groups g03, g04, model selection on validation groups" in table
+    assert "test persons 17-25" not in table
+    header = next(line for line in table.splitlines() if line.startswith("| experiment"))
+    assert all(f"{name} acc %" in header for name in classes) and "walking" not in header
+    csv = (tmp_path / "results" / "results.csv").read_text().splitlines()
+    assert csv[0].split(",")[10:14] == [f"{name} acc" for name in classes] and "walking acc" not in csv[0]
+
+
+def test_the_header_names_kths_persons_and_falls_back_to_the_course_split_for_older_results(tmp_path):
+    configs = write_plan(tmp_path / "configs", ["GRUCell"])
+    schuldt = {"protocol": "schuldt2004", "fold": None,
+               "groups": {"train": list(range(11, 19)), "val": [1, 4, 19, 20, 21, 23, 24, 25],
+                          "test": [2, 3, 5, 6, 7, 8, 9, 10, 22]}}
+    write_result(tmp_path / "new", "GRUCell", 0.8,
+                 provenance={"split": schuldt, "persons": {"test": schuldt["groups"]["test"]}})  # KTH: persons too
+    compare(tmp_path / "new", tmp_path / "new_table", tmp_path / "imgs", configs)
+    assert ("schuldt2004 split, test persons 2, 3, 5-10, 22, model selection on validation persons"
+            in (tmp_path / "new_table" / "results.md").read_text())
+    write_result(tmp_path / "old", "GRUCell", 0.8)  # results of older code: no split recorded
+    compare(tmp_path / "old", tmp_path / "old_table", tmp_path / "imgs", configs)
+    assert ("(data fingerprint sha1:0000...; test persons 17-25, model selection on validation persons)"
+            in (tmp_path / "old_table" / "results.md").read_text())

@@ -78,7 +78,7 @@ def ddp_worker(rank, world_size, port, data_root, out):
     try:
         config, clips = fixed_clips(data_root)
         seed_everything(0)
-        model = build_model(config["model"], load_pretrained=False)
+        model = build_model(config["model"], len(clips.dataset.classes), clips.dataset.channels, load_pretrained=False)
         metrics = validation_metrics(model, config, data_root, context)
         model, trained = distributed.wrap_model(model, context, sync_batchnorm=True)
         assert any(isinstance(m, distributed.GlooSyncBatchNorm) for m in model.modules())
@@ -99,7 +99,7 @@ def test_one_ddp_step_equals_one_full_batch_step_and_reduced_metrics_equal_one_p
 
     config, clips = fixed_clips(tiny_prepared)
     seed_everything(0)
-    model = build_model(config["model"], load_pretrained=False)
+    model = build_model(config["model"], len(clips.dataset.classes), clips.dataset.channels, load_pretrained=False)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     metrics = validation_metrics(model, config, tiny_prepared, distributed.Context())
     step = one_step(model, DataLoader(clips, batch_size=GLOBAL_BATCH), config)

@@ -23,6 +23,9 @@ def test_classification_metrics_average_clip_logits_per_video():
     assert metrics["video_accuracy"] == pytest.approx(1 / 2)
     assert metrics["confusion_matrix"] == [[2, 1, 0], [0, 0, 0], [0, 1, 1]]
     assert metrics["per_class_accuracy"] == pytest.approx([2 / 3, 0.0, 1 / 2])
+    assert classification_metrics(logits, labels, videos) == metrics  # the number of classes: the logits' width
+    with pytest.raises(ValueError, match="logits of 3 classes, num_classes is 6"):
+        classification_metrics(logits, labels, videos, num_classes=6)
 
 
 @pytest.fixture

@@ -7,17 +7,18 @@ import torch
 from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS, TEST_PERSONS
-from src.evaluate import evaluate, main, measure_speed
+from src.evaluate import evaluate, main, measure_speed, print_table
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import load_model
 from src.training.trainer import train
+from tests.conftest import FOUR_CLASSES
 
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=3", "train.batch_size=8", "train.epochs=2",
         "eval.latency_repeats=3", "train.amp=false"]  # float32 on any CPU
 RESULT_KEYS = {"experiment", "seed", "checkpoint", "config", "data_root", "synthetic", "device", "torch_threads",
                "best_epoch", "val_accuracy", "val_video_accuracy", "num_test_clips", "num_test_videos",
-               "clip_accuracy", "video_accuracy", "per_class_accuracy", "confusion_matrix", "test_loss",
+               "clip_accuracy", "video_accuracy", "classes", "per_class_accuracy", "confusion_matrix", "test_loss",
                "num_params", "epoch_time_s", "epochs", "data_wait_share", "time_to_best_s", "latency_ms",
                "throughput_clips_per_s", "amp", "precision", "provenance", "history", "predictions"}
 
@@ -49,7 +50,7 @@ def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepar
         assert 0 <= results[key] <= 1, key
     diagonal = sum(results["confusion_matrix"][i][i] for i in range(len(ACTIONS)))
     assert results["clip_accuracy"] == pytest.approx(diagonal / results["num_test_clips"])
-    assert list(results["per_class_accuracy"]) == list(ACTIONS)
+    assert list(results["per_class_accuracy"]) == results["classes"] == list(ACTIONS)
     assert all(0 <= acc <= 1 for acc in results["per_class_accuracy"].values())
 
     assert (results["experiment"], results["seed"]) == ("GRUCell_seed3", 3)
@@ -142,8 +143,33 @@ def test_a_checkpoint_without_training_metrics_is_refused_before_the_data(tmp_pa
     from src.training.checkpoint import CheckpointReadError, save_checkpoint
 
     config = load_config("configs/GRUCell.yaml", ["model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=1"])
-    save_checkpoint({"config": config, "model_state_dict": build_model(config["model"]).state_dict()},
+    save_checkpoint({"config": config, "model_state_dict": build_model(config["model"], len(ACTIONS)).state_dict()},
                     tmp_path / "best.pth")
     with pytest.raises(CheckpointReadError, match="holds no training metrics"):
         evaluate(tmp_path / "best.pth", device="cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth"]
+
+
+def test_the_results_of_a_four_class_run_speak_of_its_classes(four_class_run, capsys):
+    results = json.loads((four_class_run / "models" / "GRUCell" / "results.json").read_text())
+    assert results["classes"] == list(results["per_class_accuracy"]) == FOUR_CLASSES
+    confusion = results["confusion_matrix"]
+    assert len(confusion) == len(FOUR_CLASSES) and all(len(row) == len(FOUR_CLASSES) for row in confusion)
+    assert sum(map(sum, confusion)) == results["num_test_clips"] == len(results["predictions"])
+    for p in results["predictions"]:
+        assert len(p["probabilities"]) == len(FOUR_CLASSES) and 0 <= p["label"] < len(FOUR_CLASSES)
+    print_table(results)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("  ")] == FOUR_CLASSES  # the per-class rows
+    assert not any(action in "".join(lines) for action in ACTIONS)
+
+
+def test_data_of_other_classes_than_the_checkpoints_is_refused_in_one_line(four_class_run, tiny_prepared):
+    best = four_class_run / "models" / "GRUCell" / "best.pth"
+    before = best.with_name("results.json").read_bytes()
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(best), "--data", str(tiny_prepared), "--device", "cpu"])
+    message = str(info.value.code)
+    assert message.startswith(f"error: {tiny_prepared}: its class 0 is 'walking', the checkpoint's 'stroll'")
+    assert str(best) in message and "give --data the prepared data it was trained on" in message
+    assert "\n" not in message and best.with_name("results.json").read_bytes() == before

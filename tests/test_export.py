@@ -12,6 +12,7 @@ from src.data.sources.kth import ACTIONS
 from src.export import main
 from src.nets.classifier import build_model
 from src.training.checkpoint import load_model, save_checkpoint
+from tests.conftest import FOUR_CLASSES
 
 SMALL = ["model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=2", "data.max_frames=3", "data.img_size=32"]
 MODELS = {rnn_type: [f"model.rnn_type={rnn_type}"]
@@ -23,7 +24,7 @@ def small_checkpoint(path, overrides):
     """A checkpoint (config + random weights) that load_model reads, without training."""
     torch.manual_seed(0)
     config = load_config("configs/GRUCell.yaml", [*SMALL, *overrides])
-    model = build_model(config["model"])
+    model = build_model(config["model"], len(ACTIONS))
     with torch.no_grad():  # BatchNorm statistics away from (0, 1), so that eval mode matters
         for name, buffer in model.named_buffers():
             if name.endswith("running_mean"):
@@ -57,7 +58,7 @@ def test_onnx_matches_pytorch_for_any_batch_size(kind, tmp_path, capsys):
     config = json.loads(metadata["config"])  # what src.predict needs for the preprocessing
     assert (config["data"]["max_frames"], config["data"]["img_size"]) == (3, 32)
     assert config["model"] == load_config("configs/GRUCell.yaml", [*SMALL, *MODELS[kind]])["model"]
-    assert json.loads(metadata["actions"]) == list(ACTIONS)
+    assert json.loads(metadata["classes"]) == json.loads(metadata["actions"]) == list(ACTIONS)  # an older checkpoint's
 
 
 def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, capsys):
@@ -110,3 +111,45 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeyp
     assert error == f"error: --onnx {tmp_path / 'out' / 'm.onnx'}: could not be written (No space left on device); " \
                     f"nothing was written\n"
     assert [p.name for p in (tmp_path / "out").iterdir()] == []
+
+
+def test_the_onnx_export_of_a_four_class_checkpoint_names_its_classes_for_predict(four_class_run, tiny_raw, tmp_path,
+                                                                                capsys):
+    from src.predict import main as predict
+
+    best, path = four_class_run / "models" / "GRUCell" / "best.pth", tmp_path / "four.onnx"
+    assert main(["--checkpoint", str(best), "--onnx", str(path)]) == 0
+    capsys.readouterr()
+    metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert json.loads(metadata["classes"]) == json.loads(metadata["actions"]) == FOUR_CLASSES
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[1:] == [4, 1, 64, 64] and session.get_outputs()[0].shape[1] == 4
+    video = str(sorted(tiny_raw.glob("running/*.avi"))[0])
+    assert predict(["--checkpoint", str(path), video, "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["action"] in FOUR_CLASSES and list(result["probabilities"]) == FOUR_CLASSES
+    assert predict(["--checkpoint", str(path), video]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["input", "action", *FOUR_CLASSES]
+
+    older = onnx.load(str(path))  # an export of older code: the names under "actions" only
+    for prop in [p for p in older.metadata_props if p.key == "classes"]:
+        older.metadata_props.remove(prop)
+    onnx.save(older, str(tmp_path / "older.onnx"))
+    assert predict(["--checkpoint", str(tmp_path / "older.onnx"), video, "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)[0]["probabilities"]) == FOUR_CLASSES
+
+
+def test_a_colour_checkpoint_exports_with_three_input_channels(tmp_path):
+    torch.manual_seed(0)
+    config = load_config("configs/GRUCell.yaml", SMALL)
+    model = build_model(config["model"], num_classes=2, in_channels=3).eval()
+    save_checkpoint({"config": config, "model_state_dict": model.state_dict(), "classes": ["red", "blue"],
+                     "channels": 3}, tmp_path / "best.pth")
+    assert main(["--checkpoint", str(tmp_path / "best.pth"), "--onnx", str(tmp_path / "rgb.onnx")]) == 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "rgb.onnx"), providers=["CPUExecutionProvider"])
+    clips = torch.rand(3, 3, 3, 32, 32)
+    (logits,) = session.run(None, {"clips": clips.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, model(clips).numpy(), atol=1e-4, rtol=0)
+    metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "rgb.onnx")).metadata_props}
+    assert json.loads(metadata["classes"]) == ["red", "blue"]

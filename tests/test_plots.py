@@ -1,29 +1,40 @@
 """src.plots: figures render and say what they show."""
+import pytest
 import torch
 from PIL import Image
 
 from src import plots
 
 
-def test_confusion_matrix_figure_writes_counts(tmp_path):
-    confusion = torch.eye(6, dtype=torch.long) * 3
+def test_confusion_matrix_figure_writes_counts_under_the_class_names(tmp_path):
+    confusion = torch.eye(4, dtype=torch.long) * 3
     confusion[0, 1] = 2
-    fig = plots.confusion_matrix_figure(confusion.tolist())
+    names = ["wave", "clap", "box", "walk"]
+    fig = plots.confusion_matrix_figure(confusion.tolist(), names)
     texts = [t.get_text() for t in fig.axes[0].texts]
-    assert texts.count("3") == 6 and "2" in texts
+    assert texts.count("3") == 4 and "2" in texts
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == names
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == names
     assert plots.save_figure(fig, tmp_path / "cm.png").stat().st_size > 0
+    with pytest.raises(ValueError, match=r"a \[4, 4\] matrix for 6 class names"):
+        plots.confusion_matrix_figure(confusion.tolist(), [*names, "run", "jog"])
 
 
-def test_clip_gif_has_one_frame_per_clip_frame(tmp_path):
-    clip = torch.rand(7, 1, 16, 16)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_clip_gif_has_one_frame_per_clip_frame(tmp_path, channels):
+    clip = torch.rand(7, channels, 16, 16)
+    clip[0, :, 0, 0] = torch.tensor([1.0, 0.0, 0.0])[:channels]  # red in colour, white in gray
     path = plots.save_clip_gif(clip, tmp_path / "clip.gif", scale=1)
     with Image.open(path) as gif:
         assert gif.n_frames == 7 and gif.size == (16, 16)
+        assert gif.convert("RGB").getpixel((0, 0)) == ((255, 0, 0) if channels == 3 else (255, 255, 255))
 
 
-def test_clip_strip_figure_has_a_row_per_clip():
-    fig = plots.clip_strip_figure([torch.rand(4, 1, 8, 8)] * 3, ["a", "b", "c"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_clip_strip_figure_has_a_row_per_clip(channels):
+    fig = plots.clip_strip_figure([torch.rand(4, channels, 8, 8)] * 3, ["a", "b", "c"])
     assert [ax.get_title(loc="left") for ax in fig.axes] == ["a", "b", "c"]
+    assert fig.axes[0].get_images()[0].get_array().shape == (10, 37, 3)  # 4 frames of 8 + 5 borders of 1
 
 
 def test_per_class_accuracy_figure_has_a_bar_per_run_and_class():

@@ -12,9 +12,11 @@ from src.data.augment import get_test_transforms
 from src.data.dataset import KTHActionDataset
 from src.data.prepare import decode_video, prepare
 from src.data.sources.kth import ACTIONS
+from src.nets.classifier import build_model
 from src.predict import evenly_spaced_starts, load_predictor, main, predict_input, sliding_starts
-from src.training.checkpoint import load_model
+from src.training.checkpoint import load_model, save_checkpoint
 from src.training.trainer import train
+from tests.conftest import FOUR_CLASSES
 
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=2", "train.batch_size=8", "train.epochs=1"]
@@ -210,3 +212,40 @@ def test_a_missing_onnx_file_and_bad_numbers_are_one_line(checkpoint, tiny_raw, 
         with pytest.raises(SystemExit) as info:
             main(["--checkpoint", str(checkpoint), video, flag, "-3"])
         assert info.value.code == 2 and f"argument {flag}: must be >= 1, got -3" in capsys.readouterr().err
+
+
+def test_a_four_class_checkpoint_predicts_its_four_names(four_class_run, tiny_raw, capsys):
+    best = four_class_run / "models" / "GRUCell" / "best.pth"
+    video = sorted(tiny_raw.glob("boxing/*.avi"))[0]
+    code, [result], _ = run_json(capsys, "--checkpoint", best, video, "--timeline")
+    assert code == 0 and result["action"] in FOUR_CLASSES and list(result["probabilities"]) == FOUR_CLASSES
+    assert result["timeline"] and all(window["action"] in FOUR_CLASSES for window in result["timeline"])
+    assert main(["--checkpoint", str(best), str(video)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["input", "action", *FOUR_CLASSES] and len(table) == 2
+    assert table[1].split()[1] == result["action"]
+
+
+def test_a_colour_checkpoint_gets_rgb_frames_of_videos_and_of_frame_folders(tiny_raw, tmp_path):
+    """A model trained on 3 channels: predict decodes RGB, reads frame folders in RGB, draws an RGB gif."""
+    config = load_config("configs/GRUCell.yaml", ["model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=1",
+                                                  "data.max_frames=4", "data.img_size=32"])
+    model = build_model(config["model"], num_classes=2, in_channels=3)
+    save_checkpoint({"config": config, "model_state_dict": model.state_dict(), "classes": ["red", "blue"],
+                     "channels": 3}, tmp_path / "best.pth")
+    predictor = load_predictor(tmp_path / "best.pth")
+    assert (predictor.classes, predictor.channels) == (["red", "blue"], 3)
+    shapes, logits_of = [], predictor.logits_of
+    predictor.logits_of = lambda clips: shapes.append(tuple(clips.shape)) or logits_of(clips)
+    video = sorted(tiny_raw.glob("boxing/*.avi"))[0]
+    result = predict_input(predictor, video, clips=2, gif=tmp_path / "out.gif")
+    assert shapes[0] == (2, 4, 3, 32, 32) and list(result["probabilities"]) == ["red", "blue"]
+    with Image.open(tmp_path / "out.gif") as gif:
+        assert gif.convert("RGB").size[1] == 2 * 120 + 14
+    frames = tmp_path / "frames"  # a folder of colour images
+    frames.mkdir()
+    for t in range(12):
+        Image.new("RGB", (40, 30), (255, 20 * t, 0)).save(frames / f"{t:02d}.png")
+    shapes.clear()
+    result = predict_input(predictor, frames, clips=1)
+    assert shapes == [(1, 4, 3, 32, 32)] and result["num_frames"] == 12

@@ -54,6 +54,18 @@ def test_decode_video_gives_every_grayscale_frame(kth_samples, name):
     assert 20 < frames.mean() < 235 and frames.std() > 10, "decoded frames should hold a real picture"
 
 
+def test_decode_video_in_rgb_and_resize_frames_of_either(kth_samples):
+    """channels=3: RGB frames (T, H, W, 3), the same picture as the grayscale ones; resize_frames keeps the colours."""
+    name = "person04_boxing_d1_uncomp.mp4"
+    gray, rgb = decode_video(kth_samples / name), decode_video(kth_samples / name, channels=3)
+    assert rgb.dtype == np.uint8 and rgb.shape == (SAMPLE_FRAMES[name], 120, 160, 3)
+    difference = np.abs(rgb.mean(axis=-1) - gray)  # KTH is gray: R = G = B = the luma, up to the conversions' rounding
+    assert difference.max() <= 4 and difference.mean() < 1
+    assert resize_frames(rgb[:3], 64).shape == (3, 64, 64, 3) and resize_frames(gray[:3], 64).shape == (3, 64, 64)
+    with pytest.raises(ValueError, match="channels must be 1 .* or 3"):
+        decode_video(kth_samples / name, channels=2)
+
+
 def test_real_samples_give_the_known_frame_counts(prepared):
     out, index = prepared
     counts = {v["video_id"]: v["num_frames"] for v in index["videos"]}

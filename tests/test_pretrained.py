@@ -10,7 +10,13 @@ from torchvision.models import ResNet18_Weights
 from torchvision.models._api import Weights, WeightsEnum
 
 from src.nets.classifier import ActionClassifier
-from src.nets.pretrained import load_cached_weights, load_weights, sum_over_input_channels
+from src.nets.pretrained import (
+    first_layer_weight,
+    input_statistics,
+    load_cached_weights,
+    load_weights,
+    sum_over_input_channels,
+)
 
 
 class WeightServer:
@@ -148,3 +154,18 @@ def test_sum_over_input_channels():
     rgb = torch.randn(4, 3, 5, 5)
     torch.testing.assert_close(sum_over_input_channels(rgb, 1), rgb.sum(1, keepdim=True))
     torch.testing.assert_close(sum_over_input_channels(rgb, 2).sum(1), rgb.sum(1))
+
+
+def test_first_layer_weight_keeps_rgb_and_sums_for_gray():
+    rgb = torch.randn(4, 3, 5, 5)
+    torch.testing.assert_close(first_layer_weight(rgb, 3), rgb)
+    torch.testing.assert_close(first_layer_weight(rgb, 1), rgb.sum(1, keepdim=True))
+    assert first_layer_weight(rgb, 3).data_ptr() != rgb.data_ptr()  # a copy: the weights file's tensor is not shared
+
+
+def test_input_statistics_per_colour_and_averaged_for_gray():
+    mean, std = input_statistics(ResNet18_Weights.IMAGENET1K_V1, 3)
+    assert mean.tolist() == pytest.approx([0.485, 0.456, 0.406])
+    assert std.tolist() == pytest.approx([0.229, 0.224, 0.225])
+    mean, std = input_statistics(ResNet18_Weights.IMAGENET1K_V1, 1)
+    assert mean.tolist() == pytest.approx([0.449]) and std.tolist() == pytest.approx([0.226])

@@ -96,13 +96,20 @@ def test_torchvision_r2plus1d_18_one_channel_forward_backward():
     assert torch.isfinite(model.net.stem[0].weight.grad).all()
 
 
-def test_pretrained_r2plus1d_18_stem_is_the_rgb_stem_summed(torch_home):
+def test_pretrained_r2plus1d_18_stem_is_the_rgb_stem_summed_for_gray_and_kept_for_rgb(torch_home):
     torch.manual_seed(2)
     fake = torchvision.models.video.r2plus1d_18(weights=None).state_dict()
     torch.save(fake, torch_home / R2PLUS1D_18_FILE)
     model = TorchvisionR2Plus1D(num_classes=6, pretrained=True)
     torch.testing.assert_close(model.net.stem[0].weight, fake["stem.0.weight"].sum(dim=1, keepdim=True))
     torch.testing.assert_close(model.net.layer3[0].conv1[0][0].weight, fake["layer3.0.conv1.0.0.weight"])
+    assert model.mean.flatten().tolist() == pytest.approx([0.401]) and model.std.flatten().tolist() == pytest.approx(
+        [0.222])  # Kinetics' statistics averaged over colour, for grayscale
+    rgb = TorchvisionR2Plus1D(num_classes=4, in_channels=3, pretrained=True)  # RGB: the stem as it is
+    torch.testing.assert_close(rgb.net.stem[0].weight, fake["stem.0.weight"])
+    assert rgb.mean.flatten().tolist() == pytest.approx([0.43216, 0.394666, 0.37645])  # Kinetics', per colour
+    assert rgb.std.flatten().tolist() == pytest.approx([0.22803, 0.22145, 0.216989])
+    assert rgb(torch.rand(1, 4, 3, 32, 32)).shape == (1, 4)
 
 
 def test_missing_kinetics_weights_name_the_file_and_folder(torch_home):

@@ -23,7 +23,8 @@ from src.data.sources.kth import ACTIONS
 from src.training.checkpoint import CHECKPOINT_KEYS, load_model
 from src.training.engine import training_precision
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
-from src.training.trainer import NonFiniteLossError, make_scheduler, train
+from src.training.trainer import NonFiniteLossError, log_epoch, make_scheduler, train
+from tests.conftest import FOUR_CLASSES
 
 EPOCHS = 2
 # small enough to train in a second or two per run on one CPU thread
@@ -253,7 +254,8 @@ def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
     device = torch.device("cpu")
     train_set, val_set = make_datasets(config, tiny_prepared)
     train_batches, _ = make_batches(config, train_set, val_set, device)
-    model = prepare_model(build_model(config["model"]), config["train"], device)
+    model = build_model(config["model"], len(train_set.classes), train_set.channels)
+    model = prepare_model(model, config["train"], device)
     before = [p.detach().clone() for p in model.parameters()]
     conv_dtypes = []
     model.encoder.blocks[0].register_forward_hook(lambda module, args, out: conv_dtypes.append(out.dtype))
@@ -274,7 +276,7 @@ def test_prepare_model_puts_convolutions_in_channels_last_and_keeps_the_outputs(
 
     config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}"])
     torch.manual_seed(0)
-    model = build_model(config["model"]).eval()
+    model = build_model(config["model"], len(ACTIONS)).eval()
     clips = torch.rand(2, 4, 1, 32, 32)
     expected = model(clips)
     model = prepare_model(model, config["train"], torch.device("cpu"))
@@ -360,7 +362,7 @@ def test_recomputed_statistics_equal_a_whole_model_forward_in_train_mode(arch):
 
     config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}", *TINY[:3]])
     torch.manual_seed(0)
-    model = prepare_model(build_model(config["model"]), config["train"], torch.device("cpu")).eval()
+    model = prepare_model(build_model(config["model"], 6), config["train"], torch.device("cpu")).eval()
     part, frames = batchnorm_part(model)
     assert (part is model.encoder and frames) if arch == "rnn" else (part is model and not frames)
     clips = [torch.rand(4, 3, 1, 32, 32) for _ in range(3)]
@@ -382,7 +384,7 @@ def test_train_one_epoch_keeps_the_clips_of_its_last_batches(tiny_prepared):
     device = torch.device("cpu")
     train_set, val_set = make_datasets(config, tiny_prepared)
     train_batches, _ = make_batches(config, train_set, val_set, device)
-    model = prepare_model(build_model(config["model"]), config["train"], device)
+    model = prepare_model(build_model(config["model"], 6), config["train"], device)
     optimizer = make_optimizer(model, config["train"])
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     kept = train_one_epoch(model, train_batches, optimizer, None, scaler, device, config, epoch=3, keep_last=2)
@@ -445,3 +447,44 @@ def test_a_tboard_dir_that_cannot_be_made_is_one_line_naming_the_key(tiny_prepar
     assert message.startswith(f"error: log.tboard_dir: {tmp_path / 'file' / 'tb' / 'GRUCell'}: cannot make the folder")
     assert message.endswith("; set log.tboard_dir to a folder you can write") and "\n" not in message
     assert not list(tmp_path.rglob(LOCK_NAME)) and not list(tmp_path.rglob("*.pth"))  # the models claim given back
+
+
+def test_a_dataset_of_four_classes_trains_a_head_of_four_outputs_named_as_its_classes(four_class_run):
+    run = four_class_run / "models" / "GRUCell"
+    for name in ("best.pth", "last.pth"):
+        saved = torch.load(run / name)
+        assert (saved["classes"], saved["channels"]) == (FOUR_CLASSES, 1), name
+    model, checkpoint = load_model(run / "best.pth")
+    assert model.fc.out_features == len(FOUR_CLASSES)
+    with torch.no_grad():
+        assert model(torch.rand(2, 4, 1, 64, 64)).shape == (2, len(FOUR_CLASSES))
+    best = checkpoint["metrics"]["best"]
+    assert len(best["val_per_class_accuracy"]) == len(best["val_confusion_matrix"]) == len(FOUR_CLASSES)
+    events = EventAccumulator(str(four_class_run / "tboard" / "GRUCell"))
+    events.Reload()
+    per_class = [tag for tag in events.Tags()["scalars"] if tag.startswith("val_class_accuracy/")]
+    assert sorted(per_class) == sorted(f"val_class_accuracy/{name}" for name in FOUR_CLASSES)
+
+
+def test_log_epoch_names_the_per_class_accuracies_and_the_confusion_matrix_after_the_classes_given():
+    logged = {}
+
+    class Writer:
+        def add_scalar(self, tag, value, step):
+            logged[tag] = value
+
+        def add_figure(self, tag, figure, step):
+            logged[tag] = figure
+
+        def flush(self):
+            pass
+
+    row = {"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "train_accuracy": 0.5, "val_accuracy": 0.5,
+           "val_video_accuracy": 0.5, "lr": 0.1, "epoch_time_s": 1.0, "data_wait_share": 0.1,
+           "val_per_class_accuracy": [1.0, 0.0]}
+    log_epoch(Writer(), row, {"confusion_matrix": [[2, 0], [1, 0]]}, ["wave", "clap"])
+    assert (logged["val_class_accuracy/wave"], logged["val_class_accuracy/clap"]) == (1.0, 0.0)
+    axes = logged["confusion_matrix/val"].axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["wave", "clap"]
+    with pytest.raises(ValueError):  # per-class accuracies of another number of classes than named
+        log_epoch(Writer(), row, {"confusion_matrix": [[2, 0], [1, 0]]}, ["wave", "clap", "jump"])

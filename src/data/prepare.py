@@ -62,8 +62,10 @@ class PrepareError(ValueError):
 
 
 def decode_video(path: str | Path, channels: int = 1) -> np.ndarray:
-    """Every frame of the first video stream of ``path``: uint8 (T, H, W) grayscale (``channels=1``) or
-    (T, H, W, 3) RGB (``channels=3``)."""
+    """Every frame of the first video stream of ``path``: uint8 (T, H, W) grayscale for ``channels`` 1,
+    (T, H, W, 3) RGB for 3."""
+    if channels not in (1, 3):
+        raise ValueError(f"decode_video: channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = [frame.to_ndarray(format="gray" if channels == 1 else "rgb24") for frame in container.decode(stream)]

@@ -1,6 +1,6 @@
 """The action classifier: a per-frame encoder, a recurrent module over time, a temporal head.
 
-    clip (B, T, 1, H, W) --encoder, frame by frame--> (B, T, emb_dim)
+    clip (B, T, C, H, W) --encoder, frame by frame--> (B, T, emb_dim)
                          --recurrent module-------> (B, T, hidden_dim)
                          --Conv1d over time, average over time, dropout, fc--> logits (B, num_classes)
 
@@ -19,11 +19,7 @@ import torchvision
 from torchvision.models import ResNet18_Weights
 
 from src.config import ARCHS, ENCODERS, RNN_TYPES  # the choices of model.arch, .encoder, .rnn_type
-from src.data.sources.kth import ACTIONS
-from src.nets.pretrained import load_weights, sum_over_input_channels
-
-# ImageNet's per-channel statistics averaged over the colour channels, for grayscale input.
-IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD = 0.449, 0.226
+from src.nets.pretrained import first_layer_weight, input_statistics, load_weights
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -77,9 +73,10 @@ class ResNet18Encoder(nn.Module):
     """torchvision's ResNet18 trunk with an ``in_channels`` first convolution.
 
     With ``pretrained=True`` the ImageNet weights come from the TORCH_HOME cache (downloaded
-    there on first use) and conv1
-    is the RGB conv1 summed over the colour channels. Input in [0, 1] is normalised with
-    ImageNet's statistics averaged over colour.
+    there on first use) and conv1 is the RGB conv1, as it is for 3 channels and summed over the
+    colour channels for 1 (:func:`src.nets.pretrained.first_layer_weight`). Input in [0, 1] is
+    normalised with ImageNet's per-channel statistics, averaged over colour for 1 channel
+    (:func:`src.nets.pretrained.input_statistics`).
 
     forward: frames (N, in_channels, H, W) ->
       * ``spatial=False``: (N, emb_dim), global average pool of layer4 then a linear projection;
@@ -94,8 +91,11 @@ class ResNet18Encoder(nn.Module):
         conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         if pretrained:
             with torch.no_grad():
-                conv1.weight.copy_(sum_over_input_channels(resnet.conv1.weight, in_channels))
+                conv1.weight.copy_(first_layer_weight(resnet.conv1.weight, in_channels))
         resnet.conv1 = conv1
+        mean, std = input_statistics(ResNet18_Weights.IMAGENET1K_V1, in_channels)  # not saved: constants
+        self.register_buffer("mean", mean.view(1, in_channels, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, in_channels, 1, 1), persistent=False)
         self.trunk = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool,
                                    resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4)
         trunk_channels = resnet.fc.in_features  # 512
@@ -107,7 +107,7 @@ class ResNet18Encoder(nn.Module):
             self.project = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(trunk_channels, emb_dim))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        frames = (frames - IMAGENET_GRAY_MEAN) / IMAGENET_GRAY_STD
+        frames = (frames - self.mean) / self.std
         return self.project(self.trunk(frames))
 
 
@@ -187,6 +187,7 @@ class ActionClassifier(nn.Module):
                  emb_dim: int = 128, hidden_dim: int = 128, num_layers: int = 2, dropout: float = 0.2,
                  pretrained: bool = False, in_channels: int = 1):
         super().__init__()
+        self.in_channels = in_channels
         if rnn_type not in RNN_TYPES:
             raise ValueError(f"unknown rnn_type {rnn_type!r}: choose one of {', '.join(RNN_TYPES)}")
         self.spatial = rnn_type == "OwnConvLSTM"
@@ -208,8 +209,9 @@ class ActionClassifier(nn.Module):
         self.fc = nn.Linear(hidden_dim, num_classes)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.dim() != 5:
-            raise ValueError(f"ActionClassifier expects clips (B, T, C, H, W); got shape {tuple(clips.shape)}")
+        if clips.dim() != 5 or clips.shape[2] != self.in_channels:
+            raise ValueError(f"ActionClassifier expects clips (B, T, C, H, W) with C = {self.in_channels}; "
+                             f"got shape {tuple(clips.shape)}")
         batch, time = clips.shape[:2]
         features = self.encoder(clips.flatten(0, 1))                   # (B*T, E) or (B*T, E, h, w)
         features = features.unflatten(0, (batch, time))                # (B, T, E) or (B, T, E, h, w)
@@ -219,21 +221,22 @@ class ActionClassifier(nn.Module):
         return self.fc(self.dropout(pooled))                           # (B, num_classes)
 
 
-def build_model(model_config: dict, load_pretrained: bool = True) -> nn.Module:
-    """The model described by the ``model:`` section of an experiment config.
+def build_model(model_config: dict, num_classes: int, in_channels: int = 1, load_pretrained: bool = True) -> nn.Module:
+    """The model described by the ``model:`` section of an experiment config, for ``num_classes``
+    classes and ``in_channels`` input channels (1 grayscale, 3 RGB): both come from the dataset
+    (its ``classes`` and ``channels``) when training, from the checkpoint afterwards.
 
     Keys (all required: a config from :func:`src.config.load_config` has them, with
     configs/base.yaml as the one source of defaults): arch (rnn | r2plus1d | r2plus1d_18),
     encoder, pretrained, rnn_type, emb_dim, hidden_dim, num_layers, dropout. The r2plus1d archs use
     only ``pretrained`` (r2plus1d_18) and ``dropout``. Every model takes clips
-    (B, T, 1, H, W) in [0, 1] and returns logits (B, len(ACTIONS)).
+    (B, T, in_channels, H, W) in [0, 1] and returns logits (B, num_classes).
 
     ``load_pretrained=False`` builds the same architecture without reading pretrained
     weights, for when a checkpoint's state dict is loaded into it next.
     """
     arch = model_config["arch"]
     pretrained = model_config["pretrained"] and load_pretrained
-    num_classes = len(ACTIONS)
     if arch == "rnn":
         return ActionClassifier(
             num_classes=num_classes,
@@ -244,12 +247,13 @@ def build_model(model_config: dict, load_pretrained: bool = True) -> nn.Module:
             num_layers=model_config["num_layers"],
             dropout=model_config["dropout"],
             pretrained=pretrained,
+            in_channels=in_channels,
         )
     if arch == "r2plus1d":
         from src.nets.r2plus1d import R2Plus1D
-        return R2Plus1D(num_classes=num_classes, dropout=model_config["dropout"])
+        return R2Plus1D(num_classes=num_classes, in_channels=in_channels, dropout=model_config["dropout"])
     if arch == "r2plus1d_18":
         from src.nets.r2plus1d import TorchvisionR2Plus1D
-        return TorchvisionR2Plus1D(num_classes=num_classes, pretrained=pretrained,
+        return TorchvisionR2Plus1D(num_classes=num_classes, in_channels=in_channels, pretrained=pretrained,
                                    dropout=model_config["dropout"])
     raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}")

@@ -1,4 +1,4 @@
-"""Pretrained torchvision weights for a 1-channel input.
+"""Pretrained torchvision weights for a 1-channel (grayscale) or 3-channel (RGB) input.
 
 torchvision keeps its weights in ``torch.hub.get_dir()/checkpoints/`` (under TORCH_HOME).
 :func:`load_weights` reads them from there and, when the file is not there yet, downloads
@@ -6,8 +6,10 @@ it the way torchvision's own weights API does (``torch.hub.load_state_dict_from_
 a progress bar, a temp file renamed when complete, and the SHA-256 prefix that the file
 name carries, e.g. ``resnet18-f37072fd.pth``, checked), giving up after a short
 connection timeout with one line naming the file, the folder and the URL.
-:func:`sum_over_input_channels` turns an RGB first-layer kernel into one for grayscale
-frames. Used by both ``src.nets.classifier`` (ResNet18) and ``src.nets.r2plus1d`` (r2plus1d_18).
+:func:`first_layer_weight` adapts an RGB first-layer kernel to the input's channels (as it is for 3,
+:func:`sum_over_input_channels` for grayscale), and :func:`input_statistics` gives the per-channel
+mean and std the weights were trained with (their averages for grayscale). Used by both
+``src.nets.classifier`` (ResNet18) and ``src.nets.r2plus1d`` (r2plus1d_18).
 
 The environment variable ``PRETRAINED_BASE_URL`` points the download at a mirror that
 holds torchvision's file names (``$PRETRAINED_BASE_URL/resnet18-f37072fd.pth``).
@@ -83,3 +85,23 @@ def sum_over_input_channels(rgb_weight: torch.Tensor, in_channels: int) -> torch
     """
     gray = rgb_weight.sum(dim=1, keepdim=True)
     return gray.repeat_interleave(in_channels, dim=1) / in_channels
+
+
+def first_layer_weight(rgb_weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """A first-layer kernel trained on RGB, for ``in_channels`` input channels: (out, 3, *kernel) ->
+    (out, in_channels, *kernel). For 3 channels (RGB input) the kernel as it is; for any other count
+    :func:`sum_over_input_channels`."""
+    return rgb_weight.clone() if in_channels == 3 else sum_over_input_channels(rgb_weight, in_channels)
+
+
+def input_statistics(weights: torchvision.models.WeightsEnum, in_channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel ``(mean, std)``, each (in_channels,), that frames in [0, 1] are normalised with
+    for ``weights``: the RGB statistics of their torchvision transforms for 3 channels; for any other
+    count (grayscale) their averages over the colour channels, rounded to 3 decimals (ImageNet
+    0.449, 0.226; Kinetics-400 0.401, 0.222, the values the 1-channel models have always used)."""
+    transforms = weights.transforms()
+    mean, std = torch.tensor(transforms.mean), torch.tensor(transforms.std)
+    if in_channels == 3:
+        return mean, std
+    return (torch.full((in_channels,), round(mean.mean().item(), 3)),
+            torch.full((in_channels,), round(std.mean().item(), 3)))

@@ -15,9 +15,9 @@ an extra nonlinearity and is easier to optimise.
 Two models, both taking clips (B, T, C, H, W) in [0, 1] like the ActionClassifier and
 returning logits (B, num_classes):
 
-* :class:`R2Plus1D`, small and sized for 1 x 64 x 64 clips of 10 frames;
+* :class:`R2Plus1D`, small and sized for 64 x 64 clips of 10 frames (any number of channels);
 * :class:`TorchvisionR2Plus1D`, torchvision's r2plus1d_18 (optionally with Kinetics-400
-  weights from the TORCH_HOME cache), adapted to 1 input channel.
+  weights from the TORCH_HOME cache), for 1 (grayscale) or 3 (RGB) input channels.
 """
 from __future__ import annotations
 
@@ -26,10 +26,7 @@ import torch.nn as nn
 import torchvision
 from torchvision.models.video import R2Plus1D_18_Weights
 
-from src.nets.pretrained import load_weights, sum_over_input_channels
-
-# Kinetics-400 per-channel statistics averaged over the colour channels, for grayscale input.
-KINETICS_GRAY_MEAN, KINETICS_GRAY_STD = 0.401, 0.222
+from src.nets.pretrained import first_layer_weight, input_statistics, load_weights
 
 
 def intermediate_channels(in_channels: int, out_channels: int, temporal_size: int = 3,
@@ -119,7 +116,7 @@ class ResidualBlock(nn.Module):
 
 
 class R2Plus1D(nn.Module):
-    """A small R(2+1)D for 1 x 64 x 64 clips of about 10 frames.
+    """A small R(2+1)D for 64 x 64 clips of about 10 frames.
 
     Stem: a (2+1)-D 3 x 7 x 7 convolution with spatial stride 2, BatchNorm, ReLU. Then one
     stage per entry of ``widths``, each of ``blocks_per_stage`` residual blocks; the first
@@ -134,6 +131,7 @@ class R2Plus1D(nn.Module):
                  blocks_per_stage: int = 1, spatial_strides: tuple[int, ...] = (2, 2, 2, 2),
                  temporal_strides: tuple[int, ...] = (1, 1, 2, 2), dropout: float = 0.2):
         super().__init__()
+        self.in_channels = in_channels
         if not len(widths) == len(spatial_strides) == len(temporal_strides):
             raise ValueError(f"R2Plus1D: widths {widths}, spatial_strides {spatial_strides} and "
                              f"temporal_strides {temporal_strides} need one entry per stage")
@@ -154,8 +152,9 @@ class R2Plus1D(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.dim() != 5:
-            raise ValueError(f"R2Plus1D expects clips (B, T, C, H, W); got shape {tuple(clips.shape)}")
+        if clips.dim() != 5 or clips.shape[2] != self.in_channels:
+            raise ValueError(f"R2Plus1D expects clips (B, T, C, H, W) with C = {self.in_channels}; "
+                             f"got shape {tuple(clips.shape)}")
         x = clips.transpose(1, 2)                     # (B, C, T, H, W)
         x = self.stages(self.stem(x))                 # (B, widths[-1], T', H', W')
         return self.fc(self.dropout(self.pool(x).flatten(1)))
@@ -166,15 +165,17 @@ class TorchvisionR2Plus1D(nn.Module):
 
     With ``pretrained=True`` the Kinetics-400 weights (R2Plus1D_18_Weights.KINETICS400_V1)
     come from the TORCH_HOME cache (downloaded there on first use; a clear error when that
-    fails), and the stem's first
-    convolution is the RGB one summed over the colour channels. Input in [0, 1] is
-    normalised with Kinetics' statistics averaged over colour.
+    fails), and the stem's first convolution is the RGB one, as it is for 3 channels and summed
+    over the colour channels for 1 (:func:`src.nets.pretrained.first_layer_weight`). Input in
+    [0, 1] is normalised with Kinetics' per-channel statistics, averaged over colour for 1 channel
+    (:func:`src.nets.pretrained.input_statistics`).
 
     forward: clips (B, T, in_channels, H, W) in [0, 1] -> logits (B, num_classes).
     """
 
     def __init__(self, num_classes: int = 6, in_channels: int = 1, pretrained: bool = False, dropout: float = 0.2):
         super().__init__()
+        self.in_channels = in_channels
         net = torchvision.models.video.r2plus1d_18(weights=None)
         if pretrained:
             net.load_state_dict(load_weights(R2Plus1D_18_Weights.KINETICS400_V1))
@@ -183,13 +184,17 @@ class TorchvisionR2Plus1D(nn.Module):
                               stride=rgb_conv.stride, padding=rgb_conv.padding, bias=False)
         if pretrained:
             with torch.no_grad():
-                stem_conv.weight.copy_(sum_over_input_channels(rgb_conv.weight, in_channels))
+                stem_conv.weight.copy_(first_layer_weight(rgb_conv.weight, in_channels))
         net.stem[0] = stem_conv
+        mean, std = input_statistics(R2Plus1D_18_Weights.KINETICS400_V1, in_channels)  # not saved: constants
+        self.register_buffer("mean", mean.view(1, in_channels, 1, 1, 1), persistent=False)
+        self.register_buffer("std", std.view(1, in_channels, 1, 1, 1), persistent=False)
         net.fc = nn.Sequential(nn.Dropout(dropout), nn.Linear(net.fc.in_features, num_classes))
         self.net = net
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.dim() != 5:
-            raise ValueError(f"TorchvisionR2Plus1D expects clips (B, T, C, H, W); got shape {tuple(clips.shape)}")
-        x = (clips.transpose(1, 2) - KINETICS_GRAY_MEAN) / KINETICS_GRAY_STD  # (B, C, T, H, W)
+        if clips.dim() != 5 or clips.shape[2] != self.in_channels:
+            raise ValueError(f"TorchvisionR2Plus1D expects clips (B, T, C, H, W) with C = {self.in_channels}; "
+                             f"got shape {tuple(clips.shape)}")
+        x = (clips.transpose(1, 2) - self.mean) / self.std  # (B, C, T, H, W)
         return self.net(x)

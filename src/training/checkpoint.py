@@ -17,7 +17,10 @@ completed, 1-based), ``config`` (the full experiment config), ``metrics``
 (``{'history': [one dict per epoch], 'best': {...}}``), ``rng_states`` (torch, cuda,
 numpy, python), ``data_root`` and ``synthetic`` (the data it was trained on), ``provenance``
 (the data's fingerprint, the persons of each split as loaded, the code version, whether AMP
-was used: see src/training/provenance.py).
+was used: see src/training/provenance.py), ``classes`` (the class names, label i being
+``classes[i]``: the model's outputs) and ``channels`` (of the frames it takes: 1 grayscale, 3 RGB).
+Checkpoints of older code have neither: they were trained on KTH's six actions in grayscale, and
+:func:`load_model` reads them so (:func:`classes_and_channels`).
 """
 from __future__ import annotations
 
@@ -28,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.data.sources.kth import ACTIONS  # what checkpoints of older code, without "classes", were trained on
 from src.files import atomic_write
 
 CHECKPOINT_KEYS = ("model_state_dict", "optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict",
                    "epoch", "config", "metrics", "rng_states", "data_root", "synthetic",
-                   "provenance")
+                   "provenance", "classes", "channels")
 
 
 class CheckpointWriteError(OSError):
@@ -168,11 +172,21 @@ def _checkpoint_instead(path: Path) -> str:
     return "a checkpoint of 'python -m src.train' (models/<experiment>/best.pth)"
 
 
+def classes_and_channels(checkpoint: dict) -> tuple[list[str], int]:
+    """The class names (label i is ``classes[i]``) and input channels of the model of ``checkpoint``:
+    its ``classes`` and ``channels``, or KTH's six actions and 1 (grayscale) for a checkpoint of
+    older code, which has neither."""
+    return list(checkpoint.get("classes", ACTIONS)), int(checkpoint.get("channels", 1))
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model from a checkpoint alone. Returns ``(model in eval mode, checkpoint)``.
+    """Rebuild the model from a checkpoint alone. Returns ``(model in eval mode, checkpoint)``; the
+    checkpoint's ``classes`` and ``channels`` are set (:func:`classes_and_channels`) when it is
+    one of older code without them, so that callers read the class names from ``checkpoint["classes"]``.
 
     Raises what :func:`load_checkpoint` raises, and CheckpointReadError when the checkpoint lacks
-    ``config`` or ``model_state_dict``, or its weights do not fit the model its config describes.
+    ``config`` or ``model_state_dict``, or its weights do not fit the model its config, classes and
+    channels describe.
     """
     from src.nets.classifier import build_model
 
@@ -183,7 +197,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         raise CheckpointReadError(f"{path}: a torch file without {' or '.join(map(repr, missing))}, not a checkpoint "
                                   f"of src.train; give {_checkpoint_instead(path)}")
     try:
-        model = build_model(checkpoint["config"]["model"], load_pretrained=False)  # the weights come next
+        checkpoint["classes"], checkpoint["channels"] = classes_and_channels(checkpoint)
+        model = build_model(checkpoint["config"]["model"], num_classes=len(checkpoint["classes"]),
+                            in_channels=checkpoint["channels"], load_pretrained=False)  # the weights come next
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointReadError(f"{path}: its config describes no model this code can build ({type(e).__name__}: "
                                   f"{(str(e).splitlines() or [''])[0]}); give {_checkpoint_instead(path)}") from None

@@ -24,8 +24,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from src.data.sources.kth import ACTIONS
-
 
 def available_devices() -> list[str]:
     """The device names this machine can run on: ``auto``, ``cpu``, then ``cuda`` and ``cuda:0`` ..
@@ -148,19 +146,24 @@ def clip_logits(model, loader, device, precision: str = "float32",
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, video_index: torch.Tensor,
-                           num_classes: int = len(ACTIONS)) -> dict:
+                           num_classes: int | None = None) -> dict:
     """Clip and video accuracy, per-class (clip) accuracy, confusion matrix.
 
     Args:
         logits: (N, C) clip logits.
-        labels: (N,) true labels.
+        labels: (N,) true labels, in 0..C-1.
         video_index: (N,) which video each clip comes from; a video's prediction is the
             argmax of its clips' mean logits.
+        num_classes: C, the number of classes (the dataset's or the checkpoint's); default the
+            logits' width.
 
     Returns:
         ``{'loss', 'accuracy', 'video_accuracy', 'per_class_accuracy': [C],
         'confusion_matrix': [C][C] (rows true, columns predicted; counts of clips)}``.
     """
+    num_classes = logits.shape[1] if num_classes is None else num_classes
+    if logits.shape[1] != num_classes:
+        raise ValueError(f"classification_metrics: logits of {logits.shape[1]} classes, num_classes is {num_classes}")
     predictions = logits.argmax(1)
     confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
     confusion = confusion.reshape(num_classes, num_classes)
@@ -178,7 +181,7 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, video_ind
 
 
 def clip_video_index(dataset) -> torch.Tensor:
-    """(N,) the video index of every item of a KTHActionDataset, in item order."""
+    """(N,) the video index of every item of a clip dataset, in item order."""
     return torch.tensor([video for video, _ in dataset.clips])
 
 

@@ -54,7 +54,6 @@ from src.data.augment import ClipBatchAugmentation
 from src.data.batches import ClipBatches
 from src.data.dataset import KTHActionDataset
 from src.data.prepared import resolve_data_root
-from src.data.sources.kth import ACTIONS
 from src.files import remove_temp_files
 from src.nets.classifier import ActionClassifier, build_model, count_parameters
 from src.training import distributed
@@ -241,7 +240,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
     bar = tqdm(timed(loader), total=len(loader), desc=f"epoch {epoch} train", leave=False, dynamic_ncols=True)
     for step, ((clips, labels), wait) in enumerate(bar, 1):
         data_wait += wait
-        clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,1,H,W), (B,)
+        clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,C,H,W), (B,)
         with autocast(device, precision):
             logits = model(clips)  # (B, num_classes)
             loss = F.cross_entropy(logits, labels)
@@ -291,8 +290,9 @@ def make_loaders(config: dict, train_set, val_set, context: distributed.Context,
     return train_loader, val_loader, val_indices
 
 
-def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict) -> None:
-    """One epoch's scalars and confusion-matrix figure, at step ``row['epoch']``."""
+def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict, class_names: list[str]) -> None:
+    """One epoch's scalars and confusion-matrix figure, at step ``row['epoch']``; ``class_names``
+    (the dataset's classes) name the per-class accuracies and the matrix's rows and columns."""
     from src.plots import confusion_matrix_figure
 
     step = row["epoch"]
@@ -301,10 +301,10 @@ def log_epoch(writer: SummaryWriter, row: dict, val_metrics: dict) -> None:
                      ("accuracy/val_video", "val_video_accuracy"), ("lr", "lr"),
                      ("time/epoch_s", "epoch_time_s"), ("time/data_wait_share", "data_wait_share")]:
         writer.add_scalar(tag, row[key], step)
-    for action, accuracy in zip(ACTIONS, row["val_per_class_accuracy"]):
-        writer.add_scalar(f"val_class_accuracy/{action}", accuracy, step)
+    for name, accuracy in zip(class_names, row["val_per_class_accuracy"], strict=True):
+        writer.add_scalar(f"val_class_accuracy/{name}", accuracy, step)
     writer.add_figure("confusion_matrix/val", confusion_matrix_figure(
-        val_metrics["confusion_matrix"], title=f"validation, epoch {step}"), step)
+        val_metrics["confusion_matrix"], class_names, title=f"validation, epoch {step}"), step)
     writer.flush()
 
 
@@ -396,7 +396,9 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     val_video_index = clip_video_index(val_set)
 
     resuming = resume and last_path.is_file()
-    model = build_model(config["model"], load_pretrained=not resuming)  # resuming: weights from last.pth
+    classes, channels = list(train_set.classes), train_set.channels  # the model's outputs and input channels
+    model = build_model(config["model"], num_classes=len(classes), in_channels=channels,
+                        load_pretrained=not resuming)  # resuming: weights from last.pth
     model = prepare_model(model, train_config, device)
     optimizer = make_optimizer(model, train_config)
     scheduler = make_scheduler(optimizer, train_config, len(train_loader))
@@ -458,6 +460,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             "data_root": str(data_root),
             "synthetic": synthetic,
             "provenance": provenance,
+            "classes": classes,
+            "channels": channels,
         }
 
     epochs = train_config["epochs"]
@@ -479,7 +483,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                                                            desc=f"epoch {epoch} val")
             val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
             val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))
-            val_metrics = classification_metrics(val_logits, val_labels, val_video_index)
+            val_metrics = classification_metrics(val_logits, val_labels, val_video_index, num_classes=len(classes))
             epoch_time = time.perf_counter() - epoch_start
             data_wait = train_metrics["data_wait_s"] + val_wait
             row = {
@@ -501,7 +505,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                 continue
             retry = "free some space (or fix the permissions), then continue with --resume"
             try:
-                log_epoch(writer, row, val_metrics)
+                log_epoch(writer, row, val_metrics, classes)
             except OSError as e:  # raised again from tensorboard's writer thread
                 kept = f"{last_path} keeps epoch {epoch - 1}" if epoch > 1 and last_path.is_file() else \
                     "no checkpoint was written"
