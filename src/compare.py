@@ -74,7 +74,8 @@ DEFAULT_MODELS_DIR = "models"  # its runs' tables and figures are the committed 
 FOLD_COLUMNS = ["fold", "folds", "test videos", "test video ids"]
 
 
-def output_dirs(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict[str, Path | None]:
+def output_dirs(models_dir: str | Path = DEFAULT_MODELS_DIR,
+                default_models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict[str, Path | None]:
     """Where the outputs made from the runs under ``models_dir`` go: ``{'out': tables,
     'imgs': figures, 'tboard': TensorBoard events (one folder per run)}``.
 
@@ -83,9 +84,10 @@ def output_dirs(models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict[str, Path |
     ``tboard_logs/``). For any other folder DIR: DIR itself for the tables and figures
     (``DIR/results.md``, ``DIR/comparisons.md``, ``DIR/results.csv``, ``DIR/accuracy_vs_*.png``) and
     ``DIR/tboard_logs/<run>/`` for the events, so that a trial writes nothing outside the folder it
-    was given (none of them is a ``DIR/<run>/results.json``)."""
+    was given (none of them is a ``DIR/<run>/results.json``). ``default_models_dir``: the runs' folder whose
+    outputs are those of record (src.recipe's is ``models/recipe``)."""
     models_dir = Path(models_dir)
-    if models_dir.resolve() == Path(DEFAULT_MODELS_DIR).resolve():
+    if models_dir.resolve() == Path(default_models_dir).resolve():
         return {"out": Path("results"), "imgs": Path("imgs"), "tboard": None}
     return {"out": models_dir, "imgs": models_dir, "tboard": models_dir / "tboard_logs"}
 

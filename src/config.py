@@ -45,6 +45,7 @@ ENCODERS = ("cnn", "resnet18")
 RNN_TYPES = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "step")
+SELECTS = ("best", "last")  # train.select: what best.pth holds
 
 # The range of every number the config holds, as (what is allowed, test). Every model accepts
 # frames down to 1 x 1 pixels and clips down to 1 frame (forward passes of the cnn and resnet18
@@ -73,6 +74,8 @@ RANGES = {
     "train.warmup_epochs": (">= 0 (0: no warm-up)", lambda v: v >= 0),
     "train.precise_bn_batches": (">= 0 (0: keep BatchNorm's running averages)", lambda v: v >= 0),
     "train.grad_clip": ("a finite number >= 0 (0: no clipping)", lambda v: 0 <= v < math.inf),
+    "train.label_smoothing": ("in [0, 1) (0: none)", lambda v: 0 <= v < 1),
+    "train.ema_decay": ("0 (off) or in (0, 1) (e.g. 0.999: a time constant of 1000 steps)", lambda v: 0 <= v < 1),
     "train.seed": ("in [0, 2**32 - 1] (numpy's seeds)", lambda v: 0 <= v < 2 ** 32),
     "augment.flip_p": ("in [0, 1] (the probability of a horizontal flip per clip)", lambda v: 0 <= v <= 1),
     "augment.rotation": ("in [0, 180] (degrees either way; 0: no rotation)", lambda v: 0 <= v <= 180),
@@ -262,7 +265,7 @@ def _choices(key: str) -> tuple[str, ...] | None:
         from src.data.splits import PROTOCOLS  # numpy, no torch
         return PROTOCOLS
     return {"model.arch": ARCHS, "model.encoder": ENCODERS, "model.rnn_type": RNN_TYPES,
-            "train.optimizer": OPTIMIZERS, "train.scheduler": SCHEDULERS}.get(key)
+            "train.optimizer": OPTIMIZERS, "train.scheduler": SCHEDULERS, "train.select": SELECTS}.get(key)
 
 
 def _check_val_persons(persons: list[int], where: str) -> None:
@@ -353,11 +356,13 @@ def _nest(keys: list[str], value: Any) -> dict:
 
 
 def experiment_configs() -> list[Path]:
-    """Every experiment file under configs/ (all but base.yaml and suite.yaml), sorted by name."""
-    return sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.name not in (SCHEMA_PATH.name, SUITE_FILE))
+    """Every experiment file under configs/ (all but :data:`NOT_EXPERIMENTS`), sorted by name."""
+    return sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.name not in NOT_EXPERIMENTS)
 
 
 SUITE_FILE = "suite.yaml"  # in the configs folder: the one list of experiments (load_plan)
+RECIPES_FILE = "recipes.yaml"  # in the configs folder: the recipe study's design (src.recipe)
+NOT_EXPERIMENTS = (SCHEMA_PATH.name, SUITE_FILE, RECIPES_FILE)  # the files of the configs folder that are no experiment
 ROLES = ("main", "variant")  # main: run with the suite's --seeds; variant: with --variant-seeds
 BEST = "best "  # 'best <group>' in a comparison: the group's main experiment with the highest mean val accuracy
 
@@ -406,9 +411,9 @@ def load_plan(configs_dir: str | Path = CONFIG_DIR) -> SuitePlan:
                           f"one experiment, got {experiments!r}")
     for name, role in experiments.items():
         name = str(name)
-        if name in (SCHEMA_PATH.stem, Path(SUITE_FILE).stem) or re.search(r"_(seed|fold)\d+$", name):
-            raise ConfigError(f"{path}: experiments: {name!r} cannot name an experiment (base and suite are not "
-                              f"experiments; _seed<s> and _fold<k> end the names of its runs); rename it")
+        if name in {Path(file).stem for file in NOT_EXPERIMENTS} or re.search(r"_(seed|fold)\d+$", name):
+            raise ConfigError(f"{path}: experiments: {name!r} cannot name an experiment (base, suite and recipes are "
+                              f"not experiments; _seed<s> and _fold<k> end the names of its runs); rename it")
         if role not in ROLES:
             raise ConfigError(f"{path}: experiments.{name}: {role!r}; give main (run with --seeds) or variant "
                               f"(run with --variant-seeds)")

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from src.compare import DEFAULT_MODELS_DIR, compare, output_dirs
-from src.config import SUITE_FILE, ConfigError, load_config, load_plan
+from src.config import NOT_EXPERIMENTS, SUITE_FILE, ConfigError, load_config, load_plan
 from src.data.prepared import resolve_data_root
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
 from src.training.runlock import LOCK_NAME, claimed, describe_holder
@@ -127,6 +127,17 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     return evaluate(run_dir / "best.pth", data_root=root)
 
 
+def run_claimed(lock: Path, experiment: str, run: str, seed: int | None = None, overrides=(), data_root=None,
+                configs_dir="configs") -> dict | str:
+    """:func:`run_experiment` while this process holds ``lock`` (``<models dir>/<run>/run.lock``, through training and
+    testing; src.train claims it again). Returns its results, or, when another live process holds the lock, the
+    line that says which (the run is then left to it)."""
+    with claimed(lock) as holder:
+        if holder is not None:
+            return describe_holder(holder, lock)
+        return run_experiment(experiment, run, seed, overrides, data_root=data_root, configs_dir=configs_dir)
+
+
 def stale_run(run_dir: Path, config: dict, data: dict) -> str | None:
     """Why the saved state of a run cannot be used for ``config`` on ``data``; None when its
     results.json can be returned as it is; ``''`` when there is nothing (or a last.pth that
@@ -196,7 +207,7 @@ def main(argv=None):
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
             parser.error(f"{flag} {folder}: a file, not a folder; give a folder (it is made if missing)")
 
-    configs = sorted(p.stem for p in Path(args.configs).glob("*.yaml") if p.name not in ("base.yaml", SUITE_FILE))
+    configs = sorted(p.stem for p in Path(args.configs).glob("*.yaml") if p.name not in NOT_EXPERIMENTS)
     if not configs:
         parser.error(f"--configs {args.configs}: no experiment config (<experiment>.yaml) in this folder")
     try:
@@ -250,15 +261,14 @@ def main(argv=None):
         start = time.time()
         lock = Path(args.models_dir) / run / LOCK_NAME
         try:
-            with claimed(lock) as holder:  # held through training and testing (src.train claims it again)
-                if holder is not None:
-                    print(f"[{i}/{len(runs)}] {run}: {describe_holder(holder, lock)}; skipped", flush=True)
-                    continue
-                results = run_experiment(name, run, seed, [*overrides, *fold_overrides(fold, args.folds)],
-                                         data_root=args.data, configs_dir=args.configs)
+            results = run_claimed(lock, name, run, seed, [*overrides, *fold_overrides(fold, args.folds)],
+                                  data_root=args.data, configs_dir=args.configs)
         except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
             print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
             failed.append(run)
+            continue
+        if isinstance(results, str):  # another process holds the run
+            print(f"[{i}/{len(runs)}] {run}: {results}; skipped", flush=True)
             continue
         print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
               f"({time.time() - start:.0f} s)", flush=True)

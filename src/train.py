@@ -62,10 +62,12 @@ def main(argv: list[str] | None = None) -> None:
                  f"--resume")
     if rank and not rank.startswith("rank 0 "):
         return
-    print(f"{summary['experiment']}: best val accuracy {summary['best_val_accuracy']:.4f} "
+    chosen = "best val accuracy" if summary["select"] == "best" else \
+        "val accuracy of the last epoch (train.select last)"
+    print(f"{summary['experiment']}: {chosen} {summary['best_val_accuracy']:.4f} "
           f"(video {summary['best_val_video_accuracy']:.4f}) at epoch {summary['best_epoch']}/{summary['epochs']}; "
           f"{summary['time_per_epoch_s']:.1f} s/epoch, data wait {100 * summary['data_wait_share']:.1f}%, "
-          f"{summary['time_to_best_s']:.0f} s to the best epoch; checkpoint {summary['best_checkpoint']}")
+          f"{summary['time_to_best_s']:.0f} s to that epoch; checkpoint {summary['best_checkpoint']}")
 
 
 if __name__ == "__main__":

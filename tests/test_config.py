@@ -227,6 +227,15 @@ def test_train_command_line_reports_config_errors_in_one_line(experiment):
     ("data.groups=3", "data.groups", "int 3"),
     ("data.groups=[[1]]", "data.groups", "list [[1]]"),
     ("data.groups=[true]", "data.groups", "list [True]"),
+    ("train.label_smoothing=1", "train.label_smoothing", "1.0"),
+    ("train.label_smoothing=-0.1", "train.label_smoothing", "-0.1"),
+    ("train.label_smoothing=.nan", "train.label_smoothing", "nan"),
+    ("train.ema_decay=1", "train.ema_decay", "1.0"),
+    ("train.ema_decay=-0.5", "train.ema_decay", "-0.5"),
+    ("train.ema_decay=.nan", "train.ema_decay", "nan"),
+    ("train.ema_decay=true", "train.ema_decay", "bool True"),
+    ("train.select=first", "train.select", "'first'"),
+    ("train.select=1", "train.select", "int 1"),
 ])
 def test_bad_value_names_override_key_and_value(experiment, override, key, value):
     with pytest.raises(ConfigError) as info:
@@ -254,6 +263,10 @@ def test_bad_value_names_override_key_and_value(experiment, override, key, value
     (["data.groups=[a, a]"], "must list each group once, at least one (or be null for all), got ['a', 'a'] (a more "
                              "than once)"),
     (["data.channels=4"], "1 (grayscale) or 3 (colour)"),
+    (["train.label_smoothing=1.5"], "'train.label_smoothing' must be in [0, 1) (0: none), got 1.5"),
+    (["train.ema_decay=1"], "'train.ema_decay' must be 0 (off) or in (0, 1) (e.g. 0.999: a time constant of 1000 "
+                            "steps), got 1.0"),
+    (["train.select=Last"], "'train.select' must be one of best, last, got 'Last' (did you mean 'last'?)"),
 ])
 def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
@@ -275,6 +288,9 @@ def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     ["data.split=given", "data.fold=9"],  # whether the data ships fold 9 is the data's question, not the config's
     ["data.groups=[1, 2, alice]", "data.channels=3", "data.test_fraction=0.99"],
     ["data.groups=null", "data.split=schuldt2004"],
+    ["train.label_smoothing=0", "train.ema_decay=0", "train.select=best"],  # the defaults: all off
+    ["train.label_smoothing=0.99", "train.ema_decay=0.9999", "train.select=last"],
+    ["train.ema_decay=1e-6"],
 ])
 def test_edge_values_that_work_are_accepted(experiment, overrides):
     load_config(experiment, overrides)
@@ -351,3 +367,10 @@ def test_the_split_keys_and_their_defaults():
         "split": "auto", "val_persons": [15, 16], "fold": 1, "folds": 5, "val_fraction": 0.2, "test_fraction": 0.2,
         "split_seed": 0, "groups": None, "channels": 1}
     assert load_config("configs/GRUCell.yaml", ["data.groups=[1, b]"])["data"]["groups"] == [1, "b"]
+
+
+def test_the_recipe_keys_are_off_by_default():
+    """label smoothing, the weights' average and the selection rule (issue 19) change nothing unless set."""
+    train = load_config("configs/GRUCell.yaml")["train"]
+    assert (train["label_smoothing"], train["ema_decay"], train["select"]) == (0.0, 0.0, "best")
+    assert isinstance(train["label_smoothing"], float) and isinstance(train["ema_decay"], float)

@@ -488,3 +488,161 @@ def test_log_epoch_names_the_per_class_accuracies_and_the_confusion_matrix_after
     assert [label.get_text() for label in axes.get_xticklabels()] == ["wave", "clap"]
     with pytest.raises(ValueError):  # per-class accuracies of another number of classes than named
         log_epoch(Writer(), row, {"confusion_matrix": [[2, 0], [1, 0]]}, ["wave", "clap", "jump"])
+
+
+# ------------------------------------------------------------------- the recipe's options (issue 19)
+
+def stub_batches(seed=0, steps=3):
+    """Three batches of 5 random clips (B, T, C, H, W) = (5, 2, 1, 3, 3) and labels of 4 classes."""
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(5, 2, 1, 3, 3, generator=generator), torch.randint(0, 4, (5,), generator=generator))
+            for _ in range(steps)]
+
+
+def stub_model(seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(2 * 3 * 3, 4))
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.5])
+def test_label_smoothing_is_the_training_loss_of_f_cross_entropy(smoothing):
+    """train_one_epoch's loss is F.cross_entropy with train.label_smoothing, over every clip (the weights held
+    still by a zero learning rate, so that every batch sees the same model)."""
+    import torch.nn.functional as F
+
+    from src.training.trainer import train_one_epoch
+
+    config = load_config("configs/GRUCell.yaml", [f"train.label_smoothing={smoothing}", "train.grad_clip=0"])
+    model, batches = stub_model(), stub_batches()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    metrics = train_one_epoch(model, batches, optimizer, None, torch.amp.GradScaler("cpu", enabled=False),
+                              torch.device("cpu"), config, epoch=1)
+    clips, labels = torch.cat([c for c, _ in batches]), torch.cat([y for _, y in batches])
+    with torch.no_grad():
+        expected = F.cross_entropy(model(clips), labels, label_smoothing=smoothing).item()
+        plain = F.cross_entropy(model(clips), labels).item()
+    assert metrics["loss"] == pytest.approx(expected, rel=1e-6) and metrics["steps"] == len(batches)
+    assert (metrics["loss"] == pytest.approx(plain, rel=1e-6)) is (smoothing == 0)
+
+
+def test_the_average_of_the_weights_is_updated_after_every_optimizer_step():
+    """train.ema_decay d: after the first step the average is the weights, then d * average + (1 - d) * weights
+    after every step, computed here by hand over a copy of the model trained on the same batches."""
+    import torch.nn.functional as F
+
+    from src.training.trainer import make_averaged_model, train_one_epoch
+
+    config = load_config("configs/GRUCell.yaml", ["train.ema_decay=0.75", "train.grad_clip=0"])
+    assert make_averaged_model(stub_model(), load_config("configs/GRUCell.yaml")["train"]) is None  # off by default
+    model, batches = stub_model(), stub_batches()
+    reference = copy.deepcopy(model)
+    averaged = make_averaged_model(model, config["train"])
+    train_one_epoch(model, batches, torch.optim.SGD(model.parameters(), lr=0.5), None,
+                    torch.amp.GradScaler("cpu", enabled=False), torch.device("cpu"), config, epoch=1, averaged=averaged)
+    optimizer, expected = torch.optim.SGD(reference.parameters(), lr=0.5), None
+    for clips, labels in batches:
+        optimizer.zero_grad()
+        F.cross_entropy(reference(clips), labels).backward()
+        optimizer.step()
+        weights = [p.detach().clone() for p in reference.parameters()]
+        expected = weights if expected is None else [0.75 * e + 0.25 * w for e, w in zip(expected, weights)]
+    assert int(averaged.n_averaged) == len(batches)
+    for trained, by_hand in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(trained, by_hand)  # the training itself is untouched
+    for average, by_hand in zip(averaged.module.parameters(), expected, strict=True):
+        torch.testing.assert_close(average, by_hand)
+    assert all(not torch.equal(average, p) for average, p in zip(averaged.module.parameters(), model.parameters()))
+
+
+EMA = ["train.ema_decay=0.8"]
+
+
+@pytest.fixture(scope="module")
+def ema_run(tiny_prepared, tmp_path_factory):
+    """A 2-epoch GRUCell run on the tiny twin with train.ema_decay, uninterrupted."""
+    out = tmp_path_factory.mktemp("ema_run")
+    summary = train(tiny_config(out, extra=EMA), data_root=tiny_prepared)
+    return out, summary
+
+
+def test_with_ema_the_validated_and_saved_weights_are_the_average(ema_run, tiny_prepared):
+    """The checkpoints' model_state_dict is the average (the trained weights go in "ema"), load_model gives it, and
+    its validation accuracy, recomputed here from those weights, is the one the history recorded."""
+    from src.training.engine import classification_metrics, clip_logits, clip_video_index
+    from src.training.trainer import make_batches, make_datasets
+
+    out, summary = ema_run
+    assert summary["ema_decay"] == 0.8 and summary["select"] == "best"
+    last = torch.load(out / "models" / "GRUCell" / "last.pth")
+    history = last["metrics"]["history"]
+    assert last["ema"]["decay"] == 0.8 and last["ema"]["updates"] == sum(row["steps"] for row in history) > 0
+    trained, averaged = last["ema"]["trained_state_dict"], last["model_state_dict"]
+    assert trained.keys() == averaged.keys()
+    assert any(not torch.equal(trained[key], averaged[key]) for key in trained if "running" not in key)
+
+    model, checkpoint = load_model(out / "models" / "GRUCell" / "last.pth")
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, averaged[key]), key
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    recomputed_over = min(checkpoint["config"]["train"]["precise_bn_batches"], history[-1]["steps"])
+    assert norms and all(m.num_batches_tracked.item() == recomputed_over for m in norms)  # on the average itself
+    config = checkpoint["config"]
+    train_set, val_set = make_datasets(config, tiny_prepared)
+    _, val_batches = make_batches(config, train_set, val_set, torch.device("cpu"))
+    logits, labels, _ = clip_logits(model, val_batches, torch.device("cpu"))
+    metrics = classification_metrics(logits, labels, clip_video_index(val_set), num_classes=len(train_set.classes))
+    assert metrics["accuracy"] == history[-1]["val_accuracy"]
+    assert metrics["loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)
+
+
+def test_a_resumed_ema_run_ends_with_exactly_the_weights_of_an_uninterrupted_one(ema_run, tiny_prepared, tmp_path,
+                                                                                monkeypatch):
+    out, _ = ema_run
+    config = tiny_config(tmp_path, extra=EMA)
+    save = src.training.trainer.save_checkpoint
+
+    def save_then_die(checkpoint, path):
+        save(checkpoint, path)
+        if path.name == "last.pth" and checkpoint["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(src.training.trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, data_root=tiny_prepared)
+    monkeypatch.undo()
+    train(config, data_root=tiny_prepared, resume=True)
+    resumed = torch.load(tmp_path / "models" / "GRUCell" / "last.pth")
+    reference = torch.load(out / "models" / "GRUCell" / "last.pth")
+    assert without_timing(resumed["metrics"]["history"]) == without_timing(reference["metrics"]["history"])
+    assert resumed["ema"]["updates"] == reference["ema"]["updates"]
+    for mine, theirs in ((resumed["model_state_dict"], reference["model_state_dict"]),  # the average
+                         (resumed["ema"]["trained_state_dict"], reference["ema"]["trained_state_dict"])):
+        for key, tensor in theirs.items():
+            assert torch.equal(mine[key], tensor), key
+    for index, state in reference["optimizer_state_dict"]["state"].items():
+        assert all(torch.equal(resumed["optimizer_state_dict"]["state"][index][name], state[name]) for name in state)
+
+
+@pytest.mark.parametrize("select, saved_epoch", [("best", 1), ("last", EPOCHS)])
+def test_train_select_says_which_epoch_best_pth_holds(tiny_prepared, tmp_path, monkeypatch, capsys, select,
+                                                      saved_epoch):
+    """Validation made to peak at epoch 1: best.pth is epoch 1 with train.select best, the last epoch with last,
+    and then the same weights as last.pth; the summary and the trainer's lines say which."""
+    measure = src.training.trainer.classification_metrics
+    accuracies = iter([0.9, 0.5, 0.4])
+
+    def peak_first(*args, **kwargs):
+        return {**measure(*args, **kwargs), "accuracy": next(accuracies)}
+
+    monkeypatch.setattr(src.training.trainer, "classification_metrics", peak_first)
+    summary = train(tiny_config(tmp_path, extra=[f"train.select={select}"]), data_root=tiny_prepared)
+    run = tmp_path / "models" / "GRUCell"
+    best, last = torch.load(run / "best.pth"), torch.load(run / "last.pth")
+    assert best["epoch"] == best["metrics"]["best"]["epoch"] == last["metrics"]["best"]["epoch"] == saved_epoch
+    assert (summary["select"], summary["best_epoch"], summary["epochs"]) == (select, saved_epoch, EPOCHS)
+    assert summary["best_val_accuracy"] == [0.9, 0.5][saved_epoch - 1]
+    same = all(torch.equal(best["model_state_dict"][key], tensor) for key, tensor in last["model_state_dict"].items())
+    assert same is (select == "last")
+    err = capsys.readouterr().err
+    assert ("best.pth: the last epoch (train.select last)" in err) is (select == "last")
+    assert ("*best*" in err) is (select == "best")

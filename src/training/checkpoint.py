@@ -11,7 +11,10 @@ or, rebuilding the model from the checkpoint alone::
     from src.training.checkpoint import load_model
     model, checkpoint = load_model("models/GRUCell/best.pth")
 
-Keys: ``model_state_dict``, ``optimizer_state_dict``, ``scheduler_state_dict`` (None
+Keys: ``model_state_dict`` (the weights that were validated, and that evaluation uses: with
+``train.ema_decay`` their exponential moving average, else the trained weights), ``ema`` (None, or with
+``train.ema_decay`` ``{'decay', 'updates': optimizer steps averaged, 'trained_state_dict': the trained
+weights, which a resumed run trains on}``), ``optimizer_state_dict``, ``scheduler_state_dict`` (None
 without a scheduler), ``scaler_state_dict`` (empty unless AMP ran), ``epoch`` (epochs
 completed, 1-based), ``config`` (the full experiment config), ``metrics``
 (``{'history': [one dict per epoch], 'best': {...}}``), ``rng_states`` (torch, cuda,
@@ -34,7 +37,7 @@ import torch
 from src.data.sources.kth import ACTIONS  # what checkpoints of older code, without "classes", were trained on
 from src.files import atomic_write
 
-CHECKPOINT_KEYS = ("model_state_dict", "optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict",
+CHECKPOINT_KEYS = ("model_state_dict", "ema", "optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict",
                    "epoch", "config", "metrics", "rng_states", "data_root", "synthetic",
                    "provenance", "classes", "channels")
 
@@ -180,7 +183,8 @@ def classes_and_channels(checkpoint: dict) -> tuple[list[str], int]:
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model from a checkpoint alone. Returns ``(model in eval mode, checkpoint)``; the
+    """Rebuild the model from a checkpoint alone, with the weights that were validated (``model_state_dict``: the
+    average of the weights for a run with ``train.ema_decay``). Returns ``(model in eval mode, checkpoint)``; the
     checkpoint's ``classes`` and ``channels`` are set (:func:`classes_and_channels`) when it is
     one of older code without them, so that callers read the class names from ``checkpoint["classes"]``.
 

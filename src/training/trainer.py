@@ -6,8 +6,8 @@ for the benchmarks (bench/) and the tests.
 Trains on the training persons, selects the model on the validation persons (never the
 test persons) and writes
 
-- ``models/<experiment>/last.pth`` after every epoch and ``best.pth`` (best validation
-  clip accuracy), see src/training/checkpoint.py;
+- ``models/<experiment>/last.pth`` after every epoch and ``best.pth`` (the epoch of best validation
+  clip accuracy; with ``train.select: last`` the last epoch), see src/training/checkpoint.py;
 - TensorBoard events under ``tboard_logs/<experiment>/``: loss, accuracy, learning rate,
   per-class validation accuracy, a confusion matrix, epoch time and data-wait share per
   epoch; hparams with the final metrics at the end.
@@ -18,8 +18,14 @@ refused at once, in one line naming the process that holds it; the lock of a pro
 (kill -9) is taken over. A checkpoint that cannot be written (disk full) ends the run in one line,
 the previous one kept.
 
+The recipe's options (configs/base.yaml, all off by default): ``train.label_smoothing`` smooths the
+training loss's targets (F.cross_entropy's ``label_smoothing``); ``train.ema_decay`` keeps an exponential
+moving average of the weights (:func:`make_averaged_model`), updated after every optimizer step, and that
+average, its BatchNorm statistics recomputed, is what is validated each epoch, selected and saved as the
+checkpoints' ``model_state_dict`` (the trained weights go on in the checkpoints' ``ema``, for resuming).
+
 ``resume=True`` continues from last.pth (model, optimizer, scheduler, scaler, history and
-every RNG state, so the DataLoader's shuffle too): on CPU, a resumed run ends with
+every RNG state, so the DataLoader's shuffle too; the weight average too): on CPU, a resumed run ends with
 exactly the metrics of an uninterrupted one.
 
 Under ``torchrun`` (see src/training/distributed.py) the same call trains with
@@ -27,7 +33,7 @@ DistributedDataParallel: ``train.batch_size`` stays the global batch, each rank 
 of the clips, validation metrics are all-reduced, and rank 0 alone writes checkpoints and events.
 
 The pieces: :func:`make_datasets` and :func:`make_batches` (the data of a run), :func:`prepare_model`,
-:func:`make_optimizer`, :func:`make_scheduler`, :func:`train_one_epoch`,
+:func:`make_optimizer`, :func:`make_scheduler`, :func:`make_averaged_model`, :func:`train_one_epoch`,
 :func:`recompute_batchnorm_statistics` (PreciseBN) and :func:`seed_everything`.
 """
 from __future__ import annotations
@@ -45,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.optim.swa_utils import update_bn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
@@ -179,6 +185,18 @@ def make_scheduler(optimizer: torch.optim.Optimizer, train_config: dict, steps_p
     raise ConfigError(f"train.scheduler: unknown scheduler {name!r}; use one of {', '.join(SCHEDULERS)}")
 
 
+def make_averaged_model(model: torch.nn.Module, train_config: dict) -> AveragedModel | None:
+    """The exponential moving average of ``model``'s weights that ``train.ema_decay`` asks for, or None when it is 0:
+    torch's AveragedModel over the parameters and the buffers (``use_buffers``), each update
+    ``average = decay * average + (1 - decay) * weights`` (the first one copies the weights). Its ``module`` is the
+    averaged network, validated and saved by the trainer; ``update_parameters(model)`` after every optimizer step
+    (:func:`train_one_epoch`'s ``averaged``)."""
+    decay = train_config["ema_decay"]
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def batchnorm_part(model: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
     """``(part, frames)``: the smallest part of ``model`` that holds every BatchNorm layer, and whether
     it takes the clips' frames (B*T, C, H, W) rather than the clips: an ActionClassifier's encoder
@@ -219,12 +237,14 @@ def recompute_batchnorm_statistics(model: torch.nn.Module, batches, num_batches:
 
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config, epoch,
                     context: distributed.Context = distributed.Context(), precision: str | None = None,
-                    keep_last: int = 0) -> dict:
+                    keep_last: int = 0, averaged: AveragedModel | None = None) -> dict:
     """One pass over the training clips (``loader``: a :class:`ClipBatches` or a DataLoader).
-    Returns ``{'loss', 'accuracy', 'data_wait_s', 'last_clips'}``; under DDP (``context``) loss and
-    accuracy are over every rank's clips, data_wait_s is this rank's; ``last_clips``: the clips
-    (B, T, C, H, W) of the epoch's last ``keep_last`` batches, oldest first (for
-    :func:`recompute_batchnorm_statistics`). Runs in ``precision`` (:func:`src.training.engine.autocast`;
+    Returns ``{'loss', 'accuracy', 'steps', 'data_wait_s', 'last_clips'}``; under DDP (``context``) loss and
+    accuracy are over every rank's clips, data_wait_s is this rank's; ``steps``: the optimizer steps taken;
+    ``last_clips``: the clips (B, T, C, H, W) of the epoch's last ``keep_last`` batches, oldest first (for
+    :func:`recompute_batchnorm_statistics`). The loss is the cross-entropy with ``train.label_smoothing``;
+    ``averaged`` (:func:`make_averaged_model`), when given, is updated with the model after every optimizer step.
+    Runs in ``precision`` (:func:`src.training.engine.autocast`;
     default: float16 when the scaler is enabled, else float32); bfloat16 works on CPU.
 
     Raises NonFiniteLossError on a NaN/inf loss, before the optimizer step.
@@ -236,14 +256,14 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
         precision = "float16" if scaler.is_enabled() else "float32"
     last_clips = collections.deque(maxlen=keep_last)
     grad_clip = config["train"]["grad_clip"]
-    loss_sum, correct, seen, data_wait = 0.0, 0, 0, 0.0
+    loss_sum, correct, seen, data_wait, step = 0.0, 0, 0, 0.0, 0
     bar = tqdm(timed(loader), total=len(loader), desc=f"epoch {epoch} train", leave=False, dynamic_ncols=True)
     for step, ((clips, labels), wait) in enumerate(bar, 1):
         data_wait += wait
         clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,C,H,W), (B,)
         with autocast(device, precision):
             logits = model(clips)  # (B, num_classes)
-            loss = F.cross_entropy(logits, labels)
+            loss = F.cross_entropy(logits, labels, label_smoothing=config["train"]["label_smoothing"])
         # .item() waits for the device to finish the step (a sync every step); we need the
         # value anyway, to stop on NaN/inf before the optimizer step spoils the weights.
         loss_value = loss.item()
@@ -260,13 +280,15 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
         scaler.update()
         if scheduler is not None:
             scheduler.step()
+        if averaged is not None:
+            averaged.update_parameters(model)
         loss_sum += loss_value * len(labels)
         correct += (logits.argmax(1) == labels).sum().item()
         seen += len(labels)
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         last_clips.append(clips)
     loss_sum, correct, seen = distributed.all_reduce_sums(context, loss_sum, correct, seen)
-    return {"loss": loss_sum / seen, "accuracy": correct / seen, "data_wait_s": data_wait,
+    return {"loss": loss_sum / seen, "accuracy": correct / seen, "steps": step, "data_wait_s": data_wait,
             "last_clips": list(last_clips)}
 
 
@@ -352,9 +374,11 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
         resume: continue from ``models/<experiment>/last.pth`` when it exists.
 
     Returns:
-        The summary: best_val_accuracy, best_val_video_accuracy, best_epoch, epochs,
+        The summary: best_val_accuracy, best_val_video_accuracy, best_epoch (of the epoch best.pth holds:
+        the best validation epoch, or the last one with ``train.select: last``), epochs,
         time_per_epoch_s, data_wait_share, time_to_best_s, total_time_s, plus the
-        checkpoint paths and the device.
+        checkpoint paths, the device, ``select`` (train.select) and ``ema_decay`` (train.ema_decay;
+        0: the weights validated and saved are the trained ones, else their average).
 
     The run's folders are claimed for the whole training (:func:`run_claimed`; under torchrun by
     rank 0), before any data is generated or read.
@@ -411,7 +435,9 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
         if refusal:
             raise ResumeRefusedError(f"{name}: cannot resume: {refusal}; start a new run with --name NEW_NAME, "
                                      f"or delete {run_dir} to train it again")
-        model.load_state_dict(checkpoint["model_state_dict"])
+        # with train.ema_decay, model_state_dict holds the average (what was validated), "ema" the trained weights
+        model.load_state_dict((checkpoint.get("ema") or {}).get("trained_state_dict")
+                              or checkpoint["model_state_dict"])
         optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
         if scheduler is not None:
             scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
@@ -429,15 +455,24 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     elif resume and main:
         print(f"{name}: no {last_path} yet; starting from scratch", file=sys.stderr)
     model, trained = distributed.wrap_model(model, context, train_config["sync_batchnorm"])  # trained: DDP
+    averaged = make_averaged_model(model, train_config)  # None unless train.ema_decay
+    if averaged is not None and resuming and checkpoint.get("ema"):
+        averaged.module.load_state_dict(checkpoint["model_state_dict"])
+        averaged.n_averaged.fill_(checkpoint["ema"]["updates"])
+    evaluated = model if averaged is None else averaged.module  # validated each epoch, and saved as the run's weights
+    select = train_config["select"]
 
     num_params = count_parameters(model)
     if main:
         ranks = (f" x {context.world_size} processes (DDP, {train_config['batch_size'] // context.world_size} "
                  f"clips per rank and step{', SyncBatchNorm' if train_config['sync_batchnorm'] else ''})"
                  if context.distributed else "")
+        recipe = "".join([f"; validating an average of the weights (EMA, decay {train_config['ema_decay']:g})"
+                          if averaged is not None else "",
+                          "; best.pth: the last epoch (train.select last)" if select == "last" else ""])
         print(f"{name}: {num_params:,} trainable parameters on {device}{ranks}, {precision}; "
               f"{len(train_set)} train clips, {len(val_set)} val clips from {data_root}"
-              f"{' (synthetic twin)' if synthetic else ''}", file=sys.stderr)
+              f"{' (synthetic twin)' if synthetic else ''}{recipe}", file=sys.stderr)
 
     # purge_step drops events of an interrupted run's unfinished epochs, so a resumed run
     # appends cleanly to the same TensorBoard run. Under DDP rank 0 alone writes.
@@ -449,7 +484,10 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
 
     def checkpoint_now(epoch: int) -> dict:
         return {
-            "model_state_dict": model.state_dict(),
+            "model_state_dict": evaluated.state_dict(),
+            "ema": None if averaged is None else {"decay": train_config["ema_decay"],
+                                                  "updates": int(averaged.n_averaged),
+                                                  "trained_state_dict": model.state_dict()},
             "optimizer_state_dict": optimizer.state_dict(),
             "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
             "scaler_state_dict": scaler.state_dict(),
@@ -475,11 +513,12 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             lr = optimizer.param_groups[0]["lr"]  # read before the epoch: the scheduler steps per batch, so
             # this is the rate the epoch started with (the one TensorBoard's "lr" shows at this epoch)
             train_metrics = train_one_epoch(trained, train_loader, optimizer, scheduler, scaler, device, config, epoch,
-                                            context, precision, keep_last=train_config["precise_bn_batches"])
-            if train_config["precise_bn_batches"]:  # statistics that fit the epoch's final weights
-                recompute_batchnorm_statistics(model, train_metrics.pop("last_clips"),
+                                            context, precision, keep_last=train_config["precise_bn_batches"],
+                                            averaged=averaged)
+            if train_config["precise_bn_batches"]:  # statistics that fit the epoch's final (or averaged) weights
+                recompute_batchnorm_statistics(evaluated, train_metrics.pop("last_clips"),
                                                train_config["precise_bn_batches"], precision)
-            val_logits, val_labels, val_wait = clip_logits(model, val_loader, device, precision,
+            val_logits, val_labels, val_wait = clip_logits(evaluated, val_loader, device, precision,
                                                            desc=f"epoch {epoch} val")
             val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
             val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))
@@ -487,7 +526,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             epoch_time = time.perf_counter() - epoch_start
             data_wait = train_metrics["data_wait_s"] + val_wait
             row = {
-                "epoch": epoch, "lr": lr,
+                "epoch": epoch, "lr": lr, "steps": train_metrics["steps"],
                 "train_loss": train_metrics["loss"], "train_accuracy": train_metrics["accuracy"],
                 "val_loss": val_metrics["loss"], "val_accuracy": val_metrics["accuracy"],
                 "val_video_accuracy": val_metrics["video_accuracy"],
@@ -495,7 +534,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                 "epoch_time_s": epoch_time, "data_wait_s": data_wait, "data_wait_share": data_wait / epoch_time,
             }
             history.append(row)
-            is_best = row["val_accuracy"] > best["val_accuracy"]
+            is_best = select == "last" or row["val_accuracy"] > best["val_accuracy"]  # best.pth is this epoch's
             if is_best:
                 best = {"epoch": epoch, "val_accuracy": row["val_accuracy"],
                         "val_video_accuracy": row["val_video_accuracy"],
@@ -503,6 +542,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                         "val_confusion_matrix": val_metrics["confusion_matrix"]}
             if not main:
                 continue
+            marked = is_best and select == "best"
             retry = "free some space (or fix the permissions), then continue with --resume"
             try:
                 log_epoch(writer, row, val_metrics, classes)
@@ -522,7 +562,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
                        f"train loss {row['train_loss']:.3f} acc {row['train_accuracy']:.3f} | "
                        f"val loss {row['val_loss']:.3f} acc {row['val_accuracy']:.3f} "
                        f"video {row['val_video_accuracy']:.3f} | {epoch_time:.1f} s, "
-                       f"data wait {100 * row['data_wait_share']:.1f}%{' *best*' if is_best else ''}", file=sys.stderr)
+                       f"data wait {100 * row['data_wait_share']:.1f}%{' *best*' if marked else ''}", file=sys.stderr)
     except NonFiniteLossError as e:
         if writer is not None:
             writer.close()
@@ -537,7 +577,8 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
         raise RuntimeError(f"{name}: train.epochs is {epochs}; nothing to train")
     summary = summarize(history, best)
     summary.update({"experiment": name, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
-                    "device": str(device), "num_params": num_params, "world_size": context.world_size})
+                    "device": str(device), "num_params": num_params, "world_size": context.world_size,
+                    "select": select, "ema_decay": train_config["ema_decay"]})
     if writer is None:
         return summary
     writer.add_hparams(flat_hparams(config),

@@ -1,0 +1,595 @@
+"""The recipe study: which training recipe to adopt, chosen by cross-validation over the training persons.
+
+    python -m src.recipe [--only-recipes old clips8 ...] [--only-models GRUCell ...] [--seeds N] [--folds 1 2 ...]
+                         [--shard K/N] [--data DIR] [--set KEY=VALUE ...] [--models-dir models/recipe]
+                         [--out DIR] [--imgs DIR] [--recipes configs/recipes.yaml] [--configs configs]
+    python -m src.recipe --report     # only rebuild the table and the figure from the runs there are
+
+``configs/recipes.yaml`` is the study's design (:func:`load_study`): the models (experiments of configs/), the
+seeds, the K-fold cross-validation by person (``data.split: kfold`` over ``data.groups``: KTH's training persons
+1-16, so that the test persons 17-25 are never read; each fold's validation persons are carved from its training
+persons) and the recipes, each a set of config keys over the model's config (``base: <recipe>`` starts from another).
+
+A run is one model x recipe x seed x fold: ``configs/<model>.yaml`` with the cross-validation's keys, ``data.fold=k``,
+the recipe's keys, ``train.seed=s`` and ``--set`` (last, so it wins; it may not set the keys the study sets),
+trained and then tested on fold k's held-out persons by src.suite's machinery (:func:`src.suite.run_claimed`), in
+``<models dir>/<recipe>/<run>/``, the run named as the suite names its K-fold runs (``GRUCell_fold1``,
+``GRUCell_fold1_seed1``, ...). So the study resumes across sessions: a finished run (its results.json made on the
+same data with the same config) is reused, an interrupted one resumes from its last.pth, a run that another live
+process holds (run.lock) is skipped, and ``--shard K/N`` runs the K-th of N disjoint slices of the runs (one per
+process or machine sharing the folder). The runs go seed by seed (seed 0 of every fold, recipe and model first),
+so a study cut short is a whole comparison over fewer seeds. Two lines per run say where it stands; a run that
+fails is reported and the study goes on (exit status 1 at the end).
+
+Then, and with ``--report`` alone, it writes from the results.json files there (:func:`report`):
+
+- ``results/recipe.md``: per recipe and model, the held-out test video and clip accuracy (mean ± sample std over
+  seeds x folds, and n), the test video accuracy pooled over the folds of each seed, the training wall minutes per
+  run on its CPU (results.json: epochs x mean epoch time, validation included), the optimizer steps per run; per
+  recipe over every model, the same and the paired difference to the first recipe; and the recipe the study chose
+  (:func:`choose`): the highest mean held-out test video accuracy over every model, or, among the recipes within
+  one std of it, the one with the smallest std. Partial results say how many runs of how many;
+- ``imgs/recipe.png``: held-out test video accuracy against training minutes per run, mean ± std, one marker per
+  recipe and one colour per model.
+
+Every output goes under the folders given (src.compare.output_dirs): with the default ``--models-dir
+models/recipe``, the table to ``results/``, the figure to ``imgs/`` and the TensorBoard events to
+``tboard_logs/recipe/<recipe>/<run>/``; with ``--models-dir DIR``, any other folder, ``DIR/recipe.md``,
+``DIR/recipe.png`` and ``DIR/tboard_logs/<recipe>/<run>/``; ``--out`` and ``--imgs`` put the table and figure
+elsewhere. The arguments, recipes.yaml, every planned config and an explicit data folder are checked before any
+run starts; each bad one gets one ``error:`` line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from src.compare import CONFIDENCE, _groups_text, fold_columns, kfold_summary, output_dirs, pick_data_source, t_interval
+from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, _read_yaml, load_config, schema_root
+from src.data.prepared import resolve_data_root
+from src.files import atomic_write
+from src.suite import at_least, fold_overrides, parse_shard, run_claimed, shard
+from src.suite import planned_runs as suite_runs
+from src.training.provenance import config_differences, data_label
+from src.training.runlock import LOCK_NAME
+
+DEFAULT_MODELS_DIR = "models/recipe"  # its table and figure are the committed results/recipe.md and imgs/recipe.png
+CROSS_VALIDATION_KEYS = ("folds", "groups", "val_fraction", "split_seed")  # recipes.yaml's cross_validation: data.<key>
+STUDY_KEYS = ("train.seed", "data.split", "data.fold", *(f"data.{key}" for key in CROSS_VALIDATION_KEYS))
+"""The config keys the study sets (seeds, cross_validation, the fold of each run): no recipe nor --set may."""
+RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a recipe names a folder
+
+
+@dataclass(frozen=True)
+class Study:
+    """``configs/recipes.yaml``, checked (:func:`load_study`). ``cross_validation``: the overrides of every run
+    besides :func:`src.suite.fold_overrides` (``data.groups=...``, ...); ``recipes``: ``{recipe: its overrides}``,
+    its base's first, in the file's order; ``keys``: ``{recipe: 'key=value, ...'}`` as the report shows them."""
+    path: Path
+    models: list[str]
+    seeds: int
+    folds: int
+    cross_validation: list[str]
+    recipes: dict[str, list[str]]
+    keys: dict[str, str]
+
+    def overrides(self, recipe: str, fold: int) -> list[str]:
+        """The overrides of the run of ``recipe`` that tests fold ``fold`` (``train.seed`` aside)."""
+        return [*fold_overrides(fold, self.folds), *self.cross_validation, *self.recipes[recipe]]
+
+    @property
+    def reference(self) -> str:
+        """The recipe the others are compared with, seed by seed: the first."""
+        return next(iter(self.recipes))
+
+
+class StudyRun(NamedTuple):
+    recipe: str
+    model: str   # configs/<model>.yaml
+    run: str     # its folder, <models dir>/<recipe>/<run>
+    seed: int    # train.seed
+    fold: int    # data.fold, the held-out fold it is tested on
+
+
+def _override(key: str, value) -> str:
+    """``'key=value'``, the value as YAML reads it back: a string as it is where YAML reads it so, else as JSON."""
+    if isinstance(value, str):
+        try:
+            if yaml.safe_load(value) == value:
+                return f"{key}={value}"
+        except yaml.YAMLError:
+            pass
+    return f"{key}={json.dumps(value)}"
+
+
+def _compose(name: str, recipes: dict, path: Path, seen: tuple = ()) -> list[str]:
+    """The overrides of recipe ``name``: its base's, then its own keys."""
+    where = f"{path}: recipes.{name}"
+    recipe = recipes[name] if recipes[name] is not None else {}
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{where}: expected a mapping of config keys (like data.train_clips_per_video: 8) or {{}}, "
+                          f"got {recipe!r}")
+    if name in seen:
+        raise ConfigError(f"{where}: its 'base:' chain loops back to it ({' -> '.join([*seen, name])}); remove one")
+    overrides = []
+    if "base" in recipe:
+        base = recipe["base"]
+        if base not in recipes:
+            raise ConfigError(f"{where}: base {base!r} is not a recipe (have: {', '.join(map(str, recipes))})")
+        overrides = _compose(base, recipes, path, (*seen, name))
+    for key, value in recipe.items():
+        if key == "base":
+            continue
+        if not isinstance(key, str) or key.count(".") != 1:
+            raise ConfigError(f"{where}: {key!r} is not a config key (section.key, like data.train_clips_per_video)")
+        if key in STUDY_KEYS or key.startswith("log."):
+            raise ConfigError(f"{where}: {key} is set by the study (seeds, cross_validation, the runs' folds and "
+                              f"folders), not by a recipe; leave it out")
+        overrides.append(_override(key, value))
+    return overrides
+
+
+def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | Path | None = None) -> Study:
+    """Read and check the study's design, ``configs/recipes.yaml``::
+
+        models: [GRUCell, OwnLSTM]       # experiments: <configs_dir>/<model>.yaml
+        seeds: 3                         # train.seed 0 .. seeds - 1
+        cross_validation:                # data.split kfold with data.<key> of: folds (K >= 2), groups,
+          folds: 4                       #   val_fraction, split_seed; run k tests fold k
+          groups: [1, 2, ..., 16]
+        recipes:                         # name: {config key: value}; 'base: <recipe>' composes
+          old: {}
+          clips8: {data.train_clips_per_video: 8}
+
+    Every model must load under every recipe (:func:`src.config.load_config`); a recipe may not set
+    :data:`STUDY_KEYS` nor ``log.*``. ``configs_dir``: where the models' configs are (default: the file's folder).
+    Raises ConfigError, one line naming the file and the entry, for the first problem found."""
+    path = Path(path)
+    configs_dir = Path(configs_dir) if configs_dir is not None else path.parent
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; write the study's design there (models:, seeds:, cross_validation:, "
+                          f"recipes:), as configs/{RECIPES_FILE} does")
+    content = _read_yaml(path)
+    unknown = sorted(map(str, set(content) - {"models", "seeds", "cross_validation", "recipes"}))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; the keys are models, seeds, cross_validation, recipes")
+    models = content.get("models")
+    if (not isinstance(models, list) or not models or not all(isinstance(model, str) for model in models)
+            or len(set(models)) < len(models)):
+        raise ConfigError(f"{path}: models: expected a list of experiments, each once (like [GRUCell, OwnLSTM]), "
+                          f"got {models!r}")
+    for model in models:
+        if f"{model}.yaml" in NOT_EXPERIMENTS or not (configs_dir / f"{model}.yaml").is_file():
+            raise ConfigError(f"{path}: models: {model!r} is not an experiment of {configs_dir} (no "
+                              f"{configs_dir / model}.yaml); name experiment configs")
+    seeds = content.get("seeds")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"{path}: seeds: expected a whole number >= 1 (seeds 0 .. seeds - 1), got {seeds!r}")
+    cross_validation = content.get("cross_validation")
+    if not isinstance(cross_validation, dict) or "folds" not in cross_validation:
+        raise ConfigError(f"{path}: cross_validation: expected a mapping with folds (and groups, val_fraction, "
+                          f"split_seed: data.folds, data.groups, ... of data.split kfold), got {cross_validation!r}")
+    unknown = sorted(map(str, set(cross_validation) - set(CROSS_VALIDATION_KEYS)))
+    if unknown:
+        raise ConfigError(f"{path}: cross_validation: unknown key {unknown[0]!r}; the keys are "
+                          f"{', '.join(CROSS_VALIDATION_KEYS)}")
+    folds = cross_validation["folds"]
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"{path}: cross_validation.folds: expected a whole number >= 2 (data.folds), got {folds!r}")
+    shared = [_override(f"data.{key}", value) for key, value in cross_validation.items() if key != "folds"]
+    first = configs_dir / f"{models[0]}.yaml"
+    try:
+        load_config(first, [*fold_overrides(1, folds), *shared])
+    except ConfigError as error:
+        raise ConfigError(f"{path}: cross_validation: {error}") from None
+    recipes = content.get("recipes")
+    if not isinstance(recipes, dict) or not recipes:
+        raise ConfigError(f"{path}: recipes: expected a mapping '<recipe>: {{config key: value}}' with at least one "
+                          f"recipe, got {recipes!r}")
+    for name in recipes:
+        if not isinstance(name, str) or not RECIPE_NAME.fullmatch(name) or name == "tboard_logs":
+            raise ConfigError(f"{path}: recipes: {name!r} cannot name a recipe (a folder of the study: letters, "
+                              f"digits, _ and -, not tboard_logs); rename it")
+    composed = {name: _compose(name, recipes, path) for name in recipes}
+    for name, overrides in composed.items():
+        for model in models:
+            try:
+                load_config(configs_dir / f"{model}.yaml", [*fold_overrides(1, folds), *shared, *overrides])
+            except ConfigError as error:
+                raise ConfigError(f"{path}: recipes.{name}: {error}") from None
+    keys = {name: ", ".join(overrides) or f"none: the {'/'.join(models)} configs as they are"
+            for name, overrides in composed.items()}
+    return Study(path, list(models), seeds, folds, shared, composed, keys)
+
+
+def planned_runs(study: Study, recipes=None, models=None, seeds: int | None = None, folds=None) -> list[StudyRun]:
+    """The runs of ``study`` (or of the ``recipes``, ``models``, first ``seeds`` seeds and ``folds`` given), seed by
+    seed, then fold, recipe and model in the study's order; named as :func:`src.suite.planned_runs` names the
+    runs of K-fold cross-validation."""
+    recipes = list(study.recipes) if recipes is None else [name for name in study.recipes if name in recipes]
+    models = study.models if models is None else [model for model in study.models if model in models]
+    folds = range(1, study.folds + 1) if folds is None else folds
+    runs = [StudyRun(recipe, planned.experiment, planned.run, planned.seed, planned.fold) for recipe in recipes
+            for planned in suite_runs(dict.fromkeys(models, "main"), study.seeds if seeds is None else seeds,
+                                      folds=study.folds) if planned.fold in folds]
+    return sorted(runs, key=lambda run: (run.seed, run.fold, recipes.index(run.recipe), models.index(run.model)))
+
+
+def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboard_dir: str | Path,
+                  extra=()) -> list[str]:
+    """Every override of a planned run but ``train.seed``: its folders (``<models dir>/<recipe>``, ``<tboard
+    dir>/<recipe>``), the study's (:meth:`Study.overrides`), then ``extra`` (--set)."""
+    return [f"log.models_dir={Path(models_dir) / planned.recipe}",
+            f"log.tboard_dir={Path(tboard_dir) / planned.recipe}", *study.overrides(planned.recipe, planned.fold),
+            *extra]
+
+
+def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str | Path = "configs"
+              ) -> tuple[pd.DataFrame, list[str]]:
+    """One row per planned run of ``study`` with a ``<models dir>/<recipe>/<run>/results.json`` made with its
+    config (``extra``: the --set it ran with; ``log`` and ``data.root`` aside), and one line for each results.json
+    left out (no provenance, or another config). Columns: ``recipe``, ``experiment`` (the model), ``run``,
+    ``seed``, those of :func:`src.compare.fold_columns`, ``val acc``, ``test clip acc``, ``test video acc`` (on the
+    held-out fold), ``selected epoch``, ``train min`` (epochs x mean epoch wall time, validation included),
+    ``steps`` (optimizer steps; NaN for results of code that did not count them), ``fingerprint``, ``data``,
+    ``groups are`` (``persons`` on KTH, else ``groups``), ``train device`` and ``precision`` (of training)."""
+    rows, left_out = [], []
+    for planned in planned_runs(study):
+        path = Path(models_dir) / planned.recipe / planned.run / "results.json"
+        if not path.is_file():
+            continue
+        results = json.loads(path.read_text())
+        provenance = results.get("provenance") or {}
+        if not provenance.get("data"):
+            left_out.append(f"{path}: no provenance (made by older code)")
+            continue
+        config = load_config(Path(configs_dir) / f"{planned.model}.yaml",
+                             [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
+        changes = config_differences(results.get("config", {}), config)
+        if changes:
+            left_out.append(f"{path}: made with another config than the study's ({'; '.join(changes[:3])}"
+                            f"{'; ...' if len(changes) > 3 else ''})")
+            continue
+        history = results.get("history") or []
+        counted = bool(history) and all("steps" in row for row in history)
+        rows.append({"recipe": planned.recipe, "experiment": planned.model, "run": planned.run, "seed": planned.seed,
+                     **fold_columns(results), "val acc": results["val_accuracy"],
+                     "test clip acc": results["clip_accuracy"], "test video acc": results["video_accuracy"],
+                     "selected epoch": results["best_epoch"],
+                     "train min": results["epoch_time_s"] * results["epochs"] / 60,
+                     "steps": sum(row["steps"] for row in history) if counted else float("nan"),
+                     "fingerprint": provenance["data"]["fingerprint"], "data": data_label(provenance["data"]),
+                     "groups are": "persons" if provenance.get("persons") else "groups",
+                     "train device": provenance.get("train_device") or results.get("device"),
+                     "precision": provenance.get("train_precision") or results.get("precision")})
+    columns = ["recipe", "experiment", "run", "seed", "fold", "folds", "test videos", "test video ids", "val acc",
+               "test clip acc", "test video acc", "selected epoch", "train min", "steps", "fingerprint", "data",
+               "groups are", "train device", "precision"]
+    return pd.DataFrame(rows, columns=columns), left_out
+
+
+def _spread(values: pd.Series) -> dict:
+    return {"mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else float("nan")}
+
+
+def summarize_study(runs: pd.DataFrame, study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(per recipe, per recipe and model)``: for each, ``runs`` and ``planned`` (how many of the study's), and
+    ``<column> mean`` / ``<column> std`` (sample std, ddof=1; NaN for one run) of ``test video acc``, ``test clip
+    acc``, ``train min``, ``steps`` and ``selected epoch`` over its runs (seeds x folds). Per recipe and model also
+    ``pooled``: ``{seed: test video accuracy pooled over its folds}`` for each seed whose K fold runs are all there
+    (:func:`src.compare.kfold_summary`). Per recipe also ``diff mean``, ``diff std``, ``diff ci low``, ``diff ci high``
+    and ``pairs``: test video accuracy minus the reference recipe's (:attr:`Study.reference`), run by run over the
+    same model, seed and fold, with the 95 % t-interval of its mean (:func:`src.compare.t_interval`)."""
+    statistics = ["test video acc", "test clip acc", "train min", "steps", "selected epoch"]
+    key = ["experiment", "seed", "fold"]
+    reference = runs[runs["recipe"] == study.reference].set_index(key)["test video acc"]
+
+    def row(group: pd.DataFrame, planned: int) -> dict:
+        values = {"runs": len(group), "planned": planned}
+        for column in statistics:
+            values.update({f"{column} {stat}": value for stat, value in _spread(group[column]).items()})
+        return values
+
+    per_recipe, per_model = [], []
+    for recipe in study.recipes:
+        of_recipe = runs[runs["recipe"] == recipe]
+        diff = (of_recipe.set_index(key)["test video acc"] - reference).dropna()
+        low, high = t_interval(diff)
+        per_recipe.append({"recipe": recipe, **row(of_recipe, len(study.models) * study.seeds * study.folds),
+                           "diff mean": diff.mean() if len(diff) else float("nan"),
+                           "diff std": diff.std(ddof=1) if len(diff) > 1 else float("nan"),
+                           "diff ci low": low, "diff ci high": high, "pairs": len(diff)})
+        for model in study.models:
+            group = of_recipe[of_recipe["experiment"] == model]
+            sets = kfold_summary(group) if len(group) else pd.DataFrame(columns=["problem"])
+            pooled = {int(seed): acc for seed, acc, problem in
+                      zip(sets.get("seed", []), sets.get("pooled test video acc", []), sets["problem"]) if not problem}
+            per_model.append({"recipe": recipe, "experiment": model, **row(group, study.seeds * study.folds),
+                              "pooled": dict(sorted(pooled.items()))})
+    return pd.DataFrame(per_recipe), pd.DataFrame(per_model)
+
+
+def choose(per_recipe: pd.DataFrame) -> tuple[str, str] | None:
+    """``(recipe, why)``: the recipe with the highest mean held-out test video accuracy; when others lie within
+    one std (the top recipe's) of that mean, the one of them with the smallest std. None when no recipe has runs."""
+    ranked = per_recipe[per_recipe["runs"] > 0].sort_values("test video acc mean", ascending=False, kind="stable")
+    if ranked.empty:
+        return None
+    top = ranked.iloc[0]
+    mean, std = top["test video acc mean"], top["test video acc std"]
+    if np.isnan(std):
+        return top["recipe"], f"the highest mean held-out test video accuracy ({100 * mean:.1f} %, one run)"
+    near = ranked[ranked["test video acc mean"] >= mean - std]
+    chosen = near.sort_values("test video acc std", kind="stable").iloc[0]
+    highest = (f"the highest mean held-out test video accuracy is {top['recipe']}'s "
+               f"({100 * mean:.1f} ± {100 * std:.1f} %)")
+    if len(near) == 1:
+        return chosen["recipe"], f"{highest}, and no other recipe's mean lies within one std ({100 * std:.1f} points)"
+    others = ", ".join(f"{name} ({100 * m:.1f} ± {100 * s:.1f} %)" for name, m, s in
+                       zip(near["recipe"], near["test video acc mean"], near["test video acc std"]))
+    return chosen["recipe"], (f"{highest}; within one std of it ({100 * std:.1f} points): {others}; of those, "
+                              f"{chosen['recipe']} has the smallest std")
+
+
+def _cell(mean: float, std: float, scale: float = 100, digits: int = 1) -> str:
+    if np.isnan(mean):
+        return "–"
+    return f"{scale * mean:.{digits}f}" + ("" if np.isnan(std) else f" ± {scale * std:.{digits}f}")
+
+
+def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, per_model: pd.DataFrame) -> str:
+    """The report: a header naming the data and the protocol, the tables (accuracies in %), the choice, the notes."""
+    planned = len(study.models) * len(study.recipes) * study.seeds * study.folds
+    devices = ", ".join(sorted(map(str, runs["train device"].dropna().unique()))) or "unknown"
+    precisions = ", ".join(sorted(map(str, runs["precision"].dropna().unique()))) or "unknown"
+    groups = next((json.loads(item.partition("=")[2]) for item in study.cross_validation
+                   if item.startswith("data.groups=")), None)
+    kind = runs["groups are"].iloc[0]
+    read = f"only {kind} {_groups_text(groups)} are read (data.groups)" if groups else f"all {kind} are read"
+    text = (f"# The recipe study\n\nMeasured on {runs['data'].iloc[0]} (data fingerprint "
+            f"{runs['fingerprint'].iloc[0][:17]}...), designed in {study.path.name}: {len(study.models)} models x "
+            f"{len(study.recipes)} recipes x {study.seeds} seeds x {study.folds} folds = {planned} runs. "
+            f"{study.folds}-fold cross-validation by group (data.split kfold): {read}; the run of fold k is tested on "
+            f"the held-out {kind} of fold k, and selects its model on validation {kind} carved from the others. "
+            f"Trained on {devices} ({precisions}).\n\n")
+    if len(runs) < planned:
+        counts = ", ".join(f"{recipe} {n} of {p}" for recipe, n, p in
+                           zip(per_recipe["recipe"], per_recipe["runs"], per_recipe["planned"]))
+        text += f"**Partial results: {len(runs)} of {planned} runs** ({counts}); the choice below is provisional.\n\n"
+    choice = choose(per_recipe)
+    if choice is not None:
+        text += f"**The study chose `{choice[0]}`{'' if len(runs) == planned else ' (so far)'}**: {choice[1]}.\n\n"
+    reference = study.reference
+    table = pd.DataFrame({
+        "recipe": per_recipe["recipe"],
+        "config keys": [study.keys[name] for name in per_recipe["recipe"]],
+        "runs": [f"{n} of {p}" for n, p in zip(per_recipe["runs"], per_recipe["planned"])],
+        "test video acc %": [_cell(m, s) for m, s in zip(per_recipe["test video acc mean"],
+                                                          per_recipe["test video acc std"])],
+        "test clip acc %": [_cell(m, s) for m, s in zip(per_recipe["test clip acc mean"],
+                                                         per_recipe["test clip acc std"])],
+        f"− {reference}, paired (pp)": ["–" if name == reference else _cell(m, s) + f" (n {n})" for name, m, s, n in
+                                        zip(per_recipe["recipe"], per_recipe["diff mean"], per_recipe["diff std"],
+                                            per_recipe["pairs"])],
+        f"{CONFIDENCE:.0%} CI (pp)": ["–" if np.isnan(low) else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+                                      for low, high in zip(per_recipe["diff ci low"], per_recipe["diff ci high"])],
+        "training min per run": [_cell(m, s, 1) for m, s in zip(per_recipe["train min mean"],
+                                                                 per_recipe["train min std"])],
+        "optimizer steps per run": [_cell(m, float("nan"), 1, 0) for m in per_recipe["steps mean"]],
+    })
+    text += "## Per recipe, over every model\n\n" + table.to_markdown(index=False, disable_numparse=True) + "\n\n"
+    table = pd.DataFrame({
+        "recipe": per_model["recipe"], "model": per_model["experiment"],
+        "runs": [f"{n} of {p}" for n, p in zip(per_model["runs"], per_model["planned"])],
+        "test video acc %": [_cell(m, s) for m, s in zip(per_model["test video acc mean"],
+                                                          per_model["test video acc std"])],
+        "test clip acc %": [_cell(m, s) for m, s in zip(per_model["test clip acc mean"],
+                                                         per_model["test clip acc std"])],
+        "test video acc % pooled over the folds, per seed": [
+            ", ".join(f"seed {seed}: {100 * acc:.1f}" for seed, acc in pooled.items()) or "–"
+            for pooled in per_model["pooled"]],
+        "training min per run": [_cell(m, s, 1) for m, s in zip(per_model["train min mean"],
+                                                                 per_model["train min std"])],
+        "optimizer steps per run": [_cell(m, float("nan"), 1, 0) for m in per_model["steps mean"]],
+        "selected epoch": [_cell(m, s, 1) for m, s in zip(per_model["selected epoch mean"],
+                                                          per_model["selected epoch std"])],
+    })
+    text += "## Per recipe and model\n\n" + table.to_markdown(index=False, disable_numparse=True) + "\n\n"
+    text += ("Accuracies are those of the held-out fold's test videos and clips (a video's clips evenly spaced, "
+             "their logits averaged per video), in %. ± is the sample std (ddof=1) over "
+             "the runs (seeds x folds; over every model in the first table), so it holds the differences between "
+             "the folds' persons as well as between seeds. 'pooled over the folds' is the correct test videos of "
+             "a seed's K runs over all their test videos (every video of the persons read tested once), for each seed "
+             f"whose K runs are there. '− {reference}, paired' is the run's test video accuracy minus that of the "
+             f"{reference} run of the same model, seed and fold (the same persons, the same initial weights), mean ± "
+             f"std over the pairs, with the {CONFIDENCE:.0%} t-interval of its mean (n-1 degrees of freedom). "
+             "'training min per run' is the wall time of the run's epochs (training, BatchNorm recomputation and "
+             "validation; not testing) on the CPU it trained on, mean ± std over its runs; 'optimizer steps' are "
+             "the steps of its epochs, mean over the runs (the folds' training persons hold slightly different "
+             "numbers of videos); 'selected epoch' is the epoch best.pth holds (the best validation epoch, or the last "
+             "with train.select last). The choice reads the first table: the highest mean test video accuracy, or, "
+             "among the recipes whose mean lies within one std (the top recipe's) of it, the smallest std.\n")
+    return text
+
+
+def plot_study(per_model: pd.DataFrame, study: Study, path: str | Path) -> None:
+    """Held-out test video accuracy (mean ± std) against training minutes per run (mean ± std): one marker per
+    recipe, one colour per model; saves a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    markers = dict(zip(study.recipes, "osD^vP*Xhp<>"))
+    colours = {model: f"C{i}" for i, model in enumerate(study.models)}
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    done = per_model[per_model["runs"] > 0]
+    for _, row in done.iterrows():
+        ax.errorbar(row["train min mean"], 100 * row["test video acc mean"],
+                    xerr=0 if np.isnan(row["train min std"]) else row["train min std"],
+                    yerr=0 if np.isnan(row["test video acc std"]) else 100 * row["test video acc std"],
+                    fmt=markers.get(row["recipe"], "o"), color=colours[row["experiment"]], capsize=3, markersize=7)
+    handles = [Line2D([], [], linestyle="", marker=markers.get(recipe, "o"), color="0.3", label=recipe)
+               for recipe in study.recipes]
+    handles += [Line2D([], [], color=colour, linewidth=3, label=model) for model, colour in colours.items()]
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.set_xlabel("training wall time per run (min, CPU)")
+    ax.set_ylabel("held-out test video accuracy (%)")
+    ax.set_title(f"Recipe study: {study.folds}-fold cross-validation, mean ± std over seeds x folds", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(Path(path)) as f:
+        fig.savefig(f, format="png", dpi=120)
+    plt.close(fig)
+
+
+def report(study: Study, models_dir: str | Path = DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, extra=(),
+           configs_dir: str | Path = "configs", data_root=None) -> pd.DataFrame | None:
+    """Write ``<out>/recipe.md`` (:func:`study_markdown`) and ``<imgs>/recipe.png`` (:func:`plot_study`) from the
+    runs of ``study`` under ``models_dir`` made on one data source (``data_root``'s, else the one most runs were
+    made on; :func:`read_runs`, ``extra``: the --set they ran with); ``out_dir`` and ``imgs_dir`` default to
+    src.compare.output_dirs'. Returns the per-recipe summary, or None (nothing written) when there are no runs."""
+    defaults = output_dirs(models_dir, DEFAULT_MODELS_DIR)
+    out_dir, imgs_dir = Path(out_dir or defaults["out"]), Path(imgs_dir or defaults["imgs"])
+    runs, left_out = read_runs(study, models_dir, extra, configs_dir)
+    for line in left_out:
+        print(f"left out {line}")
+    if runs.empty:
+        print(f"no results of the study under {models_dir} yet: recipe.md and recipe.png not written")
+        return None
+    fingerprint = pick_data_source(runs, data_root)
+    other = runs[runs["fingerprint"] != fingerprint]
+    if len(other):
+        print(f"left out {len(other)} runs made on other data ({', '.join(sorted(set(other['data'])))}); "
+              f"one table holds one data source")
+    runs = runs[runs["fingerprint"] == fingerprint]
+    per_recipe, per_model = summarize_study(runs, study)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out_dir / "recipe.md", "w") as f:
+        f.write(study_markdown(runs, study, per_recipe, per_model))
+    plot_study(per_model, study, imgs_dir / "recipe.png")
+    planned = len(study.models) * len(study.recipes) * study.seeds * study.folds
+    print(f"{len(runs)} of {planned} runs of the study -> {out_dir / 'recipe.md'}, {imgs_dir / 'recipe.png'}")
+    return per_recipe
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m src.recipe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", default=None, help=f"the study's design (default: <configs>/{RECIPES_FILE})")
+    parser.add_argument("--configs", default="configs", help="the folder of the models' configs (default: configs)")
+    parser.add_argument("--only-recipes", nargs="+", metavar="RECIPE", help="run only these recipes")
+    parser.add_argument("--only-models", nargs="+", metavar="MODEL", help="run only these models")
+    parser.add_argument("--seeds", type=at_least(1), default=None, metavar="N",
+                        help="run only the first N seeds of the study's (default: all)")
+    parser.add_argument("--folds", type=at_least(1), nargs="+", default=None, metavar="K",
+                        help="run only these folds (1..the study's folds; default: all)")
+    parser.add_argument("--shard", default="1/1", metavar="K/N",
+                        help="run the K-th of N disjoint slices of the runs (one per process or machine; default 1/1)")
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="overrides for every run (last: they win), not of the keys the study sets")
+    parser.add_argument("--data", default=None, help="prepared data folder for every run (default: the configs')")
+    parser.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
+                        help=f"the runs' folder, <models dir>/<recipe>/<run> (default: {DEFAULT_MODELS_DIR}); any "
+                             "other folder also holds the table, the figure and the TensorBoard events")
+    parser.add_argument("--out", default=None, help="the table's folder (default: results for the default "
+                                                    "--models-dir, else the models dir)")
+    parser.add_argument("--imgs", default=None, help="the figure's folder (default: imgs for the default "
+                                                     "--models-dir, else the models dir)")
+    parser.add_argument("--report", action="store_true", help="run nothing: only rebuild recipe.md and recipe.png")
+    args = parser.parse_args(argv)
+    try:
+        k, n = parse_shard(args.shard)
+    except ValueError as error:
+        parser.error(str(error))
+    if not Path(args.configs).is_dir():
+        what = "not a folder" if Path(args.configs).exists() else "no such folder"
+        parser.error(f"--configs {args.configs}: {what}; give the folder of the experiment configs (<experiment>.yaml)")
+    for flag, folder in (("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs)):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            parser.error(f"{flag} {folder}: a file, not a folder; give a folder (it is made if missing)")
+    try:
+        study = load_study(args.recipes or Path(args.configs) / RECIPES_FILE, args.configs)
+    except ConfigError as error:
+        parser.error(str(error))
+    for flag, names, have in (("--only-recipes", args.only_recipes, list(study.recipes)),
+                              ("--only-models", args.only_models, study.models)):
+        unknown = [name for name in names or [] if name not in have]
+        if unknown:
+            parser.error(f"{flag} {unknown[0]}: not in {study.path} (have: {', '.join(have)})")
+    if args.seeds is not None and args.seeds > study.seeds:
+        parser.error(f"--seeds {args.seeds}: the study has {study.seeds} (seeds: in {study.path}); raise it there "
+                     f"to run more")
+    outside = [fold for fold in args.folds or [] if fold > study.folds]
+    if outside:
+        parser.error(f"--folds {outside[0]}: the study has folds 1..{study.folds} (cross_validation.folds in "
+                     f"{study.path})")
+    fixed = [item for item in args.set if item.partition("=")[0].strip() in STUDY_KEYS
+             or item.partition("=")[0].strip().startswith("log.")]
+    if fixed:
+        parser.error(f"--set {fixed[0]}: the study sets {', '.join(STUDY_KEYS)} and the runs' folders; leave it out")
+
+    defaults = output_dirs(args.models_dir, DEFAULT_MODELS_DIR)
+    tboard_dir = defaults["tboard"] or Path(schema_root()["log"]["tboard_dir"]) / "recipe"
+    runs = planned_runs(study, args.only_recipes, args.only_models, args.seeds, args.folds)
+    if args.report:
+        if report(study, args.models_dir, args.out, args.imgs, args.set, args.configs, args.data) is None:
+            sys.exit(1)
+        return
+    data_roots = set()
+    for planned in {(planned.recipe, planned.model, planned.fold): planned for planned in runs}.values():
+        try:  # every bad config or override gets its line before any run starts
+            config = load_config(Path(args.configs) / f"{planned.model}.yaml",
+                                 run_overrides(study, planned, args.models_dir, tboard_dir, args.set))
+        except ConfigError as error:
+            parser.error(str(error))
+        data_roots.add(str(args.data or config["data"]["root"]))
+    for root in sorted(data_roots - {"auto"}):  # 'auto' may make the synthetic twin: that is work, left to the runs
+        try:
+            resolve_data_root(root)
+        except (OSError, ValueError) as error:
+            parser.error(str(error))
+
+    runs = shard(runs, k, n)
+    if n > 1:
+        print(f"shard {k}/{n}: {len(runs)} run(s)", flush=True)
+    failed = []
+    for i, planned in enumerate(runs, 1):
+        where = f"[{i}/{len(runs)}] {planned.recipe}/{planned.run}"
+        print(f"{where} ({planned.model}, seed {planned.seed}, fold {planned.fold} of {study.folds})", flush=True)
+        run_dir = Path(args.models_dir) / planned.recipe / planned.run
+        saved = run_dir / "results.json"
+        before = saved.stat().st_mtime_ns if saved.is_file() else None
+        try:
+            results = run_claimed(run_dir / LOCK_NAME, planned.model, planned.run, planned.seed,
+                                  run_overrides(study, planned, args.models_dir, tboard_dir, args.set),
+                                  data_root=args.data, configs_dir=args.configs)
+        except Exception as error:  # one failed run must not stop the rest
+            print(f"{where}: FAILED: {error}", flush=True)
+            failed.append(f"{planned.recipe}/{planned.run}")
+            continue
+        if isinstance(results, str):  # another process holds the run
+            print(f"{where}: {results}; skipped", flush=True)
+            continue
+        reused = before is not None and saved.stat().st_mtime_ns == before
+        print(f"{where}: held-out test video accuracy {results['video_accuracy']:.3f}, "
+              f"{results['epoch_time_s'] * results['epochs'] / 60:.1f} min of training"
+              f"{' (finished before: reused)' if reused else ''}", flush=True)
+
+    report(study, args.models_dir, args.out, args.imgs, args.set, args.configs, args.data)
+    if failed:
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; rerun 'python -m src.recipe' to retry them")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
