@@ -266,3 +266,11 @@ def test_a_split_that_cannot_train_is_refused_before_training(tmp_path, prepared
                      cwd=tmp_path)
     assert_one_line_error(result, *names, code=1)
     assert not list(tmp_path.rglob("*.pth")), "no training may start"
+
+
+def test_a_folder_dataset_without_out_is_refused_before_it_could_pass_for_the_real_kth(tiny_raw, tmp_path):
+    """``--out`` defaults to data/kth, the folder every command takes for the real KTH: only KTH may land there."""
+    raw = make_folder(tiny_raw, tmp_path)
+    result = run_cli("src.data", "prepare", "--raw", raw, "--workers", "1", cwd=tmp_path)
+    assert_one_line_error(result, "--out", str(raw), "folder", "_prepared")
+    assert not (tmp_path / "data").exists()

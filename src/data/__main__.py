@@ -12,9 +12,22 @@ prepared dataset, ``index.json`` and ``cache/`` (:mod:`src.data.prepare`), which
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from src.data.prepared import REAL_ROOT
 from src.data.sources import LAYOUTS
+
+
+def default_out(raw: str, layout: str, splits: str | None) -> Path:
+    """``data/kth`` for KTH, which ``auto`` then finds; ValueError for another layout, whose prepared folder
+    would otherwise pass for the real KTH."""
+    from src.data.sources import detect_layout
+    if layout == "auto" and Path(raw).is_dir():
+        layout = detect_layout(Path(raw), splits)
+    if layout in ("auto", "kth"):  # a raw folder that is not there: prepare says so
+        return REAL_ROOT
+    raise ValueError(f"--out: {raw} holds a {layout} dataset; name its prepared folder, e.g. --out "
+                     f"data/{Path(raw).resolve().name}_prepared ({REAL_ROOT} is where the real KTH goes)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
                                                   "hmdb51: <class>_test_splitK.txt) when they are not under --raw")
     p.add_argument("--channels", type=int, default=1, metavar="1|3",
                    help="1: grayscale (default, KTH's), 3: colour (RGB)")
-    p.add_argument("--out", default=str(REAL_ROOT), help=f"prepared dataset folder (default: {REAL_ROOT})")
+    p.add_argument("--out", default=None, help=f"prepared dataset folder (default for KTH: {REAL_ROOT}, the folder "
+                                               f"every command finds; another layout must name its own)")
     p.add_argument("--size", type=int, default=64, help="frame side in pixels (default: 64)")
     p.add_argument("--workers", type=int, default=None, help="parallel processes (default: all cores)")
     p.add_argument("--no-png", action="store_true", help="write only the cache, not the image-XXXX.png tree")
@@ -46,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "download":
             download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
         else:
-            prepare(args.raw, args.out, size=args.size, workers=args.workers, write_png=not args.no_png,
+            out = args.out or default_out(args.raw, args.layout, args.splits)
+            prepare(args.raw, out, size=args.size, workers=args.workers, write_png=not args.no_png,
                     allow_failures=args.allow_failures, layout=args.layout, splits=args.splits,
                     channels=args.channels)
     except (FileNotFoundError, ValueError, DownloadError) as error:
