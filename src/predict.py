@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     def fail(message: str, code: int = 1) -> int:
         """One line on stderr, and with --json the same as JSON on stdout."""
         if as_json:
-            print(json.dumps({"error": message}))
+            print(json.dumps({"error": message}, ensure_ascii=False))
         print(f"error: {message}", file=sys.stderr)
         return code
 
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             result.pop("timeline", None)
         results.append(result)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, ensure_ascii=False))
     else:
         print_table(results, predictor.classes)
         for r in results:

@@ -182,6 +182,7 @@ def test_predict_and_the_onnx_export_name_its_classes(user_runs, name):
     [by_checkpoint] = json.loads(run.steps["predict --json"].stdout)
     assert by_checkpoint["input"] == str(run.raw / run.layout.video)
     assert list(by_checkpoint["probabilities"]) == classes and by_checkpoint["action"] in classes
+    assert all(f'"{name}"' in run.steps["predict --json"].stdout for name in classes)  # as written, not \u-escaped
     assert sum(by_checkpoint["probabilities"].values()) == pytest.approx(1, abs=1e-3)
     row = re.split(r"\s{2,}", table[1].strip())  # the input's name, its class, the probability of each class
     assert row[:2] == [Path(run.layout.video).name, by_checkpoint["action"]]
