@@ -46,7 +46,7 @@ import pandas as pd
 from scipy import stats
 
 from src.config import ConfigError, SuitePlan, load_plan
-from src.files import atomic_write
+from src.files import atomic_write, folder_refusal
 from src.training.provenance import data_label, describe_data
 
 # results.json key -> table column
@@ -620,14 +620,11 @@ def main(argv=None):
     parser.add_argument("--data", default=None,
                         help="prepared data folder whose runs make the table (default: the source of most runs)")
     args = parser.parse_args(argv)
-    for flag, folder, what in (("--models-dir", args.models_dir, "the runs (<run>/results.json)"),
-                               ("--configs", args.configs, "the experiment configs")):
-        if not Path(folder).is_dir():
-            parser.error(f"{flag} {folder}: {'not a folder' if Path(folder).exists() else 'no such folder'}; "
-                         f"give the folder of {what}")
-    for flag, folder in (("--out", args.out), ("--imgs", args.imgs)):
-        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
-            parser.error(f"{flag} {folder}: a file, not a folder; give a folder for the outputs")
+    for refusal in (folder_refusal("--models-dir", args.models_dir, "the runs (<run>/results.json)"),
+                    folder_refusal("--configs", args.configs, "the experiment configs"),
+                    folder_refusal("--out", args.out), folder_refusal("--imgs", args.imgs)):
+        if refusal:
+            parser.error(refusal)
     try:
         load_plan(args.configs)  # a bad configs/suite.yaml gets its line before any work
     except ConfigError as error:

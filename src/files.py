@@ -83,3 +83,17 @@ def remove_temp_files(folder: str | Path, name: str = "*") -> None:
     for tmp in Path(folder).glob(f".{name}.*.tmp"):
         if tmp.is_file():
             tmp.unlink(missing_ok=True)
+
+
+def folder_refusal(flag: str, folder: str | Path | None, must_exist: str | None = None) -> str | None:
+    """What is wrong with the folder a command-line flag names, in one line, or None. An output folder
+    (``must_exist`` None) may be missing (it is made) but not be a file; an input folder (``must_exist``:
+    what it holds, e.g. ``'the experiment configs'``) must exist."""
+    if folder is None or Path(folder).is_dir():
+        return None
+    if must_exist is not None:
+        return f"{flag} {folder}: {'not a folder' if Path(folder).exists() else 'no such folder'}; give the folder " \
+               f"of {must_exist}"
+    if Path(folder).exists():
+        return f"{flag} {folder}: a file, not a folder; give a folder (it is made if missing)"
+    return None

@@ -56,7 +56,7 @@ import yaml
 from src.compare import CONFIDENCE, _groups_text, fold_columns, kfold_summary, output_dirs, pick_data_source, t_interval
 from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, _read_yaml, load_config, schema_root
 from src.data.prepared import resolve_data_root
-from src.files import atomic_write
+from src.files import atomic_write, folder_refusal
 from src.suite import at_least, fold_overrides, parse_shard, run_claimed, shard
 from src.suite import planned_runs as suite_runs
 from src.training.provenance import config_differences, data_label
@@ -511,12 +511,11 @@ def main(argv=None):
         k, n = parse_shard(args.shard)
     except ValueError as error:
         parser.error(str(error))
-    if not Path(args.configs).is_dir():
-        what = "not a folder" if Path(args.configs).exists() else "no such folder"
-        parser.error(f"--configs {args.configs}: {what}; give the folder of the experiment configs (<experiment>.yaml)")
-    for flag, folder in (("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs)):
-        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
-            parser.error(f"{flag} {folder}: a file, not a folder; give a folder (it is made if missing)")
+    for refusal in (folder_refusal("--configs", args.configs, "the experiment configs (<experiment>.yaml)"),
+                    *(folder_refusal(flag, folder) for flag, folder in (
+                        ("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs)))):
+        if refusal:
+            parser.error(refusal)
     try:
         study = load_study(args.recipes or Path(args.configs) / RECIPES_FILE, args.configs)
     except ConfigError as error:

@@ -51,6 +51,7 @@ from typing import NamedTuple
 from src.compare import DEFAULT_MODELS_DIR, compare, output_dirs
 from src.config import NOT_EXPERIMENTS, SUITE_FILE, ConfigError, load_config, load_plan
 from src.data.prepared import resolve_data_root
+from src.files import folder_refusal
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
 from src.training.runlock import LOCK_NAME, claimed, describe_holder
 
@@ -199,13 +200,12 @@ def main(argv=None):
         k, n = parse_shard(args.shard)
     except ValueError as e:
         parser.error(str(e))
-    if not Path(args.configs).is_dir():
-        what = "not a folder" if Path(args.configs).exists() else "no such folder"
-        parser.error(f"--configs {args.configs}: {what}; give the folder of the experiment configs (<experiment>.yaml)")
-    for flag, folder in (("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs),
-                         ("--tboard-dir", args.tboard_dir)):
-        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
-            parser.error(f"{flag} {folder}: a file, not a folder; give a folder (it is made if missing)")
+    for refusal in (folder_refusal("--configs", args.configs, "the experiment configs (<experiment>.yaml)"),
+                    *(folder_refusal(flag, folder) for flag, folder in (
+                        ("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs),
+                        ("--tboard-dir", args.tboard_dir)))):
+        if refusal:
+            parser.error(refusal)
 
     configs = sorted(p.stem for p in Path(args.configs).glob("*.yaml") if p.name not in NOT_EXPERIMENTS)
     if not configs:

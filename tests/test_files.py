@@ -62,3 +62,17 @@ def test_check_output_file_refuses_what_cannot_be_written(tmp_path):
         check_output_file(tmp_path, key="--gif")
     with pytest.raises(ValueError, match=r"a_file is a file, not a folder"):
         check_output_file(tmp_path / "a_file" / "out.gif")
+
+
+def test_folder_refusal_names_the_flag_and_what_to_give(tmp_path):
+    from src.files import folder_refusal
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert folder_refusal("--out", None) is None and folder_refusal("--out", tmp_path / "missing") is None
+    assert folder_refusal("--out", a_file) == \
+        f"--out {a_file}: a file, not a folder; give a folder (it is made if missing)"
+    assert folder_refusal("--configs", tmp_path / "missing", "the configs") == \
+        f"--configs {tmp_path / 'missing'}: no such folder; give the folder of the configs"
+    assert folder_refusal("--configs", a_file, "the configs").startswith(f"--configs {a_file}: not a folder;")
+    assert folder_refusal("--configs", tmp_path, "the configs") is None
