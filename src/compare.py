@@ -114,7 +114,7 @@ def class_columns(columns) -> list[str]:
     return [column for column in columns if column.endswith(" acc") and column not in ACCURACY_COLUMNS]
 
 
-def _groups_text(groups: list) -> str:
+def groups_text(groups: list) -> str:
     """``'17-25'``, ``'2, 3, 5-10, 22'`` (runs of three or more integers as ranges), ``'g01, g02'``; past 12
     items, their count."""
     items = [str(group) for group in groups]
@@ -140,7 +140,7 @@ def split_label(provenance: dict) -> str:
     kind = "persons" if provenance.get("persons") else "groups"  # KTH's provenance also names the persons
     fold = f" fold {split['fold']}" if split.get("fold") is not None else ""
     test = (split.get("groups") or {}).get("test")
-    tested = f", test {kind} {_groups_text(test)}" if test else ""
+    tested = f", test {kind} {groups_text(test)}" if test else ""
     return f"{split['protocol']} split{fold}{tested}, model selection on validation {kind}"
 
 

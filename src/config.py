@@ -88,7 +88,9 @@ class ConfigError(ValueError):
     """A bad config file or override; the message is one line naming the file and key."""
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """The mapping a YAML file holds (empty: {}); ConfigError, one line naming the file, when it is missing, not
+    YAML or not a mapping."""
     if not path.is_file():
         available = ", ".join(sorted(p.name for p in path.parent.glob("*.yaml"))) if path.parent.is_dir() else ""
         hint = f" (available there: {available})" if available else ""
@@ -192,7 +194,7 @@ def schema_root() -> dict:
     """configs/base.yaml: the defaults, and the keys and types every config must follow."""
     global _SCHEMA
     if _SCHEMA is None:
-        _SCHEMA = _read_yaml(SCHEMA_PATH)
+        _SCHEMA = read_yaml(SCHEMA_PATH)
     return _SCHEMA
 
 
@@ -201,7 +203,7 @@ def _load_chain(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, dict[str
     ``{dotted key: the file that set it last}``."""
     if path.resolve() in seen:
         raise ConfigError(f"{path}: the 'base:' chain loops back to this file; remove one of the 'base:' lines")
-    content = _read_yaml(path)
+    content = read_yaml(path)
     base_name = content.pop("base", None)
     own = _validate(content, schema_root(), str(path))
     sources = dict.fromkeys(_flat_keys(own), str(path))
@@ -401,7 +403,7 @@ def load_plan(configs_dir: str | Path = CONFIG_DIR) -> SuitePlan:
     if not path.is_file():
         raise ConfigError(f"{path}: not found; list the suite's experiments there ('experiments:' with "
                           f"'<experiment>: main | variant', 'groups:', 'comparisons:'), as configs/{SUITE_FILE} does")
-    content = _read_yaml(path)
+    content = read_yaml(path)
     unknown = sorted(set(content) - {"experiments", "groups", "comparisons"})
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; the keys are experiments, groups, comparisons")

@@ -53,8 +53,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from src.compare import CONFIDENCE, _groups_text, fold_columns, kfold_summary, output_dirs, pick_data_source, t_interval
-from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, _read_yaml, load_config, schema_root
+from src.compare import CONFIDENCE, fold_columns, groups_text, kfold_summary, output_dirs, pick_data_source, t_interval
+from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, load_config, read_yaml, schema_root
 from src.data.prepared import resolve_data_root
 from src.files import atomic_write, folder_refusal
 from src.suite import at_least, fold_overrides, parse_shard, run_claimed, shard
@@ -158,7 +158,7 @@ def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | 
     if not path.is_file():
         raise ConfigError(f"{path}: not found; write the study's design there (models:, seeds:, cross_validation:, "
                           f"recipes:), as configs/{RECIPES_FILE} does")
-    content = _read_yaml(path)
+    content = read_yaml(path)
     unknown = sorted(map(str, set(content) - {"models", "seeds", "cross_validation", "recipes"}))
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; the keys are models, seeds, cross_validation, recipes")
@@ -354,7 +354,7 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
     groups = next((json.loads(item.partition("=")[2]) for item in study.cross_validation
                    if item.startswith("data.groups=")), None)
     kind = runs["groups are"].iloc[0]
-    read = f"only {kind} {_groups_text(groups)} are read (data.groups)" if groups else f"all {kind} are read"
+    read = f"only {kind} {groups_text(groups)} are read (data.groups)" if groups else f"all {kind} are read"
     text = (f"# The recipe study\n\nMeasured on {runs['data'].iloc[0]} (data fingerprint "
             f"{runs['fingerprint'].iloc[0][:17]}...), designed in {study.path.name}: {len(study.models)} models x "
             f"{len(study.recipes)} recipes x {study.seeds} seeds x {study.folds} folds = {planned} runs. "
