@@ -13,7 +13,7 @@ Shared by all of them:
 
 The command-line scripts, each ``python -m src.<name>``:
   train       train one experiment
-  evaluate    test a checkpoint on the test persons -> results.json
+  evaluate    test a checkpoint on its test split -> results.json
   predict     a trained model (checkpoint or ONNX) on any video
   export      a checkpoint to ONNX
   suite       every experiment and seed, resumably, then the comparison

@@ -1,4 +1,4 @@
-"""Evaluate a trained checkpoint on the test persons (17-25), once, after training.
+"""Evaluate a trained checkpoint on the test split of its protocol (KTH, course: persons 17-25), once.
 
     python -m src.evaluate --checkpoint models/GRUCell/best.pth [--data DIR]
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from src.data.dataset import KTHActionDataset
+from src.data.dataset import VideoClipDataset
 from src.data.prepared import is_prepared, resolve_data_root
 from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
@@ -96,7 +96,7 @@ def write_json(data: dict, path: str | Path) -> Path:
 
 def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, device: str | torch.device = "auto",
              batch_size: int | None = None, write: bool = True) -> dict:
-    """Test a checkpoint on the test persons and write ``results.json`` beside it.
+    """Test a checkpoint on its test split (the protocol it was trained under) and write ``results.json`` beside it.
 
     Args:
         checkpoint_path: ``models/<experiment>/best.pth`` (or any checkpoint of src.train).
@@ -154,7 +154,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if (precision == "float16" and device.type != "cuda") or device.type not in ("cuda", "cpu"):
         precision = "float32"
 
-    test_set = KTHActionDataset(  # the split of training: the config's protocol (an older config's: the defaults)
+    test_set = VideoClipDataset(  # the split of training: the config's protocol (an older config's: the defaults)
         data_root, split="test", clips_per_video=data["eval_clips_per_video"],
         slicing_step=data["slicing_step"], max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
         use_sequences=data["use_sequences"], protocol=data, channels=data.get("channels", 1))
@@ -243,7 +243,7 @@ def full_history(checkpoint_path: Path, checkpoint: dict) -> list[dict]:
     return history
 
 
-def clip_predictions(dataset: KTHActionDataset, logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
+def clip_predictions(dataset: VideoClipDataset, logits: torch.Tensor, labels: torch.Tensor) -> list[dict]:
     """One row per test clip, in dataset order: ``{'video_id', 'start' (first frame of the
     clip's window), 'label', 'predicted' (indices into the results' ``classes``), 'probabilities' (C, rounded
     to 1e-4)}``."""

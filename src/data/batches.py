@@ -1,6 +1,6 @@
 """ClipBatches: the trainer's batches of clips, made by index arithmetic on one frame tensor.
 
-:class:`src.data.dataset.KTHActionDataset` makes one clip per ``__getitem__`` call in
+:class:`src.data.dataset.VideoClipDataset` makes one clip per ``__getitem__`` call in
 Python, which is what the course's code and a ``DataLoader`` expect. The trainer instead
 takes whole batches from :class:`ClipBatches`, built on such a dataset:
 
@@ -21,7 +21,7 @@ is the global batch) and every random draw of an epoch (starts, flips, angles, r
 from a generator seeded by ``(seed, epoch, rank)``: :meth:`ClipBatches.set_epoch` makes an
 epoch reproducible on its own, so a resumed run gets the same batches as an uninterrupted one.
 
-    >>> train_set = KTHActionDataset("data/synth", "train", slicing_step=3, random_clips=True, clips_per_video=2)
+    >>> train_set = VideoClipDataset("data/synth", "train", slicing_step=3, random_clips=True, clips_per_video=2)
     >>> batches = ClipBatches(train_set, batch_size=32, augmentation=ClipBatchAugmentation())
     >>> batches.set_epoch(1)
     >>> for clips, labels in batches:   # float32 (32, 10, 1, 64, 64) in [0, 1], int64 (32,)
@@ -39,7 +39,7 @@ from torch.utils.data import BatchSampler, DistributedSampler
 from torchvision.transforms import v2
 
 from src.data.augment import ClipBatchAugmentation
-from src.data.dataset import KTHActionDataset
+from src.data.dataset import VideoClipDataset
 
 
 def fits_on(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
@@ -51,7 +51,7 @@ def fits_on(device: torch.device, nbytes: int, share: float = 0.5) -> bool:
 
 
 class ClipBatches:
-    """Batches ``(clips, labels)`` of a :class:`KTHActionDataset`'s items, made per batch.
+    """Batches ``(clips, labels)`` of a :class:`VideoClipDataset`'s items, made per batch.
 
     Args:
         dataset: the split; only its ``clip_table`` (which frames make each item's clip,
@@ -75,7 +75,7 @@ class ClipBatches:
     item drawn with the same generator state is the dataset's item too.
     """
 
-    def __init__(self, dataset: KTHActionDataset, batch_size: int, augmentation: ClipBatchAugmentation | None = None,
+    def __init__(self, dataset: VideoClipDataset, batch_size: int, augmentation: ClipBatchAugmentation | None = None,
                  shuffle: bool | None = None, device: str | torch.device = "cpu", rank: int = 0, world_size: int = 1,
                  seed: int = 0, drop_last: bool = False, prefetch: bool = False, items=None):
         if batch_size < 1 or batch_size % world_size:

@@ -3,8 +3,8 @@ for the benchmarks (bench/) and the tests.
 
     summary = train(load_config("configs/GRUCell.yaml"))    # the command line: python -m src.train
 
-Trains on the training persons, selects the model on the validation persons (never the
-test persons) and writes
+Trains on the training split, selects the model on the validation split (never the
+test split; which groups each holds: the config's data.split, src/data/splits.py) and writes
 
 - ``models/<experiment>/last.pth`` after every epoch and ``best.pth`` (the epoch of best validation
   clip accuracy; with ``train.select: last`` the last epoch), see src/training/checkpoint.py;
@@ -58,7 +58,7 @@ from tqdm.auto import tqdm
 from src.config import OPTIMIZERS, SCHEDULERS, ConfigError
 from src.data.augment import ClipBatchAugmentation
 from src.data.batches import ClipBatches
-from src.data.dataset import KTHActionDataset
+from src.data.dataset import VideoClipDataset
 from src.data.prepared import resolve_data_root
 from src.files import remove_temp_files
 from src.nets.classifier import ActionClassifier, build_model, count_parameters
@@ -104,7 +104,7 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHActionDataset]:
+def make_datasets(config: dict, data_root: Path) -> tuple[VideoClipDataset, VideoClipDataset]:
     """The training split (random clips) and the validation split (evenly spaced clips), as the
     config's ``data`` section says (its split protocol: src.data.splits; a split that cannot train or be
     measured is refused here, before training); neither has a per-item transform: the training clips
@@ -113,13 +113,13 @@ def make_datasets(config: dict, data_root: Path) -> tuple[KTHActionDataset, KTHA
     common = dict(max_frames=data["max_frames"], slicing_step=data["slicing_step"],
                   img_size=(data["img_size"], data["img_size"]), use_sequences=data["use_sequences"],
                   protocol=data, channels=data["channels"])
-    train_set = KTHActionDataset(data_root, split="train", clips_per_video=data["train_clips_per_video"],
+    train_set = VideoClipDataset(data_root, split="train", clips_per_video=data["train_clips_per_video"],
                                  random_clips=True, **common)
-    val_set = KTHActionDataset(data_root, split="val", clips_per_video=data["eval_clips_per_video"], **common)
+    val_set = VideoClipDataset(data_root, split="val", clips_per_video=data["eval_clips_per_video"], **common)
     return train_set, val_set
 
 
-def make_batches(config: dict, train_set: KTHActionDataset, val_set: KTHActionDataset, device: torch.device,
+def make_batches(config: dict, train_set: VideoClipDataset, val_set: VideoClipDataset, device: torch.device,
                  rank: int = 0, world_size: int = 1, val_items=None) -> tuple[ClipBatches, ClipBatches]:
     """The trainer's batch sources: random training clips augmented as the config's ``augment``
     section says (:class:`ClipBatchAugmentation`), in a new order each epoch
