@@ -5,6 +5,7 @@ is not a lock is taken over; a folder that cannot be made, and a checkpoint that
 full disk, simulated with RLIMIT_FSIZE), end in one line with the previous checkpoints intact."""
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -96,6 +97,9 @@ def test_ctrl_c_releases_the_claim(tiny_prepared, tmp_path):
     wait_for(tmp_path / RUN / "last.pth", interrupted)  # well inside the training loop
     interrupted.send_signal(signal.SIGINT)
     _, err = interrupted.communicate(timeout=120)
+    # a Ctrl-C that lands inside tqdm's __init__ makes tqdm's own __del__ print an ignored AttributeError
+    # (tqdm's, not this project's); every other traceback still fails the test
+    err = re.sub(r"Exception ignored in: <function tqdm.__del__.*?object has no attribute 'pos'\n", "", err, flags=re.S)
     assert interrupted.returncode == 1 and "Traceback" not in err and "interrupted: " in err, err
     assert not locks(tmp_path)
 
