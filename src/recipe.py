@@ -19,7 +19,9 @@ same data with the same config) is reused, an interrupted one resumes from its l
 process holds (run.lock) is skipped, and ``--shard K/N`` runs the K-th of N disjoint slices of the runs (one per
 process or machine sharing the folder). The runs go seed by seed (seed 0 of every fold, recipe and model first),
 so a study cut short is a whole comparison over fewer seeds. Two lines per run say where it stands; a run that
-fails is reported and the study goes on (exit status 1 at the end).
+fails is reported and the study goes on (exit status 1 at the end). A recipe that only adds ``train.select: last``
+to another (``clips8_last`` to ``clips8``) trains nothing: each of its runs starts from a copy of the other
+recipe's finished last.pth, which the trainer turns into best.pth without training (:func:`selection_source`).
 
 Then, and with ``--report`` alone, it writes from the results.json files there (:func:`report`):
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +58,8 @@ import yaml
 
 from src.compare import CONFIDENCE, fold_columns, groups_text, kfold_summary, output_dirs, pick_data_source, t_interval
 from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, load_config, read_yaml, schema_root
-from src.data.prepared import resolve_data_root
-from src.files import atomic_write, folder_refusal
-from src.suite import at_least, fold_overrides, parse_shard, run_claimed, shard
+from src.files import atomic_path, atomic_write, folder_refusal
+from src.suite import at_least, fold_overrides, parse_shard, run_claimed, runs_refusal, shard
 from src.suite import planned_runs as suite_runs
 from src.training.provenance import config_differences, data_label
 from src.training.runlock import LOCK_NAME
@@ -224,6 +226,37 @@ def planned_runs(study: Study, recipes=None, models=None, seeds: int | None = No
     return sorted(runs, key=lambda run: (run.seed, run.fold, recipes.index(run.recipe), models.index(run.model)))
 
 
+def selection_source(study: Study, recipe: str) -> str | None:
+    """The recipe whose runs train exactly as ``recipe``'s do, when ``recipe`` only adds ``train.select: last`` to it
+    (``clips8`` for ``clips8_last``), else None. Training does not depend on ``train.select``, so a run of ``recipe``
+    need not train: a copy of that recipe's finished last.pth, resumed with ``train.select: last``, becomes its
+    best.pth without a step (src.training.trainer)."""
+    overrides = study.recipes[recipe]
+    if "train.select=last" not in overrides:
+        return None
+    trained = [item for item in overrides if not item.startswith("train.select=")]
+    return next((other for other, theirs in study.recipes.items()
+                 if "train.select=last" not in theirs and [item for item in theirs
+                                                         if not item.startswith("train.select=")] == trained), None)
+
+
+def reuse_training(study: Study, planned: StudyRun, models_dir: str | Path) -> str | None:
+    """For a run of a recipe with a :func:`selection_source` that has neither results.json nor last.pth yet: copy
+    the source's run's last.pth into its folder, once that run is finished (its results.json exists). Returns the
+    line that says what was done (or why the run will train after all), None for other runs."""
+    source = selection_source(study, planned.recipe)
+    target = Path(models_dir) / planned.recipe / planned.run
+    if source is None or (target / "results.json").is_file() or (target / "last.pth").is_file():
+        return None
+    trained = Path(models_dir) / source / planned.run
+    if not (trained / "results.json").is_file() or not (trained / "last.pth").is_file():
+        return f"{trained} is not finished, so this run trains"
+    target.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target / "last.pth") as tmp:
+        shutil.copyfile(trained / "last.pth", tmp)
+    return f"not trained: the last epoch of {trained / 'last.pth'} (train.select last)"
+
+
 def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboard_dir: str | Path,
                   extra=()) -> list[str]:
     """Every override of a planned run but ``train.seed``: its folders (``<models dir>/<recipe>``, ``<tboard
@@ -239,7 +272,7 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
     config (``extra``: the --set it ran with; ``log`` and ``data.root`` aside), and one line for each results.json
     left out (no provenance, or another config). Columns: ``recipe``, ``experiment`` (the model), ``run``,
     ``seed``, those of :func:`src.compare.fold_columns`, ``val acc``, ``test clip acc``, ``test video acc`` (on the
-    held-out fold), ``selected epoch``, ``train min`` (epochs x mean epoch wall time, validation included),
+    held-out fold), ``selected epoch``, ``train min`` (:func:`training_minutes`),
     ``steps`` (optimizer steps; NaN for results of code that did not count them), ``fingerprint``, ``data``,
     ``groups are`` (``persons`` on KTH, else ``groups``), ``train device`` and ``precision`` (of training)."""
     rows, left_out = [], []
@@ -265,7 +298,7 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
                      **fold_columns(results), "val acc": results["val_accuracy"],
                      "test clip acc": results["clip_accuracy"], "test video acc": results["video_accuracy"],
                      "selected epoch": results["best_epoch"],
-                     "train min": results["epoch_time_s"] * results["epochs"] / 60,
+                     "train min": training_minutes(results),
                      "steps": sum(row["steps"] for row in history) if counted else float("nan"),
                      "fingerprint": provenance["data"]["fingerprint"], "data": data_label(provenance["data"]),
                      "groups are": "persons" if provenance.get("persons") else "groups",
@@ -275,6 +308,14 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
                "test clip acc", "test video acc", "selected epoch", "train min", "steps", "fingerprint", "data",
                "groups are", "train device", "precision"]
     return pd.DataFrame(rows, columns=columns), left_out
+
+
+def training_minutes(results: dict) -> float:
+    """A run's training wall time in minutes: its epochs x the median of its epochs' wall times (training,
+    BatchNorm recomputation and validation; not testing), so that a load that shared the CPU for a few of the
+    epochs (another job, a test run) does not count; results without per-epoch times: epochs x their mean."""
+    times = [row["epoch_time_s"] for row in results.get("history") or [] if "epoch_time_s" in row]
+    return (float(np.median(times)) if times else results["epoch_time_s"]) * results["epochs"] / 60
 
 
 def _spread(values: pd.Series) -> dict:
@@ -412,8 +453,9 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
              f"whose K runs are there. '− {reference}, paired' is the run's test video accuracy minus that of the "
              f"{reference} run of the same model, seed and fold (the same persons, the same initial weights), mean ± "
              f"std over the pairs, with the {CONFIDENCE:.0%} t-interval of its mean (n-1 degrees of freedom). "
-             "'training min per run' is the wall time of the run's epochs (training, BatchNorm recomputation and "
-             "validation; not testing) on the CPU it trained on, mean ± std over its runs; 'optimizer steps' are "
+             "'training min per run' is the run's epochs x the median wall time of its epochs (training, BatchNorm "
+             "recomputation and validation; not testing; the median, so that another job sharing the CPU for a "
+             "few epochs does not count) on the CPU it trained on, mean ± std over its runs; 'optimizer steps' are "
              "the steps of its epochs, mean over the runs (the folds' training persons hold slightly different "
              "numbers of videos); 'selected epoch' is the epoch best.pth holds (the best validation epoch, or the last "
              "with train.select last). The choice reads the first table: the highest mean test video accuracy, or, "
@@ -544,19 +586,12 @@ def main(argv=None):
         if report(study, args.models_dir, args.out, args.imgs, args.set, args.configs, args.data) is None:
             sys.exit(1)
         return
-    data_roots = set()
-    for planned in {(planned.recipe, planned.model, planned.fold): planned for planned in runs}.values():
-        try:  # every bad config or override gets its line before any run starts
-            config = load_config(Path(args.configs) / f"{planned.model}.yaml",
-                                 run_overrides(study, planned, args.models_dir, tboard_dir, args.set))
-        except ConfigError as error:
-            parser.error(str(error))
-        data_roots.add(str(args.data or config["data"]["root"]))
-    for root in sorted(data_roots - {"auto"}):  # 'auto' may make the synthetic twin: that is work, left to the runs
-        try:
-            resolve_data_root(root)
-        except (OSError, ValueError) as error:
-            parser.error(str(error))
+    refusal = runs_refusal(((Path(args.configs) / f"{planned.model}.yaml",
+                             run_overrides(study, planned, args.models_dir, tboard_dir, args.set))
+                            for planned in {(run.recipe, run.model, run.fold): run for run in runs}.values()),
+                           args.data)
+    if refusal:
+        parser.error(refusal)
 
     runs = shard(runs, k, n)
     if n > 1:
@@ -569,6 +604,9 @@ def main(argv=None):
         saved = run_dir / "results.json"
         before = saved.stat().st_mtime_ns if saved.is_file() else None
         try:
+            reused = reuse_training(study, planned, args.models_dir)
+            if reused:
+                print(f"{where}: {reused}", flush=True)
             results = run_claimed(run_dir / LOCK_NAME, planned.model, planned.run, planned.seed,
                                   run_overrides(study, planned, args.models_dir, tboard_dir, args.set),
                                   data_root=args.data, configs_dir=args.configs)
@@ -581,7 +619,7 @@ def main(argv=None):
             continue
         reused = before is not None and saved.stat().st_mtime_ns == before
         print(f"{where}: held-out test video accuracy {results['video_accuracy']:.3f}, "
-              f"{results['epoch_time_s'] * results['epochs'] / 60:.1f} min of training"
+              f"{training_minutes(results):.1f} min of training"
               f"{' (finished before: reused)' if reused else ''}", flush=True)
 
     report(study, args.models_dir, args.out, args.imgs, args.set, args.configs, args.data)

@@ -156,6 +156,26 @@ def stale_run(run_dir: Path, config: dict, data: dict) -> str | None:
     return ""
 
 
+def runs_refusal(configs, data_root=None) -> str | None:
+    """Why the runs cannot start, in one line, so that every bad config, override or data folder is named before
+    any run starts: the first of ``configs``, ``(config file, overrides)`` pairs, that does not load, or the first
+    data folder they read (``data_root``, else each config's ``data.root``) that is not one; ``auto`` is left to
+    the runs, as it may make the synthetic twin, which is work. None when every run may start."""
+    roots = set()
+    for path, overrides in configs:
+        try:
+            config = load_config(path, overrides)
+        except ConfigError as error:
+            return str(error)
+        roots.add(str(data_root or config["data"]["root"]))
+    for root in sorted(roots - {"auto"}):
+        try:
+            resolve_data_root(root)
+        except (OSError, ValueError) as error:
+            return str(error)
+    return None
+
+
 def at_least(minimum: int):
     """An argparse ``type`` for a whole number >= ``minimum``."""
     def whole_number(text: str) -> int:
@@ -237,20 +257,11 @@ def main(argv=None):
     tboard_dir = args.tboard_dir or defaults["tboard"]
     overrides = [f"log.models_dir={args.models_dir}", *([f"log.tboard_dir={tboard_dir}"] if tboard_dir else []),
                  *args.set]  # the user's --set last: it wins
-    data_roots = set()
-    for name in experiments:  # every bad config or override gets its line before any run starts
-        for fold in range(1, args.folds + 1) if args.folds else [None]:
-            try:
-                config = load_config(Path(args.configs) / f"{name}.yaml", [*overrides,
-                                                                           *fold_overrides(fold, args.folds)])
-            except ConfigError as error:
-                parser.error(str(error))
-        data_roots.add(str(args.data or config["data"]["root"]))
-    for root in sorted(data_roots - {"auto"}):  # 'auto' may make the synthetic twin: that is work, left to the runs
-        try:
-            resolve_data_root(root)
-        except (OSError, ValueError) as error:
-            parser.error(str(error))
+    refusal = runs_refusal(((Path(args.configs) / f"{name}.yaml", [*overrides, *fold_overrides(fold, args.folds)])
+                            for name in experiments for fold in (range(1, args.folds + 1) if args.folds else [None])),
+                           args.data)
+    if refusal:
+        parser.error(refusal)
 
     failed = []
     runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds, args.folds), k, n)

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import src.recipe
 from src.config import ConfigError, load_config
-from src.recipe import STUDY_KEYS, Study, choose, load_study, planned_runs, report, run_overrides
+from src.recipe import STUDY_KEYS, Study, choose, load_study, planned_runs, report, run_overrides, selection_source
 from src.training.runlock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,7 +199,8 @@ CORRECT = {("a", "GRUCell", 0, 1): 8, ("a", "GRUCell", 0, 2): 6, ("a", "GRUCell"
 
 def write_results(study: Study, models_dir: Path, skip=(), **changed) -> None:
     """A results.json for each planned run but ``skip``, as src.evaluate writes them (the keys the report reads):
-    10 test videos of fold k (ids v<k>_<i>), CORRECT of them right, 30 epochs of 6 s (recipe a) or 24 s (b),
+    10 test videos of fold k (ids v<k>_<i>), CORRECT of them right, 30 epochs of 6 s (recipe a) or 24 s (b)
+    (the third 5x as long, so results.json's epoch_time_s, their mean, is 34/30 of it),
     15 or 60 steps each; ``changed``: config keys (section.key) set otherwise than the study's."""
     for run in planned_runs(study):
         if (run.recipe, run.run) in skip:
@@ -210,11 +212,13 @@ def write_results(study: Study, models_dir: Path, skip=(), **changed) -> None:
         seconds, steps = (6.0, 15) if run.recipe == "a" else (24.0, 60)
         results = {"experiment": run.run, "seed": run.seed, "val_accuracy": 0.9, "best_epoch": 20 + run.fold,
                    "clip_accuracy": (correct - 1) / 10, "video_accuracy": correct / 10, "num_test_videos": 10,
-                   "epoch_time_s": seconds, "epochs": 30,
+                   "epoch_time_s": seconds * 34 / 30, "epochs": 30,  # the mean of the history's
                    "provenance": {"data": {"root": "data/synth", "synthetic": True, "preset": "full", "source": "kth",
                                            "fingerprint": "sha1:" + "ab" * 20},
                                   "persons": {"test": [run.fold]}, "train_device": "cpu", "train_precision": "float32"},
-                   "config": config, "history": [{"epoch": e, "steps": steps} for e in range(1, 31)],
+                   "config": config,  # epoch 3 shared the CPU with another job: 5x as long, a median's outlier
+                   "history": [{"epoch": e, "steps": steps, "epoch_time_s": seconds * (5 if e == 3 else 1)}
+                               for e in range(1, 31)],
                    "predictions": [{"video_id": f"v{run.fold}_{i}"} for i in range(10)]}
         (models_dir / run.recipe / run.run).mkdir(parents=True, exist_ok=True)
         (models_dir / run.recipe / run.run / "results.json").write_text(json.dumps(results))
@@ -295,7 +299,8 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
     figure in trial/, nothing in results/ or imgs/."""
     recipes = tmp_path / "recipes.yaml"
     recipes.write_text("models: [GRUCell]\nseeds: 1\ncross_validation:\n  folds: 2\n  groups: [1, 2, 15, 17]\n"
-                       "recipes:\n  old: {}\n  ema:\n    train.ema_decay: 0.5\n    train.select: last\n")
+                       "recipes:\n  old: {}\n  ema:\n    train.ema_decay: 0.5\n    train.select: last\n"
+                       "  old_last: {base: old, train.select: last}\n")
     monkeypatch.chdir(tmp_path)
     command = ["--recipes", str(recipes), "--configs", str(REPO / "configs"), "--data", str(tiny_prepared),
                "--models-dir", "trial", "--set", *TINY]
@@ -320,5 +325,23 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
     assert not (tmp_path / "results").exists() and not (tmp_path / "imgs").exists()
     assert not list(tmp_path.rglob(LOCK_NAME))
 
+    for fold in (1, 2):  # old_last trained nothing: old's last epoch, re-selected
+        run = f"GRUCell_fold{fold}"
+        assert f"old_last/{run}: not trained: the last epoch of {Path('trial') / 'old' / run / 'last.pth'}" in out
+        derived, trained = (json.loads((tmp_path / "trial" / recipe / run / "results.json").read_text())
+                            for recipe in ("old_last", "old"))
+        assert derived["history"] == trained["history"] and derived["best_epoch"] == 2
+        assert derived["config"]["train"]["select"] == "last"
+        best = torch.load(tmp_path / "trial" / "old_last" / run / "best.pth")["model_state_dict"]
+        last = torch.load(tmp_path / "trial" / "old" / run / "last.pth")["model_state_dict"]
+        assert all(torch.equal(best[key], tensor) for key, tensor in last.items())
+    assert "old_last" in text
+
     src.recipe.main(command)  # every run finished: nothing is trained again
-    assert capsys.readouterr().out.count("(finished before: reused)") == 4
+    assert capsys.readouterr().out.count("(finished before: reused)") == 6
+
+
+def test_only_a_recipe_that_adds_train_select_last_reuses_another_recipes_training():
+    study = load_study(REPO / "configs" / "recipes.yaml")
+    assert {recipe: selection_source(study, recipe) for recipe in study.recipes} == {
+        "old": None, "clips8": None, "clips8_ema": None, "clips8_smooth": None, "clips8_last": "clips8"}

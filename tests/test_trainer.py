@@ -646,3 +646,39 @@ def test_train_select_says_which_epoch_best_pth_holds(tiny_prepared, tmp_path, m
     err = capsys.readouterr().err
     assert ("best.pth: the last epoch (train.select last)" in err) is (select == "last")
     assert ("*best*" in err) is (select == "best")
+
+
+@pytest.mark.parametrize("where", ["same run", "last.pth copied into a new run"])
+def test_a_finished_run_resumed_with_train_select_last_keeps_its_last_epoch(tiny_prepared, tmp_path, monkeypatch,
+                                                                            capsys, where):
+    """A run trained with train.select best (validation made to peak at epoch 1), resumed with last, in its folder
+    or from its last.pth alone in another: no epoch is trained again, best.pth becomes the last epoch's weights
+    and the summary says so; this is how src.recipe gets a 'last epoch' recipe without training it."""
+    measure = src.training.trainer.classification_metrics
+    accuracies = iter([0.9, 0.5])
+    monkeypatch.setattr(src.training.trainer, "classification_metrics",
+                        lambda *args, **kwargs: {**measure(*args, **kwargs), "accuracy": next(accuracies)})
+    train(tiny_config(tmp_path / "first"), data_root=tiny_prepared)
+    monkeypatch.setattr(src.training.trainer, "classification_metrics", measure)
+    trained = tmp_path / "first" / "models" / "GRUCell"
+    assert torch.load(trained / "best.pth")["epoch"] == 1
+    out = tmp_path / "first" if where == "same run" else tmp_path / "second"
+    if where != "same run":
+        (out / "models" / "GRUCell").mkdir(parents=True)
+        (out / "models" / "GRUCell" / "last.pth").write_bytes((trained / "last.pth").read_bytes())
+    last_before = (trained / "last.pth").read_bytes()
+    capsys.readouterr()
+    summary = train(tiny_config(out, extra=["train.select=last"]), data_root=tiny_prepared, resume=True)
+    run = out / "models" / "GRUCell"
+    best, last = torch.load(run / "best.pth"), torch.load(run / "last.pth")
+    if where == "same run":
+        assert (run / "last.pth").read_bytes() == last_before  # nothing trained, last.pth untouched
+    assert best["epoch"] == best["metrics"]["best"]["epoch"] == summary["best_epoch"] == EPOCHS
+    assert summary["best_val_accuracy"] == 0.5 and summary["epochs"] == EPOCHS  # the last row's, not retrained
+    assert all(torch.equal(best["model_state_dict"][key], tensor) for key, tensor in last["model_state_dict"].items())
+    assert best["config"]["train"]["select"] == "last"
+    confusion = torch.as_tensor(best["metrics"]["best"]["val_confusion_matrix"])
+    assert confusion.sum() > 0  # validated again: the matrix of the last epoch's weights
+    err = capsys.readouterr().err
+    assert "best.pth is now the last epoch's weights, epoch 2" in err
+    assert "changed config" not in err  # train.select changes which epoch is kept, not the training

@@ -445,8 +445,9 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
         start_epoch = checkpoint["epoch"]
         history, best = checkpoint["metrics"]["history"], checkpoint["metrics"]["best"]
         set_rng_states(checkpoint["rng_states"])
-        changed = sorted(key for key, value in flat_hparams(checkpoint["config"]).items()
-                         if not key.startswith("log.") and flat_hparams(config).get(key) != value)
+        changed = sorted(key for key, value in flat_hparams(checkpoint["config"]).items()  # train.select: which
+                         if not key.startswith("log.") and key != "train.select"  # epoch is kept, not training
+                         and flat_hparams(config).get(key) != value)
         if changed and main:
             warnings.warn(f"{name}: resuming {last_path} with a changed config ({', '.join(changed)}); the optimizer "
                           f"and learning-rate schedule continue as saved", stacklevel=2)
@@ -502,6 +503,19 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             "channels": channels,
         }
 
+    def validate(epoch: int) -> tuple[dict, float]:
+        """The metrics of ``evaluated`` on the validation split (every rank's share gathered) and the data wait."""
+        logits, labels, wait = clip_logits(evaluated, val_loader, device, precision, desc=f"epoch {epoch} val")
+        logits = distributed.all_reduce_rows(context, logits, val_indices, len(val_set))
+        labels = distributed.all_reduce_rows(context, labels, val_indices, len(val_set))
+        return classification_metrics(logits, labels, val_video_index, num_classes=len(classes)), wait
+
+    def best_record(row: dict, val_metrics: dict) -> dict:
+        return {"epoch": row["epoch"], "val_accuracy": row["val_accuracy"],
+                "val_video_accuracy": row["val_video_accuracy"],
+                "val_per_class_accuracy": row["val_per_class_accuracy"],
+                "val_confusion_matrix": val_metrics["confusion_matrix"]}
+
     epochs = train_config["epochs"]
     try:
         for epoch in tqdm(range(start_epoch + 1, epochs + 1), initial=start_epoch, total=epochs,
@@ -518,11 +532,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             if train_config["precise_bn_batches"]:  # statistics that fit the epoch's final (or averaged) weights
                 recompute_batchnorm_statistics(evaluated, train_metrics.pop("last_clips"),
                                                train_config["precise_bn_batches"], precision)
-            val_logits, val_labels, val_wait = clip_logits(evaluated, val_loader, device, precision,
-                                                           desc=f"epoch {epoch} val")
-            val_logits = distributed.all_reduce_rows(context, val_logits, val_indices, len(val_set))
-            val_labels = distributed.all_reduce_rows(context, val_labels, val_indices, len(val_set))
-            val_metrics = classification_metrics(val_logits, val_labels, val_video_index, num_classes=len(classes))
+            val_metrics, val_wait = validate(epoch)
             epoch_time = time.perf_counter() - epoch_start
             data_wait = train_metrics["data_wait_s"] + val_wait
             row = {
@@ -536,10 +546,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             history.append(row)
             is_best = select == "last" or row["val_accuracy"] > best["val_accuracy"]  # best.pth is this epoch's
             if is_best:
-                best = {"epoch": epoch, "val_accuracy": row["val_accuracy"],
-                        "val_video_accuracy": row["val_video_accuracy"],
-                        "val_per_class_accuracy": row["val_per_class_accuracy"],
-                        "val_confusion_matrix": val_metrics["confusion_matrix"]}
+                best = best_record(row, val_metrics)
             if not main:
                 continue
             marked = is_best and select == "best"
@@ -575,6 +582,16 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
         if writer is not None:
             writer.close()
         raise RuntimeError(f"{name}: train.epochs is {epochs}; nothing to train")
+    if select == "last" and (best["epoch"] != history[-1]["epoch"] or not best_path.is_file()):
+        # a finished run of train.select best resumed with last (or its last.pth alone, copied into a new run):
+        # the last epoch's weights, now in `evaluated`, become best.pth, validated again for the confusion
+        # matrix that the history does not keep
+        val_metrics, _ = validate(history[-1]["epoch"])
+        best = best_record(history[-1], val_metrics)
+        if main:
+            save_checkpoint(checkpoint_now(history[-1]["epoch"]), best_path)
+            print(f"{name}: best.pth is now the last epoch's weights, epoch {best['epoch']} (train.select last)",
+                  file=sys.stderr)
     summary = summarize(history, best)
     summary.update({"experiment": name, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
                     "device": str(device), "num_params": num_params, "world_size": context.world_size,
