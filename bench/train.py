@@ -60,7 +60,13 @@ from src.config import load_config  # noqa: E402
 from src.data.augment import get_train_transforms  # noqa: E402
 from src.data.prepared import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
-from src.training.engine import clip_logits, cpu_description, select_device, training_precision  # noqa: E402
+from src.training.engine import (  # noqa: E402
+    clip_logits,
+    cpu_description,
+    first_epoch_reaching,
+    select_device,
+    training_precision,
+)
 from src.training.trainer import (  # noqa: E402
     make_batches,
     make_datasets,
@@ -295,12 +301,10 @@ def parse_recipe(text: str) -> tuple[str, list[str]]:
 def first_reaching(history: list[dict], level: float) -> tuple[int, float] | None:
     """``(epoch, wall seconds up to its end)`` of the first epoch whose validation clip accuracy is
     at least ``level`` (a fraction), or None. Wall seconds: the epochs' ``epoch_time_s`` summed."""
-    elapsed = 0.0
-    for row in history:
-        elapsed += row["epoch_time_s"]
-        if row["val_accuracy"] >= level - 1e-12:
-            return row["epoch"], elapsed
-    return None
+    epoch = first_epoch_reaching(history, level)
+    if epoch is None:
+        return None
+    return epoch, sum(row["epoch_time_s"] for row in history if row["epoch"] <= epoch)
 
 
 def time_to_accuracy(history: list[dict], targets: list[float]) -> dict:

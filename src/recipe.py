@@ -272,9 +272,13 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
     config (``extra``: the --set it ran with; ``log`` and ``data.root`` aside), and one line for each results.json
     left out (no provenance, or another config). Columns: ``recipe``, ``experiment`` (the model), ``run``,
     ``seed``, those of :func:`src.compare.fold_columns`, ``val acc``, ``test clip acc``, ``test video acc`` (on the
-    held-out fold), ``selected epoch``, ``train min`` (:func:`training_minutes`),
+    held-out fold), ``selected epoch``, ``train min`` (:func:`training_minutes`), ``plateau epoch``
+    (:func:`src.training.engine.plateau_epoch`: the first within half a point of the last epoch's validation clip
+    accuracy) and ``plateau min`` (the training minutes up to its end),
     ``steps`` (optimizer steps; NaN for results of code that did not count them), ``fingerprint``, ``data``,
     ``groups are`` (``persons`` on KTH, else ``groups``), ``train device`` and ``precision`` (of training)."""
+    from src.training.engine import plateau_epoch  # torch: imported only when needed, so bad arguments fail fast
+
     rows, left_out = [], []
     for planned in planned_runs(study):
         path = Path(models_dir) / planned.recipe / planned.run / "results.json"
@@ -294,28 +298,34 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
             continue
         history = results.get("history") or []
         counted = bool(history) and all("steps" in row for row in history)
+        plateau = plateau_epoch(history) if history and all("val_accuracy" in row for row in history) else None
         rows.append({"recipe": planned.recipe, "experiment": planned.model, "run": planned.run, "seed": planned.seed,
                      **fold_columns(results), "val acc": results["val_accuracy"],
                      "test clip acc": results["clip_accuracy"], "test video acc": results["video_accuracy"],
                      "selected epoch": results["best_epoch"],
                      "train min": training_minutes(results),
+                     "plateau epoch": float("nan") if plateau is None else plateau,
+                     "plateau min": float("nan") if plateau is None else training_minutes(results, plateau),
                      "steps": sum(row["steps"] for row in history) if counted else float("nan"),
                      "fingerprint": provenance["data"]["fingerprint"], "data": data_label(provenance["data"]),
                      "groups are": "persons" if provenance.get("persons") else "groups",
                      "train device": provenance.get("train_device") or results.get("device"),
                      "precision": provenance.get("train_precision") or results.get("precision")})
     columns = ["recipe", "experiment", "run", "seed", "fold", "folds", "test videos", "test video ids", "val acc",
-               "test clip acc", "test video acc", "selected epoch", "train min", "steps", "fingerprint", "data",
+               "test clip acc", "test video acc", "selected epoch", "train min", "plateau epoch", "plateau min",
+               "steps", "fingerprint", "data",
                "groups are", "train device", "precision"]
     return pd.DataFrame(rows, columns=columns), left_out
 
 
-def training_minutes(results: dict) -> float:
-    """A run's training wall time in minutes: its epochs x the median of its epochs' wall times (training,
-    BatchNorm recomputation and validation; not testing), so that a load that shared the CPU for a few of the
-    epochs (another job, a test run) does not count; results without per-epoch times: epochs x their mean."""
+def training_minutes(results: dict, epochs: int | None = None) -> float:
+    """A run's training wall time in minutes, of its first ``epochs`` (default all): that many epochs x the median
+    of its epochs' wall times (training, BatchNorm recomputation and validation; not testing), so that a load that
+    shared the CPU for a few of the epochs (another job, a test run) does not count; results without per-epoch
+    times: x their mean."""
     times = [row["epoch_time_s"] for row in results.get("history") or [] if "epoch_time_s" in row]
-    return (float(np.median(times)) if times else results["epoch_time_s"]) * results["epochs"] / 60
+    epochs = results["epochs"] if epochs is None else epochs
+    return (float(np.median(times)) if times else results["epoch_time_s"]) * epochs / 60
 
 
 def _spread(values: pd.Series) -> dict:
@@ -325,12 +335,14 @@ def _spread(values: pd.Series) -> dict:
 def summarize_study(runs: pd.DataFrame, study: Study) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(per recipe, per recipe and model)``: for each, ``runs`` and ``planned`` (how many of the study's), and
     ``<column> mean`` / ``<column> std`` (sample std, ddof=1; NaN for one run) of ``test video acc``, ``test clip
-    acc``, ``train min``, ``steps`` and ``selected epoch`` over its runs (seeds x folds). Per recipe and model also
+    acc``, ``train min``, ``plateau min``, ``plateau epoch``, ``steps`` and ``selected epoch`` over its runs
+    (seeds x folds). Per recipe and model also
     ``pooled``: ``{seed: test video accuracy pooled over its folds}`` for each seed whose K fold runs are all there
     (:func:`src.compare.kfold_summary`). Per recipe also ``diff mean``, ``diff std``, ``diff ci low``, ``diff ci high``
     and ``pairs``: test video accuracy minus the reference recipe's (:attr:`Study.reference`), run by run over the
     same model, seed and fold, with the 95 % t-interval of its mean (:func:`src.compare.t_interval`)."""
-    statistics = ["test video acc", "test clip acc", "train min", "steps", "selected epoch"]
+    statistics = ["test video acc", "test clip acc", "train min", "plateau min", "plateau epoch", "steps",
+                  "selected epoch"]
     key = ["experiment", "seed", "fold"]
     reference = runs[runs["recipe"] == study.reference].set_index(key)["test video acc"]
 
@@ -410,6 +422,7 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
     if choice is not None:
         text += f"**The study chose `{choice[0]}`{'' if len(runs) == planned else ' (so far)'}**: {choice[1]}.\n\n"
     reference = study.reference
+    reference_minutes = per_recipe.set_index("recipe").loc[reference, "train min mean"]
     table = pd.DataFrame({
         "recipe": per_recipe["recipe"],
         "config keys": [study.keys[name] for name in per_recipe["recipe"]],
@@ -421,11 +434,16 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
         f"− {reference}, paired (pp)": ["–" if name == reference else _cell(m, s) + f" (n {n})" for name, m, s, n in
                                         zip(per_recipe["recipe"], per_recipe["diff mean"], per_recipe["diff std"],
                                             per_recipe["pairs"])],
-        f"{CONFIDENCE:.0%} CI (pp)": ["–" if np.isnan(low) else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
-                                      for low, high in zip(per_recipe["diff ci low"], per_recipe["diff ci high"])],
+        f"{CONFIDENCE:.0%} CI (pp)": ["–" if np.isnan(low) or name == reference else
+                                      f"[{100 * low:+.1f}, {100 * high:+.1f}]" for name, low, high in
+                                      zip(per_recipe["recipe"], per_recipe["diff ci low"], per_recipe["diff ci high"])],
         "training min per run": [_cell(m, s, 1) for m, s in zip(per_recipe["train min mean"],
                                                                  per_recipe["train min std"])],
         "optimizer steps per run": [_cell(m, float("nan"), 1, 0) for m in per_recipe["steps mean"]],
+        "min to plateau": [_cell(m, s, 1) for m, s in zip(per_recipe["plateau min mean"],
+                                                           per_recipe["plateau min std"])],
+        f"plateau / {reference}'s run": [f"{m / reference_minutes:.2f}x" if reference_minutes > 0 and not np.isnan(m)
+                                         else "–" for m in per_recipe["plateau min mean"]],
     })
     text += "## Per recipe, over every model\n\n" + table.to_markdown(index=False, disable_numparse=True) + "\n\n"
     table = pd.DataFrame({
@@ -443,6 +461,8 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
         "optimizer steps per run": [_cell(m, float("nan"), 1, 0) for m in per_model["steps mean"]],
         "selected epoch": [_cell(m, s, 1) for m, s in zip(per_model["selected epoch mean"],
                                                           per_model["selected epoch std"])],
+        "plateau epoch": [_cell(m, s, 1) for m, s in zip(per_model["plateau epoch mean"],
+                                                         per_model["plateau epoch std"])],
     })
     text += "## Per recipe and model\n\n" + table.to_markdown(index=False, disable_numparse=True) + "\n\n"
     text += ("Accuracies are those of the held-out fold's test videos and clips (a video's clips evenly spaced, "
@@ -458,7 +478,11 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
              "few epochs does not count) on the CPU it trained on, mean ± std over its runs; 'optimizer steps' are "
              "the steps of its epochs, mean over the runs (the folds' training persons hold slightly different "
              "numbers of videos); 'selected epoch' is the epoch best.pth holds (the best validation epoch, or the last "
-             "with train.select last). The choice reads the first table: the highest mean test video accuracy, or, "
+             "with train.select last). A run's plateau is its first epoch whose validation clip accuracy lies "
+             "within half a point of its last epoch's; 'min to plateau' the training minutes up to its end (that "
+             f"many epochs x the median epoch time); 'plateau / {reference}'s run' is its mean over the mean "
+             f"training minutes of a whole {reference} run (the issue's goal: at most 3x). The choice reads the "
+             "first table: the highest mean test video accuracy, or, "
              "among the recipes whose mean lies within one std (the top recipe's) of it, the smallest std.\n")
     return text
 

@@ -8,6 +8,8 @@ from src.training.engine import (
     available_devices,
     classification_metrics,
     cpu_info,
+    first_epoch_reaching,
+    plateau_epoch,
     select_device,
     training_precision,
 )
@@ -132,3 +134,11 @@ def test_autocast_runs_in_the_precision_named():
         assert layer(x).dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
     with pytest.raises(ValueError, match="float32, bfloat16, float16, got 'half'"):
         autocast(cpu, "half")
+
+
+def test_the_plateau_is_the_first_epoch_within_half_a_point_of_the_last():
+    history = [{"epoch": e, "val_accuracy": acc} for e, acc in enumerate([0.5, 0.896, 0.85, 0.93, 0.9, 0.9], 1)]
+    assert first_epoch_reaching(history, 0.9) == 4 and first_epoch_reaching(history, 0.95) is None
+    assert plateau_epoch(history) == 2  # 0.896 >= 0.9 - 0.005, though epoch 3 dips below again
+    assert plateau_epoch(history, tolerance=0.001) == 4  # above the last counts too
+    assert plateau_epoch(history[:1]) == 1

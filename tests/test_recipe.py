@@ -217,7 +217,8 @@ def write_results(study: Study, models_dir: Path, skip=(), **changed) -> None:
                                            "fingerprint": "sha1:" + "ab" * 20},
                                   "persons": {"test": [run.fold]}, "train_device": "cpu", "train_precision": "float32"},
                    "config": config,  # epoch 3 shared the CPU with another job: 5x as long, a median's outlier
-                   "history": [{"epoch": e, "steps": steps, "epoch_time_s": seconds * (5 if e == 3 else 1)}
+                   "history": [{"epoch": e, "steps": steps, "epoch_time_s": seconds * (5 if e == 3 else 1),
+                                "val_accuracy": min(0.9, 0.5 + 0.05 * e)}  # at its plateau from epoch 8 on
                                for e in range(1, 31)],
                    "predictions": [{"video_id": f"v{run.fold}_{i}"} for i in range(10)]}
         (models_dir / run.recipe / run.run).mkdir(parents=True, exist_ok=True)
@@ -238,6 +239,10 @@ def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_p
     assert row.loc["b", "test video acc std"] == pytest.approx(b.std(ddof=1))
     assert row.loc["b", "diff mean"] == pytest.approx((b - a).mean()) and row.loc["b", "pairs"] == 8
     assert row.loc["b", "steps mean"] == 1800 and row.loc["b", "train min mean"] == pytest.approx(12.0)
+    assert row.loc["b", "plateau min mean"] == pytest.approx(8 * 24 / 60) and row.loc["a", "plateau epoch mean"] == 8
+    a_row, b_row = (next(line for line in text.splitlines() if line.startswith(f"| {name} ")) for name in "ab")
+    assert [cell.strip() for cell in a_row.split("|")[6:8]] == ["–", "–"]  # a is the reference: no difference
+    assert [cell.strip() for cell in b_row.split("|")[-3:-1]] == ["3.2 ± 0.0", "1.07x"]  # over a's 3.0 min
     lines = text.splitlines()
     assert any(line.startswith("| a ") and "| 8 of 8 " in line and f"{100 * a.mean():.1f} ± {100 * a.std():.1f}" in line
                and "| 3.0 ± 0.0 " in line and "| 450 " in line for line in lines)

@@ -185,6 +185,18 @@ def clip_video_index(dataset) -> torch.Tensor:
     return torch.tensor([video for video, _ in dataset.clips])
 
 
+def first_epoch_reaching(history: list[dict], level: float) -> int | None:
+    """The first epoch of ``history`` (the trainer's per-epoch rows) whose validation clip accuracy is at least
+    ``level`` (a fraction), or None."""
+    return next((row["epoch"] for row in history if row["val_accuracy"] >= level - 1e-12), None)
+
+
+def plateau_epoch(history: list[dict], tolerance: float = 0.005) -> int:
+    """The epoch a run reached its plateau: the first whose validation clip accuracy lies within ``tolerance``
+    (default half a point) of the last epoch's, or above it."""
+    return first_epoch_reaching(history, history[-1]["val_accuracy"] - tolerance)
+
+
 def summarize(history: list[dict], best: dict) -> dict:
     """The run's headline numbers from its per-epoch history."""
     epoch_times = [row["epoch_time_s"] for row in history]
