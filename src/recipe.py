@@ -31,6 +31,8 @@ Then, and with ``--report`` alone, it writes from the results.json files there (
   recipe over every model, the same and the paired difference to the first recipe; and the recipe the study chose
   (:func:`choose`): the highest mean held-out test video accuracy over every model, or, among the recipes within
   one std of it, the one with the smallest std. Partial results say how many runs of how many;
+- ``results/recipe_runs.csv``: the runs behind it, one row each (:data:`RUN_COLUMNS`), so that git keeps them
+  (the runs' folders are not committed);
 - ``imgs/recipe.png``: held-out test video accuracy against training minutes per run, mean ± std, one marker per
   recipe and one colour per model.
 
@@ -318,6 +320,11 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
     return pd.DataFrame(rows, columns=columns), left_out
 
 
+RUN_COLUMNS = ["recipe", "experiment", "seed", "fold", "test videos", "val acc", "test clip acc", "test video acc",
+               "selected epoch", "plateau epoch", "train min", "plateau min", "steps", "train device", "precision"]
+"""recipe_runs.csv's columns: one row per run of the study, as :func:`read_runs` reads it."""
+
+
 def training_minutes(results: dict, epochs: int | None = None) -> float:
     """A run's training wall time in minutes, of its first ``epochs`` (default all): that many epochs x the median
     of its epochs' wall times (training, BatchNorm recomputation and validation; not testing), so that a load that
@@ -543,9 +550,12 @@ def report(study: Study, models_dir: str | Path = DEFAULT_MODELS_DIR, out_dir=No
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(out_dir / "recipe.md", "w") as f:
         f.write(study_markdown(runs, study, per_recipe, per_model))
+    with atomic_write(out_dir / "recipe_runs.csv", "w", newline="") as f:  # the runs behind the table, for git
+        runs[RUN_COLUMNS].to_csv(f, index=False, float_format="%.6g")
     plot_study(per_model, study, imgs_dir / "recipe.png")
     planned = len(study.models) * len(study.recipes) * study.seeds * study.folds
-    print(f"{len(runs)} of {planned} runs of the study -> {out_dir / 'recipe.md'}, {imgs_dir / 'recipe.png'}")
+    print(f"{len(runs)} of {planned} runs of the study -> {out_dir / 'recipe.md'}, {out_dir / 'recipe_runs.csv'}, "
+          f"{imgs_dir / 'recipe.png'}")
     return per_recipe
 
 

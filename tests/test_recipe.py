@@ -240,6 +240,9 @@ def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_p
     assert row.loc["b", "diff mean"] == pytest.approx((b - a).mean()) and row.loc["b", "pairs"] == 8
     assert row.loc["b", "steps mean"] == 1800 and row.loc["b", "train min mean"] == pytest.approx(12.0)
     assert row.loc["b", "plateau min mean"] == pytest.approx(8 * 24 / 60) and row.loc["a", "plateau epoch mean"] == 8
+    table = pd.read_csv(models / "recipe_runs.csv")
+    assert len(table) == 16 and list(table.columns) == src.recipe.RUN_COLUMNS
+    assert table.groupby("recipe")["test video acc"].mean().to_dict() == pytest.approx({"a": a.mean(), "b": b.mean()})
     a_row, b_row = (next(line for line in text.splitlines() if line.startswith(f"| {name} ")) for name in "ab")
     assert [cell.strip() for cell in a_row.split("|")[6:8]] == ["–", "–"]  # a is the reference: no difference
     assert [cell.strip() for cell in b_row.split("|")[-3:-1]] == ["3.2 ± 0.0", "1.07x"]  # over a's 3.0 min
