@@ -205,7 +205,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
                        **split_record({"test": test_set}, trained=trained),
                        "code_version": code_version(), "train_code_version": trained.get("code_version"),
                        "train_amp": trained.get("amp"), "train_precision": trained.get("precision"),
-                       "train_device": trained.get("device")},
+                       "train_device": trained.get("device"), "train_machine": trained.get("machine")},
         "config": config,
         "history": history,
         "predictions": clip_predictions(test_set, logits, labels),

@@ -311,7 +311,8 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
                      "steps": sum(row["steps"] for row in history) if counted else float("nan"),
                      "fingerprint": provenance["data"]["fingerprint"], "data": data_label(provenance["data"]),
                      "groups are": "persons" if provenance.get("persons") else "groups",
-                     "train device": provenance.get("train_device") or results.get("device"),
+                     "train device": provenance.get("train_machine") or
+                     f"{provenance.get('train_device') or results.get('device')} (model not recorded)",
                      "precision": provenance.get("train_precision") or results.get("precision")})
     columns = ["recipe", "experiment", "run", "seed", "fold", "folds", "test videos", "test video ids", "val acc",
                "test clip acc", "test video acc", "selected epoch", "train min", "plateau epoch", "plateau min",
@@ -409,7 +410,10 @@ def _cell(mean: float, std: float, scale: float = 100, digits: int = 1) -> str:
 def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, per_model: pd.DataFrame) -> str:
     """The report: a header naming the data and the protocol, the tables (accuracies in %), the choice, the notes."""
     planned = len(study.models) * len(study.recipes) * study.seeds * study.folds
-    devices = ", ".join(sorted(map(str, runs["train device"].dropna().unique()))) or "unknown"
+    machines = runs["train device"].value_counts()
+    devices = "; ".join(f"{machine} ({count} runs)" for machine, count in machines.items()) or "unknown"
+    if len(machines) > 1:  # the study spans sessions, and sessions may get other CPUs
+        devices += ": their training minutes are comparable only within one machine"
     precisions = ", ".join(sorted(map(str, runs["precision"].dropna().unique()))) or "unknown"
     groups = next((json.loads(item.partition("=")[2]) for item in study.cross_validation
                    if item.startswith("data.groups=")), None)

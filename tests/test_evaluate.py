@@ -10,6 +10,7 @@ from src.data.sources.kth import ACTIONS, TEST_PERSONS
 from src.evaluate import evaluate, main, measure_speed, print_table
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import load_model
+from src.training.engine import cpu_description
 from src.training.trainer import train
 from tests.conftest import FOUR_CLASSES
 
@@ -59,6 +60,7 @@ def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepar
     model, _ = load_model(best_path)
     assert results["num_params"] == count_parameters(model) == summary["num_params"]
     assert results["device"] == "cpu"
+    assert results["provenance"]["train_machine"] == cpu_description()
     assert results["epoch_time_s"] > 0 and results["latency_ms"] > 0
     assert results["throughput_clips_per_s"] > 0
     assert results["config"]["model"]["hidden_dim"] == 16

@@ -215,7 +215,8 @@ def write_results(study: Study, models_dir: Path, skip=(), **changed) -> None:
                    "epoch_time_s": seconds * 34 / 30, "epochs": 30,  # the mean of the history's
                    "provenance": {"data": {"root": "data/synth", "synthetic": True, "preset": "full", "source": "kth",
                                            "fingerprint": "sha1:" + "ab" * 20},
-                                  "persons": {"test": [run.fold]}, "train_device": "cpu", "train_precision": "float32"},
+                                  "persons": {"test": [run.fold]}, "train_device": "cpu", "train_precision": "float32",
+                                  "train_machine": "AMD EPYC, 2 logical CPUs, no native bf16"},
                    "config": config,  # epoch 3 shared the CPU with another job: 5x as long, a median's outlier
                    "history": [{"epoch": e, "steps": steps, "epoch_time_s": seconds * (5 if e == 3 else 1),
                                 "val_accuracy": min(0.9, 0.5 + 0.05 * e)}  # at its plateau from epoch 8 on
@@ -257,6 +258,7 @@ def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_p
                for line in lines)
     assert "only persons 1-4 are read (data.groups)" in text and "2-fold cross-validation" in text
     assert "**The study chose `b`**: the highest mean held-out test video accuracy is b's" in text
+    assert "Trained on AMD EPYC, 2 logical CPUs, no native bf16 (16 runs) (float32)." in text
 
 
 def test_a_partial_study_says_how_many_runs_of_how_many_and_leaves_out_other_configs(tmp_path, capsys):

@@ -21,7 +21,7 @@ from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS
 from src.training.checkpoint import CHECKPOINT_KEYS, load_model
-from src.training.engine import training_precision
+from src.training.engine import cpu_description, training_precision
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
 from src.training.trainer import NonFiniteLossError, log_epoch, make_scheduler, train
 from tests.conftest import FOUR_CLASSES
@@ -296,6 +296,7 @@ def test_checkpoints_record_their_provenance(finished_run, tiny_prepared):
     assert provenance["data"]["fingerprint"].startswith("sha1:") and provenance["data"]["preset"] == "tiny"
     assert provenance["precision"] == training_precision("auto", torch.device("cpu"))  # the default, train.amp auto
     assert provenance["amp"] is (provenance["precision"] != "float32") and provenance["device"] == "cpu"
+    assert provenance["machine"] == cpu_description()  # the CPU model: timings differ between machines
     assert provenance["code_version"]
 
 

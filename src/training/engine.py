@@ -95,6 +95,14 @@ def cpu_description() -> str:
             f"{'native bf16' if native_bf16() else 'no native bf16'}")
 
 
+def machine_description(device: torch.device) -> str:
+    """What ``device`` is, for the record of a run's timings: the GPU's name on CUDA
+    (``'NVIDIA H200'``), else :func:`cpu_description`."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return device.type if device.type != "cpu" else cpu_description()
+
+
 def training_precision(amp: str | bool, device: torch.device) -> str:
     """The precision ``train.amp`` (``'auto'``, True or False) gives on ``device``: ``'float16'``
     (autocast, with a GradScaler) on CUDA unless False; on a CPU ``'bfloat16'`` autocast with True, or

@@ -75,6 +75,7 @@ from src.training.engine import (
     classification_metrics,
     clip_logits,
     clip_video_index,
+    machine_description,
     select_device,
     summarize,
     timed,
@@ -481,7 +482,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
 
     provenance = {"data": data, "classes": train_set.classes, **split_record({"train": train_set, "val": val_set}),
                   "code_version": code_version(), "amp": precision != "float32", "precision": precision,
-                  "device": str(device)}
+                  "device": str(device), "machine": machine_description(device)}
 
     def checkpoint_now(epoch: int) -> dict:
         return {
