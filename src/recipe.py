@@ -21,7 +21,8 @@ process or machine sharing the folder). The runs go seed by seed (seed 0 of ever
 so a study cut short is a whole comparison over fewer seeds. Two lines per run say where it stands; a run that
 fails is reported and the study goes on (exit status 1 at the end). A recipe that only adds ``train.select: last``
 to another (``clips8_last`` to ``clips8``) trains nothing: each of its runs starts from a copy of the other
-recipe's finished last.pth, which the trainer turns into best.pth without training (:func:`selection_source`).
+recipe's finished last.pth, which the trainer turns into best.pth without training (:func:`selection_source`);
+it is skipped while that run is not finished.
 
 Then, and with ``--report`` alone, it writes from the results.json files there (:func:`report`):
 
@@ -242,21 +243,22 @@ def selection_source(study: Study, recipe: str) -> str | None:
                                                          if not item.startswith("train.select=")] == trained), None)
 
 
-def reuse_training(study: Study, planned: StudyRun, models_dir: str | Path) -> str | None:
+def reuse_training(study: Study, planned: StudyRun, models_dir: str | Path) -> tuple[str, bool] | None:
     """For a run of a recipe with a :func:`selection_source` that has neither results.json nor last.pth yet: copy
-    the source's run's last.pth into its folder, once that run is finished (its results.json exists). Returns the
-    line that says what was done (or why the run will train after all), None for other runs."""
+    the source's run's last.pth into its folder, once that run is finished (its results.json exists).
+    Returns ``(the line that says what was done, whether the run can go on)``: it cannot while the source's
+    run is not finished (it would train what the source trains); None for every other run."""
     source = selection_source(study, planned.recipe)
     target = Path(models_dir) / planned.recipe / planned.run
     if source is None or (target / "results.json").is_file() or (target / "last.pth").is_file():
         return None
     trained = Path(models_dir) / source / planned.run
     if not (trained / "results.json").is_file() or not (trained / "last.pth").is_file():
-        return f"{trained} is not finished, so this run trains"
+        return f"waits for {trained} to finish (run {source} first; this run re-selects its last epoch)", False
     target.mkdir(parents=True, exist_ok=True)
     with atomic_path(target / "last.pth") as tmp:
         shutil.copyfile(trained / "last.pth", tmp)
-    return f"not trained: the last epoch of {trained / 'last.pth'} (train.select last)"
+    return f"not trained: the last epoch of {trained / 'last.pth'} (train.select last)", True
 
 
 def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboard_dir: str | Path,
@@ -642,9 +644,11 @@ def main(argv=None):
         saved = run_dir / "results.json"
         before = saved.stat().st_mtime_ns if saved.is_file() else None
         try:
-            reused = reuse_training(study, planned, args.models_dir)
-            if reused:
-                print(f"{where}: {reused}", flush=True)
+            derived = reuse_training(study, planned, args.models_dir)
+            if derived is not None:
+                print(f"{where}: {derived[0]}{'' if derived[1] else '; skipped'}", flush=True)
+                if not derived[1]:
+                    continue
             results = run_claimed(run_dir / LOCK_NAME, planned.model, planned.run, planned.seed,
                                   run_overrides(study, planned, args.models_dir, tboard_dir, args.set),
                                   data_root=args.data, configs_dir=args.configs)

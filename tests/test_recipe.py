@@ -21,10 +21,10 @@ TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.m
 def test_the_repository_study_plans_every_model_recipe_seed_and_fold_on_the_training_persons_alone():
     study = load_study()
     assert study.models == ["GRUCell", "OwnLSTM"] and study.seeds == 3 and study.folds == 4
-    assert list(study.recipes) == ["old", "clips8", "clips8_ema", "clips8_smooth", "clips8_last"]
+    assert list(study.recipes) == ["old", "clips8", "clips8_ema", "clips8_smooth", "clips8_last", "clips8_ema_last"]
     assert study.reference == "old"
     runs = planned_runs(study)
-    assert len(runs) == len({(run.recipe, run.run) for run in runs}) == 2 * 5 * 3 * 4
+    assert len(runs) == len({(run.recipe, run.run) for run in runs}) == 2 * 6 * 3 * 4
     assert runs[0] == ("old", "GRUCell", "GRUCell_fold1", 0, 1) and runs[1].model == "OwnLSTM"
     assert [run.seed for run in runs] == sorted(run.seed for run in runs)  # seed by seed: seed 0 is whole first
     assert {run.run for run in runs if (run.seed, run.fold) == (2, 3)} == {"GRUCell_fold3_seed2", "OwnLSTM_fold3_seed2"}
@@ -32,9 +32,10 @@ def test_the_repository_study_plans_every_model_recipe_seed_and_fold_on_the_trai
     expected = {"old": {}, "clips8": {"train_clips_per_video": 8},
                 "clips8_ema": {"train_clips_per_video": 8, "ema_decay": 0.983},
                 "clips8_smooth": {"train_clips_per_video": 8, "label_smoothing": 0.1},
-                "clips8_last": {"train_clips_per_video": 8, "select": "last"}}
+                "clips8_last": {"train_clips_per_video": 8, "select": "last"},
+                "clips8_ema_last": {"train_clips_per_video": 8, "ema_decay": 0.983, "select": "last"}}
     base = load_config(REPO / "configs" / "GRUCell.yaml")
-    for run in runs[:40]:  # seed 0: every recipe, model and fold
+    for run in runs[:48]:  # seed 0: every recipe, model and fold
         config = load_config(REPO / "configs" / f"{run.model}.yaml",
                              [f"train.seed={run.seed}", *run_overrides(study, run, "models/recipe", "tb")])
         data, train = config["data"], config["train"]
@@ -143,19 +144,31 @@ def test_the_runs_and_outputs_go_under_the_folders_given(tmp_path, monkeypatch, 
     reports = []
     monkeypatch.setattr(src.recipe, "report", lambda *args: reports.append(args))
     monkeypatch.chdir(tmp_path)
-    src.recipe.main(["--configs", str(REPO / "configs"), "--models-dir", models_dir, "--only-recipes", "clips8_last",
+    src.recipe.main(["--configs", str(REPO / "configs"), "--models-dir", models_dir, "--only-recipes", "clips8_smooth",
                      "--only-models", "OwnLSTM", "--seeds", "1", "--folds", "2", *flags, "--set", "train.epochs=1"])
     ((lock, model, run, seed, overrides),) = runs
-    assert (lock, model, run, seed) == (Path(models_dir) / "clips8_last" / "OwnLSTM_fold2" / LOCK_NAME, "OwnLSTM",
+    assert (lock, model, run, seed) == (Path(models_dir) / "clips8_smooth" / "OwnLSTM_fold2" / LOCK_NAME, "OwnLSTM",
                                         "OwnLSTM_fold2", 0)
-    assert overrides == [f"log.models_dir={Path(models_dir) / 'clips8_last'}", f"log.tboard_dir={tboard}/clips8_last",
+    assert overrides == [f"log.models_dir={Path(models_dir) / 'clips8_smooth'}",
+                         f"log.tboard_dir={tboard}/clips8_smooth",
                          "data.split=kfold", "data.folds=4", "data.fold=2", f"data.groups={list(range(1, 17))}",
-                         "data.train_clips_per_video=8", "train.select=last", "train.epochs=1"]  # --set last
+                         "data.train_clips_per_video=8", "train.label_smoothing=0.1", "train.epochs=1"]  # --set last
     ((_, dir_given, out_dir, imgs_dir, extra, *_),) = reports
     assert dir_given == models_dir and extra == ["train.epochs=1"]
     defaults = src.recipe.output_dirs(dir_given, src.recipe.DEFAULT_MODELS_DIR)
     assert (Path(out_dir or defaults["out"]), Path(imgs_dir or defaults["imgs"])) == (Path(out), Path(imgs))
-    assert "[1/1] clips8_last/OwnLSTM_fold2 (OwnLSTM, seed 0, fold 2 of 4)" in capsys.readouterr().out
+    assert "[1/1] clips8_smooth/OwnLSTM_fold2 (OwnLSTM, seed 0, fold 2 of 4)" in capsys.readouterr().out
+
+
+def test_a_run_that_re_selects_another_recipes_run_waits_for_it(tmp_path, monkeypatch, capsys):
+    runs = fake_runs(monkeypatch)
+    monkeypatch.setattr(src.recipe, "report", lambda *args: None)
+    monkeypatch.chdir(tmp_path)
+    src.recipe.main(["--configs", str(REPO / "configs"), "--models-dir", "trial", "--only-recipes", "clips8_last",
+                     "--only-models", "OwnLSTM", "--seeds", "1", "--folds", "2"])
+    assert runs == [] and not (tmp_path / "trial" / "clips8_last" / "OwnLSTM_fold2" / "last.pth").exists()
+    assert (f"clips8_last/OwnLSTM_fold2: waits for {Path('trial') / 'clips8' / 'OwnLSTM_fold2'} to finish (run clips8 "
+            "first; this run re-selects its last epoch); skipped") in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("flags, names", [
@@ -354,4 +367,5 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
 def test_only_a_recipe_that_adds_train_select_last_reuses_another_recipes_training():
     study = load_study(REPO / "configs" / "recipes.yaml")
     assert {recipe: selection_source(study, recipe) for recipe in study.recipes} == {
-        "old": None, "clips8": None, "clips8_ema": None, "clips8_smooth": None, "clips8_last": "clips8"}
+        "old": None, "clips8": None, "clips8_ema": None, "clips8_smooth": None, "clips8_last": "clips8",
+        "clips8_ema_last": "clips8_ema"}
