@@ -1,6 +1,7 @@
 """Assignment3.ipynb runs top to bottom: in its small profile (SMOKE=1), and in its full profile on a
 fresh clone's state (results.json files present; no checkpoint, no TensorBoard log)."""
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -83,3 +84,20 @@ def test_notebook_runs_top_to_bottom_in_the_full_profile_on_a_fresh_clone(fresh_
         assert (work / "results" / table).stat().st_size > 0, table
     assert snapshot(*RECORD) == record  # nothing of the repository's tables, figures, events or runs rewritten
     assert not (work / "tboard_logs").exists()
+
+
+def test_the_committed_outputs_read_as_a_reader_sees_them():
+    """The committed notebook as GitHub or an HTML export shows it: no error, no stderr (progress bars, warnings),
+    and no absolute path of the machine that ran it (it is run as the README says: TQDM_DISABLE=1, relative
+    NOTEBOOK_DATA)."""
+    notebook = nbformat.read(REPO / "Assignment3.ipynb", as_version=4)
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])]
+    assert outputs, "the notebook is committed with its outputs"
+    assert not [output for output in outputs if output.get("output_type") == "error"]
+    stderr = [output["text"][:80] for output in outputs if output.get("name") == "stderr"]
+    assert not stderr, f"{len(stderr)} stderr outputs, the first: {stderr[0]!r}"
+    text = "\n".join([output.get("text", "") for output in outputs] +
+                     [str(value) for output in outputs for key, value in output.get("data", {}).items()
+                      if key.startswith("text/")])
+    absolute = re.findall(r"(?<![\w.)\]])/(?:work|tmp|home|root|Users|mnt|var|private)/[\w./-]*", text)
+    assert not absolute and str(REPO) not in text, absolute[:3]

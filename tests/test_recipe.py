@@ -259,7 +259,8 @@ def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_p
     assert table.groupby("recipe")["test video acc"].mean().to_dict() == pytest.approx({"a": a.mean(), "b": b.mean()})
     a_row, b_row = (next(line for line in text.splitlines() if line.startswith(f"| {name} ")) for name in "ab")
     assert [cell.strip() for cell in a_row.split("|")[6:8]] == ["–", "–"]  # a is the reference: no difference
-    assert [cell.strip() for cell in b_row.split("|")[-3:-1]] == ["3.2 ± 0.0", "1.07x"]  # over a's 3.0 min
+    assert [cell.strip() for cell in b_row.split("|")[-4:-1]] == ["3.2 ± 0.0", "4.00x ± 0.00", "1.07x ± 0.00"]
+    assert [cell.strip() for cell in a_row.split("|")[-3:-1]] == ["1.00x ± 0.00", "0.27x ± 0.00"]  # 0.8 of 3.0 min
     lines = text.splitlines()
     assert any(line.startswith("| a ") and "| 8 of 8 " in line and f"{100 * a.mean():.1f} ± {100 * a.std():.1f}" in line
                and "| 3.0 ± 0.0 " in line and "| 450 " in line for line in lines)
