@@ -440,7 +440,7 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
             f"{len(study.recipes)} recipes x {study.seeds} seeds x {study.folds} folds = {planned} runs. "
             f"{study.folds}-fold cross-validation by group (data.split kfold): {read}; the run of fold k is tested on "
             f"the held-out {kind} of fold k, and selects its model on validation {kind} carved from the others. "
-            f"Trained on {devices} ({precisions}).\n\n")
+            f"Trained in {precisions} on {devices}.\n\n")
     if len(runs) < planned:
         counts = ", ".join(f"{recipe} {n} of {p}" for recipe, n, p in
                            zip(per_recipe["recipe"], per_recipe["runs"], per_recipe["planned"]))

@@ -272,7 +272,7 @@ def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_p
                for line in lines)
     assert "only persons 1-4 are read (data.groups)" in text and "2-fold cross-validation" in text
     assert "**The study chose `b`**: the highest mean held-out test video accuracy is b's" in text
-    assert "Trained on AMD EPYC, 2 logical CPUs, no native bf16 (16 runs) (float32)." in text
+    assert "Trained in float32 on AMD EPYC, 2 logical CPUs, no native bf16 (16 runs)." in text
 
 
 def test_a_partial_study_says_how_many_runs_of_how_many_and_leaves_out_other_configs(tmp_path, capsys):
