@@ -33,7 +33,9 @@ Then, and with ``--report`` alone, it writes from the results.json files there (
   (:func:`choose`): the highest mean held-out test video accuracy over every model, or, among the recipes within
   one std of it, the one with the smallest std. Partial results say how many runs of how many;
 - ``results/recipe_runs.csv``: the runs behind it, one row each (:data:`RUN_COLUMNS`), so that git keeps them
-  (the runs' folders are not committed);
+  (the runs' folders are not committed). It is also the study's record: a planned run whose folder is gone (lost
+  with a session's machine) counts from its row, and is not trained again, while the row's config digest is the
+  run's and its data fingerprint the data's (:func:`read_runs`, :func:`recorded_runs`);
 - ``imgs/recipe.png``: held-out test video accuracy against training minutes per run, mean ± std, one marker per
   recipe and one colour per model.
 
@@ -47,6 +49,7 @@ run starts; each bad one gets one ``error:`` line.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import shutil
@@ -64,7 +67,7 @@ from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, l
 from src.files import atomic_path, atomic_write, folder_refusal
 from src.suite import at_least, fold_overrides, parse_shard, run_claimed, runs_refusal, shard
 from src.suite import planned_runs as suite_runs
-from src.training.provenance import config_differences, data_label
+from src.training.provenance import comparable_config, config_differences, data_label
 from src.training.runlock import LOCK_NAME
 
 DEFAULT_MODELS_DIR = "models/recipe"  # its table and figure are the committed results/recipe.md and imgs/recipe.png
@@ -270,31 +273,44 @@ def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboar
             *extra]
 
 
-def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str | Path = "configs"
-              ) -> tuple[pd.DataFrame, list[str]]:
+def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str | Path = "configs",
+              record: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per planned run of ``study`` with a ``<models dir>/<recipe>/<run>/results.json`` made with its
     config (``extra``: the --set it ran with; ``log`` and ``data.root`` aside), and one line for each results.json
-    left out (no provenance, or another config). Columns: ``recipe``, ``experiment`` (the model), ``run``,
-    ``seed``, those of :func:`src.compare.fold_columns`, ``val acc``, ``test clip acc``, ``test video acc`` (on the
-    held-out fold), ``selected epoch``, ``train min`` (:func:`training_minutes`), ``plateau epoch``
-    (:func:`src.training.engine.plateau_epoch`: the first within half a point of the last epoch's validation clip
-    accuracy) and ``plateau min`` (the training minutes up to its end),
-    ``steps`` (optimizer steps; NaN for results of code that did not count them), ``fingerprint``, ``data``,
-    ``groups are`` (``persons`` on KTH, else ``groups``), ``train device`` and ``precision`` (of training)."""
+    left out (no provenance, or another config). A planned run without a folder takes its row of ``record``
+    (recipe_runs.csv, :func:`read_record`) when that row's ``config`` is the run's :func:`config_digest`: git keeps
+    the rows, not the folders, so a study outlives the machine it ran on. Columns: ``recipe``, ``experiment`` (the
+    model), ``run``, ``seed``, those of :func:`src.compare.fold_columns` (``test video ids``: None for a recorded
+    row), ``val acc``, ``test clip acc``, ``test video acc`` (on the held-out fold), ``selected epoch``, ``train
+    min`` (:func:`training_minutes`), ``plateau epoch`` (:func:`src.training.engine.plateau_epoch`: the first within
+    half a point of the last epoch's validation clip accuracy) and ``plateau min`` (the training minutes up to its
+    end), ``steps`` (optimizer steps; NaN for results of code that did not count them), ``fingerprint``, ``data``,
+    ``groups are`` (``persons`` on KTH, else ``groups``), ``train device``, ``precision`` (of training), ``config``
+    (its digest) and ``recorded`` (True: the row comes from ``record``)."""
     from src.training.engine import plateau_epoch  # torch: imported only when needed, so bad arguments fail fast
 
+    recorded = {} if record is None else {(row["recipe"], row["experiment"], int(row["seed"]), int(row["fold"])): row
+                                          for row in record.to_dict("records")}
     rows, left_out = [], []
     for planned in planned_runs(study):
         path = Path(models_dir) / planned.recipe / planned.run / "results.json"
+        config = load_config(Path(configs_dir) / f"{planned.model}.yaml",
+                             [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
         if not path.is_file():
+            row = recorded.get((planned.recipe, planned.model, planned.seed, planned.fold))
+            if row is None:
+                continue
+            if row["config"] != config_digest(config):
+                left_out.append(f"{RECORD_NAME}: {planned.recipe}/{planned.run} was made with another config than "
+                                f"the study's now (its folder is gone: run it again)")
+                continue
+            rows.append({**row, "run": planned.run, "test video ids": None, "recorded": True})
             continue
         results = json.loads(path.read_text())
         provenance = results.get("provenance") or {}
         if not provenance.get("data"):
             left_out.append(f"{path}: no provenance (made by older code)")
             continue
-        config = load_config(Path(configs_dir) / f"{planned.model}.yaml",
-                             [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
         changes = config_differences(results.get("config", {}), config)
         if changes:
             left_out.append(f"{path}: made with another config than the study's ({'; '.join(changes[:3])}"
@@ -315,17 +331,70 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
                      "groups are": "persons" if provenance.get("persons") else "groups",
                      "train device": provenance.get("train_machine") or
                      f"{provenance.get('train_device') or results.get('device')} (model not recorded)",
-                     "precision": provenance.get("train_precision") or results.get("precision")})
+                     "precision": provenance.get("train_precision") or results.get("precision"),
+                     "config": config_digest(config), "recorded": False})
     columns = ["recipe", "experiment", "run", "seed", "fold", "folds", "test videos", "test video ids", "val acc",
                "test clip acc", "test video acc", "selected epoch", "train min", "plateau epoch", "plateau min",
-               "steps", "fingerprint", "data",
-               "groups are", "train device", "precision"]
+               "steps", "fingerprint", "data", "groups are", "train device", "precision", "config", "recorded"]
     return pd.DataFrame(rows, columns=columns), left_out
 
 
-RUN_COLUMNS = ["recipe", "experiment", "seed", "fold", "test videos", "val acc", "test clip acc", "test video acc",
-               "selected epoch", "plateau epoch", "train min", "plateau min", "steps", "train device", "precision"]
-"""recipe_runs.csv's columns: one row per run of the study, as :func:`read_runs` reads it."""
+RUN_COLUMNS = ["recipe", "experiment", "run", "seed", "fold", "folds", "test videos", "val acc", "test clip acc",
+               "test video acc", "selected epoch", "plateau epoch", "train min", "plateau min", "steps", "train device",
+               "precision", "fingerprint", "data", "groups are", "config"]
+"""recipe_runs.csv's columns: one row per run of the study, as :func:`read_runs` reads it. ``config`` is
+:func:`config_digest` of the run's config: a row stands for a planned run only while the study would still train
+it so (and ``fingerprint`` is the data's)."""
+RECORD_NAME = "recipe_runs.csv"
+
+
+def config_digest(config: dict) -> str:
+    """A short SHA-1 of what in ``config`` changes a result (:func:`src.training.provenance.comparable_config`:
+    log, data.root and train.amp aside; the precision is its own column), for recipe_runs.csv."""
+    text = json.dumps(comparable_config(config), sort_keys=True, default=str)
+    return "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def read_record(path: str | Path) -> tuple[pd.DataFrame | None, str | None]:
+    """``(rows, None)`` of a recipe_runs.csv written by :func:`report`; ``(None, why)`` when there is none or it
+    lacks :data:`RUN_COLUMNS` (written by older code: its runs count only while their folders are there)."""
+    path = Path(path)
+    if not path.is_file():
+        return None, None
+    record = pd.read_csv(path)
+    missing = [column for column in RUN_COLUMNS if column not in record.columns]
+    if missing:
+        return None, f"{path}: no {missing[0]!r} column (written by older code); its rows are not used"
+    return record, None
+
+
+def recorded_runs(study: Study, runs: list[StudyRun], record: pd.DataFrame | None, configs_dir: str | Path = "configs",
+                  extra=(), data_root=None) -> set[StudyRun]:
+    """The ``runs`` that ``record`` (recipe_runs.csv) holds with their config's :func:`config_digest` and made on the
+    data they would train on (``data_root``, else their config's data.root): the study need not train them again
+    when their folders are gone."""
+    if record is None or record.empty:
+        return set()
+    from src.training.provenance import describe_data  # hashes the data: only when there is a record
+
+    rows = {(row["recipe"], row["experiment"], int(row["seed"]), int(row["fold"])): row
+            for row in record.to_dict("records")}
+    fingerprints, found = {}, set()
+    for planned in runs:
+        row = rows.get((planned.recipe, planned.model, planned.seed, planned.fold))
+        if row is None:
+            continue
+        config = load_config(Path(configs_dir) / f"{planned.model}.yaml",
+                             [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
+        root = str(data_root or config["data"]["root"])
+        if root not in fingerprints:
+            try:
+                fingerprints[root] = describe_data(root)["fingerprint"]
+            except (OSError, ValueError, KeyError):  # no prepared data there: the run will say so when it starts
+                fingerprints[root] = None
+        if row["config"] == config_digest(config) and row["fingerprint"] == fingerprints[root]:
+            found.add(planned)
+    return found
 
 
 def training_minutes(results: dict, epochs: int | None = None) -> float:
@@ -440,7 +509,14 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
             f"{len(study.recipes)} recipes x {study.seeds} seeds x {study.folds} folds = {planned} runs. "
             f"{study.folds}-fold cross-validation by group (data.split kfold): {read}; the run of fold k is tested on "
             f"the held-out {kind} of fold k, and selects its model on validation {kind} carved from the others. "
-            f"Trained in {precisions} on {devices}.\n\n")
+            f"Trained in {precisions} on {devices}.")
+    kept = int(runs["recorded"].astype(bool).sum()) if "recorded" in runs else 0
+    if kept:
+        text += (f" {kept} of the runs {'is a row' if kept == 1 else 'are rows'} of {RECORD_NAME} alone, written "
+                 f"from {'its folder' if kept == 1 else 'their folders'} (checkpoints, histories) while "
+                 f"{'it was' if kept == 1 else 'they were'} there; the machine {'it' if kept == 1 else 'they'} "
+                 f"ran on is gone.")
+    text += "\n\n"
     if len(runs) < planned:
         counts = ", ".join(f"{recipe} {n} of {p}" for recipe, n, p in
                            zip(per_recipe["recipe"], per_recipe["runs"], per_recipe["planned"]))
@@ -558,8 +634,9 @@ def report(study: Study, models_dir: str | Path = DEFAULT_MODELS_DIR, out_dir=No
     src.compare.output_dirs'. Returns the per-recipe summary, or None (nothing written) when there are no runs."""
     defaults = output_dirs(models_dir, DEFAULT_MODELS_DIR)
     out_dir, imgs_dir = Path(out_dir or defaults["out"]), Path(imgs_dir or defaults["imgs"])
-    runs, left_out = read_runs(study, models_dir, extra, configs_dir)
-    for line in left_out:
+    record, unusable = read_record(out_dir / RECORD_NAME)
+    runs, left_out = read_runs(study, models_dir, extra, configs_dir, record)
+    for line in [unusable] * bool(unusable) + left_out:
         print(f"left out {line}")
     if runs.empty:
         print(f"no results of the study under {models_dir} yet: recipe.md and recipe.png not written")
@@ -574,7 +651,7 @@ def report(study: Study, models_dir: str | Path = DEFAULT_MODELS_DIR, out_dir=No
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(out_dir / "recipe.md", "w") as f:
         f.write(study_markdown(runs, study, per_recipe, per_model))
-    with atomic_write(out_dir / "recipe_runs.csv", "w", newline="") as f:  # the runs behind the table, for git
+    with atomic_write(out_dir / RECORD_NAME, "w", newline="") as f:  # the runs behind the table, for git
         runs[RUN_COLUMNS].to_csv(f, index=False, float_format="%.6g")
     plot_study(per_model, study, imgs_dir / "recipe.png")
     planned = len(study.models) * len(study.recipes) * study.seeds * study.folds
@@ -651,6 +728,11 @@ def main(argv=None):
     if refusal:
         parser.error(refusal)
 
+    out_dir = Path(args.out or defaults["out"])
+    record, unusable = read_record(out_dir / RECORD_NAME)
+    if unusable:
+        print(unusable, flush=True)
+    recorded = recorded_runs(study, runs, record, args.configs, args.set, args.data)
     runs = shard(runs, k, n)
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s)", flush=True)
@@ -661,6 +743,10 @@ def main(argv=None):
         run_dir = Path(args.models_dir) / planned.recipe / planned.run
         saved = run_dir / "results.json"
         before = saved.stat().st_mtime_ns if saved.is_file() else None
+        if before is None and planned in recorded:
+            print(f"{where}: recorded in {out_dir / RECORD_NAME} (same config and data; its folder is gone); skipped",
+                  flush=True)
+            continue
         try:
             derived = reuse_training(study, planned, args.models_dir)
             if derived is not None:

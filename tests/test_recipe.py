@@ -1,6 +1,7 @@
 """src/recipe.py: the study's plan from configs/recipes.yaml, a bad recipes.yaml in one line, the report on hand-made
 results.json files, the command line's checks and folders, and a tiny study end to end."""
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -45,10 +46,10 @@ def test_the_repository_study_plans_every_model_recipe_seed_and_fold_on_the_trai
         assert config["log"]["models_dir"] == f"models/recipe/{run.recipe}"
         assert config["log"]["tboard_dir"] == f"tb/{run.recipe}"
         for key, value in {"train_clips_per_video": 2, "ema_decay": 0.0, "label_smoothing": 0.0, "select": "best",
-                           **expected[run.recipe]}.items():
+                           "amp": False, **expected[run.recipe]}.items():  # float32 on every CPU
             assert {**data, **train}[key] == value, (run, key)
         assert train["epochs"] == base["train"]["epochs"] == 30
-    assert study.keys["clips8_last"] == "data.train_clips_per_video=8, train.select=last"
+    assert study.keys["clips8_last"] == "train.amp=false, data.train_clips_per_video=8, train.select=last"
 
 
 def test_fewer_recipes_models_seeds_and_folds_plan_a_part_of_the_study():
@@ -114,10 +115,10 @@ def test_a_bad_recipes_yaml_gets_one_line(tmp_path, monkeypatch, capsys, text, n
 def test_composed_recipes_start_from_their_base():
     path = REPO / "configs" / "recipes.yaml"
     study = load_study(path)
-    assert study.recipes["clips8_ema"] == ["data.train_clips_per_video=8", "train.ema_decay=0.983"]
+    assert study.recipes["clips8_ema"] == ["train.amp=false", "data.train_clips_per_video=8", "train.ema_decay=0.983"]
     assert study.overrides("clips8_smooth", 3) == [
         "data.split=kfold", "data.folds=4", "data.fold=3", f"data.groups={list(range(1, 17))}",
-        "data.train_clips_per_video=8", "train.label_smoothing=0.1"]
+        "train.amp=false", "data.train_clips_per_video=8", "train.label_smoothing=0.1"]
     assert all(not item.startswith(STUDY_KEYS) for overrides in study.recipes.values() for item in overrides)
 
 
@@ -152,7 +153,8 @@ def test_the_runs_and_outputs_go_under_the_folders_given(tmp_path, monkeypatch, 
     assert overrides == [f"log.models_dir={Path(models_dir) / 'clips8_smooth'}",
                          f"log.tboard_dir={tboard}/clips8_smooth",
                          "data.split=kfold", "data.folds=4", "data.fold=2", f"data.groups={list(range(1, 17))}",
-                         "data.train_clips_per_video=8", "train.label_smoothing=0.1", "train.epochs=1"]  # --set last
+                         "train.amp=false", "data.train_clips_per_video=8", "train.label_smoothing=0.1",
+                         "train.epochs=1"]  # --set last
     ((_, dir_given, out_dir, imgs_dir, extra, *_),) = reports
     assert dir_given == models_dir and extra == ["train.epochs=1"]
     defaults = src.recipe.output_dirs(dir_given, src.recipe.DEFAULT_MODELS_DIR)
@@ -294,6 +296,37 @@ def test_a_partial_study_says_how_many_runs_of_how_many_and_leaves_out_other_con
     assert "seed 1" not in lines[0]  # seed 1 lacks a fold: not pooled
 
 
+def test_runs_whose_folders_are_gone_count_from_the_committed_record_while_their_config_holds(tmp_path, capsys):
+    study, models = hand_made_study(tmp_path), tmp_path / "study"
+    write_results(study, models)
+    whole = report(study, models, configs_dir=REPO / "configs")
+    for run in ("GRUCell_fold1", "OwnGRU_fold2_seed1"):  # a session's machine was lost: only git's files remain
+        shutil.rmtree(models / "b" / run)
+    again = report(study, models, configs_dir=REPO / "configs")
+    pd.testing.assert_frame_equal(again, whole)
+    text = (models / "recipe.md").read_text()
+    assert "**Partial" not in text and "2 of the runs are rows of recipe_runs.csv alone" in text
+    assert len(pd.read_csv(models / "recipe_runs.csv")) == 16  # the rows stay for the next report
+
+    changed = study.path.read_text().replace("data.train_clips_per_video: 8", "data.train_clips_per_video: 4")
+    study.path.write_text(changed)  # recipe b now trains otherwise: its recorded rows no longer stand for it
+    capsys.readouterr()
+    report(load_study(study.path, REPO / "configs"), models, configs_dir=REPO / "configs")
+    out = capsys.readouterr().out
+    assert "left out recipe_runs.csv: b/GRUCell_fold1 was made with another config than the study's now" in out
+    assert "**Partial results: 8 of 16 runs**" in (models / "recipe.md").read_text()  # b's folders: another config
+    assert len(pd.read_csv(models / "recipe_runs.csv")) == 8
+
+
+def test_a_record_written_by_older_code_is_not_used(tmp_path, capsys):
+    study, models = hand_made_study(tmp_path), tmp_path / "study"
+    write_results(study, models, skip={("a", "GRUCell_fold1")})
+    models.joinpath("recipe_runs.csv").write_text("recipe,experiment,seed,fold,test video acc\na,GRUCell,0,1,0.9\n")
+    report(study, models, configs_dir=REPO / "configs")
+    assert "recipe_runs.csv: no 'run' column (written by older code); its rows are not used" in capsys.readouterr().out
+    assert "**Partial results: 15 of 16 runs**" in (models / "recipe.md").read_text()
+
+
 def test_report_alone_with_no_runs_is_an_error_and_writes_nothing(tmp_path, capsys):
     study = hand_made_study(tmp_path)
     with pytest.raises(SystemExit) as exit:
@@ -363,6 +396,13 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
 
     src.recipe.main(command)  # every run finished: nothing is trained again
     assert capsys.readouterr().out.count("(finished before: reused)") == 6
+
+    shutil.rmtree(tmp_path / "trial" / "ema" / "GRUCell_fold2")  # gone with a machine; recipe_runs.csv holds it
+    src.recipe.main(command)
+    out = capsys.readouterr().out
+    assert f"ema/GRUCell_fold2: recorded in {Path('trial') / 'recipe_runs.csv'} (same config and data" in out
+    assert out.count("(finished before: reused)") == 5 and not (tmp_path / "trial" / "ema" / "GRUCell_fold2").exists()
+    assert "1 of the runs is a row of recipe_runs.csv alone" in (tmp_path / "trial" / "recipe.md").read_text()
 
 
 def test_only_a_recipe_that_adds_train_select_last_reuses_another_recipes_training():
