@@ -118,22 +118,31 @@ def test_results_are_reused_only_on_the_same_data_and_config(tiny_prepared, tiny
         ["data.split: auto -> schuldt2004"]
 
 
-def test_results_are_compared_by_the_precision_train_amp_gives(tiny_prepared, monkeypatch):
-    """train.amp is compared as the precision it gives here: a float32 result of record (train.amp true,
-    before 'auto', on a CPU) stands for an 'auto' run on a CPU without native bf16, not on one with it."""
+def test_under_train_amp_auto_a_result_stands_in_any_precision_and_an_explicit_one_must_match(tiny_prepared,
+                                                                                               monkeypatch):
+    """train.amp auto leaves the precision to the machine: the float32 results of record (train.amp true before
+    'auto', on a CPU) stand for an 'auto' run on a CPU with native bf16 too (a fresh clone there must not train
+    them again). train.amp false or true is compared as the precision it gives here."""
     import src.training.engine
 
     config = load_config("configs/GRUCell.yaml", ["train.device=cpu"])
+    assert config["train"]["amp"] == "auto"
     synthetic = describe_data(tiny_prepared)
     old = {"config": {**config, "train": {**config["train"], "amp": True}},
            "provenance": {"data": synthetic, "train_data": synthetic, "train_amp": False}}  # no train_precision
-    monkeypatch.setattr(src.training.engine, "native_bf16", lambda: False)
-    assert results_mismatch(old, config, synthetic) is None
-    monkeypatch.setattr(src.training.engine, "native_bf16", lambda: True)
-    assert results_mismatch(old, config, synthetic) == \
-        "results.json was made in float32, the run would train in bfloat16 (train.amp auto)"
     made_in_bf16 = {**old, "provenance": {**old["provenance"], "train_precision": "bfloat16"}}
-    assert results_mismatch(made_in_bf16, config, synthetic) is None
+    float32, bfloat16 = (load_config("configs/GRUCell.yaml", ["train.device=cpu", f"train.amp={amp}"])
+                         for amp in ("false", "true"))
+    for native in (False, True):
+        monkeypatch.setattr(src.training.engine, "native_bf16", lambda: native)
+        assert results_mismatch(old, config, synthetic) is None
+        assert results_mismatch(made_in_bf16, config, synthetic) is None
+        assert results_mismatch(old, float32, synthetic) is None
+        assert results_mismatch(made_in_bf16, bfloat16, synthetic) is None
+        assert results_mismatch(made_in_bf16, float32, synthetic) == \
+            "results.json was made in bfloat16, the run would train in float32 (train.amp False)"
+        assert results_mismatch(old, bfloat16, synthetic) == \
+            "results.json was made in float32, the run would train in bfloat16 (train.amp True)"
 
 
 def test_resume_is_refused_on_other_data_or_architecture_only(tiny_prepared, tiny_unmarked):

@@ -172,7 +172,11 @@ def _data_change(what: str, saved: dict | None, data: dict, made: str = "made") 
 
 def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
     """Why a saved ``results.json`` cannot stand for the run ``config`` on ``data``
-    (from :func:`describe_data`), or None when it can."""
+    (from :func:`describe_data`), or None when it can. ``train.amp: auto`` leaves the precision to the machine, as
+    ``train.device: auto`` leaves the device: under it a result stands in whichever precision it was made (its
+    results.json says which), so that a clone on a CPU with native bf16 or on a GPU reuses the float32 results of
+    record instead of training them again; an explicit ``train.amp`` (true, false) must be the precision the run
+    would train in here."""
     provenance = results.get("provenance")
     if not provenance:
         return "results.json has no provenance (made by older code)"
@@ -185,6 +189,8 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
         return f"results.json was made with another config ({'; '.join(changes[:3])}{more})"
     from src.training.engine import select_device, training_precision  # torch, only when needed
 
+    if config["train"]["amp"] == "auto":
+        return None
     made = provenance.get("train_precision") or ("float16" if provenance.get("train_amp") else "float32")
     wanted = training_precision(config["train"]["amp"], select_device(config["train"]["device"]))
     if made != wanted:
