@@ -142,6 +142,17 @@ def test_offline_the_classifier_names_file_folder_and_url(torch_home):
     assert "could not be downloaded" in message and "\n" not in message
 
 
+def test_a_cache_under_the_home_folder_is_named_from_it_and_nothing_prints_its_absolute_path(torch_home, monkeypatch,
+                                                                                              capsys):
+    home = torch_home.parents[1]  # <tmp>/hub/checkpoints: as ~/.cache/torch/hub/checkpoints is under ~
+    monkeypatch.setenv("HOME", str(home))
+    with pytest.raises(FileNotFoundError) as error:
+        load_weights(ResNet18_Weights.IMAGENET1K_V1, progress=False, timeout=2)
+    assert "into ~/hub/checkpoints/ (the cache under TORCH_HOME)" in str(error.value)
+    out, err = capsys.readouterr()
+    assert str(home) not in str(error.value) + out + err  # a notebook's committed output carries no machine path
+
+
 def test_cache_only_never_downloads(torch_home, fake_weights, serve):
     _, data, name = fake_weights
     server = serve({name: data})

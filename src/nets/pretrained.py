@@ -2,10 +2,11 @@
 
 torchvision keeps its weights in ``torch.hub.get_dir()/checkpoints/`` (under TORCH_HOME).
 :func:`load_weights` reads them from there and, when the file is not there yet, downloads
-it the way torchvision's own weights API does (``torch.hub.load_state_dict_from_url``:
-a progress bar, a temp file renamed when complete, and the SHA-256 prefix that the file
-name carries, e.g. ``resnet18-f37072fd.pth``, checked), giving up after a short
-connection timeout with one line naming the file, the folder and the URL.
+it the way torchvision's own weights API does (``torch.hub.download_url_to_file``, as
+``load_state_dict_from_url`` calls it: a progress bar, a temp file renamed when complete, and the
+SHA-256 prefix that the file name carries, e.g. ``resnet18-f37072fd.pth``, checked), giving up
+after a short connection timeout with one line naming the file, the folder (``~/...`` under the
+home folder) and the URL.
 :func:`first_layer_weight` adapts an RGB first-layer kernel to the input's channels (as it is for 3,
 :func:`sum_over_input_channels` for grayscale), and :func:`input_statistics` gives the per-channel
 mean and std the weights were trained with (their averages for grayscale). Used by both
@@ -52,7 +53,8 @@ def load_weights(weights: torchvision.models.WeightsEnum, download: bool = True,
     file_name = Path(urlparse(weights.url).path).name
     cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
     url = weights_url(weights)
-    how_to = (f"put {file_name} (from {url}) into {cache_dir}/ (the cache under TORCH_HOME), "
+    shown = Path("~") / cache_dir.relative_to(Path.home()) if cache_dir.is_relative_to(Path.home()) else cache_dir
+    how_to = (f"put {file_name} (from {url}) into {shown}/ (the cache under TORCH_HOME), "
               f"or set model.pretrained: false")
     if not (cache_dir / file_name).is_file():
         if not download:
@@ -60,8 +62,12 @@ def load_weights(weights: torchvision.models.WeightsEnum, download: bool = True,
         previous_timeout = socket.getdefaulttimeout()
         socket.setdefaulttimeout(timeout)  # urllib's urlopen inside torch.hub has no timeout of its own
         try:
-            torch.hub.load_state_dict_from_url(url, model_dir=str(cache_dir), map_location="cpu", progress=progress,
-                                               check_hash=True, file_name=file_name, weights_only=True)
+            # what torch.hub.load_state_dict_from_url does, without its "Downloading ... to <absolute path>" print
+            # (a notebook's committed output would carry the path) and without loading the file twice
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            prefix = torch.hub.HASH_REGEX.search(file_name)
+            torch.hub.download_url_to_file(url, str(cache_dir / file_name), progress=progress,
+                                           hash_prefix=prefix.group(1) if prefix else None)
         except (URLError, OSError, RuntimeError) as e:  # no network, timeout, HTTP error, wrong hash
             reason = e.reason if isinstance(e, URLError) and not isinstance(e, HTTPError) else e
             raise FileNotFoundError(f"pretrained weights {weights} could not be downloaded "
