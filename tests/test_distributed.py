@@ -132,6 +132,40 @@ def test_one_ddp_step_equals_one_full_batch_step_and_reduced_metrics_equal_one_p
     assert changed > 10  # the step moved the weights, BatchNorm's running statistics included
 
 
+def sync_batchnorm_worker(rank, world_size, port, out):
+    """GlooSyncBatchNorm in training mode under bfloat16 autocast, each rank half of one batch."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    context = distributed.setup(torch.device("cpu"))
+    try:
+        x = torch.load(out.replace("rank0", "input"))[rank::world_size]
+        norm = distributed.convert_sync_batchnorm(torch.nn.Sequential(torch.nn.BatchNorm2d(3)), context.device)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = norm(x)
+        if rank == 0:
+            torch.save({"y": y, "mean": norm.running_mean, "var": norm.running_var}, out)
+    finally:
+        distributed.teardown(context)
+
+
+def test_sync_batchnorm_under_bfloat16_autocast_keeps_float32_statistics(tmp_path):
+    """Under train.amp auto a CPU with native bf16 trains in bfloat16: the global batch statistics are taken in
+    float32 (bfloat16 ones would lose them, and the float32 running statistics refuse a bfloat16 lerp), the output
+    has the input's dtype."""
+    x = (torch.randn(8, 3, 5, 5, generator=torch.Generator().manual_seed(0)) * 2 + 1).bfloat16()
+    torch.save(x, tmp_path / "input.pt")
+    out = tmp_path / "rank0.pt"
+    mp.spawn(sync_batchnorm_worker, args=(2, free_port(), str(out)), nprocs=2)
+    ddp = torch.load(out)
+    reference = torch.nn.BatchNorm2d(3)
+    expected = reference(torch.cat([x[0::2], x[1::2]]).float())  # the global batch, rank 0's half first
+    assert ddp["y"].dtype == torch.bfloat16 and ddp["mean"].dtype == torch.float32
+    torch.testing.assert_close(ddp["mean"], reference.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ddp["var"], reference.running_var, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ddp["y"].float(), expected[:4], rtol=1e-2, atol=1e-2)  # rank 0's half, in bfloat16
+
+
 def torchrun(*args, models, tboard, data, sets=(), **popen):
     """``torchrun --standalone --nproc_per_node=2 -m src.train`` on the tiny twin (a Popen)."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -21,7 +21,7 @@ from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS
 from src.training.checkpoint import CHECKPOINT_KEYS, load_model
-from src.training.engine import cpu_description, training_precision
+from src.training.engine import autocast, cpu_description, training_precision
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
 from src.training.trainer import NonFiniteLossError, log_epoch, make_scheduler, train
 from tests.conftest import FOUR_CLASSES
@@ -332,10 +332,15 @@ def test_batchnorm_statistics_are_recomputed_with_the_final_weights(finished_run
 
     train_batches.set_epoch(checkpoint["epoch"])
     last_batches = list(train_batches)[-batches_used:]  # the whole model over them, in train mode
-    torch.optim.swa_utils.update_bn(last_batches, model)
+    precision = checkpoint["provenance"]["precision"]  # bfloat16 under train.amp auto on a CPU with native bf16
+    with autocast(torch.device("cpu"), precision):
+        torch.optim.swa_utils.update_bn(last_batches, model)
+    # bfloat16 convolutions round differently in the trainer (channels_last) and here: measured up to 7e-5 on
+    # statistics of 0.1-0.5; the running averages of the training steps would be off by ~0.1
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if precision == "float32" else {"rtol": 2e-2, "atol": 1e-3}
     for name, buffer in model.named_buffers():
         if "running" in name:
-            torch.testing.assert_close(buffer, saved[name], rtol=1e-4, atol=1e-5, msg=name)
+            torch.testing.assert_close(buffer, saved[name], **tolerance, msg=name)
 
 
 def test_recompute_batchnorm_statistics_uses_the_first_batches_and_keeps_the_mode():
@@ -590,10 +595,11 @@ def test_with_ema_the_validated_and_saved_weights_are_the_average(ema_run, tiny_
     config = checkpoint["config"]
     train_set, val_set = make_datasets(config, tiny_prepared)
     _, val_batches = make_batches(config, train_set, val_set, torch.device("cpu"))
-    logits, labels, _ = clip_logits(model, val_batches, torch.device("cpu"))
+    logits, labels, _ = clip_logits(model, val_batches, torch.device("cpu"), checkpoint["provenance"]["precision"])
     metrics = classification_metrics(logits, labels, clip_video_index(val_set), num_classes=len(train_set.classes))
     assert metrics["accuracy"] == history[-1]["val_accuracy"]
-    assert metrics["loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5)
+    precision = checkpoint["provenance"]["precision"]  # bfloat16 rounds otherwise in channels_last (training)
+    assert metrics["loss"] == pytest.approx(history[-1]["val_loss"], rel=1e-5 if precision == "float32" else 1e-3)
 
 
 def test_a_resumed_ema_run_ends_with_exactly_the_weights_of_an_uninterrupted_one(ema_run, tiny_prepared, tmp_path,

@@ -126,9 +126,10 @@ class GlooSyncBatchNorm(_BatchNorm):
     (``torch.distributed._functional_collectives``) carries the gradients back to every rank, as SyncBatchNorm's
     backward does. Running statistics are updated with the unbiased variance, as
     ``F.batch_norm`` does. Evaluation and one process are plain BatchNorm. Its state_dict is a
-    BatchNorm's.
+    BatchNorm's. Under autocast (bfloat16 on a CPU with native bf16) it computes in float32, as
+    ``F.batch_norm`` does with a low-precision input and float32 statistics, and returns the input's dtype.
 
-    Input: (N, C, *) with any number of trailing dimensions; output: the same shape.
+    Input: (N, C, *) with any number of trailing dimensions; output: the same shape and dtype.
     """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
@@ -140,6 +141,7 @@ class GlooSyncBatchNorm(_BatchNorm):
         if not self.training or not dist.is_initialized() or dist.get_world_size(group) == 1:
             return super().forward(x)
         self._check_input_dim(x)
+        dtype, x = x.dtype, x.float()  # bfloat16 sums over N x H x W would lose the statistics (and lerp_ refuses)
         dims = [0, *range(2, x.dim())]
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         local = torch.cat([x.sum(dims), x.new_tensor([x.numel() // x.shape[1]])])  # (C + 1,): sums, count
@@ -156,7 +158,7 @@ class GlooSyncBatchNorm(_BatchNorm):
                 momentum = self.momentum if self.momentum is not None else 1.0 / self.num_batches_tracked.item()
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(var.detach() * count / (count - 1).clamp(min=1), momentum)
-        return y
+        return y.to(dtype)
 
 
 def convert_sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
