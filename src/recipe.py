@@ -273,6 +273,20 @@ def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboar
             *extra]
 
 
+def planned_config(study: Study, planned: StudyRun, configs_dir: str | Path = "configs", extra=()) -> dict:
+    """The config ``planned`` trains with (its folders aside: they do not change a result)."""
+    return load_config(Path(configs_dir) / f"{planned.model}.yaml",
+                       [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
+
+
+def record_rows(record: pd.DataFrame | None) -> dict[tuple, dict]:
+    """recipe_runs.csv's rows by ``(recipe, model, seed, fold)``, a :class:`StudyRun`'s identity."""
+    if record is None:
+        return {}
+    return {(row["recipe"], row["experiment"], int(row["seed"]), int(row["fold"])): row
+            for row in record.to_dict("records")}
+
+
 def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str | Path = "configs",
               record: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per planned run of ``study`` with a ``<models dir>/<recipe>/<run>/results.json`` made with its
@@ -289,13 +303,11 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
     (its digest) and ``recorded`` (True: the row comes from ``record``)."""
     from src.training.engine import plateau_epoch  # torch: imported only when needed, so bad arguments fail fast
 
-    recorded = {} if record is None else {(row["recipe"], row["experiment"], int(row["seed"]), int(row["fold"])): row
-                                          for row in record.to_dict("records")}
+    recorded = record_rows(record)
     rows, left_out = [], []
     for planned in planned_runs(study):
         path = Path(models_dir) / planned.recipe / planned.run / "results.json"
-        config = load_config(Path(configs_dir) / f"{planned.model}.yaml",
-                             [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
+        config = planned_config(study, planned, configs_dir, extra)
         if not path.is_file():
             row = recorded.get((planned.recipe, planned.model, planned.seed, planned.fold))
             if row is None:
@@ -377,15 +389,13 @@ def recorded_runs(study: Study, runs: list[StudyRun], record: pd.DataFrame | Non
         return set()
     from src.training.provenance import describe_data  # hashes the data: only when there is a record
 
-    rows = {(row["recipe"], row["experiment"], int(row["seed"]), int(row["fold"])): row
-            for row in record.to_dict("records")}
+    rows = record_rows(record)
     fingerprints, found = {}, set()
     for planned in runs:
         row = rows.get((planned.recipe, planned.model, planned.seed, planned.fold))
         if row is None:
             continue
-        config = load_config(Path(configs_dir) / f"{planned.model}.yaml",
-                             [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
+        config = planned_config(study, planned, configs_dir, extra)
         root = str(data_root or config["data"]["root"])
         if root not in fingerprints:
             try:

@@ -187,10 +187,10 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
     if changes:
         more = "; ..." if len(changes) > 3 else ""
         return f"results.json was made with another config ({'; '.join(changes[:3])}{more})"
-    from src.training.engine import select_device, training_precision  # torch, only when needed
-
     if config["train"]["amp"] == "auto":
         return None
+    from src.training.engine import select_device, training_precision  # torch, only when needed
+
     made = provenance.get("train_precision") or ("float16" if provenance.get("train_amp") else "float32")
     wanted = training_precision(config["train"]["amp"], select_device(config["train"]["device"]))
     if made != wanted:
