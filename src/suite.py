@@ -2,7 +2,7 @@
 
     python -m src.suite [--seeds 5] [--variant-seeds 3] [--folds K] [--only GRUCell OwnLSTM ...]
                         [--set train.epochs=5 ...] [--shard K/N] [--models-dir models] [--out DIR] [--imgs DIR]
-                        [--tboard-dir DIR]
+                        [--tboard-dir DIR] [--until-half-width PP [--max-seeds 10]]
 
 The experiments are those of ``configs/suite.yaml`` (src.config.load_plan), in its order. Each run
 trains ``configs/<experiment>.yaml`` (resuming from its ``last.pth``) and then tests its ``best.pth``,
@@ -29,6 +29,11 @@ in ``DIR/tboard_logs/<run>/``, so a trial never rewrites the committed tables of
 arguments, every planned config with the overrides, and an explicit data folder are checked
 before any run starts; each bad one gets one ``error:`` line.
 
+``--until-half-width PP`` then adds seeds where the seeds given are too few: round after round, every paired
+comparison of ``configs/suite.yaml`` between two of the experiments run (src.compare.paired_differences) whose
+95 % interval of test video accuracy is wider than ± PP percentage points gets its next seed for both
+experiments (:func:`seeds_to_add`), until none is or each has ``--max-seeds`` paired seeds (default 10).
+
 ``--shard K/N`` runs the K-th of N disjoint slices of the planned runs (runs K, K + N,
 K + 2N, ... in the order below), so N machines (or N GPUs, one ``CUDA_VISIBLE_DEVICES`` each)
 that share ``models/`` run one shard each. Before a run starts its process claims it with
@@ -48,8 +53,10 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from src.compare import DEFAULT_MODELS_DIR, compare, output_dirs
-from src.config import NOT_EXPERIMENTS, SUITE_FILE, ConfigError, load_config, load_plan
+import pandas as pd
+
+from src.compare import DEFAULT_MODELS_DIR, compare, load_runs, output_dirs, paired_differences, pick_data_source
+from src.config import NOT_EXPERIMENTS, SUITE_FILE, ConfigError, SuitePlan, load_config, load_plan
 from src.data.prepared import resolve_data_root
 from src.files import folder_refusal
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
@@ -98,6 +105,57 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard(runs: list, k: int, n: int) -> list:
     """The K-th of N disjoint slices of ``runs``: runs K, K + N, K + 2N, ... (1-based)."""
     return runs[k - 1::n]
+
+
+def seeds_to_add(runs: pd.DataFrame, plan: SuitePlan, experiments, half_width: float,
+                 max_seeds: int) -> list[tuple[str, int, str]]:
+    """The next seed of every paired comparison of ``plan`` between two of ``experiments`` that is still too wide.
+
+    ``runs``: :func:`src.compare.load_runs`' rows of one data source, outside K-fold cross-validation. A comparison
+    (:func:`src.compare.paired_differences`, ``'best <group>'`` resolved on validation) is too wide when its 95 %
+    interval of test video accuracy has a half-width above ``half_width`` (a fraction: 0.025 is 2.5 points), or
+    none (n < 2), and it has fewer than ``max_seeds`` paired seeds. Its next seed is one past its highest paired
+    seed, for both experiments (a run that exists is reused). Returns ``[(experiment, seed, why)]``, each pair once,
+    in the plan's order, then by seed."""
+    comparisons = paired_differences(runs, plan) if len(runs) else pd.DataFrame(columns=["A", "B"])
+    wanted: dict[tuple[str, int], str] = {}
+    for row in comparisons.to_dict("records"):
+        a, b, n, width = row["A"], row["B"], int(row["n"]), row["video half width"]
+        if a not in experiments or b not in experiments or n >= max_seeds or width <= half_width:
+            continue
+        seed = max(int(seed) for seed in row["seeds"].split(", ")) + 1 if n else 0
+        why = (f"{a} vs {b}: ± {100 * width:.1f} pp at n = {n}" if n >= 2 else f"{a} vs {b}: n = {n}, no interval")
+        for name in (a, b):
+            wanted.setdefault((name, seed), why)
+    order = list(plan.experiments)
+    return [(name, seed, why) for (name, seed), why in sorted(wanted.items(),
+                                                                 key=lambda item: (order.index(item[0][0]),
+                                                                                   item[0][1]))]
+
+
+def add_seeds_until_narrow(run_each, plan: SuitePlan, experiments, half_width: float, max_seeds: int,
+                           models_dir, data_root=None) -> list[str]:
+    """Round after round, run the seeds :func:`seeds_to_add` asks for (``run_each([PlannedRun])`` runs them and
+    returns the failed ones) on the results in ``models_dir``, until it asks for none, or a round adds no result;
+    return the runs that failed."""
+    failed, asked_before = [], None
+    while True:
+        runs, _ = load_runs(models_dir)
+        if len(runs):
+            runs = runs[(runs["fingerprint"] == pick_data_source(runs, data_root)) & runs["fold"].isna()]
+        asked = seeds_to_add(runs, plan, experiments, half_width, max_seeds)
+        if not asked:
+            print(f"every paired comparison among these experiments is within ± {100 * half_width:g} pp, or has "
+                  f"{max_seeds} paired seeds", flush=True)
+            return failed
+        if asked == asked_before:
+            print(f"the last round added no result ({', '.join(failed) or 'skipped'}); stopping", flush=True)
+            return failed
+        for name, seed, why in asked:
+            print(f"{why}: seed {seed} of {name}", flush=True)
+        failed += run_each([PlannedRun(name, name + (f"_seed{seed}" if seed else ""), seed, None)
+                            for name, seed, _ in asked])
+        asked_before = asked
 
 
 def run_experiment(experiment: str, run: str | None = None, seed: int | None = None, overrides=(),
@@ -215,11 +273,24 @@ def main(argv=None):
                                                            "<models dir>/tboard_logs)")
     parser.add_argument("--shard", default="1/1", metavar="K/N",
                         help="run the K-th of N disjoint slices of the runs (one per machine or GPU; default 1/1)")
+    parser.add_argument("--until-half-width", type=float, default=None, metavar="PP",
+                        help="then add seeds, one at a time, to both experiments of every paired comparison of "
+                             f"<configs>/{SUITE_FILE} among the runs whose 95 %% interval of test video accuracy is "
+                             "wider than ± PP percentage points, until none is or they reach --max-seeds")
+    parser.add_argument("--max-seeds", type=at_least(2), default=10,
+                        help="the most paired seeds --until-half-width gives a comparison (default 10)")
     args = parser.parse_args(argv)
     try:
         k, n = parse_shard(args.shard)
     except ValueError as e:
         parser.error(str(e))
+    if args.until_half_width is not None:
+        if not args.until_half_width > 0:
+            parser.error(f"--until-half-width {args.until_half_width:g}: give a half-width > 0 in percentage points, "
+                         f"e.g. 2.5")
+        if args.folds or n > 1:
+            parser.error("--until-half-width chooses the next seeds from every run's results, so it runs in one "
+                         "process without --folds or --shard; run the shards first, then it alone")
     for refusal in (folder_refusal("--configs", args.configs, "the experiment configs (<experiment>.yaml)"),
                     *(folder_refusal(flag, folder) for flag, folder in (
                         ("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs),
@@ -263,26 +334,35 @@ def main(argv=None):
     if refusal:
         parser.error(refusal)
 
-    failed = []
+    def run_each(runs: list[PlannedRun]) -> list[str]:
+        """Run ``runs`` one after the other; return the names of those that failed."""
+        failed = []
+        for i, (name, run, seed, fold) in enumerate(runs, 1):
+            print(f"[{i}/{len(runs)}] {run} (seed {seed}{f', fold {fold} of {args.folds}' if fold else ''})",
+                  flush=True)
+            start = time.time()
+            lock = Path(args.models_dir) / run / LOCK_NAME
+            try:
+                results = run_claimed(lock, name, run, seed, [*overrides, *fold_overrides(fold, args.folds)],
+                                      data_root=args.data, configs_dir=args.configs)
+            except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
+                print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
+                failed.append(run)
+                continue
+            if isinstance(results, str):  # another process holds the run
+                print(f"[{i}/{len(runs)}] {run}: {results}; skipped", flush=True)
+                continue
+            print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
+                  f"({time.time() - start:.0f} s)", flush=True)
+        return failed
+
     runs = shard(planned_runs(experiments, args.seeds, args.variant_seeds, args.folds), k, n)
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(planned.run for planned in runs)}", flush=True)
-    for i, (name, run, seed, fold) in enumerate(runs, 1):
-        print(f"[{i}/{len(runs)}] {run} (seed {seed}{f', fold {fold} of {args.folds}' if fold else ''})", flush=True)
-        start = time.time()
-        lock = Path(args.models_dir) / run / LOCK_NAME
-        try:
-            results = run_claimed(lock, name, run, seed, [*overrides, *fold_overrides(fold, args.folds)],
-                                  data_root=args.data, configs_dir=args.configs)
-        except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
-            print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
-            failed.append(run)
-            continue
-        if isinstance(results, str):  # another process holds the run
-            print(f"[{i}/{len(runs)}] {run}: {results}; skipped", flush=True)
-            continue
-        print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
-              f"({time.time() - start:.0f} s)", flush=True)
+    failed = run_each(runs)
+    if args.until_half_width is not None:
+        failed += add_seeds_until_narrow(run_each, plan, experiments, args.until_half_width / 100, args.max_seeds,
+                                         args.models_dir, args.data)
 
     compare(models_dir=args.models_dir, out_dir=out_dir, imgs_dir=imgs_dir, configs_dir=args.configs,
             data_root=args.data)

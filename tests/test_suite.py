@@ -245,3 +245,62 @@ def test_a_bad_suite_yaml_gets_one_line(tmp_path, monkeypatch, capsys, text, nam
     assert exit.value.code == 2 and calls["runs"] == [] and sorted(p.name for p in tmp_path.iterdir()) == ["configs"]
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0]
+
+
+def runs_frame(accuracies: dict[str, list[float]]):
+    """load_runs-like rows: experiment -> test video accuracy of seeds 0, 1, ... (val acc the same)."""
+    import pandas as pd
+    return pd.DataFrame([{"experiment": name, "run": name + (f"_seed{seed}" if seed else ""), "seed": seed,
+                          "val acc": acc, "test video acc": acc, "test clip acc": acc, "fingerprint": "sha1:x",
+                          "fold": None}
+                         for name, values in accuracies.items() for seed, acc in enumerate(values)])
+
+
+def test_seeds_to_add_asks_the_next_seed_of_the_wide_comparisons_only():
+    plan = load_plan()
+    experiments = ["GRUCell", "GRUCell_NoScheduler", "OwnGRU"]
+    # OwnGRU - GRUCell: differences 0.00, 0.02, -0.02 (± 5 pp at n = 3): wide; GRUCell - GRUCell_NoScheduler:
+    # 0.01 each seed (std 0): narrow
+    runs = runs_frame({"GRUCell": [0.80, 0.80, 0.80], "OwnGRU": [0.80, 0.82, 0.78],
+                       "GRUCell_NoScheduler": [0.79, 0.79, 0.79]})
+    asked = src.suite.seeds_to_add(runs, plan, experiments, half_width=0.025, max_seeds=10)
+    assert [(name, seed) for name, seed, _ in asked] == [("GRUCell", 3), ("OwnGRU", 3)]  # the plan's order
+    assert asked[0][2] == "OwnGRU vs GRUCell: ± 5.0 pp at n = 3"
+    assert src.suite.seeds_to_add(runs, plan, experiments, half_width=0.06, max_seeds=10) == []  # wide enough
+    assert src.suite.seeds_to_add(runs, plan, experiments, half_width=0.025, max_seeds=3) == []  # seeds enough
+    # a comparison with an experiment outside the run set is left alone; n < 2 asks for a seed
+    assert src.suite.seeds_to_add(runs, plan, ["GRUCell", "GRUCell_NoScheduler"], 0.001, 10) == []
+    asked = src.suite.seeds_to_add(runs_frame({"GRUCell": [0.8], "OwnGRU": [0.8]}), plan, experiments, 0.025, 10)
+    assert asked == [("GRUCell", 1, "OwnGRU vs GRUCell: n = 1, no interval"),
+                     ("OwnGRU", 1, "OwnGRU vs GRUCell: n = 1, no interval")]
+
+
+def test_the_suite_adds_seeds_until_every_comparison_is_narrow_or_at_max_seeds(tmp_path, monkeypatch, capsys):
+    calls = fake_runs(monkeypatch)
+    # OwnGRU - GRUCell by seed: +-2 pp for seeds 0-3, then 0 from seed 4 on, so the interval narrows with n;
+    # OwnLSTM - LSTMCell alternates +-4 pp and never gets within 2.5 pp before 6 seeds
+    pattern = {"GRUCell": lambda s: 0.8, "OwnGRU": lambda s: 0.8 + (0.02 * (-1) ** s if s < 4 else 0.0),
+               "LSTMCell": lambda s: 0.8, "OwnLSTM": lambda s: 0.8 + 0.04 * (-1) ** s}
+    def run_of(_name, run):
+        return run == _name or run.startswith(_name + "_seed")
+
+    monkeypatch.setattr(src.suite, "load_runs", lambda models_dir: (runs_frame(
+        {name: [pattern[name](seed) for run, seed, _ in sorted(calls["runs"], key=lambda call: call[1])
+                if run_of(name, run)] for name in pattern}), []))
+    monkeypatch.chdir(tmp_path)
+    src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "OwnGRU", "LSTMCell", "OwnLSTM",
+                    "--seeds", "3", "--until-half-width", "2.5", "--max-seeds", "6", "--models-dir", "trial"])
+    seeds = {name: sorted(seed for run, seed, _ in calls["runs"] if run_of(name, run)) for name in pattern}
+    out = capsys.readouterr().out
+    # OwnGRU vs GRUCell: ± 5.7 pp at n = 3 ([+2, -2, +2] pp), ± 3.7 at n = 4, ± 2.5 at n = 5 ([.., 0]): stop
+    assert seeds["GRUCell"] == seeds["OwnGRU"] == [0, 1, 2, 3, 4], out
+    assert seeds["LSTMCell"] == seeds["OwnLSTM"] == [0, 1, 2, 3, 4, 5]  # to --max-seeds
+    assert "OwnGRU vs GRUCell: ± 5.7 pp at n = 3: seed 3 of GRUCell" in out
+    assert "every paired comparison among these experiments is within ± 2.5 pp, or has 6 paired seeds" in out
+    assert ("OwnGRU_seed4", 4) in [(run, seed) for run, seed, _ in calls["runs"]]
+    for flags, message in ((["--until-half-width", "0"], "give a half-width > 0"),
+                           (["--until-half-width", "2", "--folds", "4"], "without --folds or --shard"),
+                           (["--until-half-width", "2", "--shard", "1/2"], "without --folds or --shard")):
+        with pytest.raises(SystemExit):
+            src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--models-dir", "trial", *flags])
+        assert message in capsys.readouterr().err
