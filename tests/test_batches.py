@@ -155,8 +155,13 @@ def test_prefetching_gives_the_same_batches(prepared):
                          for p in (False, True))
     for batches in (plain, prefetched):
         batches.set_epoch(2)
+    threads, made_with = torch.get_num_threads(), []
+    make_batch = prefetched.make_batch
+    prefetched.make_batch = lambda *args: made_with.append(torch.get_num_threads()) or make_batch(*args)
     for (a, la), (b, lb) in zip(plain, prefetched, strict=True):
         assert torch.equal(a, b) and torch.equal(la, lb)
+    assert made_with == [1] * len(prefetched)  # the worker's kernels on one core
+    assert torch.get_num_threads() == threads  # the model's untouched
 
 
 def test_colour_clips_are_the_datasets_items(tmp_path):

@@ -66,8 +66,8 @@ class ClipBatches:
         seed: with the epoch and the rank, seeds every draw.
         drop_last: drop the last, smaller batch.
         prefetch: make the next batch in a background thread while the current one is in
-            use (torch's kernels release the GIL), as a DataLoader's worker would. The
-            batches are the same either way.
+            use (torch's kernels release the GIL), as a DataLoader's worker would; the thread's
+            kernels run on one core. The batches are the same either way.
         items: only these items, in this order (then no shuffling and no rank split).
 
     Yields per batch: ``clips`` float32 ``(B, max_frames, C, H, W)`` in [0, 1] and ``labels``
@@ -148,7 +148,9 @@ class ClipBatches:
             for batch in self.batch_sampler:
                 yield self.make_batch(batch, generator)
             return
-        with ThreadPoolExecutor(max_workers=1) as worker:  # one worker: the draws stay in order
+        # one worker, so the draws stay in order, with one intra-op thread (torch.set_num_threads is per thread):
+        # its kernels then take one core from the model's, not all of them
+        with ThreadPoolExecutor(max_workers=1, initializer=torch.set_num_threads, initargs=(1,)) as worker:
             pending = None
             for batch in self.batch_sampler:
                 future = worker.submit(self.make_batch, batch, generator)
