@@ -120,7 +120,8 @@ def _override(key: str, value) -> str:
 
 
 def _compose(name: str, recipes: dict, path: Path, seen: tuple = ()) -> list[str]:
-    """The overrides of recipe ``name``: its base's, then its own keys."""
+    """The overrides of recipe ``name``: its base's, then its own keys; one per key, the recipe's own value in
+    the place of its base's."""
     where = f"{path}: recipes.{name}"
     recipe = recipes[name] if recipes[name] is not None else {}
     if not isinstance(recipe, dict):
@@ -143,7 +144,8 @@ def _compose(name: str, recipes: dict, path: Path, seen: tuple = ()) -> list[str
             raise ConfigError(f"{where}: {key} is set by the study (seeds, cross_validation, the runs' folds and "
                               f"folders), not by a recipe; leave it out")
         overrides.append(_override(key, value))
-    return overrides
+    # one override per key: a recipe's own value replaces its base's, where the base had it
+    return list({override.partition("=")[0]: override for override in overrides}.values())
 
 
 def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | Path | None = None) -> Study:
