@@ -9,7 +9,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 EXP    ?= GRUCell
 
-.PHONY: run test lint bench suite compare tensorboard notebook clean-venv
+.PHONY: run test lint bench suite record compare tensorboard notebook clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,15 @@ bench: $(VENV)/.installed
 
 suite: $(VENV)/.installed
 	$(PY) -m src.suite
+
+# The results of record (issue 19, section 4), resumable, CPU hours: the 2-D recurrent experiments and their
+# scheduler variants get seeds until every paired comparison among them is within +-2.5 points (at most 10),
+# OwnConvLSTM and R2Plus1D 5; then GRUCell and R2Plus1D, 3 seeds, under KTH's official split (own folder)
+record: $(VENV)/.installed
+	$(PY) -m src.suite --only LSTMCell GRUCell OwnLSTM OwnGRU LSTMCell_NoScheduler GRUCell_NoScheduler \
+		--seeds 5 --variant-seeds 5 --until-half-width 2.5 --max-seeds 10
+	$(PY) -m src.suite --only OwnConvLSTM R2Plus1D --seeds 5
+	$(PY) -m src.suite --only GRUCell R2Plus1D --seeds 3 --set data.split=schuldt2004 --models-dir models/schuldt2004
 
 compare: $(VENV)/.installed
 	$(PY) -m src.compare
