@@ -112,6 +112,10 @@ def test_results_are_reused_only_on_the_same_data_and_config(tiny_prepared, tiny
     assert results_mismatch({"config": config}, config, synthetic) == \
         "results.json has no provenance (made by older code)"
     assert config_differences(config, load_config("configs/OwnGRU.yaml")) == ["model.rnn_type: GRUCell -> OwnGRU"]
+    # how fast the batches are made is no difference: a result made on the main thread stands with prefetching
+    speed = load_config("configs/GRUCell.yaml", ["data.prefetch=false", "data.num_workers=2"])
+    assert speed["data"]["prefetch"] != config["data"]["prefetch"]
+    assert config_differences(config, speed) == [] and results_mismatch(results, speed, synthetic) is None
     older = {**config, "data": {k: v for k, v in config["data"].items() if k not in ("split", "channels", "groups")}}
     assert results_mismatch({**results, "config": older}, config, synthetic) is None  # keys older code lacked
     assert config_differences(older, load_config("configs/GRUCell.yaml", ["data.split=schuldt2004"])) == \

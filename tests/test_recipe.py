@@ -49,10 +49,11 @@ def test_the_repository_study_plans_every_model_recipe_seed_and_fold_on_the_trai
                            "amp": False, **expected[run.recipe]}.items():  # float32 on every CPU
             assert {**data, **train}[key] == value, (run, key)
         assert train["epochs"] == base["train"]["epochs"] == 30
-    assert study.keys["clips8_last"] == "data.train_clips_per_video=8, train.amp=false, train.select=last"
+    assert study.keys["clips8_last"] == ("data.train_clips_per_video=8, train.amp=false, data.prefetch=false, "
+                                         "train.select=last")
     # a recipe's own value takes its base's place: one override per key
-    assert study.recipes["old"] == ["data.train_clips_per_video=2", "train.amp=false"]
-    assert study.recipes["clips8"] == ["data.train_clips_per_video=8", "train.amp=false"]
+    assert study.recipes["old"] == ["data.train_clips_per_video=2", "train.amp=false", "data.prefetch=false"]
+    assert study.recipes["clips8"] == ["data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false"]
 
 
 def test_fewer_recipes_models_seeds_and_folds_plan_a_part_of_the_study():
@@ -118,10 +119,11 @@ def test_a_bad_recipes_yaml_gets_one_line(tmp_path, monkeypatch, capsys, text, n
 def test_composed_recipes_start_from_their_base():
     path = REPO / "configs" / "recipes.yaml"
     study = load_study(path)
-    assert study.recipes["clips8_ema"] == ["data.train_clips_per_video=8", "train.amp=false", "train.ema_decay=0.983"]
+    assert study.recipes["clips8_ema"] == ["data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false",
+                                           "train.ema_decay=0.983"]
     assert study.overrides("clips8_smooth", 3) == [
         "data.split=kfold", "data.folds=4", "data.fold=3", f"data.groups={list(range(1, 17))}",
-        "data.train_clips_per_video=8", "train.amp=false", "train.label_smoothing=0.1"]
+        "data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false", "train.label_smoothing=0.1"]
     assert all(not item.startswith(STUDY_KEYS) for overrides in study.recipes.values() for item in overrides)
 
 
@@ -156,8 +158,8 @@ def test_the_runs_and_outputs_go_under_the_folders_given(tmp_path, monkeypatch, 
     assert overrides == [f"log.models_dir={Path(models_dir) / 'clips8_smooth'}",
                          f"log.tboard_dir={tboard}/clips8_smooth",
                          "data.split=kfold", "data.folds=4", "data.fold=2", f"data.groups={list(range(1, 17))}",
-                         "data.train_clips_per_video=8", "train.amp=false", "train.label_smoothing=0.1",
-                         "train.epochs=1"]  # --set last
+                         "data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false",
+                         "train.label_smoothing=0.1", "train.epochs=1"]  # --set last
     ((_, dir_given, out_dir, imgs_dir, extra, *_),) = reports
     assert dir_given == models_dir and extra == ["train.epochs=1"]
     defaults = src.recipe.output_dirs(dir_given, src.recipe.DEFAULT_MODELS_DIR)

@@ -133,18 +133,24 @@ def split_record(datasets: dict, trained: dict | None = None) -> dict:
     return record
 
 
+SPEED_ONLY = ("data.prefetch", "data.num_workers")
+"""Config keys that change how fast the same batches are made, never which (tests/test_batches.py): a result stands
+whatever they are."""
+
+
 def comparable_config(config: dict) -> dict:
     """The config minus what does not change a result: where files go (``log``), the run's
-    name and ``data.root`` (the data itself is compared by fingerprint), and ``train.amp`` (compared
-    as the precision it gives, by :func:`results_mismatch`: ``true`` before ``auto`` meant float16 on CUDA only).
+    name and ``data.root`` (the data itself is compared by fingerprint), :data:`SPEED_ONLY`, and ``train.amp``
+    (compared as the precision it gives, by :func:`results_mismatch`: ``true`` before ``auto`` meant float16 on
+    CUDA only).
     A key that the config lacks (saved by code older than the key) takes configs/base.yaml's default, which
     keeps the older behaviour (``data.split: auto`` is the course's split on KTH, ``data.channels: 1`` gray)."""
     schema = schema_root()
     sections = {section: values for section, values in config.items() if isinstance(values, dict)}
     kept = {section: {**schema.get(section, {}), **sections.get(section, {})}
             for section in {*schema, *sections} if section != "log"}
-    kept.get("data", {}).pop("root", None)
-    kept.get("train", {}).pop("amp", None)
+    for section, key in (("data", "root"), ("train", "amp"), *(name.split(".") for name in SPEED_ONLY)):
+        kept.get(section, {}).pop(key, None)
     return kept
 
 
