@@ -33,14 +33,22 @@ bench: $(VENV)/.installed
 suite: $(VENV)/.installed
 	$(PY) -m src.suite
 
-# The results of record (issue 19, section 4), resumable, CPU hours: the 2-D recurrent experiments and their
-# scheduler variants get seeds until every paired comparison among them is within +-2.5 points (at most 10),
-# OwnConvLSTM and R2Plus1D 5; then GRUCell and R2Plus1D, 3 seeds, under KTH's official split (own folder)
+# The results of record (issue 19, section 4), resumable, CPU hours, in float32 whichever CPU (as the recipe
+# study): the 2-D recurrent experiments and their scheduler variants get seeds until every paired comparison
+# among them is within +-2.5 points (at most 10), OwnConvLSTM and R2Plus1D 5; then GRUCell and R2Plus1D, 3 seeds,
+# under KTH's official split, in their own folder. RECORD_DIR, SCHULDT_DIR and RECORD_SET make them elsewhere,
+# with more keys.
+RECORD_DIR ?= models
+SCHULDT_DIR ?= models/schuldt2004
+RECORD_SET ?=
 record: $(VENV)/.installed
-	$(PY) -m src.suite --only LSTMCell GRUCell OwnLSTM OwnGRU LSTMCell_NoScheduler GRUCell_NoScheduler \
+	$(PY) -m src.suite --models-dir $(RECORD_DIR) --set train.amp=false $(RECORD_SET) \
+		--only LSTMCell GRUCell OwnLSTM OwnGRU LSTMCell_NoScheduler GRUCell_NoScheduler \
 		--seeds 5 --variant-seeds 5 --until-half-width 2.5 --max-seeds 10
-	$(PY) -m src.suite --only OwnConvLSTM R2Plus1D --seeds 5
-	$(PY) -m src.suite --only GRUCell R2Plus1D --seeds 3 --set data.split=schuldt2004 --models-dir models/schuldt2004
+	$(PY) -m src.suite --models-dir $(RECORD_DIR) --set train.amp=false $(RECORD_SET) \
+		--only OwnConvLSTM R2Plus1D --seeds 5
+	$(PY) -m src.suite --models-dir $(SCHULDT_DIR) --set train.amp=false data.split=schuldt2004 \
+		$(RECORD_SET) --only GRUCell R2Plus1D --seeds 3
 
 compare: $(VENV)/.installed
 	$(PY) -m src.compare
