@@ -254,3 +254,17 @@ def test_load_model_needs_no_pretrained_weights_file(tmp_path, monkeypatch):
     save_checkpoint({"model_state_dict": trained.state_dict(), "config": config}, tmp_path / "best.pth")
     model, _ = load_model(tmp_path / "best.pth")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
+
+
+def test_for_inference_drops_only_what_resuming_reads():
+    from src.training.checkpoint import RESUME_ONLY_KEYS, for_inference
+
+    weights = {"w": torch.ones(2)}
+    checkpoint = {"model_state_dict": weights, "config": {"a": 1}, "metrics": {"best": {}}, "classes": ["x"],
+                  "ema": {"decay": 0.9, "updates": 7, "trained_state_dict": {"w": torch.zeros(2)}},
+                  **{key: {"state": 1} for key in RESUME_ONLY_KEYS}}
+    slim = for_inference(checkpoint)
+    assert set(slim) == {"model_state_dict", "config", "metrics", "classes", "ema"}
+    assert slim["ema"] == {"decay": 0.9, "updates": 7} and slim["model_state_dict"] is weights
+    assert "trained_state_dict" in checkpoint["ema"] and set(RESUME_ONLY_KEYS) <= set(checkpoint)  # unchanged
+    assert for_inference({"model_state_dict": weights, "ema": None})["ema"] is None  # a run without EMA

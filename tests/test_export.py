@@ -153,3 +153,44 @@ def test_a_colour_checkpoint_exports_with_three_input_channels(tmp_path):
         np.testing.assert_allclose(logits, model(clips).numpy(), atol=1e-4, rtol=0)
     metadata = {p.key: p.value for p in onnx.load(str(tmp_path / "rgb.onnx")).metadata_props}
     assert json.loads(metadata["classes"]) == ["red", "blue"]
+
+
+def test_a_pth_for_inference_is_smaller_and_evaluates_and_predicts_as_the_checkpoint(four_class_run, tiny_raw,
+                                                                                   tmp_path, capsys):
+    from src.evaluate import evaluate
+    from src.predict import main as predict
+    from src.training.checkpoint import RESUME_ONLY_KEYS
+
+    best, slim = four_class_run / "models" / "GRUCell" / "best.pth", tmp_path / "GRUCell" / "best.pth"
+    assert main(["--checkpoint", str(best), "--pth", str(slim)]) == 0
+    assert "MB, for inference" in capsys.readouterr().out
+    assert slim.stat().st_size < best.stat().st_size / 2  # the optimizer's moments alone are twice the weights
+    assert not set(RESUME_ONLY_KEYS) & set(torch.load(slim))
+    (model, _), (original, _) = load_model(slim), load_model(best)
+    clips = torch.rand(2, 4, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(clips), original(clips))
+    expected = json.loads((best.parent / "results.json").read_text())
+    assert evaluate(slim, device="cpu")["clip_accuracy"] == expected["clip_accuracy"]
+    video = str(sorted(tiny_raw.glob("running/*.avi"))[0])
+    outputs = []
+    for checkpoint in (best, slim):
+        assert predict(["--checkpoint", str(checkpoint), video, "--json"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out)[0]["probabilities"])
+    assert outputs[0] == outputs[1]
+
+
+def test_a_bad_pth_path_is_one_line_and_writes_nothing(tmp_path, capsys):
+    checkpoint = small_checkpoint(tmp_path / "best.pth", MODELS["GRUCell"])
+    before = checkpoint.read_bytes()
+    for args, words in ((["--pth", str(tmp_path / "model.pt")], ["--pth", "must end in .pth"]),
+                        (["--pth", str(checkpoint)], ["is the --checkpoint itself"]),
+                        (["--pth", str(tmp_path / "x.pth")], ["missing.pth"])):
+        source = tmp_path / "missing.pth" if words == ["missing.pth"] else checkpoint
+        assert main(["--checkpoint", str(source), *args]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and error.count("\n") == 1 and all(w in error for w in words), error
+    assert checkpoint.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["best.pth"]
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", str(checkpoint)])  # neither --onnx nor --pth
+    assert "give --onnx FILE.onnx, --pth FILE.pth, or both" in capsys.readouterr().err

@@ -175,6 +175,21 @@ def _checkpoint_instead(path: Path) -> str:
     return "a checkpoint of 'python -m src.train' (models/<experiment>/best.pth)"
 
 
+RESUME_ONLY_KEYS = ("optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict", "rng_states")
+
+
+def for_inference(checkpoint: dict) -> dict:
+    """``checkpoint`` without what only resuming its training reads: the optimizer's, scheduler's and
+    scaler's states, the RNG states and the EMA's trained weights (``ema`` keeps ``decay`` and
+    ``updates``). What :func:`load_model`, src.evaluate, src.predict and src.export read is kept, so the
+    result works with each of them; for a GRUCell run with EMA it is a quarter of the size (2.3 of 9.0 MB).
+    A new dict; ``checkpoint`` is not changed."""
+    slim = {key: value for key, value in checkpoint.items() if key not in RESUME_ONLY_KEYS}
+    if isinstance(slim.get("ema"), dict):
+        slim["ema"] = {key: value for key, value in slim["ema"].items() if key != "trained_state_dict"}
+    return slim
+
+
 def classes_and_channels(checkpoint: dict) -> tuple[list[str], int]:
     """The class names (label i is ``classes[i]``) and input channels of the model of ``checkpoint``:
     its ``classes`` and ``channels``, or KTH's six actions and 1 (grayscale) for a checkpoint of
