@@ -249,3 +249,22 @@ def test_a_colour_checkpoint_gets_rgb_frames_of_videos_and_of_frame_folders(tiny
     shapes.clear()
     result = predict_input(predictor, frames, clips=1)
     assert shapes == [(1, 4, 3, 32, 32)] and result["num_frames"] == 12
+
+
+MODEL_OF_RECORD = Path("models/next/GRUCell/best.pth")  # committed in git (README, "Use a trained model")
+
+
+def test_the_committed_model_of_record_loads_and_predicts_the_real_samples_as_the_readme_says(kth_samples, capsys):
+    from src.training.checkpoint import RESUME_ONLY_KEYS
+
+    assert MODEL_OF_RECORD.is_file(), f"{MODEL_OF_RECORD} is not in this checkout; it is committed in git"
+    _, record = load_model(MODEL_OF_RECORD)
+    assert record["classes"] == list(ACTIONS) and not set(RESUME_ONLY_KEYS) & set(record)  # made by src.export --pth
+    assert (record["config"]["data"]["train_clips_per_video"], record["config"]["train"]["ema_decay"]) == (8, 0.983)
+    videos = sorted(kth_samples.glob("person*_uncomp.*"))
+    code, results, _ = run_json(capsys, "--checkpoint", MODEL_OF_RECORD, *videos)
+    assert code == 0
+    predicted = {Path(r["input"]).name: r["action"] for r in results}
+    right = [name for name, action in predicted.items() if name.split("_")[1] == action]
+    assert sorted(right) == ["person01_boxing_d2_uncomp.mp4", "person01_handclapping_d1_uncomp.avi",
+                             "person03_boxing_d4_uncomp.mp4", "person04_boxing_d1_uncomp.mp4"], predicted
