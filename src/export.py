@@ -1,7 +1,7 @@
 """Export a trained checkpoint to ONNX, with a dynamic batch size, or to a checkpoint for inference only.
 
     python -m src.export --checkpoint models/GRUCell/best.pth --onnx gru.onnx
-    python -m src.export --checkpoint models/next/GRUCell/best.pth --pth models/GRUCell/best.pth
+    python -m src.export --checkpoint models/GRUCell_seed1/best.pth --pth gru_seed1.pth
 
 ``--pth`` writes the checkpoint without what only resuming its training needs
 (:func:`src.training.checkpoint.for_inference`: a quarter of the size), which load_model, src.evaluate,

@@ -49,11 +49,13 @@ def test_the_repository_study_plans_every_model_recipe_seed_and_fold_on_the_trai
                            "amp": False, **expected[run.recipe]}.items():  # float32 on every CPU
             assert {**data, **train}[key] == value, (run, key)
         assert train["epochs"] == base["train"]["epochs"] == 30
-    assert study.keys["clips8_last"] == ("data.train_clips_per_video=8, train.amp=false, data.prefetch=false, "
-                                         "train.select=last")
+    assert study.keys["clips8_last"] == ("data.train_clips_per_video=8, train.ema_decay=0.0, train.amp=false, "
+                                         "data.prefetch=false, train.select=last")
     # a recipe's own value takes its base's place: one override per key
-    assert study.recipes["old"] == ["data.train_clips_per_video=2", "train.amp=false", "data.prefetch=false"]
-    assert study.recipes["clips8"] == ["data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false"]
+    assert study.recipes["old"] == ["data.train_clips_per_video=2", "train.ema_decay=0.0", "train.amp=false",
+                                    "data.prefetch=false"]
+    assert study.recipes["clips8"] == ["data.train_clips_per_video=8", "train.ema_decay=0.0", "train.amp=false",
+                                       "data.prefetch=false"]
 
 
 def test_fewer_recipes_models_seeds_and_folds_plan_a_part_of_the_study():
@@ -116,14 +118,31 @@ def test_a_bad_recipes_yaml_gets_one_line(tmp_path, monkeypatch, capsys, text, n
     assert len(errors) == 1 and message in errors[0]
 
 
+def test_base_yaml_holds_the_recipe_that_results_recipe_md_chose():
+    """The committed study's choice is the experiments' default: every key the chosen recipe sets, but the study's
+    measuring conditions (float32, batches on the main thread), has its value in configs/base.yaml."""
+    text = (REPO / "results" / "recipe.md").read_text()
+    chosen = text.split("**The study chose `", 1)[1].split("`", 1)[0]
+    study = load_study(REPO / "configs" / "recipes.yaml")
+    config = load_config(REPO / "configs" / "GRUCell.yaml")
+    keys = [item.split("=", 1) for item in study.recipes[chosen]]
+    assert chosen == "clips8_ema" and len(keys) == 4
+    for key, value in keys:
+        if key in ("train.amp", "data.prefetch"):
+            continue
+        section, name = key.split(".")
+        assert str(config[section][name]) == value, (key, config[section][name], value)
+
+
 def test_composed_recipes_start_from_their_base():
     path = REPO / "configs" / "recipes.yaml"
     study = load_study(path)
-    assert study.recipes["clips8_ema"] == ["data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false",
-                                           "train.ema_decay=0.983"]
+    assert study.recipes["clips8_ema"] == ["data.train_clips_per_video=8", "train.ema_decay=0.983", "train.amp=false",
+                                           "data.prefetch=false"]
     assert study.overrides("clips8_smooth", 3) == [
         "data.split=kfold", "data.folds=4", "data.fold=3", f"data.groups={list(range(1, 17))}",
-        "data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false", "train.label_smoothing=0.1"]
+        "data.train_clips_per_video=8", "train.ema_decay=0.0", "train.amp=false", "data.prefetch=false",
+        "train.label_smoothing=0.1"]
     assert all(not item.startswith(STUDY_KEYS) for overrides in study.recipes.values() for item in overrides)
 
 
@@ -158,8 +177,8 @@ def test_the_runs_and_outputs_go_under_the_folders_given(tmp_path, monkeypatch, 
     assert overrides == [f"log.models_dir={Path(models_dir) / 'clips8_smooth'}",
                          f"log.tboard_dir={tboard}/clips8_smooth",
                          "data.split=kfold", "data.folds=4", "data.fold=2", f"data.groups={list(range(1, 17))}",
-                         "data.train_clips_per_video=8", "train.amp=false", "data.prefetch=false",
-                         "train.label_smoothing=0.1", "train.epochs=1"]  # --set last
+                         "data.train_clips_per_video=8", "train.ema_decay=0.0", "train.amp=false",
+                         "data.prefetch=false", "train.label_smoothing=0.1", "train.epochs=1"]  # --set last
     ((_, dir_given, out_dir, imgs_dir, extra, *_),) = reports
     assert dir_given == models_dir and extra == ["train.epochs=1"]
     defaults = src.recipe.output_dirs(dir_given, src.recipe.DEFAULT_MODELS_DIR)
@@ -368,7 +387,7 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
                "--models-dir", "trial", "--set", *TINY]
     src.recipe.main(command)
     out = capsys.readouterr().out
-    tested = []
+    tested, default_ema = [], load_config(REPO / "configs" / "GRUCell.yaml")["train"]["ema_decay"]
     for recipe in ("old", "ema"):
         for fold in (1, 2):
             results = json.loads((tmp_path / "trial" / recipe / f"GRUCell_fold{fold}" / "results.json").read_text())
@@ -376,7 +395,7 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
             assert (split["protocol"], split["fold"]) == ("kfold", fold)
             groups = split["groups"]
             assert set(groups["train"] + groups["val"] + groups["test"]) == {1, 2, 15, 17}
-            assert results["config"]["train"]["ema_decay"] == (0.5 if recipe == "ema" else 0.0)
+            assert results["config"]["train"]["ema_decay"] == (0.5 if recipe == "ema" else default_ema)  # old: {}
             assert results["best_epoch"] == 2 or recipe == "old"  # ema: train.select last
             tested.append(tuple(groups["test"]))
             assert (tmp_path / "trial" / "tboard_logs" / recipe / f"GRUCell_fold{fold}").is_dir()

@@ -539,7 +539,8 @@ def test_the_average_of_the_weights_is_updated_after_every_optimizer_step():
     from src.training.trainer import make_averaged_model, train_one_epoch
 
     config = load_config("configs/GRUCell.yaml", ["train.ema_decay=0.75", "train.grad_clip=0"])
-    assert make_averaged_model(stub_model(), load_config("configs/GRUCell.yaml")["train"]) is None  # off by default
+    off = load_config("configs/GRUCell.yaml", ["train.ema_decay=0"])["train"]
+    assert make_averaged_model(stub_model(), off) is None
     model, batches = stub_model(), stub_batches()
     reference = copy.deepcopy(model)
     averaged = make_averaged_model(model, config["train"])
