@@ -67,6 +67,7 @@ INFO_COLUMNS = ["run", "seed", "data", "fingerprint", "split", "device", "train 
 OLDER_SPLIT = "test persons 17-25, model selection on validation persons"  # results without a split: the course's
 
 CONFIDENCE = 0.95  # of every interval compare reports
+VAL_TIE = 1e-6  # mean validation accuracies this close tie for 'best <group>' (float32 rounding of equal counts)
 POWER = 0.8  # of the paired t-test behind 'smallest detectable difference' (at alpha = 1 - CONFIDENCE)
 TARGET_HALF_WIDTH = 0.02  # 2 percentage points: the half-width 'seeds needed' aims at
 DEFAULT_MODELS_DIR = "models"  # its runs' tables and figures are the committed results/ and imgs/
@@ -274,13 +275,15 @@ def table_notes(summary: pd.DataFrame) -> str:
             "between experiments: comparisons.md.")
 
 
-def best_of(runs: pd.DataFrame, candidates: list[str]) -> str | None:
-    """The experiment of ``candidates`` with the highest mean validation accuracy over its runs
-    (never chosen on test); None if none of them has runs."""
+def best_of(runs: pd.DataFrame, candidates: list[str]) -> list[str]:
+    """The experiments of ``candidates`` with the highest mean validation accuracy over their runs (never chosen
+    on test), in ``candidates``' order: one, or several that tie (means within :data:`VAL_TIE`, since accuracies
+    are counts of clips stored in float32, so equal counts differ only by rounding); empty if none has runs."""
     among = runs[runs["experiment"].isin(candidates)]
     if among.empty:
-        return None
-    return among.groupby("experiment")["val acc"].mean().idxmax()
+        return []
+    means = among.groupby("experiment")["val acc"].mean()
+    return [name for name in candidates if name in means.index and means[name] >= means.max() - VAL_TIE]
 
 
 def paired_differences(runs: pd.DataFrame, plan: SuitePlan | None = None,
@@ -294,7 +297,8 @@ def paired_differences(runs: pd.DataFrame, plan: SuitePlan | None = None,
     group's main experiments), the runs are paired by seed (only seeds both experiments have) and the
     differences A − B (fractions, not %) are summarized. One row per pair, columns:
 
-    - ``A``, ``B``: the experiments; ``B chosen as``: "best recurrent by val acc" (for 'best recurrent') or "";
+    - ``A``, ``B``: the experiments; ``B chosen as``: "best recurrent by val acc" (for 'best recurrent'; one row for
+      each experiment that ties for it, "best recurrent by val acc, a 3-way tie") or "";
     - ``n``: paired seeds; ``seeds``: them, e.g. "0, 1, 2";
     - ``video diff mean``, ``video diff std`` (ddof=1), ``video diff ci low``, ``video diff ci high``
       (the ``confidence`` paired t-interval, n-1 degrees of freedom; NaN for n < 2), and the
@@ -314,15 +318,19 @@ def paired_differences(runs: pd.DataFrame, plan: SuitePlan | None = None,
     plan = load_plan() if plan is None else plan
     done = set(runs["experiment"])
     rows, skipped, chosen_among = [], [], {}
+    pairs = []  # (A, B, how B was chosen), 'best <group>' resolved: one pair per experiment that ties for it
     for a, b in plan.comparisons:
-        chosen, candidates = "", plan.candidates(b)
-        if candidates is not None:
-            chosen_among[b] = candidates
-            best = best_of(runs, candidates)
-            if best is None:
-                skipped.append(f"{a} vs {b}: no runs of {', '.join(candidates)}")
-                continue
-            b, chosen = best, f"{b} by val acc"
+        candidates = plan.candidates(b)
+        if candidates is None:
+            pairs.append((a, b, ""))
+            continue
+        chosen_among[b] = candidates
+        best = best_of(runs, candidates)
+        if not best:
+            skipped.append(f"{a} vs {b}: no runs of {', '.join(candidates)}")
+        tie = f", a {len(best)}-way tie" if len(best) > 1 else ""
+        pairs += [(a, name, f"{b} by val acc{tie}") for name in best]
+    for a, b, chosen in pairs:
         absent = [name for name in (a, b) if name not in done]
         if absent:
             skipped.append(f"{a} vs {b}: no runs of {' and '.join(absent)}")
@@ -398,7 +406,8 @@ def comparisons_markdown(comparisons: pd.DataFrame, confidence: float = CONFIDEN
              "'no measurable difference' where it covers 0.")
     for name, candidates in comparisons.attrs.get("best_of", {}).items():
         text += (f" The {name} experiment is the one of {', '.join(candidates)} with the highest mean validation "
-                 "accuracy, never chosen on test.")
+                 "accuracy, never chosen on test; where several tie (equal numbers of validation clips right), A is "
+                 "compared with each of them.")
     text += ("\n\nThe last three columns say what the comparison of test video accuracy could see (s: the sample "
              "std of its paired differences, n: its paired seeds; '–' for n < 2). 'video CI half-width' is "
              f"t({(1 + confidence) / 2:g}, n-1)·s/√n, half the width of its interval. 'smallest detectable video "

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from src.compare import (
+    best_of,
     compare,
     experiment_of,
     kfold_summary,
@@ -166,6 +167,22 @@ def test_paired_differences_pair_common_seeds_and_give_verdicts(tmp_path):
     assert table.attrs["skipped"] == ["LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler"]
     only_r2plus1d = dataclasses.replace(load_plan(), comparisons=[("R2Plus1D", "best recurrent")])
     assert paired_differences(runs[runs["experiment"] == "R2Plus1D"], only_r2plus1d).empty
+
+
+def test_a_tie_for_the_best_on_validation_is_compared_with_each_tied_experiment(tmp_path):
+    # OwnGRU and OwnLSTM: the same clips right on validation, stored in float32 (0.98166668 and 0.98166662)
+    write_seeds(tmp_path / "models", "OwnGRU", [0.80, 0.82], val_acc=0.98166668)
+    write_seeds(tmp_path / "models", "OwnLSTM", [0.84, 0.86], val_acc=0.98166662)
+    write_seeds(tmp_path / "models", "GRUCell", [0.95, 0.96], val_acc=0.9)  # best on test, not on validation
+    write_seeds(tmp_path / "models", "R2Plus1D", [0.90, 0.91], val_acc=0.99)
+    runs, _ = load_runs(tmp_path / "models")
+    assert best_of(runs, ["GRUCell", "OwnLSTM", "OwnGRU"]) == ["OwnLSTM", "OwnGRU"]
+    assert best_of(runs, ["LSTMCell"]) == []
+    only_r2plus1d = dataclasses.replace(load_plan(), comparisons=[("R2Plus1D", "best recurrent")])
+    table = paired_differences(runs, only_r2plus1d)
+    assert list(table["B"]) == ["OwnLSTM", "OwnGRU"]
+    assert set(table["B chosen as"]) == {"best recurrent by val acc, a 2-way tie"}
+    assert list(table["video diff mean"]) == pytest.approx([0.055, 0.095])
 
 
 def test_compare_writes_the_paired_comparisons(tmp_path, capsys):
