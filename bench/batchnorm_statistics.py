@@ -39,12 +39,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.config import load_config  # noqa: E402
 from src.training.checkpoint import load_model  # noqa: E402
-from src.training.engine import (  # noqa: E402
-    classification_metrics,
-    clip_logits,
-    clip_video_index,
-    cpu_description,
-)
+from src.training.device import cpu_description  # noqa: E402
+from src.training.metrics import classification_metrics, clip_logits, clip_video_index  # noqa: E402
 from src.training.trainer import (  # noqa: E402
     make_batches,
     make_datasets,

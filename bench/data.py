@@ -39,10 +39,10 @@ from src.config import load_config  # noqa: E402
 from src.data.augment import ClipBatchAugmentation, get_train_transforms  # noqa: E402
 from src.data.batches import ClipBatches  # noqa: E402
 from src.data.dataset import KTHActionDataset  # noqa: E402
-from src.data.prepared import SYNTHETIC_ROOT, is_prepared  # noqa: E402
+from src.data.index import SYNTHETIC_ROOT, is_prepared  # noqa: E402
 from src.data.sources.kth import TRAIN_PERSONS, all_video_ids, parse_video_name  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
-from src.training.engine import select_device  # noqa: E402
+from src.training.device import select_device  # noqa: E402
 
 
 def write_fake_dataset(root: Path, num_frames: int, size: int) -> Path:

@@ -9,7 +9,7 @@
 
 Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
 functions (src.training.trainer: make_datasets, make_batches, prepare_model, train_one_epoch;
-src.training.engine.clip_logits) and prints clips/s and the share of the epoch spent waiting for data.
+src.training.metrics.clip_logits) and prints clips/s and the share of the epoch spent waiting for data.
 
 ``--profile`` adds the share of the epoch in the encoder, the recurrent module and the
 head (forward plus backward, from hooks: forward hooks time each part's forward; the
@@ -58,15 +58,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from src.config import load_config  # noqa: E402
 from src.data.augment import get_train_transforms  # noqa: E402
-from src.data.prepared import resolve_data_root  # noqa: E402
+from src.data.index import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
-from src.training.engine import (  # noqa: E402
-    clip_logits,
-    cpu_description,
-    first_epoch_reaching,
-    select_device,
-    training_precision,
-)
+from src.training.device import cpu_description, select_device, training_precision  # noqa: E402
+from src.training.metrics import clip_logits, first_epoch_reaching  # noqa: E402
 from src.training.trainer import (  # noqa: E402
     make_batches,
     make_datasets,

@@ -3,7 +3,7 @@
 Grouped by concept; each package's docstring lists its modules:
   data/       where videos come from, how they are prepared, how clips and batches are made of them
   nets/       the recurrent cells, the action classifier, R(2+1)D, pretrained weights
-  training/   the research loop and what training and evaluation share: engine, checkpoints,
+  training/   the research loop and what training and evaluation share: device, metrics, checkpoints,
               distributed training, provenance, the run lock
 
 Shared by all of them:

@@ -292,7 +292,7 @@ def _check_val_persons(persons: list[int], where: str) -> None:
 def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
     """Refuse a full config (every key of configs/base.yaml, types already checked) that cannot run
     here: a number out of :data:`RANGES`, a value that is not one of a key's choices, a
-    ``train.device`` this machine does not have (:func:`src.training.engine.select_device`), validation
+    ``train.device`` this machine does not have (:func:`src.training.device.select_device`), validation
     persons that are empty, repeated, not training persons or all of them, ``data.groups`` that are empty
     or repeated, a ``data.fold`` outside the ``data.folds`` of ``data.split: kfold``
     (:func:`src.data.splits.protocol_refusal`; what needs the data is refused by
@@ -331,7 +331,7 @@ def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
                     raise ConfigError(f"{where(key)} must list each group once, at least one (or be null for all), "
                                       f"got {value!r}{f' ({twice[0]} more than once)' if twice else ''}")
             if key == "train.device":
-                from src.training.engine import select_device  # imports torch
+                from src.training.device import select_device  # imports torch
                 try:
                     select_device(value, key=where(key))
                 except ValueError as e:

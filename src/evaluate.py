@@ -26,11 +26,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from src.data.dataset import VideoClipDataset
-from src.data.prepared import is_prepared, resolve_data_root
+from src.data.index import is_prepared, resolve_data_root
 from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
-from src.training.engine import classification_metrics, clip_logits, clip_video_index, select_device, summarize
+from src.training.device import select_device
+from src.training.metrics import classification_metrics, clip_logits, clip_video_index, summarize_history
 from src.training.provenance import code_version, describe_data, split_record
 
 
@@ -173,7 +174,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
 
     best = checkpoint["metrics"]["best"]
     history = full_history(checkpoint_path, checkpoint)
-    training = summarize(history, best)
+    training = summarize_history(history, best)
     results = {
         "experiment": config["experiment"],
         "seed": config["train"]["seed"],

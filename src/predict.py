@@ -115,7 +115,7 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
     """A checkpoint of ``src.train`` (``.pth``) or an ONNX file of ``src.export`` (``.onnx``).
 
     Raises PredictError (one line naming the file) when it is neither, and ValueError when
-    ``device`` is not a device of this machine (:func:`src.training.engine.select_device`).
+    ``device`` is not a device of this machine (:func:`src.training.device.select_device`).
     """
     path = Path(path)
     if path.suffix.lower() == ".onnx":
@@ -124,7 +124,7 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
                                f"or a checkpoint (models/<experiment>/best.pth)")
         return _load_onnx(path)
     from src.training.checkpoint import CheckpointReadError, load_model
-    from src.training.engine import select_device
+    from src.training.device import select_device
 
     device = select_device(device)
     try:
@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     for flag, value in (("--clips", args.clips), ("--stride", args.stride)):
         if value is not None and value < 1:
             parser.error(f"argument {flag}: must be >= 1, got {value}")
-    from src.training.engine import select_device
+    from src.training.device import select_device
 
     try:
         device = select_device(args.device, key="--device")

@@ -298,12 +298,12 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
     the rows, not the folders, so a study outlives the machine it ran on. Columns: ``recipe``, ``experiment`` (the
     model), ``run``, ``seed``, those of :func:`src.compare.fold_columns` (``test video ids``: None for a recorded
     row), ``val acc``, ``test clip acc``, ``test video acc`` (on the held-out fold), ``selected epoch``, ``train
-    min`` (:func:`training_minutes`), ``plateau epoch`` (:func:`src.training.engine.plateau_epoch`: the first within
+    min`` (:func:`training_minutes`), ``plateau epoch`` (:func:`src.training.metrics.plateau_epoch`: the first within
     half a point of the last epoch's validation clip accuracy) and ``plateau min`` (the training minutes up to its
     end), ``steps`` (optimizer steps; NaN for results of code that did not count them), ``fingerprint``, ``data``,
     ``groups are`` (``persons`` on KTH, else ``groups``), ``train device``, ``precision`` (of training), ``config``
     (its digest) and ``recorded`` (True: the row comes from ``record``)."""
-    from src.training.engine import plateau_epoch  # torch: imported only when needed, so bad arguments fail fast
+    from src.training.metrics import plateau_epoch  # torch: imported only when needed, so bad arguments fail fast
 
     recorded = record_rows(record)
     rows, left_out = [], []

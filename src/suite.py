@@ -57,7 +57,7 @@ import pandas as pd
 
 from src.compare import DEFAULT_MODELS_DIR, compare, load_runs, output_dirs, paired_differences, pick_data_source
 from src.config import NOT_EXPERIMENTS, SUITE_FILE, ConfigError, SuitePlan, load_config, load_plan
-from src.data.prepared import resolve_data_root
+from src.data.index import resolve_data_root
 from src.files import folder_refusal
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
 from src.training.runlock import LOCK_NAME, claimed, describe_holder

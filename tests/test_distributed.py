@@ -27,7 +27,7 @@ from src.evaluate import evaluate
 from src.nets.classifier import build_model
 from src.training import distributed
 from src.training.checkpoint import load_model
-from src.training.engine import classification_metrics, clip_logits, clip_video_index
+from src.training.metrics import classification_metrics, clip_logits, clip_video_index
 from src.training.trainer import make_datasets, make_loaders, make_optimizer, seed_everything, train_one_epoch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ from src.data.sources.kth import ACTIONS, TEST_PERSONS
 from src.evaluate import evaluate, main, measure_speed, print_table
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import load_model
-from src.training.engine import cpu_description
+from src.training.device import cpu_description
 from src.training.trainer import train
 from tests.conftest import FOUR_CLASSES
 

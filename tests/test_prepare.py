@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from src.data.dataset import VideoClipDataset
+from src.data.index import read_index
 from src.data.prepare import PrepareError, clip_sequences, decode_video, prepare, resize_frames
-from src.data.prepared import read_index
 from src.data.sources.kth import ACTIONS, parse_sequences, parse_video_name
 from tests.test_sources import (
     GROUP_NAMES,

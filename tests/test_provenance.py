@@ -10,8 +10,8 @@ import pytest
 
 from src.config import load_config
 from src.data.dataset import VideoClipDataset
-from src.data.prepared import V1_ENTRY_KEYS
-from src.training.engine import select_device, training_precision
+from src.data.index import V1_ENTRY_KEYS
+from src.training.device import select_device, training_precision
 from src.training.provenance import (
     code_version,
     config_differences,
@@ -127,7 +127,7 @@ def test_under_train_amp_auto_a_result_stands_in_any_precision_and_an_explicit_o
     """train.amp auto leaves the precision to the machine: the float32 results of record (train.amp true before
     'auto', on a CPU) stand for an 'auto' run on a CPU with native bf16 too (a fresh clone there must not train
     them again). train.amp false or true is compared as the precision it gives here."""
-    import src.training.engine
+    import src.training.device
 
     config = load_config("configs/GRUCell.yaml", ["train.device=cpu"])
     assert config["train"]["amp"] == "auto"
@@ -138,7 +138,7 @@ def test_under_train_amp_auto_a_result_stands_in_any_precision_and_an_explicit_o
     float32, bfloat16 = (load_config("configs/GRUCell.yaml", ["train.device=cpu", f"train.amp={amp}"])
                          for amp in ("false", "true"))
     for native in (False, True):
-        monkeypatch.setattr(src.training.engine, "native_bf16", lambda: native)
+        monkeypatch.setattr(src.training.device, "native_bf16", lambda: native)
         assert results_mismatch(old, config, synthetic) is None
         assert results_mismatch(made_in_bf16, config, synthetic) is None
         assert results_mismatch(old, float32, synthetic) is None

@@ -21,7 +21,7 @@ from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS
 from src.training.checkpoint import CHECKPOINT_KEYS, load_model
-from src.training.engine import autocast, cpu_description, training_precision
+from src.training.device import autocast, cpu_description, training_precision
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
 from src.training.trainer import NonFiniteLossError, log_epoch, make_scheduler, train
 from tests.conftest import FOUR_CLASSES
@@ -575,7 +575,7 @@ def ema_run(tiny_prepared, tmp_path_factory):
 def test_with_ema_the_validated_and_saved_weights_are_the_average(ema_run, tiny_prepared):
     """The checkpoints' model_state_dict is the average (the trained weights go in "ema"), load_model gives it, and
     its validation accuracy, recomputed here from those weights, is the one the history recorded."""
-    from src.training.engine import classification_metrics, clip_logits, clip_video_index
+    from src.training.metrics import classification_metrics, clip_logits, clip_video_index
     from src.training.trainer import make_batches, make_datasets
 
     out, summary = ema_run

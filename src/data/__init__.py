@@ -6,7 +6,7 @@
   download      fetching KTH-Actions (the six zips and 00sequences.txt)
   synthetic     the synthetic KTH twin, for offline work (``python -m src.data.synthetic``)
   prepare       decoding raw videos into a prepared dataset: small frames (gray or RGB), a cache, index.json
-  prepared      a prepared dataset folder: read_index (its one reader), resolve_data_root (which folder)
+  index         a prepared dataset folder: read_index (its one reader), resolve_data_root (which folder)
   splits        split protocols (course, schuldt2004, given, kfold, random): which groups train, validate, test
   dataset       VideoClipDataset (the course's KTHActionDataset), the per-item dataset, and which frames make
                 a clip (ClipTable, TemporalSampling)

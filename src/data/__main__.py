@@ -7,14 +7,14 @@
 ``download`` fetches KTH-Actions (:mod:`src.data.download`); ``prepare`` decodes the videos of a
 raw folder (KTH, a folder of class subfolders, UCF101 or HMDB51: :mod:`src.data.sources`) into a
 prepared dataset, ``index.json`` and ``cache/`` (:mod:`src.data.prepare`), which
-:func:`src.data.prepared.resolve_data_root` finds.
+:func:`src.data.index.resolve_data_root` finds.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from src.data.prepared import REAL_ROOT
+from src.data.index import REAL_ROOT
 from src.data.sources import LAYOUTS
 
 

@@ -8,7 +8,7 @@
                                                     "sequences": [[start, end], ...], ...}, ...], ...}
     root/cache/<video_id>.npy         uint8 [T, size, size] (1 channel) or [T, size, size, 3] (RGB)
 
-(a version-1 KTH index too: :func:`src.data.prepared.read_index`), or, without index.json, only
+(a version-1 KTH index too: :func:`src.data.index.read_index`), or, without index.json, only
 KTH's PNG tree ``root/<action>/<video_id>/image-0001.png`` (the course's layout; then a video's only
 "subsequence" is the whole video). Which videos make the split is the protocol's
 (:func:`src.data.splits.split_videos`: ``protocol=`` the config's ``data`` section; by default the
@@ -73,7 +73,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from src.data.prepared import SYNTHETIC_RAW_ROOT, prepare_command, read_index
+from src.data.index import SYNTHETIC_RAW_ROOT, prepare_command, read_index
 from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, parse_video_name
 from src.data.splits import KTH_PROTOCOLS, group_order, kth_persons, split_videos
 

@@ -26,7 +26,7 @@ person); ``file`` is the raw file under ``DIR``; ``sequences`` are the annotated
 ``00sequences.txt``), 0-based and end-exclusive, clipped to the video, or ``[[0, num_frames]]``;
 ``split`` is the video's side in each fold the dataset ships (a video unused by a fold is absent);
 ``failed`` lists the videos that could not be decoded (only ever non-empty with ``--allow-failures``).
-:func:`src.data.prepared.read_index` reads it (and version 1, KTH's index before classes).
+:func:`src.data.index.read_index` reads it (and version 1, KTH's index before classes).
 
 The arguments are checked before any work. Videos are decoded into a temporary folder in
 ``out`` and moved into place when every video was decoded (or, with ``--allow-failures``, at

@@ -108,7 +108,7 @@ def _defaults() -> dict:
 
 
 def split_videos(index: dict, data: dict, strict: bool = True) -> Split:
-    """Split the videos of ``index`` (:func:`src.data.prepared.read_index`) as the config's ``data``
+    """Split the videos of ``index`` (:func:`src.data.index.read_index`) as the config's ``data``
     section says (missing keys: configs/base.yaml's defaults); see the module docstring.
 
     ``strict=False`` skips the refusals of splits that cannot train or be measured (a class without a

@@ -105,7 +105,7 @@ class CheckpointReadError(ValueError):
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``).
 
-    ``map_location`` is checked (:func:`src.training.engine.select_device`) before the file is read, so
+    ``map_location`` is checked (:func:`src.training.device.select_device`) before the file is read, so
     that a device this machine lacks is never taken for an unreadable file.
 
     Raises:
@@ -115,7 +115,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             an evaluation's results.json, an ONNX export, ...); one line saying what it is and what
             to give instead.
     """
-    from src.training.engine import select_device
+    from src.training.device import select_device
 
     map_location = select_device(str(map_location), key="map_location")
     path = Path(path)

@@ -68,7 +68,7 @@ def setup(device: torch.device) -> Context:
     """Join the process group when launched by torchrun; else the context of one process.
 
     Args:
-        device: the device the config asks for (``src.training.engine.select_device``); under torchrun
+        device: the device the config asks for (``src.training.device.select_device``); under torchrun
             on CUDA each process takes GPU ``LOCAL_RANK``.
 
     Returns:

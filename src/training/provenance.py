@@ -29,7 +29,7 @@ import subprocess
 from pathlib import Path
 
 from src.config import schema_root
-from src.data.prepared import V1_ENTRY_KEYS, read_index
+from src.data.index import V1_ENTRY_KEYS, read_index
 from src.data.splits import group_order
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,7 +195,7 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
         return f"results.json was made with another config ({'; '.join(changes[:3])}{more})"
     if config["train"]["amp"] == "auto":
         return None
-    from src.training.engine import select_device, training_precision  # torch, only when needed
+    from src.training.device import select_device, training_precision  # torch, only when needed
 
     made = provenance.get("train_precision") or ("float16" if provenance.get("train_amp") else "float32")
     wanted = training_precision(config["train"]["amp"], select_device(config["train"]["device"]))

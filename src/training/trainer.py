@@ -59,7 +59,7 @@ from src.config import OPTIMIZERS, SCHEDULERS, ConfigError
 from src.data.augment import ClipBatchAugmentation
 from src.data.batches import ClipBatches
 from src.data.dataset import VideoClipDataset
-from src.data.prepared import resolve_data_root
+from src.data.index import resolve_data_root
 from src.files import remove_temp_files
 from src.nets.classifier import ActionClassifier, build_model, count_parameters
 from src.training import distributed
@@ -70,17 +70,8 @@ from src.training.checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
-from src.training.engine import (
-    autocast,
-    classification_metrics,
-    clip_logits,
-    clip_video_index,
-    machine_description,
-    select_device,
-    summarize,
-    timed,
-    training_precision,
-)
+from src.training.device import autocast, machine_description, select_device, training_precision
+from src.training.metrics import classification_metrics, clip_logits, clip_video_index, summarize_history, timed
 from src.training.provenance import code_version, describe_data, resume_refusal, split_record
 from src.training.runlock import LOCK_NAME, LockFolderError, holding
 
@@ -215,7 +206,7 @@ def recompute_batchnorm_statistics(model: torch.nn.Module, batches, num_batches:
     """PreciseBN: set every BatchNorm's running mean and variance to their average over the first
     ``num_batches`` batches of ``batches`` (clips (B, T, C, H, W), or ``(clips, labels, ...)`` as the
     trainer's loaders yield them), under the model's current weights and in ``precision``
-    (:func:`src.training.engine.autocast`); the model's train/eval mode is kept.
+    (:func:`src.training.device.autocast`); the model's train/eval mode is kept.
 
     Only the part of the model that holds BatchNorm layers runs (:func:`batchnorm_part`): for arch rnn
     the encoder on the clips' frames, the statistics identical to a whole-model forward in train mode.
@@ -245,7 +236,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
     ``last_clips``: the clips (B, T, C, H, W) of the epoch's last ``keep_last`` batches, oldest first (for
     :func:`recompute_batchnorm_statistics`). The loss is the cross-entropy with ``train.label_smoothing``;
     ``averaged`` (:func:`make_averaged_model`), when given, is updated with the model after every optimizer step.
-    Runs in ``precision`` (:func:`src.training.engine.autocast`;
+    Runs in ``precision`` (:func:`src.training.device.autocast`;
     default: float16 when the scaler is enabled, else float32); bfloat16 works on CPU.
 
     Raises NonFiniteLossError on a NaN/inf loss, before the optimizer step.
@@ -593,7 +584,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
             save_checkpoint(checkpoint_now(history[-1]["epoch"]), best_path)
             print(f"{name}: best.pth is now the last epoch's weights, epoch {best['epoch']} (train.select last)",
                   file=sys.stderr)
-    summary = summarize(history, best)
+    summary = summarize_history(history, best)
     summary.update({"experiment": name, "best_checkpoint": str(best_path), "last_checkpoint": str(last_path),
                     "device": str(device), "num_params": num_params, "world_size": context.world_size,
                     "select": select, "ema_decay": train_config["ema_decay"]})

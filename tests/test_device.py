@@ -1,33 +1,9 @@
-"""src.training.engine: metrics over clips and videos."""
+"""src.training.device: the device a name asks for, and the precision train.amp gives on it."""
 import pytest
 import torch
 
-import src.training.engine
-from src.training.engine import (
-    autocast,
-    available_devices,
-    classification_metrics,
-    cpu_info,
-    first_epoch_reaching,
-    plateau_epoch,
-    select_device,
-    training_precision,
-)
-
-
-def test_classification_metrics_average_clip_logits_per_video():
-    # video 0 (label 0): clips say 0, 1, 0 -> video right; video 1 (label 2): one confident wrong clip
-    logits = torch.tensor([[2.0, 0, 0], [0, 1, 0], [2, 0, 0], [0, 0, 1], [0, 5, 0]])
-    labels = torch.tensor([0, 0, 0, 2, 2])
-    videos = torch.tensor([0, 0, 0, 1, 1])
-    metrics = classification_metrics(logits, labels, videos, num_classes=3)
-    assert metrics["accuracy"] == pytest.approx(3 / 5)
-    assert metrics["video_accuracy"] == pytest.approx(1 / 2)
-    assert metrics["confusion_matrix"] == [[2, 1, 0], [0, 0, 0], [0, 1, 1]]
-    assert metrics["per_class_accuracy"] == pytest.approx([2 / 3, 0.0, 1 / 2])
-    assert classification_metrics(logits, labels, videos) == metrics  # the number of classes: the logits' width
-    with pytest.raises(ValueError, match="logits of 3 classes, num_classes is 6"):
-        classification_metrics(logits, labels, videos, num_classes=6)
+import src.training.device
+from src.training.device import autocast, available_devices, cpu_info, select_device, training_precision
 
 
 @pytest.fixture
@@ -110,8 +86,8 @@ def test_native_bf16_comes_from_the_cpu_flags(tmp_path, monkeypatch):
         path = fake_cpuinfo(flags)
         model, found = cpu_info(path)
         assert model == "Some CPU" and found == set(flags)
-        monkeypatch.setattr(src.training.engine, "cpu_info", lambda: cpu_info(path))
-        assert src.training.engine.native_bf16() is native
+        monkeypatch.setattr(src.training.device, "cpu_info", lambda: cpu_info(path))
+        assert src.training.device.native_bf16() is native
     assert cpu_info(tmp_path / "no such file")[1] == frozenset()  # not Linux: no flags, so no native bf16
 
 
@@ -122,7 +98,7 @@ def test_native_bf16_comes_from_the_cpu_flags(tmp_path, monkeypatch):
     ("auto", "mps", True, "float32"), (True, "mps", True, "float32"),
 ])
 def test_training_precision_follows_train_amp_and_the_device(monkeypatch, amp, device, native, expected):
-    monkeypatch.setattr(src.training.engine, "native_bf16", lambda: native)
+    monkeypatch.setattr(src.training.device, "native_bf16", lambda: native)
     assert training_precision(amp, torch.device(device)) == expected
 
 
@@ -134,11 +110,3 @@ def test_autocast_runs_in_the_precision_named():
         assert layer(x).dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
     with pytest.raises(ValueError, match="float32, bfloat16, float16, got 'half'"):
         autocast(cpu, "half")
-
-
-def test_the_plateau_is_the_first_epoch_within_half_a_point_of_the_last():
-    history = [{"epoch": e, "val_accuracy": acc} for e, acc in enumerate([0.5, 0.896, 0.85, 0.93, 0.9, 0.9], 1)]
-    assert first_epoch_reaching(history, 0.9) == 4 and first_epoch_reaching(history, 0.95) is None
-    assert plateau_epoch(history) == 2  # 0.896 >= 0.9 - 0.005, though epoch 3 dips below again
-    assert plateau_epoch(history, tolerance=0.001) == 4  # above the last counts too
-    assert plateau_epoch(history[:1]) == 1

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from src.data.prepared import read_index, resolve_data_root
+from src.data.index import read_index, resolve_data_root
 from src.data.sources.kth import ACTIONS
 
 GOOD = {"version": 1, "size": 64, "synthetic": True, "videos": [
