@@ -1,6 +1,6 @@
 """The command line that fetches and prepares the data.
 
-    python -m src.data download --root data/kth_raw [--base-url URL]
+    python -m src.data download --root data/kth_raw [--base-url URL] [--deadline SECONDS]
     python -m src.data prepare  --raw data/kth_raw --out data/kth [--layout auto|kth|folder|ucf101|hmdb51]
                                 [--splits DIR] [--channels 1|3] [--allow-failures]
 
@@ -12,10 +12,17 @@ prepared dataset, ``index.json`` and ``cache/`` (:mod:`src.data.prepare`), which
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import sys
 from pathlib import Path
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from src.data.download import DEFAULT_BASE_URL, DEFAULT_DEADLINE, SEQUENCES_FILE, DownloadError, download
 from src.data.index import REAL_ROOT
 from src.data.sources import LAYOUTS
+from src.data.sources.kth import ACTIONS
 
 
 def default_out(raw: str, layout: str, splits: str | None) -> Path:
@@ -30,12 +37,33 @@ def default_out(raw: str, layout: str, splits: str | None) -> Path:
                      f"data/{Path(raw).resolve().name}_prepared ({REAL_ROOT} is where the real KTH goes)")
 
 
+@contextlib.contextmanager
+def printed_log(name: str = "src"):
+    """Print the records of logger ``name`` of level INFO and up on stderr, one a line
+    (``ERROR: ...``), above any tqdm progress bar; as it was afterwards."""
+    logger = logging.getLogger(name)
+    console, level = logging.StreamHandler(sys.stderr), logger.level
+    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger.addHandler(console)
+    logger.setLevel(logging.INFO)
+    try:
+        with logging_redirect_tqdm(loggers=[logger]):
+            yield
+    finally:
+        logger.removeHandler(console)
+        logger.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m src.data", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("download", help="fetch the six zips and 00sequences.txt, then extract them")
     d.add_argument("--root", default="data/kth_raw", help="where the videos go (default: data/kth_raw)")
-    d.add_argument("--base-url", default=None, help="a mirror of https://www.csc.kth.se/cvap/actions/")
+    d.add_argument("--base-url", default=None, help=f"a mirror of {DEFAULT_BASE_URL} (http://, https://, or "
+                                                    f"file:///path/ for a local folder)")
+    d.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE, metavar="SECONDS",
+                   help=f"give up a file not complete after this many seconds, all its attempts together (default: "
+                        f"{DEFAULT_DEADLINE:g}); its partial bytes are kept, a rerun resumes them")
     p = sub.add_parser("prepare", help="decode the videos of a raw folder to 64x64 frames and a cache")
     p.add_argument("--raw", required=True, help="the raw folder: KTH-named videos, class subfolders, UCF101 or HMDB51")
     p.add_argument("--layout", default="auto", metavar="|".join(LAYOUTS),
@@ -54,11 +82,12 @@ def main(argv: list[str] | None = None) -> None:
                    help="when some videos cannot be decoded, prepare the others (index.json lists the failed ones) "
                         "and exit 0; by default nothing is written and the exit status is 1")
     args = parser.parse_args(argv)
-    from src.data.download import DEFAULT_BASE_URL, DownloadError, download
     from src.data.prepare import prepare
     try:
         if args.command == "download":
-            download(args.root, base_url=args.base_url or DEFAULT_BASE_URL)
+            with printed_log():
+                root = download(args.root, base_url=args.base_url or DEFAULT_BASE_URL, deadline=args.deadline)
+            print(f"KTH-Actions is in {root}: {len(ACTIONS)} action folders and {SEQUENCES_FILE}")
         else:
             out = args.out or default_out(args.raw, args.layout, args.splits)
             prepare(args.raw, out, size=args.size, workers=args.workers, write_png=not args.no_png,
