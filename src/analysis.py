@@ -1,43 +1,32 @@
-"""Gather every experiment's results into one table and the comparison plots.
+"""The statistics and tables over finished runs: what ``python -m src.compare`` writes (src/compare.py is its
+command line).
 
-    python -m src.compare [--models-dir models] [--out results] [--imgs imgs]
+Reads ``<models dir>/<run>/results.json`` (written by ``src.evaluate``), groups the runs of one experiment
+(``GRUCell``, ``GRUCell_seed1``, ... -> ``GRUCell``, :func:`experiment_of`), and :func:`compare` writes
 
-Reads ``models/<run>/results.json`` (written by ``src.evaluate``), groups the runs of
-one experiment (``GRUCell``, ``GRUCell_seed1``, ... -> ``GRUCell``), and writes
+- ``results.csv``: one row per run, every measured number (:func:`load_runs`);
+- ``results.md``: one row per experiment, mean ± std over its seeds and the 95 % t-interval of its mean test video
+  accuracy (:func:`summarize_runs`, :func:`to_markdown`);
+- ``comparisons.md``: the paired comparisons of ``configs/suite.yaml`` (src.config.load_plan; differences of test
+  accuracy between two experiments, seed by seed, with a 95 % paired t-interval, a verdict, and the power of the
+  comparison: the interval's half-width, the smallest difference it could detect and the seeds a ±2-point interval
+  needs), see :func:`paired_differences`;
+- ``accuracy_vs_params.png``, ``accuracy_vs_epoch_time.png`` (:func:`plot_accuracy_against`);
+- when there are runs of K-fold cross-validation (``data.split: kfold``): ``kfold.md``, one row per experiment (and
+  seed) over its K fold runs, each video tested exactly once: the test video accuracy pooled over the folds (correct
+  videos / all videos) and the mean ± std over folds (:func:`kfold_summary`); a fold set with a fold missing is
+  named, not averaged; and ``kfold.csv``, one row per fold run. Those runs are kept out of the tables above.
 
-- ``results/results.csv``: one row per run, every measured number;
-- ``results/results.md``: one row per experiment, mean ± std over its seeds and the 95 %
-  t-interval of its mean test video accuracy;
-- ``results/comparisons.md``: the paired comparisons of ``configs/suite.yaml`` (src.config.load_plan;
-  differences of test accuracy between two experiments, seed by seed, with a 95 % paired t-interval, a
-  verdict, and the power of the comparison: the interval's half-width, the smallest difference
-  it could detect and the seeds a ±2-point interval needs), see :func:`paired_differences`;
-- ``imgs/accuracy_vs_params.png``, ``imgs/accuracy_vs_epoch_time.png``;
-- when there are runs of K-fold cross-validation (``data.split: kfold``, ``python -m src.suite --folds K``):
-  ``results/kfold.md``, one row per experiment (and seed) over its K fold runs, each video tested
-  exactly once: the test video accuracy pooled over the folds (correct videos / all videos) and the
-  mean ± std over folds (:func:`kfold_summary`); a fold set with a fold missing is named, not averaged;
-  and ``results/kfold.csv``, one row per fold run. Those runs are kept out of the tables above.
-
-Where they go (:func:`output_dirs`): ``results/`` and ``imgs/`` (the committed tables and figures
-of record) only for the default ``--models-dir models``. With ``--models-dir DIR``, any other
-folder, every output goes into DIR itself: ``DIR/results.md``, ``DIR/comparisons.md``,
-``DIR/results.csv``, ``DIR/accuracy_vs_params.png``, ``DIR/accuracy_vs_epoch_time.png`` (files,
-which the ``DIR/<run>/results.json`` of the runs never match), unless ``--out``/``--imgs`` say
-otherwise.
-
-It works on any subset of finished experiments and says which of ``configs/*.yaml``
-have no results yet. One table holds one data source only (the fingerprint of the prepared
-data, see src/training/provenance.py): ``--data`` picks it (default: the source most runs were made
-on). Results without provenance (made by older code) are left out, and a line says so. One data
-source has one list of classes: the per-class columns are its class names (each run's
-``per_class_accuracy``), and the tables' header says the split the runs were tested on (their
-provenance's ``split``: protocol, fold, test groups).
+Where they go: :func:`output_dirs`. One table holds one data source only (the fingerprint of the prepared data, see
+src/training/provenance.py, :func:`pick_data_source`); results without provenance (made by older code) are left out,
+and a line says so. One data source has one list of classes: the per-class columns are its class names (each run's
+``per_class_accuracy``), and the tables' header says the split the runs were tested on (their provenance's
+``split``: protocol, fold, test groups). Progress and what is left out go to ``logging``.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -45,9 +34,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from src.config import ConfigError, SuitePlan, load_plan
-from src.files import atomic_write, folder_refusal
+from src.config import SuitePlan, load_plan
+from src.files import atomic_write
 from src.training.provenance import data_label, describe_data
+
+logger = logging.getLogger(__name__)
 
 # results.json key -> table column
 COLUMNS = {
@@ -64,31 +55,30 @@ COLUMNS = {
 }
 ACCURACY_COLUMNS = ["val acc", "test clip acc", "test video acc"]  # then one '<class> acc' per class of the data
 INFO_COLUMNS = ["run", "seed", "data", "fingerprint", "split", "device", "train device", "amp"]
-OLDER_SPLIT = "test persons 17-25, model selection on validation persons"  # results without a split: the course's
 
 CONFIDENCE = 0.95  # of every interval compare reports
 VAL_TIE = 1e-6  # mean validation accuracies this close tie for 'best <group>' (float32 rounding of equal counts)
 POWER = 0.8  # of the paired t-test behind 'smallest detectable difference' (at alpha = 1 - CONFIDENCE)
 TARGET_HALF_WIDTH = 0.02  # 2 percentage points: the half-width 'seeds needed' aims at
-DEFAULT_MODELS_DIR = "models"  # its runs' tables and figures are the committed results/ and imgs/
+RECORD_MODELS_DIR = "models"  # the runs whose tables and figures are the committed results/ and imgs/
 # the columns of the runs of K-fold cross-validation (fold_columns), kept out of the tables over seeds
 FOLD_COLUMNS = ["fold", "folds", "test videos", "test video ids"]
 
 
-def output_dirs(models_dir: str | Path = DEFAULT_MODELS_DIR,
-                default_models_dir: str | Path = DEFAULT_MODELS_DIR) -> dict[str, Path | None]:
+def output_dirs(models_dir: str | Path = RECORD_MODELS_DIR,
+                record_models_dir: str | Path = RECORD_MODELS_DIR) -> dict[str, Path | None]:
     """Where the outputs made from the runs under ``models_dir`` go: ``{'out': tables,
     'imgs': figures, 'tboard': TensorBoard events (one folder per run)}``.
 
-    For the default ``models`` (relative to the working folder): ``results/`` and ``imgs/``, the
+    For ``record_models_dir`` (default ``models``, relative to the working folder): ``results/`` and ``imgs/``, the
     repository's folders of record, and None for the events (the config's ``log.tboard_dir``,
     ``tboard_logs/``). For any other folder DIR: DIR itself for the tables and figures
     (``DIR/results.md``, ``DIR/comparisons.md``, ``DIR/results.csv``, ``DIR/accuracy_vs_*.png``) and
     ``DIR/tboard_logs/<run>/`` for the events, so that a trial writes nothing outside the folder it
-    was given (none of them is a ``DIR/<run>/results.json``). ``default_models_dir``: the runs' folder whose
-    outputs are those of record (src.recipe's is ``models/recipe``)."""
+    was given (none of them is a ``DIR/<run>/results.json``). ``record_models_dir``: the runs' folder whose
+    outputs are those of record (the recipe study's is ``models/recipe``)."""
     models_dir = Path(models_dir)
-    if models_dir.resolve() == Path(default_models_dir).resolve():
+    if models_dir.resolve() == Path(record_models_dir).resolve():
         return {"out": Path("results"), "imgs": Path("imgs"), "tboard": None}
     return {"out": models_dir, "imgs": models_dir, "tboard": models_dir / "tboard_logs"}
 
@@ -133,11 +123,8 @@ def groups_text(groups: list) -> str:
 
 def split_label(provenance: dict) -> str:
     """The split a run was tested on, from its results' provenance: ``'course split, test persons
-    17-25, model selection on validation persons'``, ``'given split fold 1, test groups 8, 9'``;
-    :data:`OLDER_SPLIT` for results of older code, which record no split (they all used the course's)."""
-    split = provenance.get("split")
-    if not isinstance(split, dict) or not split.get("protocol"):
-        return OLDER_SPLIT
+    17-25, model selection on validation persons'``, ``'given split fold 1, test groups 8, 9'``."""
+    split = provenance["split"]
     kind = "persons" if provenance.get("persons") else "groups"  # KTH's provenance also names the persons
     fold = f" fold {split['fold']}" if split.get("fold") is not None else ""
     test = (split.get("groups") or {}).get("test")
@@ -145,19 +132,19 @@ def split_label(provenance: dict) -> str:
     return f"{split['protocol']} split{fold}{tested}, model selection on validation {kind}"
 
 
-def load_runs(models_dir: str | Path = "models") -> tuple[pd.DataFrame, list[str]]:
-    """One row per ``models/<run>/results.json`` that records its provenance, with the
+def load_runs(models_dir: str | Path = RECORD_MODELS_DIR) -> tuple[pd.DataFrame, list[str]]:
+    """One row per ``models/<run>/results.json`` that records its provenance (its data and split), with the
     columns of :data:`COLUMNS`, one per-class test accuracy column per class of its data
     (``'<class name> acc'``), the data (``data``: its label, ``fingerprint``), the split it was
     tested on (:func:`split_label`), devices and AMP, and the K-fold columns of :func:`fold_columns`
     (``fold`` is None outside K-fold cross-validation). Returns ``(runs, names of the runs left out
-    for lack of provenance)``."""
+    for lack of provenance)``: results of older code, which recorded no data or no split."""
     rows, unknown = [], []
     for path in sorted(Path(models_dir).glob("*/results.json")):
         results = json.loads(path.read_text())
         run = results.get("experiment", path.parent.name)
         provenance = results.get("provenance")
-        if not provenance or not provenance.get("data"):
+        if not provenance or not provenance.get("data") or not (provenance.get("split") or {}).get("protocol"):
             unknown.append(run)
             continue
         row = {"run": run, "experiment": experiment_of(run)}
@@ -206,20 +193,21 @@ def seeds_for_half_width(std: float, half_width: float = TARGET_HALF_WIDTH, conf
 
 
 def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The Student-t confidence interval ``(low, high)`` of the mean of ``values`` (NaNs
-    dropped): mean ± t_{(1+confidence)/2, n-1} · s / √n with the sample std s (ddof=1), see
+    """The Student-t confidence interval ``(low, high)`` of the mean of ``values`` (NaNs dropped), by
+    ``scipy.stats.t.interval``: mean ± t_{(1+confidence)/2, n-1} · s / √n with the sample std s (ddof=1), see
     :func:`t_half_width`. ``(nan, nan)`` for fewer than 2 values."""
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
-    n = len(values)
-    if n < 2:
+    if len(values) < 2:
         return float("nan"), float("nan")
-    mean = values.mean()
-    half_width = t_half_width(values.std(ddof=1), n, confidence)
-    return float(mean - half_width), float(mean + half_width)
+    mean, sem = values.mean(), stats.sem(values)
+    if sem == 0:  # equal values: the interval is their value (scipy answers NaN for a zero scale)
+        return float(mean), float(mean)
+    low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=sem)
+    return float(low), float(high)
 
 
-def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per experiment: mean and sample std (ddof=1; NaN for a single run) of every
     numeric column over its runs, the 95 % t-interval of the mean test video accuracy
     (``test video acc ci low`` / ``ci high``; NaN for a single run), ordered by mean
@@ -286,6 +274,62 @@ def best_of(runs: pd.DataFrame, candidates: list[str]) -> list[str]:
     return [name for name in candidates if name in means.index and means[name] >= means.max() - VAL_TIE]
 
 
+def comparison_pairs(runs: pd.DataFrame, plan: SuitePlan) -> tuple[list[tuple[str, str, str]], list[str], dict]:
+    """``plan.comparisons`` with each ``'best <group>'`` resolved on validation (:func:`best_of`): ``([(A, B, how B
+    was chosen)], skipped, {'best <group>': its candidates})``, one pair per experiment that ties for the best, and
+    one skipped line for a 'best <group>' none of whose candidates has runs."""
+    pairs, skipped, chosen_among = [], [], {}
+    for a, b in plan.comparisons:
+        candidates = plan.candidates(b)
+        if candidates is None:
+            pairs.append((a, b, ""))
+            continue
+        chosen_among[b] = candidates
+        best = best_of(runs, candidates)
+        if not best:
+            skipped.append(f"{a} vs {b}: no runs of {', '.join(candidates)}")
+        tie = f", a {len(best)}-way tie" if len(best) > 1 else ""
+        pairs += [(a, name, f"{b} by val acc{tie}") for name in best]
+    return pairs, skipped, chosen_among
+
+
+def paired_statistics(diff: np.ndarray, confidence: float = CONFIDENCE) -> dict:
+    """What :func:`paired_differences` says of the differences ``diff`` (one per paired seed, fractions): ``diff
+    mean``, ``diff std``, ``diff ci low``, ``diff ci high``, ``half width``, ``detectable diff``, ``seeds for 2 pp``
+    (NaN where n is too small)."""
+    low, high = t_interval(diff, confidence)
+    std = diff.std(ddof=1) if len(diff) > 1 else float("nan")
+    return {"diff mean": diff.mean() if len(diff) else float("nan"), "diff std": std,
+            "diff ci low": low, "diff ci high": high,
+            "half width": t_half_width(std, len(diff), confidence),
+            "detectable diff": smallest_detectable_difference(std, len(diff), confidence),
+            "seeds for 2 pp": seeds_for_half_width(std, TARGET_HALF_WIDTH, confidence)}
+
+
+def verdict(a: str, b: str, n: int, low: float, high: float) -> str:
+    """The verdict of a paired comparison of A and B over ``n`` seeds whose interval is ``[low, high]``."""
+    if n < 2:
+        return f"needs ≥ 2 paired seeds (have {n})"
+    if low <= 0 <= high:
+        return "no measurable difference"
+    return f"{a} higher" if low > 0 else f"{b} higher"
+
+
+def paired_comparison(runs: pd.DataFrame, a: str, b: str, confidence: float = CONFIDENCE) -> dict:
+    """One row of :func:`paired_differences`: the runs of ``a`` and ``b`` paired by seed (only the seeds both
+    have), :func:`paired_statistics` of their test video and clip accuracy differences A − B, and the verdict."""
+    by_seed = {name: runs[runs["experiment"] == name].groupby("seed")[["test video acc", "test clip acc"]].mean()
+               for name in (a, b)}
+    seeds = sorted(set(by_seed[a].index) & set(by_seed[b].index))
+    row = {"n": len(seeds), "seeds": ", ".join(str(int(seed)) for seed in seeds)}
+    for kind in ("video", "clip"):
+        column = f"test {kind} acc"
+        diff = (by_seed[a].loc[seeds, column] - by_seed[b].loc[seeds, column]).to_numpy(dtype=float)
+        row.update({f"{kind} {stat}": value for stat, value in paired_statistics(diff, confidence).items()})
+    row["verdict"] = verdict(a, b, len(seeds), row["video diff ci low"], row["video diff ci high"])
+    return row
+
+
 def paired_differences(runs: pd.DataFrame, plan: SuitePlan | None = None,
                        confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Seed-by-seed comparisons of two experiments' test accuracy.
@@ -317,48 +361,14 @@ def paired_differences(runs: pd.DataFrame, plan: SuitePlan | None = None,
     """
     plan = load_plan() if plan is None else plan
     done = set(runs["experiment"])
-    rows, skipped, chosen_among = [], [], {}
-    pairs = []  # (A, B, how B was chosen), 'best <group>' resolved: one pair per experiment that ties for it
-    for a, b in plan.comparisons:
-        candidates = plan.candidates(b)
-        if candidates is None:
-            pairs.append((a, b, ""))
-            continue
-        chosen_among[b] = candidates
-        best = best_of(runs, candidates)
-        if not best:
-            skipped.append(f"{a} vs {b}: no runs of {', '.join(candidates)}")
-        tie = f", a {len(best)}-way tie" if len(best) > 1 else ""
-        pairs += [(a, name, f"{b} by val acc{tie}") for name in best]
+    pairs, skipped, chosen_among = comparison_pairs(runs, plan)
+    rows = []
     for a, b, chosen in pairs:
         absent = [name for name in (a, b) if name not in done]
         if absent:
             skipped.append(f"{a} vs {b}: no runs of {' and '.join(absent)}")
             continue
-        row = {"A": a, "B": b, "B chosen as": chosen}
-        by_seed = {name: runs[runs["experiment"] == name].groupby("seed")[["test video acc", "test clip acc"]].mean()
-                   for name in (a, b)}
-        seeds = sorted(set(by_seed[a].index) & set(by_seed[b].index))
-        row["n"] = len(seeds)
-        row["seeds"] = ", ".join(str(int(seed)) for seed in seeds)
-        for kind in ("video", "clip"):
-            column = f"test {kind} acc"
-            diff = (by_seed[a].loc[seeds, column] - by_seed[b].loc[seeds, column]).to_numpy(dtype=float)
-            low, high = t_interval(diff, confidence)
-            std = diff.std(ddof=1) if len(diff) > 1 else float("nan")
-            row.update({f"{kind} diff mean": diff.mean() if len(diff) else float("nan"), f"{kind} diff std": std,
-                        f"{kind} diff ci low": low, f"{kind} diff ci high": high,
-                        f"{kind} half width": t_half_width(std, len(diff), confidence),
-                        f"{kind} detectable diff": smallest_detectable_difference(std, len(diff), confidence),
-                        f"{kind} seeds for 2 pp": seeds_for_half_width(std, TARGET_HALF_WIDTH, confidence)})
-        low, high = row["video diff ci low"], row["video diff ci high"]
-        if len(seeds) < 2:
-            row["verdict"] = f"needs ≥ 2 paired seeds (have {len(seeds)})"
-        elif low <= 0 <= high:
-            row["verdict"] = "no measurable difference"
-        else:
-            row["verdict"] = f"{a} higher" if low > 0 else f"{b} higher"
-        rows.append(row)
+        rows.append({"A": a, "B": b, "B chosen as": chosen, **paired_comparison(runs, a, b, confidence)})
     stats_columns = ("diff mean", "diff std", "diff ci low", "diff ci high", "half width", "detectable diff",
                      "seeds for 2 pp")
     columns = (["A", "B", "B chosen as", "n", "seeds"] + [f"{kind} {stat}" for kind in ("video", "clip")
@@ -532,7 +542,7 @@ def kfold_markdown(summary: pd.DataFrame) -> str:
 def write_kfold(fold_runs: pd.DataFrame, out_dir: str | Path) -> pd.DataFrame:
     """Write ``out_dir/kfold.md`` (:func:`kfold_markdown`, under a header naming the data) and
     ``out_dir/kfold.csv`` (one row per fold run) for the runs of K-fold cross-validation made on one data
-    source; print one line per fold set not averaged; return :func:`kfold_summary`."""
+    source; log one line per fold set not averaged; return :func:`kfold_summary`."""
     summary = kfold_summary(fold_runs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -545,104 +555,92 @@ def write_kfold(fold_runs: pd.DataFrame, out_dir: str | Path) -> pd.DataFrame:
     with atomic_write(out_dir / "kfold.md", "w") as f:
         f.write(header + kfold_markdown(summary) + "\n")
     for _, row in summary[summary["problem"] != ""].iterrows():
-        print(f"K-fold set not averaged, {row['experiment']} seed {row['seed']} ({row['folds']} folds): "
-              f"{row['problem']}")
-    print(f"{len(fold_runs)} K-fold runs of {fold_runs['experiment'].nunique()} experiments on {data} -> "
-          f"{out_dir}/kfold.md, {out_dir}/kfold.csv")
+        logger.info("K-fold set not averaged, %s seed %s (%s folds): %s", row["experiment"], row["seed"],
+                    row["folds"], row["problem"])
+    logger.info("%d K-fold runs of %d experiments on %s -> %s/kfold.md, %s/kfold.csv", len(fold_runs),
+                fold_runs["experiment"].nunique(), data, out_dir, out_dir)
     return summary
 
 
-def compare(models_dir=DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, configs_dir="configs",
-            data_root=None) -> pd.DataFrame | None:
-    """Write the CSV, the Markdown tables and the plots for the runs made on one data source
-    (``data_root``'s, else the one most runs were made on); return the summary (None if no
-    results on it, and then nothing is written). The runs of K-fold cross-validation go to their own
-    tables, kfold.md and kfold.csv (:func:`write_kfold`), not into the others (None is returned when
-    there are no others). ``out_dir`` (tables) and ``imgs_dir`` (figures) default to :func:`output_dirs`
-    of ``models_dir``; the experiments expected and the comparisons are ``configs_dir``'s suite.yaml's."""
-    out_dir = output_dirs(models_dir)["out"] if out_dir is None else out_dir
-    imgs_dir = output_dirs(models_dir)["imgs"] if imgs_dir is None else imgs_dir
-    plan = load_plan(configs_dir)
-    expected = list(plan.experiments)
-    runs, unknown = load_runs(models_dir)
-    if unknown:
-        print(f"left out {len(unknown)} results.json without provenance (made by older code): {', '.join(unknown)}; "
-              f"'python -m src.suite' makes them again")
-    if not runs.empty:
-        fingerprint = pick_data_source(runs, data_root)
-        other = runs[runs["fingerprint"] != fingerprint]
-        runs = runs[runs["fingerprint"] == fingerprint]
-        runs = runs.drop(columns=[column for column in class_columns(runs.columns) if runs[column].isna().all()])
-        if len(other):
-            print(f"left out {len(other)} runs made on other data ({', '.join(sorted(set(other['data'])))}: "
-                  f"{', '.join(other['run'])}); one table holds one data source")
-    done = set(runs["experiment"]) if len(runs) else set()
-    missing = [name for name in expected if name not in done]
-    if missing:
-        print(f"no results yet for: {', '.join(missing)} (run 'python -m src.suite' or train them one by one)")
+def runs_of_one_source(runs: pd.DataFrame, data_root=None) -> pd.DataFrame:
+    """The runs of :func:`load_runs` made on one data source (:func:`pick_data_source`), without the per-class
+    columns of the other sources' classes; a line says which runs were left out."""
     if runs.empty:
-        print(f"no {models_dir}/*/results.json with provenance on this data found: nothing to compare")
-        return None
-    fold_runs, runs = runs[runs["fold"].notna()], runs[runs["fold"].isna()].drop(columns=FOLD_COLUMNS)
-    if len(fold_runs):
-        write_kfold(fold_runs, out_dir)
-    if runs.empty:
-        print("no runs outside K-fold cross-validation: results.md, comparisons.md, results.csv and the figures "
-              "not written")
-        return None
-    summary = summarize(runs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    runs.sort_values(["experiment", "seed"]).to_csv(out_dir / "results.csv", index=False)
+        return runs
+    fingerprint = pick_data_source(runs, data_root)
+    other = runs[runs["fingerprint"] != fingerprint]
+    runs = runs[runs["fingerprint"] == fingerprint]
+    if len(other):
+        logger.info("left out %d runs made on other data (%s: %s); one table holds one data source", len(other),
+                    ", ".join(sorted(set(other["data"]))), ", ".join(other["run"]))
+    return runs.drop(columns=[column for column in class_columns(runs.columns) if runs[column].isna().all()])
+
+
+def tables_header(runs: pd.DataFrame) -> str:
+    """The line over results.md and comparisons.md: the data, its fingerprint, the split(s), the devices."""
     data = runs["data"].iloc[0]
     warning = "" if data == "real KTH" else ", **not on real KTH**"
     devices = ", ".join(sorted(map(str, runs["train device"].fillna(runs["device"]).unique())))
     splits = list(dict.fromkeys(runs["split"]))
     tested = splits[0] if len(splits) == 1 else f"{len(splits)} splits: {'; '.join(splits)}"
-    header = (f"Measured on {data}{warning} (data fingerprint {runs['fingerprint'].iloc[0][:17]}...; {tested}), "
-              f"trained and tested on: {devices}.\n\n")
+    return (f"Measured on {data}{warning} (data fingerprint {runs['fingerprint'].iloc[0][:17]}...; {tested}), "
+            f"trained and tested on: {devices}.\n\n")
+
+
+def write_tables(runs: pd.DataFrame, plan: SuitePlan, out_dir: str | Path, imgs_dir: str | Path) -> pd.DataFrame:
+    """Write ``out_dir``'s results.csv, results.md and comparisons.md and ``imgs_dir``'s accuracy_vs_*.png for
+    ``runs`` (one data source, outside K-fold cross-validation); return :func:`summarize_runs`."""
+    summary = summarize_runs(runs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs.sort_values(["experiment", "seed"]).to_csv(out_dir / "results.csv", index=False)
+    header = tables_header(runs)
     with atomic_write(out_dir / "results.md", "w") as f:
         f.write(header + to_markdown(summary) + "\n\n" + table_notes(summary) + "\n")
     comparisons = paired_differences(runs, plan)
     with atomic_write(out_dir / "comparisons.md", "w") as f:
         f.write(header + comparisons_markdown(comparisons) + "\n")
     for line in comparisons.attrs["skipped"]:
-        print(f"comparison skipped, {line}")
+        logger.info("comparison skipped, %s", line)
     plot_accuracy_against(summary, "params", Path(imgs_dir) / "accuracy_vs_params.png", "trainable parameters",
                           logx=True)
     plot_accuracy_against(summary, "epoch s (train+val)", Path(imgs_dir) / "accuracy_vs_epoch_time.png",
                           "epoch wall time, validation included (s)")
-    print(f"{len(runs)} runs of {len(summary)} experiments on {data} -> {out_dir}/results.md, "
-          f"{out_dir}/comparisons.md, {out_dir}/results.csv, {imgs_dir}/accuracy_vs_*.png")
+    logger.info("%d runs of %d experiments on %s -> %s/results.md, %s/comparisons.md, %s/results.csv, "
+                "%s/accuracy_vs_*.png", len(runs), len(summary), runs["data"].iloc[0], out_dir, out_dir, out_dir,
+                imgs_dir)
     return summary
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m src.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
-                        help="the runs' folder (default: models; its tables and figures are results/ and imgs/)")
-    parser.add_argument("--out", default=None, help="where results.md, comparisons.md and results.csv go "
-                                                    "(default: results for --models-dir models, else the models dir)")
-    parser.add_argument("--imgs", default=None,
-                        help="where the plots go (default: imgs for --models-dir models, else the models dir)")
-    parser.add_argument("--configs", default="configs")
-    parser.add_argument("--data", default=None,
-                        help="prepared data folder whose runs make the table (default: the source of most runs)")
-    args = parser.parse_args(argv)
-    for refusal in (folder_refusal("--models-dir", args.models_dir, "the runs (<run>/results.json)"),
-                    folder_refusal("--configs", args.configs, "the experiment configs"),
-                    folder_refusal("--out", args.out), folder_refusal("--imgs", args.imgs)):
-        if refusal:
-            parser.error(refusal)
-    try:
-        load_plan(args.configs)  # a bad configs/suite.yaml gets its line before any work
-    except ConfigError as error:
-        parser.error(str(error))
-    try:
-        compare(args.models_dir, args.out, args.imgs, args.configs, data_root=args.data)
-    except FileNotFoundError as error:
-        parser.exit(1, f"error: {error}\n")
-
-
-if __name__ == "__main__":
-    main()
+def compare(models_dir=RECORD_MODELS_DIR, out_dir=None, imgs_dir=None, configs_dir="configs",
+            data_root=None) -> pd.DataFrame | None:
+    """Write the CSV, the Markdown tables and the plots for the runs made on one data source
+    (``data_root``'s, else the one most runs were made on); return the summary (None if no
+    results on it, and then nothing is written). The runs of K-fold cross-validation go to their own
+    tables, kfold.md and kfold.csv (:func:`write_kfold`), not into the others (None is returned when
+    there are no others). ``out_dir`` (tables) and ``imgs_dir`` (figures) default to :func:`output_dirs`
+    of ``models_dir``; the experiments expected and the comparisons are ``configs_dir``'s suite.yaml's.
+    What is left out, and where the outputs went, is logged."""
+    out_dir = output_dirs(models_dir)["out"] if out_dir is None else out_dir
+    imgs_dir = output_dirs(models_dir)["imgs"] if imgs_dir is None else imgs_dir
+    plan = load_plan(configs_dir)
+    runs, unknown = load_runs(models_dir)
+    if unknown:
+        logger.info("left out %d results.json without provenance (made by older code): %s; 'python -m src.suite' "
+                    "makes them again", len(unknown), ", ".join(unknown))
+    runs = runs_of_one_source(runs, data_root)
+    done = set(runs["experiment"]) if len(runs) else set()
+    missing = [name for name in plan.experiments if name not in done]
+    if missing:
+        logger.info("no results yet for: %s (run 'python -m src.suite' or train them one by one)", ", ".join(missing))
+    if runs.empty:
+        logger.info("no %s/*/results.json with provenance on this data found: nothing to compare", models_dir)
+        return None
+    fold_runs, runs = runs[runs["fold"].notna()], runs[runs["fold"].isna()].drop(columns=FOLD_COLUMNS)
+    if len(fold_runs):
+        write_kfold(fold_runs, out_dir)
+    if runs.empty:
+        logger.info("no runs outside K-fold cross-validation: results.md, comparisons.md, results.csv and the "
+                    "figures not written")
+        return None
+    return write_tables(runs, plan, out_dir, imgs_dir)
