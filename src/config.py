@@ -357,14 +357,13 @@ def _nest(keys: list[str], value: Any) -> dict:
     return value
 
 
-def experiment_configs() -> list[Path]:
-    """Every experiment file under configs/ (all but :data:`NOT_EXPERIMENTS`), sorted by name."""
-    return sorted(p for p in CONFIG_DIR.glob("*.yaml") if p.name not in NOT_EXPERIMENTS)
+def experiment_configs(configs_dir: str | Path = CONFIG_DIR) -> list[Path]:
+    """Every experiment file under ``configs_dir`` (all but :data:`NOT_EXPERIMENTS`), sorted by name."""
+    return sorted(p for p in Path(configs_dir).glob("*.yaml") if p.name not in NOT_EXPERIMENTS)
 
 
 SUITE_FILE = "suite.yaml"  # in the configs folder: the one list of experiments (load_plan)
-RECIPES_FILE = "recipes.yaml"  # in the configs folder: the recipe study's design (src.recipe)
-NOT_EXPERIMENTS = (SCHEMA_PATH.name, SUITE_FILE, RECIPES_FILE)  # the files of the configs folder that are no experiment
+NOT_EXPERIMENTS = (SCHEMA_PATH.name, SUITE_FILE)  # the files of the configs folder that are no experiment
 ROLES = ("main", "variant")  # main: run with the suite's --seeds; variant: with --variant-seeds
 BEST = "best "  # 'best <group>' in a comparison: the group's main experiment with the highest mean val accuracy
 
@@ -414,7 +413,7 @@ def load_plan(configs_dir: str | Path = CONFIG_DIR) -> SuitePlan:
     for name, role in experiments.items():
         name = str(name)
         if name in {Path(file).stem for file in NOT_EXPERIMENTS} or re.search(r"_(seed|fold)\d+$", name):
-            raise ConfigError(f"{path}: experiments: {name!r} cannot name an experiment (base, suite and recipes are "
+            raise ConfigError(f"{path}: experiments: {name!r} cannot name an experiment (base and suite are "
                               f"not experiments; _seed<s> and _fold<k> end the names of its runs); rename it")
         if role not in ROLES:
             raise ConfigError(f"{path}: experiments.{name}: {role!r}; give main (run with --seeds) or variant "

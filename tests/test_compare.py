@@ -1,17 +1,17 @@
-"""src.compare and src.suite: the table over finished runs."""
+"""src.analysis and its command line src.compare: the table over finished runs."""
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from src.compare import (
+from src.analysis import (
     best_of,
     compare,
     experiment_of,
     kfold_summary,
     load_runs,
-    main,
     output_dirs,
     paired_differences,
     seeds_for_half_width,
@@ -19,11 +19,20 @@ from src.compare import (
     t_half_width,
     t_interval,
 )
+from src.compare import main
 from src.config import CONFIG_DIR, load_plan
 from src.data.sources.kth import ACTIONS
-from src.suite import planned_runs
+from src.planning import planned_suite_runs
 
 SYNTHETIC = {"root": "data/synth", "synthetic": True, "preset": "tiny", "fingerprint": "sha1:0000"}
+COURSE_SPLIT = {"protocol": "course", "fold": None,
+                "groups": {"train": list(range(1, 15)), "val": [15, 16], "test": list(range(17, 26))}}
+
+
+@pytest.fixture(autouse=True)
+def info_logs(caplog):
+    """src.analysis reports what it leaves out and writes through logging, at INFO: capture it."""
+    caplog.set_level(logging.INFO)
 
 
 def write_plan(configs, experiments=None):
@@ -42,11 +51,11 @@ def write_plan(configs, experiments=None):
 
 def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0.5, data=SYNTHETIC, seed=0,
                  classes=ACTIONS, provenance=None):
-    """A fake results.json; ``provenance`` (more of its keys: split, persons) and ``classes`` other than ACTIONS as
-    src.evaluate writes them now, else as older code did (per_class_accuracy over KTH's actions, no "classes",
-    no split)."""
+    """A fake results.json; ``provenance`` (more of its keys: split, persons; the course split unless it says
+    otherwise) and ``classes`` other than ACTIONS as src.evaluate writes them, else with per_class_accuracy over
+    KTH's actions and no "classes"."""
     (models_dir / run).mkdir(parents=True)
-    provenance = {"data": data, "train_data": data, "train_device": "cpu", **(provenance or {})}
+    provenance = {"data": data, "train_data": data, "train_device": "cpu", "split": COURSE_SPLIT, **(provenance or {})}
     (models_dir / run / "results.json").write_text(json.dumps({
         "experiment": run, "seed": seed, "num_params": params, "epoch_time_s": epoch_s,
         "latency_ms": 1.0, "throughput_clips_per_s": 100.0, "val_accuracy": val_acc,
@@ -56,13 +65,13 @@ def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0
         **({"provenance": provenance} if data else {})}))
 
 
-def test_compare_averages_seeds_and_names_missing_experiments(tmp_path, capsys):
+def test_compare_averages_seeds_and_names_missing_experiments(tmp_path, caplog):
     models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnLSTM", "R2Plus1D"])
     write_result(models, "GRUCell", 0.8)
     write_result(models, "GRUCell_seed1", 0.6)
     write_result(models, "OwnLSTM", 0.7, params=5000)
     summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
-    assert "no results yet for: R2Plus1D" in capsys.readouterr().out
+    assert "no results yet for: R2Plus1D" in caplog.text
     assert summary.loc["GRUCell", "seeds"] == 2
     assert summary.loc["GRUCell", "test video acc mean"] == pytest.approx(0.7)
     assert summary.loc["GRUCell", "test video acc std"] == pytest.approx(0.1 * 2 ** 0.5)  # sample std, ddof=1
@@ -185,12 +194,11 @@ def test_a_tie_for_the_best_on_validation_is_compared_with_each_tied_experiment(
     assert list(table["video diff mean"]) == pytest.approx([0.055, 0.095])
 
 
-def test_compare_writes_the_paired_comparisons(tmp_path, capsys):
+def test_compare_writes_the_paired_comparisons(tmp_path, caplog):
     configs = write_plan(tmp_path / "configs")
     make_comparison_runs(tmp_path / "models")
     compare(tmp_path / "models", tmp_path / "results", tmp_path / "imgs", configs)
-    assert "comparison skipped, LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler" in \
-        capsys.readouterr().out
+    assert "comparison skipped, LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler" in caplog.text
     text = (tmp_path / "results" / "comparisons.md").read_text()
     assert text.startswith("Measured on the synthetic twin (preset tiny)")
     own_lstm = next(line for line in text.splitlines() if line.startswith("| OwnLSTM"))
@@ -207,7 +215,7 @@ def test_compare_writes_the_paired_comparisons(tmp_path, capsys):
     assert "Skipped LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler." in text
 
 
-def test_outputs_of_a_models_dir_other_than_the_default_stay_in_it(tmp_path, monkeypatch, capsys):
+def test_outputs_of_a_models_dir_other_than_the_default_stay_in_it(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     assert output_dirs("models") == output_dirs(tmp_path / "models") == {
         "out": Path("results"), "imgs": Path("imgs"), "tboard": None}  # the folders of record: default models/ only
@@ -220,7 +228,7 @@ def test_outputs_of_a_models_dir_other_than_the_default_stay_in_it(tmp_path, mon
         "accuracy_vs_epoch_time.png", "accuracy_vs_params.png", "comparisons.md", "results.csv", "results.md"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "trial"]  # no results/, no imgs/
     assert len(load_runs(trial)[0]) == 16  # the tables beside the runs are not taken for runs
-    assert f"-> {trial}/results.md" in capsys.readouterr().out
+    assert f"-> {trial}/results.md" in caplog.text
     main(["--models-dir", str(trial), "--configs", str(configs), "--out", "table", "--imgs", "figures"])
     assert (tmp_path / "table" / "comparisons.md").is_file()
     assert (tmp_path / "figures" / "accuracy_vs_params.png").is_file()
@@ -246,19 +254,19 @@ def test_compare_refuses_a_bad_folder_in_one_line(tmp_path, monkeypatch, capsys,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "configs", "models"]
 
 
-def test_compare_without_results_says_so(tmp_path, capsys):
+def test_compare_without_results_says_so(tmp_path, caplog):
     assert compare(tmp_path / "models", tmp_path / "results", tmp_path / "imgs", write_plan(tmp_path / "c")) is None
-    assert "nothing to compare" in capsys.readouterr().out
+    assert "nothing to compare" in caplog.text
 
 
 def test_suite_runs_seeds_only_for_the_main_recurrent_experiments():
     assert experiment_of("GRUCell_seed12") == "GRUCell"
-    runs = planned_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant"}, seeds=3, variant_seeds=1)
+    runs = planned_suite_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant"}, seeds=3, variant_seeds=1)
     assert runs == [("GRUCell", "GRUCell", 0, None), ("GRUCell_NoScheduler", "GRUCell_NoScheduler", 0, None),
                     ("GRUCell", "GRUCell_seed1", 1, None), ("GRUCell", "GRUCell_seed2", 2, None)]
 
 
-def test_compare_never_mixes_data_and_leaves_out_results_without_provenance(tmp_path, capsys):
+def test_compare_never_mixes_data_and_leaves_out_results_without_provenance(tmp_path, caplog):
     models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell"])
     synthetic = {"root": "data/synth", "synthetic": True, "preset": "full", "fingerprint": "sha1:aaaa"}
     real = {"root": "data/kth", "synthetic": False, "preset": None, "fingerprint": "sha1:bbbb"}
@@ -267,9 +275,10 @@ def test_compare_never_mixes_data_and_leaves_out_results_without_provenance(tmp_
     write_result(models, "LSTMCell", 0.3, val_acc=0.7, data=synthetic)
     write_result(models, "GRUCell_seed1", 0.2, data=real)
     write_result(models, "OwnLSTM", 0.99, data=None)  # made by older code
+    write_result(models, "LSTMCell_seed1", 0.99, data=synthetic, provenance={"split": None})  # older code: no split
     summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
-    out = capsys.readouterr().out
-    assert "left out 1 results.json without provenance (made by older code): OwnLSTM" in out
+    out = caplog.text
+    assert "left out 2 results.json without provenance (made by older code): LSTMCell_seed1, OwnLSTM" in out
     assert "left out 1 runs made on other data (real KTH: GRUCell_seed1)" in out
     assert list(summary.index) == ["OwnGRU", "LSTMCell", "GRUCell"]  # by validation accuracy, not by test
     table = (tmp_path / "results" / "results.md").read_text()
@@ -306,7 +315,7 @@ def make_fold_runs(models):
     write_fold_result(models, "LSTMCell_fold2", 2, 2, videos(9, 10), 5, split_seed=1)
 
 
-def test_kfold_runs_are_pooled_over_their_folds_and_an_incomplete_set_is_named(tmp_path, capsys):
+def test_kfold_runs_are_pooled_over_their_folds_and_an_incomplete_set_is_named(tmp_path, caplog):
     assert experiment_of("GRUCell_fold3") == experiment_of("GRUCell_fold3_seed2") == "GRUCell"
     models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU", "LSTMCell"])
     make_fold_runs(models)
@@ -325,7 +334,7 @@ def test_kfold_runs_are_pooled_over_their_folds_and_an_incomplete_set_is_named(t
     assert list(summary.index) == ["GRUCell", "LSTMCell", "OwnGRU"]  # complete sets first
 
     summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "K-fold set not averaged, OwnGRU seed 0 (3 folds): fold 2 missing" in out
     assert list(summary.index) == ["GRUCell"] and summary.loc["GRUCell", "seeds"] == 2  # the course's runs alone
     assert len((tmp_path / "results" / "results.csv").read_text().splitlines()) == 3
@@ -341,7 +350,7 @@ def test_kfold_runs_are_pooled_over_their_folds_and_an_incomplete_set_is_named(t
             and "Not averaged: LSTMCell seed 0, 2 folds" in text)
 
 
-def test_kfold_runs_alone_make_only_the_kfold_tables(tmp_path, capsys):
+def test_kfold_runs_alone_make_only_the_kfold_tables(tmp_path, caplog):
     models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell"])
     write_fold_result(models, "GRUCell_fold1", 1, 2, videos(0, 4), 4)
     write_fold_result(models, "GRUCell_fold1_seed1", 1, 2, videos(0, 4), 3, seed=1)
@@ -351,7 +360,7 @@ def test_kfold_runs_alone_make_only_the_kfold_tables(tmp_path, capsys):
     text = (tmp_path / "results" / "kfold.md").read_text()
     assert "| GRUCell      | 1      | 2" in text and "62.5" in text  # seed 1: (3 + 2) / 8
     assert "Not averaged: GRUCell seed 0, 2 folds (GRUCell_fold1): fold 2 missing." in text
-    assert "no results yet" not in capsys.readouterr().out
+    assert "no results yet" not in caplog.text
 
 
 def test_compare_refuses_a_bad_suite_yaml_in_one_line(tmp_path, capsys):
@@ -390,7 +399,7 @@ def test_per_class_columns_are_the_classes_of_the_runs_data_and_the_header_says_
     assert csv[0].split(",")[10:14] == [f"{name} acc" for name in classes] and "walking acc" not in csv[0]
 
 
-def test_the_header_names_kths_persons_and_falls_back_to_the_course_split_for_older_results(tmp_path):
+def test_the_header_names_kths_persons_and_results_without_a_split_are_left_out(tmp_path, caplog):
     configs = write_plan(tmp_path / "configs", ["GRUCell"])
     schuldt = {"protocol": "schuldt2004", "fold": None,
                "groups": {"train": list(range(11, 19)), "val": [1, 4, 19, 20, 21, 23, 24, 25],
@@ -400,7 +409,8 @@ def test_the_header_names_kths_persons_and_falls_back_to_the_course_split_for_ol
     compare(tmp_path / "new", tmp_path / "new_table", tmp_path / "imgs", configs)
     assert ("schuldt2004 split, test persons 2, 3, 5-10, 22, model selection on validation persons"
             in (tmp_path / "new_table" / "results.md").read_text())
-    write_result(tmp_path / "old", "GRUCell", 0.8)  # results of older code: no split recorded
-    compare(tmp_path / "old", tmp_path / "old_table", tmp_path / "imgs", configs)
-    assert ("(data fingerprint sha1:0000...; test persons 17-25, model selection on validation persons)"
-            in (tmp_path / "old_table" / "results.md").read_text())
+    # results of older code recorded no split: every committed results.json records one, so they are left out
+    write_result(tmp_path / "old", "GRUCell", 0.8, provenance={"split": None})
+    assert compare(tmp_path / "old", tmp_path / "old_table", tmp_path / "imgs", configs) is None
+    assert "left out 1 results.json without provenance (made by older code): GRUCell" in caplog.text
+    assert not (tmp_path / "old_table").exists()

@@ -1,6 +1,8 @@
-"""src/suite.py: the plan of configs/suite.yaml, K-fold runs, shards of the planned runs and the locks that keep a
-run from starting twice; a saved result is reused only when made on the same data with the same config."""
+"""src/planning.py and its command line src/suite.py: the plan of configs/suite.yaml, K-fold runs, shards of the planned
+runs and the locks that keep a run from starting twice; a saved result is reused only when made on the same data with
+the same config."""
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -9,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+import src.planning
 import src.suite
-from src.compare import compare
+from src.analysis import compare
 from src.config import ConfigError, experiment_configs, load_plan
-from src.suite import PlannedRun, parse_shard, planned_runs, shard
+from src.planning import PlannedRun, parse_shard, planned_suite_runs, seeds_to_add, shard
 from src.training.runlock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,14 +25,14 @@ TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.m
 
 
 def test_shards_are_disjoint_and_cover_every_run():
-    runs = planned_runs(dict.fromkeys(["GRUCell", "LSTMCell", "OwnGRU", "R2Plus1D"], "main"), seeds=3)
+    runs = planned_suite_runs(dict.fromkeys(["GRUCell", "LSTMCell", "OwnGRU", "R2Plus1D"], "main"), seeds=3)
     for n in (1, 2, 3, 5, 20):
         slices = [shard(runs, k, n) for k in range(1, n + 1)]
         assert sorted(run for part in slices for run in part) == sorted(runs)
         assert max(map(len, slices)) - min(map(len, slices)) <= 1  # balanced
     assert parse_shard("2/3") == (2, 3)
     for bad in ("0/2", "3/2", "2", "a/b"):
-        with pytest.raises(ValueError, match="--shard"):
+        with pytest.raises(ValueError, match="K/N|between 1 and N"):  # the CLI names --shard
             parse_shard(bad)
 
 
@@ -55,7 +58,7 @@ def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tm
     outputs = [process.communicate(timeout=600)[0] for process in shards]
     assert [process.returncode for process in shards] == [0, 0], outputs
 
-    planned = [planned.run for planned in planned_runs({"GRUCell": "main", "OwnGRU": "main"}, seeds=1)]
+    planned = [planned.run for planned in planned_suite_runs({"GRUCell": "main", "OwnGRU": "main"}, seeds=1)]
     assert "shard 1/2: 1 run(s): GRUCell\n" in outputs[0] and "shard 2/2: 1 run(s): OwnGRU\n" in outputs[1]
     for run in planned:
         assert (models / run / "results.json").is_file(), run
@@ -76,20 +79,21 @@ def run_suite(tmp_path, data, *extra):
 
 
 def test_suite_reuses_results_on_the_same_data_and_trains_again_on_real_kth(tiny_prepared, tiny_unmarked, tmp_path,
-                                                                              monkeypatch, capsys):
+                                                                              monkeypatch, caplog):
+    caplog.set_level(logging.INFO)  # src.planning says why it trains again through logging
     monkeypatch.chdir(tmp_path)  # --models-dir is ./models, the default: tables to ./results, figures to ./imgs
     results = {run: tmp_path / "models" / run / "results.json" for run in ("GRUCell", "OwnGRU")}
     run_suite(tmp_path, tiny_prepared)
     assert "synthetic twin (preset tiny), **not on real KTH**" in (tmp_path / "results" / "results.md").read_text()
     made = {run: path.stat().st_mtime_ns for run, path in results.items()}
-    capsys.readouterr()
+    caplog.clear()
 
     run_suite(tmp_path, tiny_prepared)  # the same data and config: nothing is trained
-    assert "training again" not in capsys.readouterr().out
+    assert "training again" not in caplog.text
     assert {run: path.stat().st_mtime_ns for run, path in results.items()} == made
 
     run_suite(tmp_path, tiny_unmarked)  # prepared data not marked synthetic: real KTH
-    out = capsys.readouterr().out
+    out = caplog.text
     for run in ("GRUCell", "OwnGRU"):
         assert (f"{run}: results.json was made on {tiny_prepared} (synthetic), now {tiny_unmarked} (real KTH): "
                 f"training again") in out
@@ -109,7 +113,7 @@ def test_the_suite_sends_tables_figures_and_events_under_the_folders_given(tmp_p
                                                                           tboard, out, imgs):
     monkeypatch.chdir(tmp_path)
     calls = {}
-    monkeypatch.setattr(src.suite, "run_experiment", lambda name, run, seed, overrides, **_: calls.update(
+    monkeypatch.setattr(src.planning, "run_experiment", lambda name, run, seed, overrides, **_: calls.update(
         overrides=overrides) or {"video_accuracy": 0.5})
     monkeypatch.setattr(src.suite, "compare", lambda **kwargs: calls.update(compare=kwargs))
     src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--seeds", "1", "--models-dir", models_dir,
@@ -120,7 +124,7 @@ def test_the_suite_sends_tables_figures_and_events_under_the_folders_given(tmp_p
 
 
 def test_main_experiments_get_their_seeds_and_variants_theirs():
-    runs = planned_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant", "R2Plus1D": "main"}, seeds=5,
+    runs = planned_suite_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant", "R2Plus1D": "main"}, seeds=5,
                         variant_seeds=3)
     seeds_of = {name: sorted(run.seed for run in runs if run.experiment == name)
                 for name in ("GRUCell", "GRUCell_NoScheduler", "R2Plus1D")}
@@ -143,7 +147,7 @@ def test_the_repository_plan_lists_every_config_once_with_its_role():
 def fake_runs(monkeypatch):
     """src.suite.main without training: the runs it starts, as (run, seed, overrides), and compare's arguments."""
     calls = {"runs": []}
-    monkeypatch.setattr(src.suite, "run_experiment", lambda name, run, seed, overrides, **_: calls["runs"].append(
+    monkeypatch.setattr(src.planning, "run_experiment", lambda name, run, seed, overrides, **_: calls["runs"].append(
         (run, seed, overrides)) or {"video_accuracy": 0.5})
     monkeypatch.setattr(src.suite, "compare", lambda **kwargs: calls.update(compare=kwargs))
     return calls
@@ -169,7 +173,7 @@ def test_the_suite_runs_the_plan_in_its_order_with_its_roles(tmp_path, monkeypat
 
 
 def test_folds_plan_every_run_once_per_fold_with_its_overrides():
-    runs = planned_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant"}, seeds=2, variant_seeds=1, folds=3)
+    runs = planned_suite_runs({"GRUCell": "main", "GRUCell_NoScheduler": "variant"}, seeds=2, variant_seeds=1, folds=3)
     assert runs == [PlannedRun("GRUCell", "GRUCell_fold1", 0, 1), PlannedRun("GRUCell_NoScheduler",
                                                                               "GRUCell_NoScheduler_fold1", 0, 1),
                     PlannedRun("GRUCell", "GRUCell_fold2", 0, 2), PlannedRun("GRUCell_NoScheduler",
@@ -179,7 +183,7 @@ def test_folds_plan_every_run_once_per_fold_with_its_overrides():
                     PlannedRun("GRUCell", "GRUCell_fold1_seed1", 1, 1), PlannedRun("GRUCell", "GRUCell_fold2_seed1",
                                                                                     1, 2),
                     PlannedRun("GRUCell", "GRUCell_fold3_seed1", 1, 3)]
-    assert planned_runs({"GRUCell": "main"}, seeds=1, folds=None) == [PlannedRun("GRUCell", "GRUCell", 0, None)]
+    assert planned_suite_runs({"GRUCell": "main"}, seeds=1, folds=None) == [PlannedRun("GRUCell", "GRUCell", 0, None)]
 
 
 def test_the_suite_with_folds_runs_each_fold_with_kfold_overrides(tmp_path, monkeypatch, capsys):
@@ -263,19 +267,20 @@ def test_seeds_to_add_asks_the_next_seed_of_the_wide_comparisons_only():
     # 0.01 each seed (std 0): narrow
     runs = runs_frame({"GRUCell": [0.80, 0.80, 0.80], "OwnGRU": [0.80, 0.82, 0.78],
                        "GRUCell_NoScheduler": [0.79, 0.79, 0.79]})
-    asked = src.suite.seeds_to_add(runs, plan, experiments, half_width=0.025, max_seeds=10)
+    asked = seeds_to_add(runs, plan, experiments, half_width=0.025, max_seeds=10)
     assert [(name, seed) for name, seed, _ in asked] == [("GRUCell", 3), ("OwnGRU", 3)]  # the plan's order
     assert asked[0][2] == "OwnGRU vs GRUCell: ± 5.0 pp at n = 3"
-    assert src.suite.seeds_to_add(runs, plan, experiments, half_width=0.06, max_seeds=10) == []  # wide enough
-    assert src.suite.seeds_to_add(runs, plan, experiments, half_width=0.025, max_seeds=3) == []  # seeds enough
+    assert seeds_to_add(runs, plan, experiments, half_width=0.06, max_seeds=10) == []  # wide enough
+    assert seeds_to_add(runs, plan, experiments, half_width=0.025, max_seeds=3) == []  # seeds enough
     # a comparison with an experiment outside the run set is left alone; n < 2 asks for a seed
-    assert src.suite.seeds_to_add(runs, plan, ["GRUCell", "GRUCell_NoScheduler"], 0.001, 10) == []
-    asked = src.suite.seeds_to_add(runs_frame({"GRUCell": [0.8], "OwnGRU": [0.8]}), plan, experiments, 0.025, 10)
+    assert seeds_to_add(runs, plan, ["GRUCell", "GRUCell_NoScheduler"], 0.001, 10) == []
+    asked = seeds_to_add(runs_frame({"GRUCell": [0.8], "OwnGRU": [0.8]}), plan, experiments, 0.025, 10)
     assert asked == [("GRUCell", 1, "OwnGRU vs GRUCell: n = 1, no interval"),
                      ("OwnGRU", 1, "OwnGRU vs GRUCell: n = 1, no interval")]
 
 
-def test_the_suite_adds_seeds_until_every_comparison_is_narrow_or_at_max_seeds(tmp_path, monkeypatch, capsys):
+def test_the_suite_adds_seeds_until_every_comparison_is_narrow_or_at_max_seeds(tmp_path, monkeypatch, capsys, caplog):
+    caplog.set_level(logging.INFO)  # src.planning says which seeds it adds through logging
     calls = fake_runs(monkeypatch)
     # OwnGRU - GRUCell by seed: +-2 pp for seeds 0-3, then 0 from seed 4 on, so the interval narrows with n;
     # OwnLSTM - LSTMCell alternates +-4 pp and never gets within 2.5 pp before 6 seeds
@@ -284,14 +289,14 @@ def test_the_suite_adds_seeds_until_every_comparison_is_narrow_or_at_max_seeds(t
     def run_of(_name, run):
         return run == _name or run.startswith(_name + "_seed")
 
-    monkeypatch.setattr(src.suite, "load_runs", lambda models_dir: (runs_frame(
+    monkeypatch.setattr(src.planning, "load_runs", lambda models_dir: (runs_frame(
         {name: [pattern[name](seed) for run, seed, _ in sorted(calls["runs"], key=lambda call: call[1])
                 if run_of(name, run)] for name in pattern}), []))
     monkeypatch.chdir(tmp_path)
     src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "OwnGRU", "LSTMCell", "OwnLSTM",
                     "--seeds", "3", "--until-half-width", "2.5", "--max-seeds", "6", "--models-dir", "trial"])
     seeds = {name: sorted(seed for run, seed, _ in calls["runs"] if run_of(name, run)) for name in pattern}
-    out = capsys.readouterr().out
+    out = caplog.text
     # OwnGRU vs GRUCell: ± 5.7 pp at n = 3 ([+2, -2, +2] pp), ± 3.7 at n = 4, ± 2.5 at n = 5 ([.., 0]): stop
     assert seeds["GRUCell"] == seeds["OwnGRU"] == [0, 1, 2, 3, 4], out
     assert seeds["LSTMCell"] == seeds["OwnLSTM"] == [0, 1, 2, 3, 4, 5]  # to --max-seeds

@@ -1,28 +1,27 @@
 """The recipe study: which training recipe to adopt, chosen by cross-validation over the training persons.
 
-    python -m src.recipe [--only-recipes old clips8 ...] [--only-models GRUCell ...] [--seeds N] [--folds 1 2 ...]
-                         [--shard K/N] [--data DIR] [--set KEY=VALUE ...] [--models-dir models/recipe]
-                         [--out DIR] [--imgs DIR] [--recipes configs/recipes.yaml] [--configs configs]
-    python -m src.recipe --report     # only rebuild the table and the figure from the runs there are
+    python -m experiments.recipe.study [--only-recipes old clips8 ...] [--only-models GRUCell ...] [--seeds N]
+            [--folds 1 2 ...] [--shard K/N] [--data DIR] [--set KEY=VALUE ...] [--models-dir models/recipe]
+            [--out DIR] [--imgs DIR] [--recipes experiments/recipe/recipes.yaml] [--configs configs]
+    python -m experiments.recipe.study --report     # only rebuild the table and the figure from the runs there are
 
-``configs/recipes.yaml`` is the study's design (:func:`load_study`): the models (experiments of configs/), the
-seeds, the K-fold cross-validation by person (``data.split: kfold`` over ``data.groups``: KTH's training persons
+``experiments/recipe/recipes.yaml`` is the study's design (:func:`load_study`): the models (experiments of configs/),
+the seeds, the K-fold cross-validation by person (``data.split: kfold`` over ``data.groups``: KTH's training persons
 1-16, so that the test persons 17-25 are never read; each fold's validation persons are carved from its training
 persons) and the recipes, each a set of config keys over the model's config (``base: <recipe>`` starts from another).
 
 A run is one model x recipe x seed x fold: ``configs/<model>.yaml`` with the cross-validation's keys, ``data.fold=k``,
-the recipe's keys, ``train.seed=s`` and ``--set`` (last, so it wins; it may not set the keys the study sets),
-trained and then tested on fold k's held-out persons by src.suite's machinery (:func:`src.suite.run_claimed`), in
+the recipe's keys, ``train.seed=s`` and ``--set`` (last, so it wins; it may not set the keys the study sets), trained
+and then tested on fold k's held-out persons by src.planning's machinery (:func:`src.planning.run_unless_claimed`), in
 ``<models dir>/<recipe>/<run>/``, the run named as the suite names its K-fold runs (``GRUCell_fold1``,
-``GRUCell_fold1_seed1``, ...). So the study resumes across sessions: a finished run (its results.json made on the
-same data with the same config) is reused, an interrupted one resumes from its last.pth, a run that another live
-process holds (run.lock) is skipped, and ``--shard K/N`` runs the K-th of N disjoint slices of the runs (one per
-process or machine sharing the folder). The runs go seed by seed (seed 0 of every fold, recipe and model first),
-so a study cut short is a whole comparison over fewer seeds. Two lines per run say where it stands; a run that
-fails is reported and the study goes on (exit status 1 at the end). A recipe that only adds ``train.select: last``
-to another (``clips8_last`` to ``clips8``) trains nothing: each of its runs starts from a copy of the other
-recipe's finished last.pth, which the trainer turns into best.pth without training (:func:`selection_source`);
-it is skipped while that run is not finished.
+``GRUCell_fold1_seed1``, ...). So the study resumes across sessions: a finished run (its results.json made on the same
+data with the same config) is reused, an interrupted one resumes from its last.pth, a run that another live process
+holds (run.lock) is skipped, and ``--shard K/N`` runs the K-th of N disjoint slices of the runs (one per process or
+machine sharing the folder). The runs go seed by seed (seed 0 of every fold, recipe and model first), so a study cut
+short is a whole comparison over fewer seeds. Two lines per run say where it stands; a run that fails is reported and
+the study goes on (exit status 1 at the end). A recipe that only adds ``train.select: last`` to another (``clips8_last``
+to ``clips8``) trains nothing: each of its runs starts from a copy of the other recipe's finished last.pth, which the
+trainer turns into best.pth without training (:func:`selection_source`); it is skipped while that run is not finished.
 
 Then, and with ``--report`` alone, it writes from the results.json files there (:func:`report`):
 
@@ -39,18 +38,20 @@ Then, and with ``--report`` alone, it writes from the results.json files there (
 - ``imgs/recipe.png``: held-out test video accuracy against training minutes per run, mean ± std, one marker per
   recipe and one colour per model.
 
-Every output goes under the folders given (src.compare.output_dirs): with the default ``--models-dir
+Every output goes under the folders given (src.analysis.output_dirs): with the default ``--models-dir
 models/recipe``, the table to ``results/``, the figure to ``imgs/`` and the TensorBoard events to
 ``tboard_logs/recipe/<recipe>/<run>/``; with ``--models-dir DIR``, any other folder, ``DIR/recipe.md``,
 ``DIR/recipe.png`` and ``DIR/tboard_logs/<recipe>/<run>/``; ``--out`` and ``--imgs`` put the table and figure
 elsewhere. The arguments, recipes.yaml, every planned config and an explicit data folder are checked before any
-run starts; each bad one gets one ``error:`` line.
+run starts; each bad one gets one ``error:`` line. The library part (the design, the runs, the report) logs its
+lines (``logging``); :func:`main`, the command line, prints them.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import logging
 import re
 import shutil
 import sys
@@ -62,15 +63,17 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from src.compare import CONFIDENCE, fold_columns, groups_text, kfold_summary, output_dirs, pick_data_source, t_interval
-from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, load_config, read_yaml, schema_root
+from src.analysis import CONFIDENCE, fold_columns, groups_text, kfold_summary, output_dirs, pick_data_source, t_interval
+from src.config import CONFIG_DIR, NOT_EXPERIMENTS, ConfigError, load_config, read_yaml, schema_root
 from src.files import atomic_path, atomic_write, folder_refusal
-from src.suite import at_least, fold_overrides, parse_shard, run_claimed, runs_refusal, shard
-from src.suite import planned_runs as suite_runs
-from src.training.provenance import comparable_config, config_differences, data_label
+from src.planning import fold_overrides, parse_shard, planned_suite_runs, run_unless_claimed, runs_refusal, shard
+from src.training.provenance import comparable_config, config_differences, data_label, describe_data
 from src.training.runlock import LOCK_NAME
 
-DEFAULT_MODELS_DIR = "models/recipe"  # its table and figure are the committed results/recipe.md and imgs/recipe.png
+logger = logging.getLogger(__name__)
+
+STUDY_FILE = Path(__file__).with_name("recipes.yaml")  # the study's design
+STUDY_MODELS_DIR = "models/recipe"  # its table and figure are the committed results/recipe.md and imgs/recipe.png
 CROSS_VALIDATION_KEYS = ("folds", "groups", "val_fraction", "split_seed")  # recipes.yaml's cross_validation: data.<key>
 STUDY_KEYS = ("train.seed", "data.split", "data.fold", *(f"data.{key}" for key in CROSS_VALIDATION_KEYS))
 """The config keys the study sets (seeds, cross_validation, the fold of each run): no recipe nor --set may."""
@@ -79,9 +82,10 @@ RECIPE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # a recipe names a folde
 
 @dataclass(frozen=True)
 class Study:
-    """``configs/recipes.yaml``, checked (:func:`load_study`). ``cross_validation``: the overrides of every run
-    besides :func:`src.suite.fold_overrides` (``data.groups=...``, ...); ``recipes``: ``{recipe: its overrides}``,
-    its base's first, in the file's order; ``keys``: ``{recipe: 'key=value, ...'}`` as the report shows them."""
+    """``experiments/recipe/recipes.yaml``, checked (:func:`load_study`). ``cross_validation``: the overrides of every
+    run besides :func:`src.planning.fold_overrides` (``data.groups=...``, ...); ``recipes``: ``{recipe: its
+    overrides}``, its base's first, in the file's order; ``keys``: ``{recipe: 'key=value, ...'}`` as the report
+    shows them."""
     path: Path
     models: list[str]
     seeds: int
@@ -148,8 +152,8 @@ def _compose(name: str, recipes: dict, path: Path, seen: tuple = ()) -> list[str
     return list({override.partition("=")[0]: override for override in overrides}.values())
 
 
-def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | Path | None = None) -> Study:
-    """Read and check the study's design, ``configs/recipes.yaml``::
+def load_study(path: str | Path = STUDY_FILE, configs_dir: str | Path = CONFIG_DIR) -> Study:
+    """Read and check the study's design, ``experiments/recipe/recipes.yaml``::
 
         models: [GRUCell, OwnLSTM]       # experiments: <configs_dir>/<model>.yaml
         seeds: 3                         # train.seed 0 .. seeds - 1
@@ -161,13 +165,12 @@ def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | 
           clips8: {data.train_clips_per_video: 8}
 
     Every model must load under every recipe (:func:`src.config.load_config`); a recipe may not set
-    :data:`STUDY_KEYS` nor ``log.*``. ``configs_dir``: where the models' configs are (default: the file's folder).
+    :data:`STUDY_KEYS` nor ``log.*``. ``configs_dir``: where the models' configs are (default: configs/).
     Raises ConfigError, one line naming the file and the entry, for the first problem found."""
-    path = Path(path)
-    configs_dir = Path(configs_dir) if configs_dir is not None else path.parent
+    path, configs_dir = Path(path), Path(configs_dir)
     if not path.is_file():
         raise ConfigError(f"{path}: not found; write the study's design there (models:, seeds:, cross_validation:, "
-                          f"recipes:), as configs/{RECIPES_FILE} does")
+                          f"recipes:), as experiments/recipe/recipes.yaml does")
     content = read_yaml(path)
     unknown = sorted(map(str, set(content) - {"models", "seeds", "cross_validation", "recipes"}))
     if unknown:
@@ -221,15 +224,16 @@ def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | 
     return Study(path, list(models), seeds, folds, shared, composed, keys)
 
 
-def planned_runs(study: Study, recipes=None, models=None, seeds: int | None = None, folds=None) -> list[StudyRun]:
+def planned_study_runs(study: Study, recipes=None, models=None, seeds: int | None = None,
+                       folds=None) -> list[StudyRun]:
     """The runs of ``study`` (or of the ``recipes``, ``models``, first ``seeds`` seeds and ``folds`` given), seed by
-    seed, then fold, recipe and model in the study's order; named as :func:`src.suite.planned_runs` names the
-    runs of K-fold cross-validation."""
+    seed, then fold, recipe and model in the study's order; named as :func:`src.planning.planned_suite_runs` names
+    the runs of K-fold cross-validation."""
     recipes = list(study.recipes) if recipes is None else [name for name in study.recipes if name in recipes]
     models = study.models if models is None else [model for model in study.models if model in models]
     folds = range(1, study.folds + 1) if folds is None else folds
     runs = [StudyRun(recipe, planned.experiment, planned.run, planned.seed, planned.fold) for recipe in recipes
-            for planned in suite_runs(dict.fromkeys(models, "main"), study.seeds if seeds is None else seeds,
+            for planned in planned_suite_runs(dict.fromkeys(models, "main"), study.seeds if seeds is None else seeds,
                                       folds=study.folds) if planned.fold in folds]
     return sorted(runs, key=lambda run: (run.seed, run.fold, recipes.index(run.recipe), models.index(run.model)))
 
@@ -269,7 +273,7 @@ def reuse_training(study: Study, planned: StudyRun, models_dir: str | Path) -> t
 def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboard_dir: str | Path,
                   extra=()) -> list[str]:
     """Every override of a planned run but ``train.seed``: its folders (``<models dir>/<recipe>``, ``<tboard
-    dir>/<recipe>``), the study's (:meth:`Study.overrides`), then ``extra`` (--set)."""
+    dir>/<recipe>``), the study's (:meth:`Study.overrides`), then ``extra`` (the command line's --set)."""
     return [f"log.models_dir={Path(models_dir) / planned.recipe}",
             f"log.tboard_dir={Path(tboard_dir) / planned.recipe}", *study.overrides(planned.recipe, planned.fold),
             *extra]
@@ -292,22 +296,22 @@ def record_rows(record: pd.DataFrame | None) -> dict[tuple, dict]:
 def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str | Path = "configs",
               record: pd.DataFrame | None = None) -> tuple[pd.DataFrame, list[str]]:
     """One row per planned run of ``study`` with a ``<models dir>/<recipe>/<run>/results.json`` made with its
-    config (``extra``: the --set it ran with; ``log`` and ``data.root`` aside), and one line for each results.json
+    config (``extra``: the overrides it ran with; ``log`` and ``data.root`` aside), and one line for each results.json
     left out (no provenance, or another config). A planned run without a folder takes its row of ``record``
     (recipe_runs.csv, :func:`read_record`) when that row's ``config`` is the run's :func:`config_digest`: git keeps
     the rows, not the folders, so a study outlives the machine it ran on. Columns: ``recipe``, ``experiment`` (the
-    model), ``run``, ``seed``, those of :func:`src.compare.fold_columns` (``test video ids``: None for a recorded
+    model), ``run``, ``seed``, those of :func:`src.analysis.fold_columns` (``test video ids``: None for a recorded
     row), ``val acc``, ``test clip acc``, ``test video acc`` (on the held-out fold), ``selected epoch``, ``train
     min`` (:func:`training_minutes`), ``plateau epoch`` (:func:`src.training.metrics.plateau_epoch`: the first within
     half a point of the last epoch's validation clip accuracy) and ``plateau min`` (the training minutes up to its
-    end), ``steps`` (optimizer steps; NaN for results of code that did not count them), ``fingerprint``, ``data``,
+    end), ``steps`` (optimizer steps), ``fingerprint``, ``data``,
     ``groups are`` (``persons`` on KTH, else ``groups``), ``train device``, ``precision`` (of training), ``config``
     (its digest) and ``recorded`` (True: the row comes from ``record``)."""
-    from src.training.metrics import plateau_epoch  # torch: imported only when needed, so bad arguments fail fast
+    from src.training.metrics import plateau_epoch  # torch: only to read runs, so bad arguments fail fast
 
     recorded = record_rows(record)
     rows, left_out = [], []
-    for planned in planned_runs(study):
+    for planned in planned_study_runs(study):
         path = Path(models_dir) / planned.recipe / planned.run / "results.json"
         config = planned_config(study, planned, configs_dir, extra)
         if not path.is_file():
@@ -330,22 +334,17 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
             left_out.append(f"{path}: made with another config than the study's ({'; '.join(changes[:3])}"
                             f"{'; ...' if len(changes) > 3 else ''})")
             continue
-        history = results.get("history") or []
-        counted = bool(history) and all("steps" in row for row in history)
-        plateau = plateau_epoch(history) if history and all("val_accuracy" in row for row in history) else None
+        history, plateau = results["history"], plateau_epoch(results["history"])
         rows.append({"recipe": planned.recipe, "experiment": planned.model, "run": planned.run, "seed": planned.seed,
                      **fold_columns(results), "val acc": results["val_accuracy"],
                      "test clip acc": results["clip_accuracy"], "test video acc": results["video_accuracy"],
                      "selected epoch": results["best_epoch"],
                      "train min": training_minutes(results),
-                     "plateau epoch": float("nan") if plateau is None else plateau,
-                     "plateau min": float("nan") if plateau is None else training_minutes(results, plateau),
-                     "steps": sum(row["steps"] for row in history) if counted else float("nan"),
+                     "plateau epoch": plateau, "plateau min": training_minutes(results, plateau),
+                     "steps": sum(row["steps"] for row in history),
                      "fingerprint": provenance["data"]["fingerprint"], "data": data_label(provenance["data"]),
                      "groups are": "persons" if provenance.get("persons") else "groups",
-                     "train device": provenance.get("train_machine") or
-                     f"{provenance.get('train_device') or results.get('device')} (model not recorded)",
-                     "precision": provenance.get("train_precision") or results.get("precision"),
+                     "train device": provenance["train_machine"], "precision": provenance["train_precision"],
                      "config": config_digest(config), "recorded": False})
     columns = ["recipe", "experiment", "run", "seed", "fold", "folds", "test videos", "test video ids", "val acc",
                "test clip acc", "test video acc", "selected epoch", "train min", "plateau epoch", "plateau min",
@@ -389,8 +388,6 @@ def recorded_runs(study: Study, runs: list[StudyRun], record: pd.DataFrame | Non
     when their folders are gone."""
     if record is None or record.empty:
         return set()
-    from src.training.provenance import describe_data  # hashes the data: only when there is a record
-
     rows = record_rows(record)
     fingerprints, found = {}, set()
     for planned in runs:
@@ -412,11 +409,9 @@ def recorded_runs(study: Study, runs: list[StudyRun], record: pd.DataFrame | Non
 def training_minutes(results: dict, epochs: int | None = None) -> float:
     """A run's training wall time in minutes, of its first ``epochs`` (default all): that many epochs x the median
     of its epochs' wall times (training, BatchNorm recomputation and validation; not testing), so that a load that
-    shared the CPU for a few of the epochs (another job, a test run) does not count; results without per-epoch
-    times: x their mean."""
-    times = [row["epoch_time_s"] for row in results.get("history") or [] if "epoch_time_s" in row]
+    shared the CPU for a few of the epochs (another job, a test run) does not count."""
     epochs = results["epochs"] if epochs is None else epochs
-    return (float(np.median(times)) if times else results["epoch_time_s"]) * epochs / 60
+    return float(np.median([row["epoch_time_s"] for row in results["history"]])) * epochs / 60
 
 
 def _spread(values: pd.Series) -> dict:
@@ -430,9 +425,9 @@ def summarize_study(runs: pd.DataFrame, study: Study) -> tuple[pd.DataFrame, pd.
     minutes, and its minutes to its plateau, over the whole training minutes of the reference recipe's run of the
     same model, seed and fold), ``steps`` and ``selected epoch`` over its runs (seeds x folds). Per recipe and model
     also ``pooled``: ``{seed: test video accuracy pooled over its folds}`` for each seed whose K fold runs are all there
-    (:func:`src.compare.kfold_summary`). Per recipe also ``diff mean``, ``diff std``, ``diff ci low``, ``diff ci high``
+    (:func:`src.analysis.kfold_summary`). Per recipe also ``diff mean``, ``diff std``, ``diff ci low``, ``diff ci high``
     and ``pairs``: test video accuracy minus the reference recipe's (:attr:`Study.reference`), run by run over the
-    same model, seed and fold, with the 95 % t-interval of its mean (:func:`src.compare.t_interval`)."""
+    same model, seed and fold, with the 95 % t-interval of its mean (:func:`src.analysis.t_interval`)."""
     key = ["experiment", "seed", "fold"]
     of_reference = runs[runs["recipe"] == study.reference].set_index(key)
     runs = runs.set_index(key)
@@ -504,8 +499,9 @@ def _ratio(mean: float, std: float) -> str:
     return f"{mean:.2f}x" + ("" if np.isnan(std) else f" ± {std:.2f}")
 
 
-def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, per_model: pd.DataFrame) -> str:
-    """The report: a header naming the data and the protocol, the tables (accuracies in %), the choice, the notes."""
+def study_header(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame) -> str:
+    """The report's title and first paragraph (the data, the protocol, the machines), then the partial results'
+    line and the choice (:func:`choose`)."""
     planned = len(study.models) * len(study.recipes) * study.seeds * study.folds
     machines = runs["train device"].value_counts()
     devices = "; ".join(f"{machine} ({count} runs)" for machine, count in machines.items()) or "unknown"
@@ -536,8 +532,13 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
     choice = choose(per_recipe)
     if choice is not None:
         text += f"**The study chose `{choice[0]}`{'' if len(runs) == planned else ' (so far)'}**: {choice[1]}.\n\n"
+    return text
+
+
+def per_recipe_table(per_recipe: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """The report's first table: per recipe over every model (accuracies in %, the paired differences, minutes)."""
     reference = study.reference
-    table = pd.DataFrame({
+    return pd.DataFrame({
         "recipe": per_recipe["recipe"],
         "config keys": [study.keys[name] for name in per_recipe["recipe"]],
         "runs": [f"{n} of {p}" for n, p in zip(per_recipe["runs"], per_recipe["planned"])],
@@ -561,8 +562,11 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
         f"plateau / {reference}'s run, paired": [_ratio(m, s) for m, s in zip(per_recipe["plateau ratio mean"],
                                                                               per_recipe["plateau ratio std"])],
     })
-    text += "## Per recipe, over every model\n\n" + table.to_markdown(index=False, disable_numparse=True) + "\n\n"
-    table = pd.DataFrame({
+
+
+def per_model_table(per_model: pd.DataFrame) -> pd.DataFrame:
+    """The report's second table: per recipe and model."""
+    return pd.DataFrame({
         "recipe": per_model["recipe"], "model": per_model["experiment"],
         "runs": [f"{n} of {p}" for n, p in zip(per_model["runs"], per_model["planned"])],
         "test video acc %": [_cell(m, s) for m, s in zip(per_model["test video acc mean"],
@@ -580,30 +584,42 @@ def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, p
         "plateau epoch": [_cell(m, s, 1) for m, s in zip(per_model["plateau epoch mean"],
                                                          per_model["plateau epoch std"])],
     })
-    text += "## Per recipe and model\n\n" + table.to_markdown(index=False, disable_numparse=True) + "\n\n"
-    text += ("Accuracies are those of the held-out fold's test videos and clips (a video's clips evenly spaced, "
-             "their logits averaged per video), in %. ± is the sample std (ddof=1) over "
-             "the runs (seeds x folds; over every model in the first table), so it holds the differences between "
-             "the folds' persons as well as between seeds. 'pooled over the folds' is the correct test videos of "
-             "a seed's K runs over all their test videos (every video of the persons read tested once), for each seed "
-             f"whose K runs are there. '− {reference}, paired' is the run's test video accuracy minus that of the "
-             f"{reference} run of the same model, seed and fold (the same persons, the same initial weights), mean ± "
-             f"std over the pairs, with the {CONFIDENCE:.0%} t-interval of its mean (n-1 degrees of freedom). "
-             "'training min per run' is the run's epochs x the median wall time of its epochs (training, BatchNorm "
-             "recomputation and validation; not testing; the median, so that another job sharing the CPU for a "
-             "few epochs does not count) on the CPU it trained on, mean ± std over its runs; 'optimizer steps' are "
-             "the steps of its epochs, mean over the runs (the folds' training persons hold slightly different "
-             "numbers of videos); 'selected epoch' is the epoch best.pth holds (the best validation epoch, or the last "
-             "with train.select last). A run's plateau is its first epoch whose validation clip accuracy lies "
-             "within half a point of its last epoch's; 'min to plateau' the training minutes up to its end (that "
-             f"many epochs x the median epoch time). '/ {reference}'s, paired': a run's training minutes, and its "
-             f"minutes to its plateau, over the whole training minutes of the {reference} run of the same model, seed "
-             "and fold, mean ± std over the pairs: those two ran in the same session, and sessions get CPUs of "
-             "other speeds, so these ratios compare recipes where the minutes do not (the issue's goal: a plateau "
-             f"within 3x a {reference} run). The choice reads the first table: the highest mean test video "
-             "accuracy, or, "
-             "among the recipes whose mean lies within one std (the top recipe's) of it, the smallest std.\n")
-    return text
+
+
+def study_notes(reference: str) -> str:
+    """What the report's numbers are (``reference``: the recipe the others are paired with)."""
+    return ("Accuracies are those of the held-out fold's test videos and clips (a video's clips evenly spaced, "
+            "their logits averaged per video), in %. ± is the sample std (ddof=1) over "
+            "the runs (seeds x folds; over every model in the first table), so it holds the differences between "
+            "the folds' persons as well as between seeds. 'pooled over the folds' is the correct test videos of "
+            "a seed's K runs over all their test videos (every video of the persons read tested once), for each seed "
+            f"whose K runs are there. '− {reference}, paired' is the run's test video accuracy minus that of the "
+            f"{reference} run of the same model, seed and fold (the same persons, the same initial weights), mean ± "
+            f"std over the pairs, with the {CONFIDENCE:.0%} t-interval of its mean (n-1 degrees of freedom). "
+            "'training min per run' is the run's epochs x the median wall time of its epochs (training, BatchNorm "
+            "recomputation and validation; not testing; the median, so that another job sharing the CPU for a "
+            "few epochs does not count) on the CPU it trained on, mean ± std over its runs; 'optimizer steps' are "
+            "the steps of its epochs, mean over the runs (the folds' training persons hold slightly different "
+            "numbers of videos); 'selected epoch' is the epoch best.pth holds (the best validation epoch, or the last "
+            "with train.select last). A run's plateau is its first epoch whose validation clip accuracy lies "
+            "within half a point of its last epoch's; 'min to plateau' the training minutes up to its end (that "
+            f"many epochs x the median epoch time). '/ {reference}'s, paired': a run's training minutes, and its "
+            f"minutes to its plateau, over the whole training minutes of the {reference} run of the same model, seed "
+            "and fold, mean ± std over the pairs: those two ran in the same session, and sessions get CPUs of "
+            "other speeds, so these ratios compare recipes where the minutes do not (the issue's goal: a plateau "
+            f"within 3x a {reference} run). The choice reads the first table: the highest mean test video "
+            "accuracy, or, "
+            "among the recipes whose mean lies within one std (the top recipe's) of it, the smallest std.\n")
+
+
+def study_markdown(runs: pd.DataFrame, study: Study, per_recipe: pd.DataFrame, per_model: pd.DataFrame) -> str:
+    """The report: a header naming the data and the protocol, the choice, the tables (accuracies in %), the notes."""
+    text = study_header(runs, study, per_recipe)
+    text += ("## Per recipe, over every model\n\n"
+             + per_recipe_table(per_recipe, study).to_markdown(index=False, disable_numparse=True) + "\n\n")
+    text += ("## Per recipe and model\n\n"
+             + per_model_table(per_model).to_markdown(index=False, disable_numparse=True) + "\n\n")
+    return text + study_notes(study.reference)
 
 
 def plot_study(per_model: pd.DataFrame, study: Study, path: str | Path) -> None:
@@ -638,26 +654,27 @@ def plot_study(per_model: pd.DataFrame, study: Study, path: str | Path) -> None:
     plt.close(fig)
 
 
-def report(study: Study, models_dir: str | Path = DEFAULT_MODELS_DIR, out_dir=None, imgs_dir=None, extra=(),
+def report(study: Study, models_dir: str | Path = STUDY_MODELS_DIR, out_dir=None, imgs_dir=None, extra=(),
            configs_dir: str | Path = "configs", data_root=None) -> pd.DataFrame | None:
     """Write ``<out>/recipe.md`` (:func:`study_markdown`) and ``<imgs>/recipe.png`` (:func:`plot_study`) from the
     runs of ``study`` under ``models_dir`` made on one data source (``data_root``'s, else the one most runs were
-    made on; :func:`read_runs`, ``extra``: the --set they ran with); ``out_dir`` and ``imgs_dir`` default to
-    src.compare.output_dirs'. Returns the per-recipe summary, or None (nothing written) when there are no runs."""
-    defaults = output_dirs(models_dir, DEFAULT_MODELS_DIR)
+    made on; :func:`read_runs`, ``extra``: the overrides they ran with); ``out_dir`` and ``imgs_dir`` default to
+    src.analysis.output_dirs'. Logs what it leaves out and what it wrote. Returns the per-recipe summary, or None
+    (nothing written) when there are no runs."""
+    defaults = output_dirs(models_dir, STUDY_MODELS_DIR)
     out_dir, imgs_dir = Path(out_dir or defaults["out"]), Path(imgs_dir or defaults["imgs"])
     record, unusable = read_record(out_dir / RECORD_NAME)
     runs, left_out = read_runs(study, models_dir, extra, configs_dir, record)
     for line in [unusable] * bool(unusable) + left_out:
-        print(f"left out {line}")
+        logger.info("left out %s", line)
     if runs.empty:
-        print(f"no results of the study under {models_dir} yet: recipe.md and recipe.png not written")
+        logger.info("no results of the study under %s yet: recipe.md and recipe.png not written", models_dir)
         return None
     fingerprint = pick_data_source(runs, data_root)
     other = runs[runs["fingerprint"] != fingerprint]
     if len(other):
-        print(f"left out {len(other)} runs made on other data ({', '.join(sorted(set(other['data'])))}); "
-              f"one table holds one data source")
+        logger.info("left out %d runs made on other data (%s); one table holds one data source", len(other),
+                    ", ".join(sorted(set(other["data"]))))
     runs = runs[runs["fingerprint"] == fingerprint]
     per_recipe, per_model = summarize_study(runs, study)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -667,14 +684,30 @@ def report(study: Study, models_dir: str | Path = DEFAULT_MODELS_DIR, out_dir=No
         runs[RUN_COLUMNS].to_csv(f, index=False, float_format="%.6g")
     plot_study(per_model, study, imgs_dir / "recipe.png")
     planned = len(study.models) * len(study.recipes) * study.seeds * study.folds
-    print(f"{len(runs)} of {planned} runs of the study -> {out_dir / 'recipe.md'}, {out_dir / 'recipe_runs.csv'}, "
-          f"{imgs_dir / 'recipe.png'}")
+    logger.info("%d of %d runs of the study -> %s, %s, %s", len(runs), planned, out_dir / "recipe.md",
+                out_dir / RECORD_NAME, imgs_dir / "recipe.png")
     return per_recipe
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m src.recipe", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipes", default=None, help=f"the study's design (default: <configs>/{RECIPES_FILE})")
+# ------------------------------------------------------------------- the command line
+
+def at_least(minimum: int):
+    """An argparse ``type`` for a whole number >= ``minimum``."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give one >= {minimum}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {minimum}")
+        return value
+    return whole_number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m experiments.recipe.study", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipes", default=STUDY_FILE,
+                        help="the study's design (default: experiments/recipe/recipes.yaml)")
     parser.add_argument("--configs", default="configs", help="the folder of the models' configs (default: configs)")
     parser.add_argument("--only-recipes", nargs="+", metavar="RECIPE", help="run only these recipes")
     parser.add_argument("--only-models", nargs="+", metavar="MODEL", help="run only these models")
@@ -687,26 +720,27 @@ def main(argv=None):
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="overrides for every run (last: they win), not of the keys the study sets")
     parser.add_argument("--data", default=None, help="prepared data folder for every run (default: the configs')")
-    parser.add_argument("--models-dir", default=DEFAULT_MODELS_DIR,
-                        help=f"the runs' folder, <models dir>/<recipe>/<run> (default: {DEFAULT_MODELS_DIR}); any "
+    parser.add_argument("--models-dir", default=STUDY_MODELS_DIR,
+                        help=f"the runs' folder, <models dir>/<recipe>/<run> (default: {STUDY_MODELS_DIR}); any "
                              "other folder also holds the table, the figure and the TensorBoard events")
     parser.add_argument("--out", default=None, help="the table's folder (default: results for the default "
                                                     "--models-dir, else the models dir)")
     parser.add_argument("--imgs", default=None, help="the figure's folder (default: imgs for the default "
                                                      "--models-dir, else the models dir)")
     parser.add_argument("--report", action="store_true", help="run nothing: only rebuild recipe.md and recipe.png")
-    args = parser.parse_args(argv)
-    try:
-        k, n = parse_shard(args.shard)
-    except ValueError as error:
-        parser.error(str(error))
+    return parser
+
+
+def checked_study(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Study:
+    """The study of --recipes, once every argument is checked against it; the parser's error for the first bad
+    one."""
     for refusal in (folder_refusal("--configs", args.configs, "the experiment configs (<experiment>.yaml)"),
                     *(folder_refusal(flag, folder) for flag, folder in (
                         ("--models-dir", args.models_dir), ("--out", args.out), ("--imgs", args.imgs)))):
         if refusal:
             parser.error(refusal)
     try:
-        study = load_study(args.recipes or Path(args.configs) / RECIPES_FILE, args.configs)
+        study = load_study(args.recipes, args.configs)
     except ConfigError as error:
         parser.error(str(error))
     for flag, names, have in (("--only-recipes", args.only_recipes, list(study.recipes)),
@@ -725,10 +759,67 @@ def main(argv=None):
              or item.partition("=")[0].strip().startswith("log.")]
     if fixed:
         parser.error(f"--set {fixed[0]}: the study sets {', '.join(STUDY_KEYS)} and the runs' folders; leave it out")
+    return study
 
-    defaults = output_dirs(args.models_dir, DEFAULT_MODELS_DIR)
+
+def run_one(study: Study, planned: StudyRun, args: argparse.Namespace, tboard_dir: Path, where: str) -> str | None:
+    """Run ``planned`` (or start it from its selection source's last.pth, :func:`reuse_training`) and return the
+    line that says how it went, or None when it is left for now; exceptions are the caller's."""
+    run_dir = Path(args.models_dir) / planned.recipe / planned.run
+    saved = run_dir / "results.json"
+    before = saved.stat().st_mtime_ns if saved.is_file() else None
+    derived = reuse_training(study, planned, args.models_dir)
+    if derived is not None:
+        print(f"{where}: {derived[0]}{'' if derived[1] else '; skipped'}", flush=True)
+        if not derived[1]:
+            return None
+    results = run_unless_claimed(run_dir / LOCK_NAME, planned.model, planned.run, planned.seed,
+                                 run_overrides(study, planned, args.models_dir, tboard_dir, args.set),
+                                 data_root=args.data, configs_dir=args.configs)
+    if isinstance(results, str):  # another process holds the run
+        return f"{where}: {results}; skipped"
+    reused = before is not None and saved.stat().st_mtime_ns == before
+    return (f"{where}: held-out test video accuracy {results['video_accuracy']:.3f}, "
+            f"{training_minutes(results):.1f} min of training{' (finished before: reused)' if reused else ''}")
+
+
+def run_study(study: Study, runs: list[StudyRun], recorded: set[StudyRun], args: argparse.Namespace,
+              tboard_dir: Path, record_path: Path) -> list[str]:
+    """Run ``runs`` one after the other, but those ``recorded`` in ``record_path`` whose folders are gone, two lines
+    each; return the names of those that failed."""
+    failed = []
+    for i, planned in enumerate(runs, 1):
+        where = f"[{i}/{len(runs)}] {planned.recipe}/{planned.run}"
+        print(f"{where} ({planned.model}, seed {planned.seed}, fold {planned.fold} of {study.folds})", flush=True)
+        folder = Path(args.models_dir) / planned.recipe / planned.run
+        if planned in recorded and not (folder / "results.json").is_file():
+            print(f"{where}: recorded in {record_path} (same config and data; its folder is gone); skipped", flush=True)
+            continue
+        try:
+            line = run_one(study, planned, args, tboard_dir, where)
+        except Exception as error:  # one failed run must not stop the rest
+            print(f"{where}: FAILED: {error}", flush=True)
+            failed.append(f"{planned.recipe}/{planned.run}")
+            continue
+        if line is not None:
+            print(line, flush=True)
+    return failed
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        k, n = parse_shard(args.shard)
+    except ValueError as error:
+        parser.error(f"--shard {args.shard}: {error}")
+    study = checked_study(parser, args)
+    defaults = output_dirs(args.models_dir, STUDY_MODELS_DIR)
     tboard_dir = defaults["tboard"] or Path(schema_root()["log"]["tboard_dir"]) / "recipe"
-    runs = planned_runs(study, args.only_recipes, args.only_models, args.seeds, args.folds)
+    runs = planned_study_runs(study, args.only_recipes, args.only_models, args.seeds, args.folds)
+    logging.basicConfig(format="%(message)s", stream=sys.stdout)  # the library's lines (the report's, src's), as
+    for name in ("src", "experiments", __name__):  # this command's output (__name__: __main__ under python -m)
+        logging.getLogger(name).setLevel(logging.INFO)
     if args.report:
         if report(study, args.models_dir, args.out, args.imgs, args.set, args.configs, args.data) is None:
             sys.exit(1)
@@ -740,49 +831,19 @@ def main(argv=None):
     if refusal:
         parser.error(refusal)
 
-    out_dir = Path(args.out or defaults["out"])
-    record, unusable = read_record(out_dir / RECORD_NAME)
+    record_path = Path(args.out or defaults["out"]) / RECORD_NAME
+    record, unusable = read_record(record_path)
     if unusable:
         print(unusable, flush=True)
     recorded = recorded_runs(study, runs, record, args.configs, args.set, args.data)
     runs = shard(runs, k, n)
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s)", flush=True)
-    failed = []
-    for i, planned in enumerate(runs, 1):
-        where = f"[{i}/{len(runs)}] {planned.recipe}/{planned.run}"
-        print(f"{where} ({planned.model}, seed {planned.seed}, fold {planned.fold} of {study.folds})", flush=True)
-        run_dir = Path(args.models_dir) / planned.recipe / planned.run
-        saved = run_dir / "results.json"
-        before = saved.stat().st_mtime_ns if saved.is_file() else None
-        if before is None and planned in recorded:
-            print(f"{where}: recorded in {out_dir / RECORD_NAME} (same config and data; its folder is gone); skipped",
-                  flush=True)
-            continue
-        try:
-            derived = reuse_training(study, planned, args.models_dir)
-            if derived is not None:
-                print(f"{where}: {derived[0]}{'' if derived[1] else '; skipped'}", flush=True)
-                if not derived[1]:
-                    continue
-            results = run_claimed(run_dir / LOCK_NAME, planned.model, planned.run, planned.seed,
-                                  run_overrides(study, planned, args.models_dir, tboard_dir, args.set),
-                                  data_root=args.data, configs_dir=args.configs)
-        except Exception as error:  # one failed run must not stop the rest
-            print(f"{where}: FAILED: {error}", flush=True)
-            failed.append(f"{planned.recipe}/{planned.run}")
-            continue
-        if isinstance(results, str):  # another process holds the run
-            print(f"{where}: {results}; skipped", flush=True)
-            continue
-        reused = before is not None and saved.stat().st_mtime_ns == before
-        print(f"{where}: held-out test video accuracy {results['video_accuracy']:.3f}, "
-              f"{training_minutes(results):.1f} min of training"
-              f"{' (finished before: reused)' if reused else ''}", flush=True)
-
+    failed = run_study(study, runs, recorded, args, tboard_dir, record_path)
     report(study, args.models_dir, args.out, args.imgs, args.set, args.configs, args.data)
     if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; rerun 'python -m src.recipe' to retry them")
+        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; rerun 'python -m experiments.recipe.study' to "
+              f"retry them")
         sys.exit(1)
 
 

@@ -1,6 +1,7 @@
-"""src/recipe.py: the study's plan from configs/recipes.yaml, a bad recipes.yaml in one line, the report on hand-made
-results.json files, the command line's checks and folders, and a tiny study end to end."""
+"""experiments/recipe/study.py: the study's plan from recipes.yaml, a bad recipes.yaml in one line, the report on
+hand-made results.json files, the command line's checks and folders, and a tiny study end to end."""
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -8,12 +9,22 @@ import pandas as pd
 import pytest
 import torch
 
-import src.recipe
+import experiments.recipe.study as study_module
+from experiments.recipe.study import (
+    STUDY_FILE,
+    STUDY_KEYS,
+    Study,
+    choose,
+    load_study,
+    planned_study_runs,
+    report,
+    run_overrides,
+    selection_source,
+)
 from src.config import ConfigError, load_config
-from src.recipe import STUDY_KEYS, Study, choose, load_study, planned_runs, report, run_overrides, selection_source
 from src.training.runlock import LOCK_NAME
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.eval_clips_per_video=2", "train.batch_size=8", "train.epochs=2", "train.warmup_epochs=0",
         "eval.latency_repeats=1"]
@@ -24,7 +35,7 @@ def test_the_repository_study_plans_every_model_recipe_seed_and_fold_on_the_trai
     assert study.models == ["GRUCell", "OwnLSTM"] and study.seeds == 3 and study.folds == 4
     assert list(study.recipes) == ["old", "clips8", "clips8_ema", "clips8_smooth", "clips8_last", "clips8_ema_last"]
     assert study.reference == "old"
-    runs = planned_runs(study)
+    runs = planned_study_runs(study)
     assert len(runs) == len({(run.recipe, run.run) for run in runs}) == 2 * 6 * 3 * 4
     assert runs[0] == ("old", "GRUCell", "GRUCell_fold1", 0, 1) and runs[1].model == "OwnLSTM"
     assert [run.seed for run in runs] == sorted(run.seed for run in runs)  # seed by seed: seed 0 is whole first
@@ -60,7 +71,7 @@ def test_the_repository_study_plans_every_model_recipe_seed_and_fold_on_the_trai
 
 def test_fewer_recipes_models_seeds_and_folds_plan_a_part_of_the_study():
     study = load_study()
-    runs = planned_runs(study, recipes=["clips8_ema", "old"], models=["OwnLSTM"], seeds=2, folds=[4, 2])
+    runs = planned_study_runs(study, recipes=["clips8_ema", "old"], models=["OwnLSTM"], seeds=2, folds=[4, 2])
     assert [(run.recipe, run.run) for run in runs] == [
         ("old", "OwnLSTM_fold2"), ("clips8_ema", "OwnLSTM_fold2"), ("old", "OwnLSTM_fold4"),
         ("clips8_ema", "OwnLSTM_fold4"), ("old", "OwnLSTM_fold2_seed1"), ("clips8_ema", "OwnLSTM_fold2_seed1"),
@@ -112,7 +123,7 @@ def test_a_bad_recipes_yaml_gets_one_line(tmp_path, monkeypatch, capsys, text, n
     runs = fake_runs(monkeypatch)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit:  # the command line says the same in one line, before any run
-        src.recipe.main(["--recipes", str(path), "--configs", str(REPO / "configs"), "--models-dir", "trial"])
+        study_module.main(["--recipes", str(path), "--configs", str(REPO / "configs"), "--models-dir", "trial"])
     assert exit.value.code == 2 and runs == [] and not (tmp_path / "trial").exists()
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and message in errors[0]
@@ -123,7 +134,7 @@ def test_base_yaml_holds_the_recipe_that_results_recipe_md_chose():
     measuring conditions (float32, batches on the main thread), has its value in configs/base.yaml."""
     text = (REPO / "results" / "recipe.md").read_text()
     chosen = text.split("**The study chose `", 1)[1].split("`", 1)[0]
-    study = load_study(REPO / "configs" / "recipes.yaml")
+    study = load_study(STUDY_FILE)
     config = load_config(REPO / "configs" / "GRUCell.yaml")
     keys = [item.split("=", 1) for item in study.recipes[chosen]]
     assert chosen == "clips8_ema" and len(keys) == 4
@@ -135,8 +146,7 @@ def test_base_yaml_holds_the_recipe_that_results_recipe_md_chose():
 
 
 def test_composed_recipes_start_from_their_base():
-    path = REPO / "configs" / "recipes.yaml"
-    study = load_study(path)
+    study = load_study(STUDY_FILE)
     assert study.recipes["clips8_ema"] == ["data.train_clips_per_video=8", "train.ema_decay=0.983", "train.amp=false",
                                            "data.prefetch=false"]
     assert study.overrides("clips8_smooth", 3) == [
@@ -147,14 +157,14 @@ def test_composed_recipes_start_from_their_base():
 
 
 def fake_runs(monkeypatch):
-    """src.recipe.main without training: the runs it starts, as (lock, model, run, seed, overrides)."""
+    """study_module.main without training: the runs it starts, as (lock, model, run, seed, overrides)."""
     runs = []
 
     def fake(lock, model, run, seed, overrides, **_):
         runs.append((Path(lock), model, run, seed, overrides))
-        return {"video_accuracy": 0.5, "epoch_time_s": 6.0, "epochs": 30}
+        return {"video_accuracy": 0.5, "epochs": 30, "history": [{"epoch_time_s": 6.0}]}
 
-    monkeypatch.setattr(src.recipe, "run_claimed", fake)
+    monkeypatch.setattr(study_module, "run_unless_claimed", fake)
     return runs
 
 
@@ -167,10 +177,11 @@ def test_the_runs_and_outputs_go_under_the_folders_given(tmp_path, monkeypatch, 
                                                          out, imgs):
     runs = fake_runs(monkeypatch)
     reports = []
-    monkeypatch.setattr(src.recipe, "report", lambda *args: reports.append(args))
+    monkeypatch.setattr(study_module, "report", lambda *args: reports.append(args))
     monkeypatch.chdir(tmp_path)
-    src.recipe.main(["--configs", str(REPO / "configs"), "--models-dir", models_dir, "--only-recipes", "clips8_smooth",
-                     "--only-models", "OwnLSTM", "--seeds", "1", "--folds", "2", *flags, "--set", "train.epochs=1"])
+    study_module.main(["--configs", str(REPO / "configs"), "--models-dir", models_dir, "--only-recipes",
+                       "clips8_smooth", "--only-models", "OwnLSTM", "--seeds", "1", "--folds", "2", *flags,
+                       "--set", "train.epochs=1"])
     ((lock, model, run, seed, overrides),) = runs
     assert (lock, model, run, seed) == (Path(models_dir) / "clips8_smooth" / "OwnLSTM_fold2" / LOCK_NAME, "OwnLSTM",
                                         "OwnLSTM_fold2", 0)
@@ -181,17 +192,17 @@ def test_the_runs_and_outputs_go_under_the_folders_given(tmp_path, monkeypatch, 
                          "data.prefetch=false", "train.label_smoothing=0.1", "train.epochs=1"]  # --set last
     ((_, dir_given, out_dir, imgs_dir, extra, *_),) = reports
     assert dir_given == models_dir and extra == ["train.epochs=1"]
-    defaults = src.recipe.output_dirs(dir_given, src.recipe.DEFAULT_MODELS_DIR)
+    defaults = study_module.output_dirs(dir_given, study_module.STUDY_MODELS_DIR)
     assert (Path(out_dir or defaults["out"]), Path(imgs_dir or defaults["imgs"])) == (Path(out), Path(imgs))
     assert "[1/1] clips8_smooth/OwnLSTM_fold2 (OwnLSTM, seed 0, fold 2 of 4)" in capsys.readouterr().out
 
 
 def test_a_run_that_re_selects_another_recipes_run_waits_for_it(tmp_path, monkeypatch, capsys):
     runs = fake_runs(monkeypatch)
-    monkeypatch.setattr(src.recipe, "report", lambda *args: None)
+    monkeypatch.setattr(study_module, "report", lambda *args: None)
     monkeypatch.chdir(tmp_path)
-    src.recipe.main(["--configs", str(REPO / "configs"), "--models-dir", "trial", "--only-recipes", "clips8_last",
-                     "--only-models", "OwnLSTM", "--seeds", "1", "--folds", "2"])
+    study_module.main(["--configs", str(REPO / "configs"), "--models-dir", "trial", "--only-recipes", "clips8_last",
+                       "--only-models", "OwnLSTM", "--seeds", "1", "--folds", "2"])
     assert runs == [] and not (tmp_path / "trial" / "clips8_last" / "OwnLSTM_fold2" / "last.pth").exists()
     assert (f"clips8_last/OwnLSTM_fold2: waits for {Path('trial') / 'clips8' / 'OwnLSTM_fold2'} to finish (run clips8 "
             "first; this run re-selects its last epoch); skipped") in capsys.readouterr().out
@@ -214,7 +225,7 @@ def test_bad_arguments_get_one_line_before_any_run(tmp_path, monkeypatch, capsys
     runs = fake_runs(monkeypatch)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit:
-        src.recipe.main(["--configs", str(REPO / "configs"), "--models-dir", "trial", *flags])
+        study_module.main(["--configs", str(REPO / "configs"), "--models-dir", "trial", *flags])
     assert exit.value.code == 2 and runs == [] and sorted(tmp_path.iterdir()) == []
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and all(name in errors[0] for name in names), errors
@@ -241,7 +252,7 @@ def write_results(study: Study, models_dir: Path, skip=(), **changed) -> None:
     10 test videos of fold k (ids v<k>_<i>), CORRECT of them right, 30 epochs of 6 s (recipe a) or 24 s (b)
     (the third 5x as long, so results.json's epoch_time_s, their mean, is 34/30 of it),
     15 or 60 steps each; ``changed``: config keys (section.key) set otherwise than the study's."""
-    for run in planned_runs(study):
+    for run in planned_study_runs(study):
         if (run.recipe, run.run) in skip:
             continue
         config = load_config(REPO / "configs" / f"{run.model}.yaml",
@@ -265,13 +276,14 @@ def write_results(study: Study, models_dir: Path, skip=(), **changed) -> None:
         (models_dir / run.recipe / run.run / "results.json").write_text(json.dumps(results))
 
 
-def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_path, capsys):
+def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     study, models = hand_made_study(tmp_path), tmp_path / "study"
     write_results(study, models)
     per_recipe = report(study, models, configs_dir=REPO / "configs")
     text = (models / "recipe.md").read_text()
     assert (models / "recipe.png").stat().st_size > 0
-    assert "**Partial" not in text and "of 16 runs of the study" in capsys.readouterr().out
+    assert "**Partial" not in text and "of 16 runs of the study" in caplog.text
     a = pd.Series([CORRECT[key] / 10 for key in CORRECT if key[0] == "a"])
     b = pd.Series([CORRECT[key] / 10 for key in CORRECT if key[0] == "b"])
     row = per_recipe.set_index("recipe")
@@ -281,7 +293,7 @@ def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_p
     assert row.loc["b", "steps mean"] == 1800 and row.loc["b", "train min mean"] == pytest.approx(12.0)
     assert row.loc["b", "plateau min mean"] == pytest.approx(8 * 24 / 60) and row.loc["a", "plateau epoch mean"] == 8
     table = pd.read_csv(models / "recipe_runs.csv")
-    assert len(table) == 16 and list(table.columns) == src.recipe.RUN_COLUMNS
+    assert len(table) == 16 and list(table.columns) == study_module.RUN_COLUMNS
     assert table.groupby("recipe")["test video acc"].mean().to_dict() == pytest.approx({"a": a.mean(), "b": b.mean()})
     a_row, b_row = (next(line for line in text.splitlines() if line.startswith(f"| {name} ")) for name in "ab")
     assert [cell.strip() for cell in a_row.split("|")[6:8]] == ["–", "–"]  # a is the reference: no difference
@@ -301,17 +313,16 @@ def test_the_report_summarizes_each_recipe_and_model_and_states_the_choice(tmp_p
     assert "Trained in float32 on AMD EPYC, 2 logical CPUs, no native bf16 (16 runs)." in text
 
 
-def test_a_partial_study_says_how_many_runs_of_how_many_and_leaves_out_other_configs(tmp_path, capsys):
+def test_a_partial_study_says_how_many_runs_of_how_many_and_leaves_out_other_configs(tmp_path, caplog):
     study, models = hand_made_study(tmp_path), tmp_path / "study"
     write_results(study, models, skip={("b", "GRUCell_fold2_seed1"), ("a", "OwnGRU_fold1")})
-    changed = next(run for run in planned_runs(study) if (run.recipe, run.run) == ("a", "OwnGRU_fold1"))
+    changed = next(run for run in planned_study_runs(study) if (run.recipe, run.run) == ("a", "OwnGRU_fold1"))
     write_results(Study(study.path, ["OwnGRU"], 1, 2, study.cross_validation, {"a": []}, study.keys), models,
                   **{"train.epochs": 5})  # a run made with another config is left out, and says why
     assert (models / "a" / changed.run / "results.json").is_file()
-    src.recipe.main(["--recipes", str(study.path), "--configs", str(REPO / "configs"), "--models-dir", str(models),
-                     "--report"])
-    out = capsys.readouterr().out
-    assert "made with another config than the study's (train.epochs: 5 -> 30)" in out
+    study_module.main(["--recipes", str(study.path), "--configs", str(REPO / "configs"), "--models-dir", str(models),
+                       "--report"])
+    assert "made with another config than the study's (train.epochs: 5 -> 30)" in caplog.text
     text = (models / "recipe.md").read_text()
     assert "**Partial results: 13 of 16 runs** (a 6 of 8, b 7 of 8); the choice below is provisional." in text
     assert "**The study chose `b` (so far)**" in text
@@ -320,7 +331,8 @@ def test_a_partial_study_says_how_many_runs_of_how_many_and_leaves_out_other_con
     assert "seed 1" not in lines[0]  # seed 1 lacks a fold: not pooled
 
 
-def test_runs_whose_folders_are_gone_count_from_the_committed_record_while_their_config_holds(tmp_path, capsys):
+def test_runs_whose_folders_are_gone_count_from_the_committed_record_while_their_config_holds(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     study, models = hand_made_study(tmp_path), tmp_path / "study"
     write_results(study, models)
     whole = report(study, models, configs_dir=REPO / "configs")
@@ -334,29 +346,29 @@ def test_runs_whose_folders_are_gone_count_from_the_committed_record_while_their
 
     changed = study.path.read_text().replace("data.train_clips_per_video: 8", "data.train_clips_per_video: 4")
     study.path.write_text(changed)  # recipe b now trains otherwise: its recorded rows no longer stand for it
-    capsys.readouterr()
+    caplog.clear()
     report(load_study(study.path, REPO / "configs"), models, configs_dir=REPO / "configs")
-    out = capsys.readouterr().out
-    assert "left out recipe_runs.csv: b/GRUCell_fold1 was made with another config than the study's now" in out
+    assert "left out recipe_runs.csv: b/GRUCell_fold1 was made with another config than the study's now" in caplog.text
     assert "**Partial results: 8 of 16 runs**" in (models / "recipe.md").read_text()  # b's folders: another config
     assert len(pd.read_csv(models / "recipe_runs.csv")) == 8
 
 
-def test_a_record_written_by_older_code_is_not_used(tmp_path, capsys):
+def test_a_record_written_by_older_code_is_not_used(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     study, models = hand_made_study(tmp_path), tmp_path / "study"
     write_results(study, models, skip={("a", "GRUCell_fold1")})
     models.joinpath("recipe_runs.csv").write_text("recipe,experiment,seed,fold,test video acc\na,GRUCell,0,1,0.9\n")
     report(study, models, configs_dir=REPO / "configs")
-    assert "recipe_runs.csv: no 'run' column (written by older code); its rows are not used" in capsys.readouterr().out
+    assert "recipe_runs.csv: no 'run' column (written by older code); its rows are not used" in caplog.text
     assert "**Partial results: 15 of 16 runs**" in (models / "recipe.md").read_text()
 
 
-def test_report_alone_with_no_runs_is_an_error_and_writes_nothing(tmp_path, capsys):
+def test_report_alone_with_no_runs_is_an_error_and_writes_nothing(tmp_path, caplog):
     study = hand_made_study(tmp_path)
     with pytest.raises(SystemExit) as exit:
-        src.recipe.main(["--recipes", str(study.path), "--configs", str(REPO / "configs"), "--models-dir",
-                         str(tmp_path / "empty"), "--report"])
-    assert exit.value.code == 1 and "no results of the study under" in capsys.readouterr().out
+        study_module.main(["--recipes", str(study.path), "--configs", str(REPO / "configs"), "--models-dir",
+                           str(tmp_path / "empty"), "--report"])
+    assert exit.value.code == 1 and "no results of the study under" in caplog.text
     assert not (tmp_path / "empty").exists()
 
 
@@ -385,7 +397,7 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     command = ["--recipes", str(recipes), "--configs", str(REPO / "configs"), "--data", str(tiny_prepared),
                "--models-dir", "trial", "--set", *TINY]
-    src.recipe.main(command)
+    study_module.main(command)
     out = capsys.readouterr().out
     tested, default_ema = [], load_config(REPO / "configs" / "GRUCell.yaml")["train"]["ema_decay"]
     for recipe in ("old", "ema"):
@@ -418,11 +430,11 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
         assert all(torch.equal(best[key], tensor) for key, tensor in last.items())
     assert "old_last" in text
 
-    src.recipe.main(command)  # every run finished: nothing is trained again
+    study_module.main(command)  # every run finished: nothing is trained again
     assert capsys.readouterr().out.count("(finished before: reused)") == 6
 
     shutil.rmtree(tmp_path / "trial" / "ema" / "GRUCell_fold2")  # gone with a machine; recipe_runs.csv holds it
-    src.recipe.main(command)
+    study_module.main(command)
     out = capsys.readouterr().out
     assert f"ema/GRUCell_fold2: recorded in {Path('trial') / 'recipe_runs.csv'} (same config and data" in out
     assert out.count("(finished before: reused)") == 5 and not (tmp_path / "trial" / "ema" / "GRUCell_fold2").exists()
@@ -430,7 +442,7 @@ def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypa
 
 
 def test_only_a_recipe_that_adds_train_select_last_reuses_another_recipes_training():
-    study = load_study(REPO / "configs" / "recipes.yaml")
+    study = load_study(STUDY_FILE)
     assert {recipe: selection_source(study, recipe) for recipe in study.recipes} == {
         "old": None, "clips8": None, "clips8_ema": None, "clips8_smooth": None, "clips8_last": "clips8",
         "clips8_ema_last": "clips8_ema"}
