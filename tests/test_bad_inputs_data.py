@@ -17,6 +17,8 @@ from tests.cli import assert_one_line_error, config_path, message_lines, run_cli
 from tests.test_sources import make_folder
 from tests.test_trainer import TINY
 
+pytestmark = pytest.mark.slow  # every test runs python -m src.data or src.train as a subprocess (tests/cli.py)
+
 BROKEN = ["person01_boxing_d2_uncomp.avi", "person03_walking_d3_uncomp.avi"]  # not in the tiny twin
 VIDEO = "person01_boxing_d1"  # a video of the tiny twin's training split
 
