@@ -247,12 +247,10 @@ def test_prepare_with_a_bad_groups_csv_names_it_and_the_row(tmp_path, tiny_raw):
 
 
 @pytest.fixture(scope="module")
-def prepared_folder(tiny_raw, tmp_path_factory) -> Path:
-    """tests/test_sources.py's folder of class subfolders with groups.csv (4 groups), prepared."""
-    from src.data.prepare import prepare as prepare_here
-    root = tmp_path_factory.mktemp("folder")
-    prepare_here(make_folder(tiny_raw, root, groups=True), root / "prepared", workers=2, write_png=False)
-    return root / "prepared"
+def prepared_folder(layouts) -> Path:
+    """tests/test_sources.py's folder of class subfolders with groups.csv (4 groups), prepared (tests/conftest.py,
+    shared with tests/test_dataset.py)."""
+    return layouts["folder+groups"]
 
 
 @pytest.mark.parametrize("overrides, names", [
