@@ -1,7 +1,9 @@
 # Two commands for a fresh machine:
 #   make run    set up .venv, then train and evaluate the default experiment (GRUCell)
 #               on the real KTH if prepared in data/kth, else on the synthetic twin
-#   make test   set up .venv, then run the test suite (notebook included, small profile)
+#   make test   set up .venv, then run the test suite: both tiers (notebook included, small profile)
+#   make test-fast    the in-process tier alone, pytest -m "not slow": minutes, for a change of one function
+#                     (the slow tier: subprocesses, the notebook, torchrun, end to end; see pytest.ini)
 #   make notebook     open Assignment3.ipynb in Jupyter (from .venv)
 #   make tensorboard  the training curves of tboard_logs/
 PYTHON ?= python3
@@ -9,7 +11,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 EXP    ?= GRUCell
 
-.PHONY: run test lint bench suite record compare tensorboard notebook clean-venv
+.PHONY: run test test-fast lint bench suite record compare tensorboard notebook clean-venv
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +25,9 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

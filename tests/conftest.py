@@ -1,9 +1,19 @@
-"""Shared fixtures: the real KTH samples (skipped when absent) and the tiny synthetic twin."""
+"""Shared fixtures: the real KTH samples (skipped when absent) and the tiny synthetic twin, made once per
+session and shared: raw, prepared, and prepared in the other layouts. Tests that change a prepared dataset
+copy it (``shutil.copytree``) and change the copy."""
 import os
 from pathlib import Path
 
-import pytest
-import torch
+# OpenMP's idle threads sleep instead of spinning: on 2 cores shared with the test's other threads (batch
+# prefetching, TensorBoard, other processes) spinning threads made small models' tests up to 20x slower
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from src.data.prepare import prepare  # noqa: E402
+from src.data.synthetic import generate  # noqa: E402
+from tests.test_sources import make_folder, make_hmdb51, make_ucf101  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 KTH_SAMPLES = Path(os.environ.get("KTH_SAMPLES", REPO.parent / "shared" / "kth_samples"))
@@ -22,7 +32,6 @@ def kth_samples() -> Path:
 @pytest.fixture(scope="session")
 def tiny_raw(tmp_path_factory) -> Path:
     """The tiny synthetic twin, raw: KTH-named AVIs and 00sequences.txt."""
-    from src.data.synthetic import generate
     out = tmp_path_factory.mktemp("synth_raw_tiny")
     generate(out, preset="tiny", seed=0)
     return out
@@ -30,11 +39,35 @@ def tiny_raw(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_prepared(tiny_raw, tmp_path_factory) -> Path:
-    """The tiny synthetic twin, prepared (index.json, cache, PNG tree)."""
-    from src.data.prepare import prepare
+    """The tiny synthetic twin, prepared: index.json and the cache (no PNG tree: every reader takes the cache,
+    and the PNGs would double the time and the size)."""
     out = tmp_path_factory.mktemp("synth_tiny")
-    prepare(tiny_raw, out, workers=1)
+    prepare(tiny_raw, out, workers=1, write_png=False)
     return out
+
+
+class PreparedLayouts(dict):
+    """``{name: prepared folder}`` of tests/test_sources.py's builders on the tiny twin's videos, each prepared
+    (cache only) the first time it is asked for: 'folder', 'folder+groups', 'ucf101', 'hmdb51'."""
+    BUILDERS = {"folder": lambda raw, root: make_folder(raw, root),
+                "folder+groups": lambda raw, root: make_folder(raw, root, groups=True),
+                "ucf101": make_ucf101, "hmdb51": make_hmdb51}
+
+    def __init__(self, tiny_raw: Path, tmp_path_factory):
+        super().__init__()
+        self.tiny_raw, self.tmp_path_factory = tiny_raw, tmp_path_factory
+
+    def __missing__(self, name: str) -> Path:
+        root = self.tmp_path_factory.mktemp("layout")
+        prepare(self.BUILDERS[name](self.tiny_raw, root), root / "prepared", workers=2, write_png=False)
+        self[name] = root / "prepared"
+        return self[name]
+
+
+@pytest.fixture(scope="session")
+def layouts(tiny_raw, tmp_path_factory) -> PreparedLayouts:
+    """The tiny twin's videos in the other layouts, prepared once per session when first used (read-only)."""
+    return PreparedLayouts(tiny_raw, tmp_path_factory)
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ import torch
 
 from tests.cli import REPO, assert_one_line_error, config_path, run_cli, snapshot
 
+pytestmark = pytest.mark.slow  # every case is a python -m src.train or src.suite subprocess (tests/cli.py)
+
 GRU = config_path("GRUCell")
 TRAINING_PERSONS = str(list(range(1, 17)))
 TINY_DATA, MODELS, MINE = "<tiny twin>", "<models dir>", "<Mine.yaml>"  # filled in by the fixture

@@ -17,6 +17,8 @@ from tests.cli import assert_one_line_error, config_path, message_lines, run_cli
 from tests.test_sources import make_folder
 from tests.test_trainer import TINY
 
+pytestmark = pytest.mark.slow  # every test runs python -m src.data or src.train as a subprocess (tests/cli.py)
+
 BROKEN = ["person01_boxing_d2_uncomp.avi", "person03_walking_d3_uncomp.avi"]  # not in the tiny twin
 VIDEO = "person01_boxing_d1"  # a video of the tiny twin's training split
 
@@ -245,12 +247,10 @@ def test_prepare_with_a_bad_groups_csv_names_it_and_the_row(tmp_path, tiny_raw):
 
 
 @pytest.fixture(scope="module")
-def prepared_folder(tiny_raw, tmp_path_factory) -> Path:
-    """tests/test_sources.py's folder of class subfolders with groups.csv (4 groups), prepared."""
-    from src.data.prepare import prepare as prepare_here
-    root = tmp_path_factory.mktemp("folder")
-    prepare_here(make_folder(tiny_raw, root, groups=True), root / "prepared", workers=2, write_png=False)
-    return root / "prepared"
+def prepared_folder(layouts) -> Path:
+    """tests/test_sources.py's folder of class subfolders with groups.csv (4 groups), prepared (tests/conftest.py,
+    shared with tests/test_dataset.py)."""
+    return layouts["folder+groups"]
 
 
 @pytest.mark.parametrize("overrides, names", [

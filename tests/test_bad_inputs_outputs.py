@@ -10,6 +10,8 @@ import pytest
 from tests.cli import REPO, assert_one_line_error, run_cli, snapshot
 from tests.test_trainer import TINY
 
+pytestmark = pytest.mark.slow  # every test runs a CLI as a subprocess (tests/cli.py)
+
 # the repository's folders of record: a run that did not ask for them must leave them byte for byte
 RECORD = [REPO / name for name in ("results", "imgs", "tboard_logs", "models")]
 TRIAL_OUTPUTS = ["results.md", "comparisons.md", "results.csv", "accuracy_vs_params.png", "accuracy_vs_epoch_time.png"]

@@ -15,6 +15,8 @@ from src.evaluate import evaluate
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot
 from tests.test_trainer import TINY
 
+pytestmark = pytest.mark.slow  # every test runs python -m src.predict, src.export or src.evaluate as a subprocess
+
 # a device this machine lacks: plain 'cuda' where there is no CUDA (the case), else an index beyond it
 MISSING_DEVICE = "cuda" if not torch.cuda.is_available() else "cuda:99"
 

@@ -21,6 +21,8 @@ from src.training.trainer import train
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot, start_cli
 from tests.test_trainer import TINY, tiny_config
 
+pytestmark = pytest.mark.slow  # every test runs python -m src.train as a subprocess (tests/cli.py)
+
 RUN = Path("models") / "GRUCell"  # the run folder, relative to the working folder, as the messages say it
 EVENTS = Path("tboard_logs") / "GRUCell"
 

@@ -332,6 +332,7 @@ def test_a_device_this_machine_lacks_is_refused(experiment, monkeypatch):
     assert "got 'cuda' (torch sees no CUDA devices here)" in str(info.value)
 
 
+@pytest.mark.slow  # a python subprocess
 def test_importing_the_config_module_imports_no_torch():
     import subprocess
     import sys

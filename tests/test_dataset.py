@@ -21,7 +21,6 @@ from src.data.augment import get_test_transforms, get_train_transforms
 from src.data.dataset import SPLITS, ClipTable, KTHActionDataset, TemporalSampling, VideoClipDataset, evenly_spaced
 from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, TEST_PERSONS, TRAIN_PERSONS, video_id
 from src.data.splits import SplitError, kth_persons
-from tests.test_sources import make_folder, make_hmdb51, make_ucf101
 
 SIZE = 16
 PERSONS = (1, 2, 15, 17)          # two train, one val, one test person
@@ -641,20 +640,6 @@ def test_a_gray_cache_is_refused_in_colour(prepared):
 
 
 # ---------------------------------------------------------------- protocols, and the other layouts
-
-@pytest.fixture(scope="module")
-def layouts(tiny_raw, tmp_path_factory) -> dict[str, Path]:
-    """tests/test_sources.py's folders, prepared (cache only): {'folder', 'folder+groups', 'ucf101', 'hmdb51'}."""
-    from src.data.prepare import prepare
-    made = {}
-    for name, make in [("folder", lambda root: make_folder(tiny_raw, root)),
-                       ("folder+groups", lambda root: make_folder(tiny_raw, root, groups=True)),
-                       ("ucf101", lambda root: make_ucf101(tiny_raw, root)),
-                       ("hmdb51", lambda root: make_hmdb51(tiny_raw, root))]:
-        root = tmp_path_factory.mktemp("layout")
-        made[name] = prepare(make(root), root / "prepared", workers=2, write_png=False) and root / "prepared"
-    return made
-
 
 @pytest.mark.parametrize("layout, protocol, expected", [
     ("folder", {}, "random"), ("folder+groups", {"split": "kfold", "folds": 4, "fold": 2}, "kfold"),

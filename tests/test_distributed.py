@@ -92,6 +92,7 @@ def ddp_worker(rank, world_size, port, data_root, out):
         distributed.teardown(context)
 
 
+@pytest.mark.slow  # two processes by mp.spawn
 def test_one_ddp_step_equals_one_full_batch_step_and_reduced_metrics_equal_one_process(tiny_prepared, tmp_path):
     out = tmp_path / "rank0.pt"
     mp.spawn(ddp_worker, args=(2, free_port(), str(tiny_prepared), str(out)), nprocs=2)
@@ -149,6 +150,7 @@ def sync_batchnorm_worker(rank, world_size, port, out):
         distributed.teardown(context)
 
 
+@pytest.mark.slow  # two processes by mp.spawn
 def test_sync_batchnorm_under_bfloat16_autocast_keeps_float32_statistics(tmp_path):
     """Under train.amp auto a CPU with native bf16 trains in bfloat16: the global batch statistics are taken in
     float32 (bfloat16 ones would lose them, and the float32 running statistics refuse a bfloat16 lerp), the output
@@ -185,6 +187,7 @@ def torchrun_run(tiny_prepared, tmp_path_factory):
     return out, output
 
 
+@pytest.mark.slow  # torchrun, 2 processes
 def test_torchrun_writes_one_set_of_checkpoints_and_events_that_evaluate_reads(torchrun_run, tiny_prepared):
     out, output = torchrun_run
     assert "x 2 processes (DDP, 4 clips per rank and step, SyncBatchNorm)" in output
@@ -205,6 +208,7 @@ def test_torchrun_writes_one_set_of_checkpoints_and_events_that_evaluate_reads(t
     assert 0 <= results["video_accuracy"] <= 1 and (run_dir / "results.json").is_file()
 
 
+@pytest.mark.slow  # torchrun, 2 processes
 def test_resume_under_torchrun_after_kill_9_of_one_rank(torchrun_run, tiny_prepared, tmp_path):
     models, tboard = tmp_path / "models", tmp_path / "tboard"
     last = models / "GRUCell" / "last.pth"

@@ -35,6 +35,8 @@ from tests.cli import REPO, config_path, run_cli, snapshot
 from tests.conftest import FOUR_CLASS_TINY
 from tests.test_sources import FOLDER_CLASSES, UCF_CLASSES, folder_name, make_folder, make_ucf101, ucf_name
 
+pytestmark = pytest.mark.slow  # a user's command lines, each a subprocess (tests/cli.py), and the notebook
+
 TINY = [*FOUR_CLASS_TINY, "data.img_size=32"]  # two epochs of narrow models on 32x32 frames: seconds per run
 KTH_NAMES = re.compile(r"\b(?:" + "|".join(ACTIONS) + r")\b", re.IGNORECASE)
 RECORD = [REPO / name for name in ("results", "imgs", "models", "tboard_logs")]  # the committed outputs

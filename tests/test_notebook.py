@@ -12,6 +12,8 @@ from nbclient import NotebookClient
 import src.suite
 from tests.cli import snapshot
 
+pytestmark = pytest.mark.slow  # executes Assignment3.ipynb in a Jupyter kernel (nbclient)
+
 REPO = Path(__file__).resolve().parents[1]
 RECORD = [REPO / name for name in ("results", "imgs", "tboard_logs", "models")]  # the committed outputs
 # the runs the full-profile test reuses: every experiment, one epoch on the tiny twin, narrow models

@@ -265,6 +265,7 @@ def committed_model_of_record(tmp_path: Path) -> Path:
     return tmp_path / "best.pth"
 
 
+@pytest.mark.slow  # a git subprocess
 def test_the_committed_model_of_record_loads_and_predicts_the_real_samples_as_the_readme_says(kth_samples, capsys,
                                                                                                tmp_path):
     from src.training.checkpoint import RESUME_ONLY_KEYS

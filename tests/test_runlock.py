@@ -31,6 +31,7 @@ def age(path: Path, seconds: float) -> None:
     os.utime(path, (old, old))
 
 
+@pytest.mark.slow  # dead_pid() runs a python subprocess
 def test_a_lock_is_held_once_and_a_dead_holder_is_detected(tmp_path):
     lock = tmp_path / "GRUCell" / LOCK_NAME
     with claimed(lock) as holder:
@@ -118,6 +119,7 @@ def test_a_folder_that_cannot_be_made_is_one_error_naming_it(tmp_path):
     assert (tmp_path / "file").read_text() == "not a folder"
 
 
+@pytest.mark.slow  # a python subprocess holds the lock
 def test_a_lock_held_by_another_process_is_refused_and_taken_over_after_kill_9(tmp_path):
     lock = tmp_path / "run" / LOCK_NAME
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from src.training.runlock import claimed\n"

@@ -47,6 +47,7 @@ def test_a_run_claimed_by_another_shard_is_skipped(tmp_path, monkeypatch, capsys
     assert sorted(p.name for p in (models / "GRUCell").iterdir()) == [LOCK_NAME]  # nothing trained
 
 
+@pytest.mark.slow  # two python -m src.suite subprocesses
 def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tmp_path):
     models, tboard = tmp_path / "models", tmp_path / "tboard"
     command = [sys.executable, "-m", "src.suite", "--configs", str(REPO / "configs"), "--only", "GRUCell", "OwnGRU",

@@ -126,6 +126,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(finished_run, 
     assert [e.step for e in events.Scalars("loss/train")] == list(range(1, EPOCHS + 1))
 
 
+@pytest.mark.slow  # a python -m src.train subprocess
 def test_resume_after_kill_9(finished_run, tiny_prepared, tmp_path):
     """A real process killed with SIGKILL during epoch 2, then resumed, ends like the uninterrupted run."""
     overrides = [*TINY, f"log.models_dir={tmp_path / 'models'}", f"log.tboard_dir={tmp_path / 'tboard'}"]

@@ -386,6 +386,7 @@ def test_the_choice_is_the_highest_mean_or_the_smallest_std_within_one_std_of_it
 
 # ------------------------------------------------------------------- a tiny study, end to end
 
+@pytest.mark.slow  # a whole study end to end: 4 trainings, a report
 def test_a_tiny_study_runs_resumes_and_reports(tiny_prepared, tmp_path, monkeypatch, capsys):
     """2 recipes x 1 model x 1 seed x 2 folds on the tiny twin (persons 1, 2, 15, 17): every run trained and
     tested on its held-out fold, in trial/<recipe>/<run>; run again, every run is reused; the report and the
