@@ -15,7 +15,7 @@ before and after it was made cheaper:
 
 - before: ``update_bn`` of the whole model over ``--batches`` training batches made again
   (the epoch's first ones: gather, augmentation);
-- now (:func:`src.training.trainer.recompute_batchnorm_statistics`): the part of the model that
+- now (:func:`src.training.loop.recompute_batchnorm_statistics`): the part of the model that
   holds the BatchNorm layers (arch rnn: the encoder alone) over the clips of the epoch's last
   training batches, which the trainer keeps (no batch is made again).
 
@@ -40,14 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from src.config import load_config  # noqa: E402
 from src.training.checkpoint import load_model  # noqa: E402
 from src.training.device import cpu_description  # noqa: E402
+from src.training.loop import make_batches, make_datasets, recompute_batchnorm_statistics  # noqa: E402
 from src.training.metrics import classification_metrics, clip_logits, clip_video_index  # noqa: E402
-from src.training.trainer import (  # noqa: E402
-    make_batches,
-    make_datasets,
-    prepare_model,
-    recompute_batchnorm_statistics,
-    train,
-)
+from src.training.trainer import prepare_model, train  # noqa: E402
 
 
 def seconds(function) -> float:

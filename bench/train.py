@@ -8,7 +8,7 @@
     python bench/train.py --recipe old= --recipe new=data.train_clips_per_video=8 [--seed 0]   # time to accuracy
 
 Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
-functions (src.training.trainer: make_datasets, make_batches, prepare_model, train_one_epoch;
+functions (src.training.loop: make_datasets, make_batches, train_one_epoch; src.training.trainer: prepare_model;
 src.training.metrics.clip_logits) and prints clips/s and the share of the epoch spent waiting for data.
 
 ``--profile`` adds the share of the epoch in the encoder, the recurrent module and the
@@ -61,18 +61,14 @@ from src.data.augment import get_train_transforms  # noqa: E402
 from src.data.index import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
 from src.training.device import cpu_description, select_device, training_precision  # noqa: E402
-from src.training.metrics import clip_logits, first_epoch_reaching  # noqa: E402
-from src.training.trainer import (  # noqa: E402
+from src.training.loop import (  # noqa: E402
     make_batches,
     make_datasets,
-    make_optimizer,
-    make_scheduler,
-    prepare_model,
     recompute_batchnorm_statistics,
-    seed_everything,
-    train,
     train_one_epoch,
 )
+from src.training.metrics import clip_logits, first_epoch_reaching  # noqa: E402
+from src.training.trainer import make_optimizer, make_scheduler, prepare_model, seed_everything, train  # noqa: E402
 
 LEGACY_DEFAULT = REPO.parent / "legacy-0efa426"  # git worktree add ../legacy-0efa426 0efa426
 

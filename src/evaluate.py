@@ -31,6 +31,7 @@ from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
 from src.training.device import select_device
+from src.training.loop import dataset_from_config
 from src.training.metrics import classification_metrics, clip_logits, clip_video_index, summarize_history
 from src.training.provenance import code_version, describe_data, split_record
 
@@ -138,7 +139,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if not isinstance(checkpoint.get("metrics"), dict) or "best" not in checkpoint["metrics"]:
         raise CheckpointReadError(f"{checkpoint_path}: holds no training metrics (a checkpoint saved by other code?); "
                                   f"give a checkpoint of 'python -m src.train' (models/<experiment>/best.pth)")
-    config, classes = checkpoint["config"], checkpoint["classes"]  # load_model sets classes for older checkpoints
+    config, classes = checkpoint["config"], checkpoint["classes"]
     data = config["data"]
     if data_root is None:
         trained_on = checkpoint.get("data_root")
@@ -155,10 +156,7 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if (precision == "float16" and device.type != "cuda") or device.type not in ("cuda", "cpu"):
         precision = "float32"
 
-    test_set = VideoClipDataset(  # the split of training: the config's protocol (an older config's: the defaults)
-        data_root, split="test", clips_per_video=data["eval_clips_per_video"],
-        slicing_step=data["slicing_step"], max_frames=data["max_frames"], img_size=(data["img_size"], data["img_size"]),
-        use_sequences=data["use_sequences"], protocol=data, channels=data.get("channels", 1))
+    test_set = dataset_from_config(config, data_root, "test")  # the split of training: the config's protocol
     if list(test_set.classes) != classes:
         raise ValueError(f"{data_root}: {_class_difference(test_set.classes, classes)}, so its labels are not the "
                          f"outputs of {checkpoint_path}; give --data the prepared data it was trained on")

@@ -9,21 +9,55 @@ folders it holds, how it resumes and how it runs under DDP. ``--resume`` continu
 uninterrupted one. Under ``torchrun --standalone --nproc_per_node=N -m src.train ...`` the same
 command trains with DistributedDataParallel, and every message names the rank it comes from.
 
-A bad config, a run another process trains, a folder or checkpoint that cannot be written, or a
-loss that turns NaN ends the command with one ``error:`` line; Ctrl-C says how to resume.
+The trainer's progress lines (its ``logging`` at level INFO) go to stderr, above the progress bars. A bad
+config, a run another process trains, a folder or checkpoint that cannot be written, or a loss that turns NaN
+ends the command with one ``error:`` line, in this command's words (``--resume``, ``--name``); Ctrl-C says
+how to resume.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import sys
 import threading
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from src.config import load_config
-from src.training import distributed
+from src.training import distributed, trainer
 from src.training.checkpoint import CheckpointWriteError
+from src.training.loop import NonFiniteLossError
 from src.training.runlock import LockFolderError, RunClaimedError
-from src.training.trainer import EventWriteError, NonFiniteLossError, train
+from src.training.trainer import EventWriteError, train
+
+FLAGS = {trainer.RESUME: "--resume", trainer.ANOTHER_NAME: "--name NEW_NAME"}
+"""The trainer's words for what to do (an argument of train(), a config key), and this command's flags for them."""
+
+
+def in_flags(message: str) -> str:
+    """``message`` with the trainer's words for what to do said as this command's flags (:data:`FLAGS`)."""
+    for words, flag in FLAGS.items():
+        message = message.replace(words, flag)
+    return message
+
+
+@contextlib.contextmanager
+def progress_on_stderr():
+    """For the block: the ``src`` loggers' INFO lines on stderr, bare (the trainer's lines name their run), and
+    written above tqdm's progress bars (tqdm's logging_redirect_tqdm)."""
+    log = logging.getLogger("src")
+    handler, level = logging.StreamHandler(sys.stderr), log.level
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with logging_redirect_tqdm(loggers=[log]):
+            yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _quiet_event_writer_thread(args: threading.ExceptHookArgs) -> None:
@@ -52,10 +86,11 @@ def main(argv: list[str] | None = None) -> None:
     threading.excepthook = _quiet_event_writer_thread
     try:
         config = load_config(args.config, args.set, name=args.name)
-        summary = train(config, data_root=args.data, resume=args.resume)
+        with progress_on_stderr():
+            summary = train(config, data_root=args.data, resume=args.resume)
     except expected as e:
         known = isinstance(e, known_errors)
-        message = str(e) if known else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+        message = in_flags(str(e)) if known else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
         sys.exit(f"error: {rank}{message}")
     except KeyboardInterrupt:
         sys.exit(f"\n{rank}interrupted: last.pth holds the last finished epoch; continue with the same command plus "

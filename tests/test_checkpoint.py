@@ -26,6 +26,7 @@ from src.training.checkpoint import (
 )
 
 SMALL_MODEL = {"emb_dim": 8, "hidden_dim": 8, "num_layers": 1}
+KTH = {"classes": list(ACTIONS), "channels": 1}  # what load_model needs besides the config and the weights
 
 
 def small_config():
@@ -129,7 +130,7 @@ def test_load_model_rebuilds_from_the_checkpoint_alone(tmp_path):
     config = small_config()
     torch.manual_seed(0)
     model = build_model(config["model"], 6).eval()
-    save_checkpoint({"model_state_dict": model.state_dict(), "config": config}, tmp_path / "best.pth")
+    save_checkpoint({"model_state_dict": model.state_dict(), "config": config, **KTH}, tmp_path / "best.pth")
 
     rebuilt, checkpoint = load_model(tmp_path / "best.pth")
     assert checkpoint["config"] == config
@@ -143,13 +144,12 @@ def test_load_model_rebuilds_from_the_checkpoint_alone(tmp_path):
     fresh.load_state_dict(torch.load(tmp_path / "best.pth")["model_state_dict"])
 
 
-def test_a_checkpoint_of_older_code_without_classes_loads_as_kths_six_actions_in_grayscale(tmp_path):
+def test_a_checkpoint_without_classes_or_channels_is_refused_in_one_line(tmp_path):
     config = small_config()
     save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config},
                     tmp_path / "best.pth")
-    model, checkpoint = load_model(tmp_path / "best.pth")
-    assert checkpoint["classes"] == list(ACTIONS) and checkpoint["channels"] == 1
-    assert model.fc.out_features == 6 and model.encoder.blocks[0][0].in_channels == 1
+    with pytest.raises(CheckpointReadError, match="a torch file without 'classes' or 'channels', not a checkpoint"):
+        load_model(tmp_path / "best.pth")
 
 
 def test_load_model_builds_the_checkpoints_classes_and_channels(tmp_path):
@@ -208,7 +208,7 @@ def foreign_files(run: Path) -> dict[str, tuple[Path, str]]:
 def test_a_file_that_is_no_checkpoint_is_one_line_saying_what_it_is_and_what_to_give(tmp_path):
     run = tmp_path / "models" / "GRUCell"
     config = small_config()
-    save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config},
+    save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config, **KTH},
                     run / "best.pth")
     for kind, (path, what) in foreign_files(run).items():
         with pytest.raises(CheckpointReadError) as info:
@@ -237,7 +237,7 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_config_is_one_line(tmp_path):
     config = small_config()
     weights = build_model(config["model"], 6).state_dict()
     config["model"]["hidden_dim"] = 16
-    save_checkpoint({"model_state_dict": weights, "config": config}, tmp_path / "best.pth")
+    save_checkpoint({"model_state_dict": weights, "config": config, **KTH}, tmp_path / "best.pth")
     with pytest.raises(CheckpointReadError, match="its weights do not fit the model its config describes") as info:
         load_model(tmp_path / "best.pth")
     assert "\n" not in str(info.value)
@@ -251,7 +251,7 @@ def test_load_model_needs_no_pretrained_weights_file(tmp_path, monkeypatch):
     config["model"].update(SMALL_MODEL)
     assert config["model"]["pretrained"]
     trained = build_model({**config["model"], "pretrained": False}, 6)
-    save_checkpoint({"model_state_dict": trained.state_dict(), "config": config}, tmp_path / "best.pth")
+    save_checkpoint({"model_state_dict": trained.state_dict(), "config": config, **KTH}, tmp_path / "best.pth")
     model, _ = load_model(tmp_path / "best.pth")
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.state_dict().values()))
 

@@ -27,8 +27,9 @@ from src.evaluate import evaluate
 from src.nets.classifier import build_model
 from src.training import distributed
 from src.training.checkpoint import load_model
+from src.training.loop import make_datasets, make_loaders, train_one_epoch
 from src.training.metrics import classification_metrics, clip_logits, clip_video_index
-from src.training.trainer import make_datasets, make_loaders, make_optimizer, seed_everything, train_one_epoch
+from src.training.trainer import make_optimizer, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 3
@@ -63,7 +64,7 @@ def one_step(model, loader, config, context=distributed.Context()):
 def validation_metrics(model, config, data_root, context):
     """What the trainer computes on the validation persons: each rank its share, then all-reduced."""
     train_set, val_set = make_datasets(config, data_root)
-    _, val_loader, val_indices = make_loaders(config, train_set, val_set, context, pin=False)
+    _, val_loader, val_indices = make_loaders(config, train_set, val_set, context)
     logits, labels, _ = clip_logits(model, val_loader, torch.device("cpu"))
     logits = distributed.all_reduce_rows(context, logits, val_indices, len(val_set))
     labels = distributed.all_reduce_rows(context, labels, val_indices, len(val_set))

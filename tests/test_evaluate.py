@@ -145,8 +145,8 @@ def test_a_checkpoint_without_training_metrics_is_refused_before_the_data(tmp_pa
     from src.training.checkpoint import CheckpointReadError, save_checkpoint
 
     config = load_config("configs/GRUCell.yaml", ["model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=1"])
-    save_checkpoint({"config": config, "model_state_dict": build_model(config["model"], len(ACTIONS)).state_dict()},
-                    tmp_path / "best.pth")
+    save_checkpoint({"config": config, "model_state_dict": build_model(config["model"], len(ACTIONS)).state_dict(),
+                     "classes": list(ACTIONS), "channels": 1}, tmp_path / "best.pth")
     with pytest.raises(CheckpointReadError, match="holds no training metrics"):
         evaluate(tmp_path / "best.pth", device="cpu")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth"]

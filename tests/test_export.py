@@ -31,7 +31,8 @@ def small_checkpoint(path, overrides):
                 buffer.uniform_(-0.1, 0.1)
             elif name.endswith("running_var"):
                 buffer.uniform_(0.5, 1.5)
-    save_checkpoint({"config": config, "model_state_dict": model.state_dict()}, path)
+    save_checkpoint({"config": config, "model_state_dict": model.state_dict(), "classes": list(ACTIONS), "channels": 1},
+                    path)
     return path
 
 

@@ -80,8 +80,6 @@ def test_the_split_record_holds_the_groups_as_loaded(tiny_prepared):
                        "persons": {"train": [1, 2], "val": [15]}}
     tested = split_record({"test": sets["test"]}, trained=trained)
     assert tested["split"]["groups"] == tested["persons"] == {"train": [1, 2], "val": [15], "test": [17]}
-    assert split_record({"test": sets["test"]}, trained={"persons": {"train": [1]}})["persons"] == \
-        {"train": [1], "test": [17]}  # a checkpoint of older code: persons only
 
 
 def test_a_broken_index_is_named(copy_of_tiny):
@@ -133,7 +131,7 @@ def test_under_train_amp_auto_a_result_stands_in_any_precision_and_an_explicit_o
     assert config["train"]["amp"] == "auto"
     synthetic = describe_data(tiny_prepared)
     old = {"config": {**config, "train": {**config["train"], "amp": True}},
-           "provenance": {"data": synthetic, "train_data": synthetic, "train_amp": False}}  # no train_precision
+           "provenance": {"data": synthetic, "train_data": synthetic, "train_precision": "float32"}}
     made_in_bf16 = {**old, "provenance": {**old["provenance"], "train_precision": "bfloat16"}}
     float32, bfloat16 = (load_config("configs/GRUCell.yaml", ["train.device=cpu", f"train.amp={amp}"])
                          for amp in ("false", "true"))
@@ -158,6 +156,3 @@ def test_resume_is_refused_on_other_data_or_architecture_only(tiny_prepared, tin
     assert "now" in resume_refusal(checkpoint, config, real, "m/last.pth")
     assert resume_refusal(checkpoint, load_config("configs/OwnGRU.yaml"), synthetic, "m/last.pth") == \
         "m/last.pth has another model architecture (model.rnn_type: GRUCell -> OwnGRU)"
-    older = {"config": config, "data_root": str(tiny_prepared), "synthetic": True}  # no provenance yet
-    assert resume_refusal(older, config, synthetic, "last.pth") is None
-    assert "(real KTH)" in resume_refusal(older, config, real, "last.pth")

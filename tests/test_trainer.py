@@ -2,6 +2,7 @@
 events, checkpoints, resume, NaN stop."""
 import copy
 import json
+import logging
 import math
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,14 +18,16 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import src.train
+import src.training.loop
 import src.training.trainer
 from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS
 from src.training.checkpoint import CHECKPOINT_KEYS, load_model
 from src.training.device import autocast, cpu_description, training_precision
+from src.training.loop import NonFiniteLossError
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
-from src.training.trainer import NonFiniteLossError, log_epoch, make_scheduler, train
+from src.training.trainer import ANOTHER_NAME, log_epoch, make_scheduler, train
 from tests.conftest import FOUR_CLASSES
 
 EPOCHS = 2
@@ -155,7 +159,7 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tiny_prepared, tmp_path
     summary = train(tiny_config(tmp_path, extra=["train.epochs=1"]), data_root=tiny_prepared, resume=True)
     assert summary["epochs"] == 1 and (tmp_path / "models" / "GRUCell" / "last.pth").is_file()
     # resuming with a changed config says which keys changed
-    with pytest.warns(UserWarning, match=r"changed config \(train\.epochs\)"):
+    with pytest.warns(UserWarning, match=r"changed config \(train\.epochs: 1 -> 2\)"):
         summary = train(tiny_config(tmp_path, extra=["train.epochs=2"]), data_root=tiny_prepared, resume=True)
     assert summary["epochs"] == 2
 
@@ -228,7 +232,7 @@ def test_bad_data_is_a_one_line_error(tiny_prepared, tmp_path):
 def test_the_augment_section_drives_the_training_batches(tiny_prepared):
     """make_batches augments the training clips as ``config['augment']`` says (flip_p 1: every clip
     mirrored, the same clips otherwise); neither split gets a per-item transform, which training never uses."""
-    from src.training.trainer import make_batches, make_datasets
+    from src.training.loop import make_batches, make_datasets
 
     clips = {}
     for flip_p in (0, 1):
@@ -249,7 +253,8 @@ def test_the_augment_section_drives_the_training_batches(tiny_prepared):
 def test_training_steps_run_under_bf16_autocast_on_cpu(tiny_prepared):
     """The AMP path (train_one_epoch under autocast), covered on CPU with bfloat16."""
     from src.nets.classifier import build_model
-    from src.training.trainer import make_batches, make_datasets, make_optimizer, prepare_model, train_one_epoch
+    from src.training.loop import make_batches, make_datasets, train_one_epoch
+    from src.training.trainer import make_optimizer, prepare_model
 
     config = load_config("configs/GRUCell.yaml", TINY)
     device = torch.device("cpu")
@@ -325,8 +330,8 @@ def test_batchnorm_statistics_are_recomputed_with_the_final_weights(finished_run
     batches_used = config["train"]["precise_bn_batches"]
     assert batches_used > 0
     saved = {name: buffer.clone() for name, buffer in model.named_buffers() if "running" in name}
-    train_set, val_set = src.training.trainer.make_datasets(config, tiny_prepared)
-    train_batches, _ = src.training.trainer.make_batches(config, train_set, val_set, torch.device("cpu"))
+    train_set, val_set = src.training.loop.make_datasets(config, tiny_prepared)
+    train_batches, _ = src.training.loop.make_batches(config, train_set, val_set, torch.device("cpu"))
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     expected_count = min(batches_used, len(train_batches))  # not epochs x steps
     assert norms and all(m.num_batches_tracked.item() == expected_count for m in norms)
@@ -352,7 +357,7 @@ def test_recompute_batchnorm_statistics_uses_the_first_batches_and_keeps_the_mod
     norm.running_mean.fill_(100.0)
     batches = [(torch.randn(8, 3) + 5.0, torch.zeros(8)) for _ in range(2)]
     batches.append((torch.randn(8, 3) - 50.0, torch.zeros(8)))  # must not count
-    src.training.trainer.recompute_batchnorm_statistics(norm, iter(batches), num_batches=2)
+    src.training.loop.recompute_batchnorm_statistics(norm, iter(batches), num_batches=2)
     used = torch.cat([clips for clips, _ in batches[:2]])
     torch.testing.assert_close(norm.running_mean, used.mean(0))
     per_batch_var = torch.stack([clips.var(0) for clips, _ in batches[:2]]).mean(0)
@@ -365,7 +370,8 @@ def test_recomputed_statistics_equal_a_whole_model_forward_in_train_mode(arch):
     """For arch rnn only the encoder runs, on the clips' frames; its statistics are bit for bit those of
     the whole model run in train mode over the same clips (torch's update_bn), and the mode is kept."""
     from src.nets.classifier import build_model
-    from src.training.trainer import batchnorm_part, prepare_model, recompute_batchnorm_statistics
+    from src.training.loop import batchnorm_part, recompute_batchnorm_statistics
+    from src.training.trainer import prepare_model
 
     config = load_config("configs/GRUCell.yaml", [f"model.arch={arch}", *TINY[:3]])
     torch.manual_seed(0)
@@ -385,7 +391,8 @@ def test_recomputed_statistics_equal_a_whole_model_forward_in_train_mode(arch):
 
 def test_train_one_epoch_keeps_the_clips_of_its_last_batches(tiny_prepared):
     from src.nets.classifier import build_model
-    from src.training.trainer import make_batches, make_datasets, make_optimizer, prepare_model, train_one_epoch
+    from src.training.loop import make_batches, make_datasets, train_one_epoch
+    from src.training.trainer import make_optimizer, prepare_model
 
     config = load_config("configs/GRUCell.yaml", TINY)
     device = torch.device("cpu")
@@ -403,15 +410,16 @@ def test_train_one_epoch_keeps_the_clips_of_its_last_batches(tiny_prepared):
 
 
 @pytest.mark.parametrize("amp, precision", [(True, "bfloat16"), (False, "float32")])
-def test_train_amp_gives_the_precision_that_training_and_evaluation_record(tiny_prepared, tmp_path, capsys,
+def test_train_amp_gives_the_precision_that_training_and_evaluation_record(tiny_prepared, tmp_path, caplog,
                                                                           amp, precision):
     """train.amp true: bfloat16 autocast on any CPU (emulated without native bf16: slow, still correct);
     false: float32. The trainer's first line, the checkpoint and results.json say which."""
     from src.evaluate import evaluate
 
     config = tiny_config(tmp_path, extra=[f"train.amp={str(amp).lower()}", "train.epochs=1", "eval.latency_repeats=1"])
-    train(config, data_root=tiny_prepared)
-    assert f"trainable parameters on cpu, {precision}; " in capsys.readouterr().err
+    with caplog.at_level(logging.INFO, logger="src.training.trainer"):
+        train(config, data_root=tiny_prepared)
+    assert f"trainable parameters on cpu, {precision}; " in caplog.text
     last = tmp_path / "models" / "GRUCell" / "last.pth"
     checkpoint = torch.load(last)
     assert checkpoint["provenance"]["precision"] == precision and checkpoint["provenance"]["amp"] is amp
@@ -431,7 +439,7 @@ def test_a_run_held_by_another_process_is_refused_before_the_data_is_read(tmp_pa
         train(tiny_config(tmp_path), data_root=tmp_path / "no data here")  # the data would be an error
     message = str(info.value)
     assert message.startswith(f"{lock.parent}: claimed by process {os.getppid()} on {socket.gethostname()}")
-    assert "--name NEW_NAME" in message and str(lock) in message
+    assert ANOTHER_NAME in message and str(lock) in message
     assert not (tmp_path / "models").exists()  # its claim was given back, and the folders it made removed
     assert lock.is_file()
 
@@ -517,7 +525,7 @@ def test_label_smoothing_is_the_training_loss_of_f_cross_entropy(smoothing):
     still by a zero learning rate, so that every batch sees the same model)."""
     import torch.nn.functional as F
 
-    from src.training.trainer import train_one_epoch
+    from src.training.loop import train_one_epoch
 
     config = load_config("configs/GRUCell.yaml", [f"train.label_smoothing={smoothing}", "train.grad_clip=0"])
     model, batches = stub_model(), stub_batches()
@@ -537,7 +545,7 @@ def test_the_average_of_the_weights_is_updated_after_every_optimizer_step():
     after every step, computed here by hand over a copy of the model trained on the same batches."""
     import torch.nn.functional as F
 
-    from src.training.trainer import make_averaged_model, train_one_epoch
+    from src.training.loop import make_averaged_model, train_one_epoch
 
     config = load_config("configs/GRUCell.yaml", ["train.ema_decay=0.75", "train.grad_clip=0"])
     off = load_config("configs/GRUCell.yaml", ["train.ema_decay=0"])["train"]
@@ -576,8 +584,8 @@ def ema_run(tiny_prepared, tmp_path_factory):
 def test_with_ema_the_validated_and_saved_weights_are_the_average(ema_run, tiny_prepared):
     """The checkpoints' model_state_dict is the average (the trained weights go in "ema"), load_model gives it, and
     its validation accuracy, recomputed here from those weights, is the one the history recorded."""
+    from src.training.loop import make_batches, make_datasets
     from src.training.metrics import classification_metrics, clip_logits, clip_video_index
-    from src.training.trainer import make_batches, make_datasets
 
     out, summary = ema_run
     assert summary["ema_decay"] == 0.8 and summary["select"] == "best"
@@ -633,18 +641,19 @@ def test_a_resumed_ema_run_ends_with_exactly_the_weights_of_an_uninterrupted_one
 
 
 @pytest.mark.parametrize("select, saved_epoch", [("best", 1), ("last", EPOCHS)])
-def test_train_select_says_which_epoch_best_pth_holds(tiny_prepared, tmp_path, monkeypatch, capsys, select,
+def test_train_select_says_which_epoch_best_pth_holds(tiny_prepared, tmp_path, monkeypatch, caplog, select,
                                                       saved_epoch):
     """Validation made to peak at epoch 1: best.pth is epoch 1 with train.select best, the last epoch with last,
     and then the same weights as last.pth; the summary and the trainer's lines say which."""
-    measure = src.training.trainer.classification_metrics
+    measure = src.training.loop.classification_metrics
     accuracies = iter([0.9, 0.5, 0.4])
 
     def peak_first(*args, **kwargs):
         return {**measure(*args, **kwargs), "accuracy": next(accuracies)}
 
-    monkeypatch.setattr(src.training.trainer, "classification_metrics", peak_first)
-    summary = train(tiny_config(tmp_path, extra=[f"train.select={select}"]), data_root=tiny_prepared)
+    monkeypatch.setattr(src.training.loop, "classification_metrics", peak_first)
+    with caplog.at_level(logging.INFO, logger="src.training.trainer"):
+        summary = train(tiny_config(tmp_path, extra=[f"train.select={select}"]), data_root=tiny_prepared)
     run = tmp_path / "models" / "GRUCell"
     best, last = torch.load(run / "best.pth"), torch.load(run / "last.pth")
     assert best["epoch"] == best["metrics"]["best"]["epoch"] == last["metrics"]["best"]["epoch"] == saved_epoch
@@ -652,23 +661,23 @@ def test_train_select_says_which_epoch_best_pth_holds(tiny_prepared, tmp_path, m
     assert summary["best_val_accuracy"] == [0.9, 0.5][saved_epoch - 1]
     same = all(torch.equal(best["model_state_dict"][key], tensor) for key, tensor in last["model_state_dict"].items())
     assert same is (select == "last")
-    err = capsys.readouterr().err
+    err = caplog.text
     assert ("best.pth: the last epoch (train.select last)" in err) is (select == "last")
     assert ("*best*" in err) is (select == "best")
 
 
 @pytest.mark.parametrize("where", ["same run", "last.pth copied into a new run"])
 def test_a_finished_run_resumed_with_train_select_last_keeps_its_last_epoch(tiny_prepared, tmp_path, monkeypatch,
-                                                                            capsys, where):
+                                                                            caplog, where):
     """A run trained with train.select best (validation made to peak at epoch 1), resumed with last, in its folder
     or from its last.pth alone in another: no epoch is trained again, best.pth becomes the last epoch's weights
     and the summary says so; this is how src.recipe gets a 'last epoch' recipe without training it."""
-    measure = src.training.trainer.classification_metrics
+    measure = src.training.loop.classification_metrics
     accuracies = iter([0.9, 0.5])
-    monkeypatch.setattr(src.training.trainer, "classification_metrics",
+    monkeypatch.setattr(src.training.loop, "classification_metrics",
                         lambda *args, **kwargs: {**measure(*args, **kwargs), "accuracy": next(accuracies)})
     train(tiny_config(tmp_path / "first"), data_root=tiny_prepared)
-    monkeypatch.setattr(src.training.trainer, "classification_metrics", measure)
+    monkeypatch.setattr(src.training.loop, "classification_metrics", measure)
     trained = tmp_path / "first" / "models" / "GRUCell"
     assert torch.load(trained / "best.pth")["epoch"] == 1
     out = tmp_path / "first" if where == "same run" else tmp_path / "second"
@@ -676,8 +685,10 @@ def test_a_finished_run_resumed_with_train_select_last_keeps_its_last_epoch(tiny
         (out / "models" / "GRUCell").mkdir(parents=True)
         (out / "models" / "GRUCell" / "last.pth").write_bytes((trained / "last.pth").read_bytes())
     last_before = (trained / "last.pth").read_bytes()
-    capsys.readouterr()
-    summary = train(tiny_config(out, extra=["train.select=last"]), data_root=tiny_prepared, resume=True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="src.training.trainer"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = train(tiny_config(out, extra=["train.select=last"]), data_root=tiny_prepared, resume=True)
     run = out / "models" / "GRUCell"
     best, last = torch.load(run / "best.pth"), torch.load(run / "last.pth")
     if where == "same run":
@@ -688,6 +699,7 @@ def test_a_finished_run_resumed_with_train_select_last_keeps_its_last_epoch(tiny
     assert best["config"]["train"]["select"] == "last"
     confusion = torch.as_tensor(best["metrics"]["best"]["val_confusion_matrix"])
     assert confusion.sum() > 0  # validated again: the matrix of the last epoch's weights
-    err = capsys.readouterr().err
+    err = caplog.text
     assert "best.pth is now the last epoch's weights, epoch 2" in err
-    assert "changed config" not in err  # train.select changes which epoch is kept, not the training
+    # train.select changes which epoch is kept, not the training
+    assert not [w for w in caught if "changed config" in str(w.message)]

@@ -11,22 +11,12 @@ or, rebuilding the model from the checkpoint alone::
     from src.training.checkpoint import load_model
     model, checkpoint = load_model("models/GRUCell/best.pth")
 
-Keys: ``model_state_dict`` (the weights that were validated, and that evaluation uses: with
-``train.ema_decay`` their exponential moving average, else the trained weights), ``ema`` (None, or with
-``train.ema_decay`` ``{'decay', 'updates': optimizer steps averaged, 'trained_state_dict': the trained
-weights, which a resumed run trains on}``), ``optimizer_state_dict``, ``scheduler_state_dict`` (None
-without a scheduler), ``scaler_state_dict`` (empty unless AMP ran), ``epoch`` (epochs
-completed, 1-based), ``config`` (the full experiment config), ``metrics``
-(``{'history': [one dict per epoch], 'best': {...}}``), ``rng_states`` (torch, cuda,
-numpy, python), ``data_root`` and ``synthetic`` (the data it was trained on), ``provenance``
-(the data's fingerprint, the persons of each split as loaded, the code version, whether AMP
-was used: see src/training/provenance.py), ``classes`` (the class names, label i being
-``classes[i]``: the model's outputs) and ``channels`` (of the frames it takes: 1 grayscale, 3 RGB).
-Checkpoints of older code have neither: they were trained on KTH's six actions in grayscale, and
-:func:`load_model` reads them so (:func:`classes_and_channels`).
+Its keys are the fields of :class:`Checkpoint`, the one schema (:data:`CHECKPOINT_KEYS`), which the
+trainer fills; :func:`load_model` needs ``config``, ``model_state_dict``, ``classes`` and ``channels``.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -34,12 +24,58 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src.data.sources.kth import ACTIONS  # what checkpoints of older code, without "classes", were trained on
 from src.files import atomic_write
+from src.nets.classifier import build_model
+from src.training.device import select_device
 
-CHECKPOINT_KEYS = ("model_state_dict", "ema", "optimizer_state_dict", "scheduler_state_dict", "scaler_state_dict",
-                   "epoch", "config", "metrics", "rng_states", "data_root", "synthetic",
-                   "provenance", "classes", "channels")
+
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """The one schema of a checkpoint: what ``models/<experiment>/last.pth`` and ``best.pth`` hold, saved as the
+    plain dict :meth:`as_dict` (its keys: :data:`CHECKPOINT_KEYS`)."""
+
+    model_state_dict: dict
+    """The weights that were validated, and that evaluation uses: with ``train.ema_decay`` their exponential moving
+    average, else the trained weights."""
+    ema: dict | None
+    """None, or with ``train.ema_decay`` :func:`ema_record`'s ``{'decay', 'updates', 'trained_state_dict'}``."""
+    optimizer_state_dict: dict
+    scheduler_state_dict: dict | None
+    """None without a scheduler."""
+    scaler_state_dict: dict
+    """Empty unless float16 AMP ran."""
+    epoch: int
+    """Epochs completed, 1-based."""
+    config: dict
+    """The full experiment config."""
+    metrics: dict
+    """``{'history': [one dict per epoch], 'best': {...}}``."""
+    rng_states: dict
+    """:func:`get_rng_states`: torch, cuda, numpy, python."""
+    data_root: str
+    synthetic: bool
+    """The data it was trained on: its folder, and whether it is the synthetic twin."""
+    provenance: dict
+    """The data's fingerprint, the groups of each split as loaded, the code version, the precision:
+    src/training/provenance.py."""
+    classes: list
+    """The class names, label i being ``classes[i]``: the model's outputs."""
+    channels: int
+    """Of the frames the model takes: 1 grayscale, 3 RGB."""
+
+    def as_dict(self) -> dict:
+        """The checkpoint as the dict that is saved (the values themselves, not copies)."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+CHECKPOINT_KEYS = tuple(field.name for field in dataclasses.fields(Checkpoint))
+"""Every key of a checkpoint of src.train, in :class:`Checkpoint`'s order."""
+
+
+def ema_record(decay: float, updates: int, trained_state_dict: dict) -> dict:
+    """A checkpoint's ``ema`` under ``train.ema_decay``: the decay, the optimizer steps averaged, and the trained
+    weights, which a resumed run trains on (``model_state_dict`` holds their average)."""
+    return {"decay": decay, "updates": updates, "trained_state_dict": trained_state_dict}
 
 
 class CheckpointWriteError(OSError):
@@ -115,8 +151,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             an evaluation's results.json, an ONNX export, ...); one line saying what it is and what
             to give instead.
     """
-    from src.training.device import select_device
-
     map_location = select_device(str(map_location), key="map_location")
     path = Path(path)
     if path.is_dir():
@@ -190,35 +224,27 @@ def for_inference(checkpoint: dict) -> dict:
     return slim
 
 
-def classes_and_channels(checkpoint: dict) -> tuple[list[str], int]:
-    """The class names (label i is ``classes[i]``) and input channels of the model of ``checkpoint``:
-    its ``classes`` and ``channels``, or KTH's six actions and 1 (grayscale) for a checkpoint of
-    older code, which has neither."""
-    return list(checkpoint.get("classes", ACTIONS)), int(checkpoint.get("channels", 1))
+MODEL_KEYS = ("config", "model_state_dict", "classes", "channels")
+"""What :func:`load_model` reads of a checkpoint to rebuild its model."""
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """Rebuild the model from a checkpoint alone, with the weights that were validated (``model_state_dict``: the
     average of the weights for a run with ``train.ema_decay``). Returns ``(model in eval mode, checkpoint)``; the
-    checkpoint's ``classes`` and ``channels`` are set (:func:`classes_and_channels`) when it is
-    one of older code without them, so that callers read the class names from ``checkpoint["classes"]``.
+    class names are ``checkpoint["classes"]``.
 
     Raises what :func:`load_checkpoint` raises, and CheckpointReadError when the checkpoint lacks
-    ``config`` or ``model_state_dict``, or its weights do not fit the model its config, classes and
-    channels describe.
+    :data:`MODEL_KEYS`, or its weights do not fit the model its config, classes and channels describe.
     """
-    from src.nets.classifier import build_model
-
     path = Path(path)
     checkpoint = load_checkpoint(path, map_location)
-    missing = [key for key in ("config", "model_state_dict") if key not in checkpoint]
+    missing = [key for key in MODEL_KEYS if key not in checkpoint]
     if missing:
         raise CheckpointReadError(f"{path}: a torch file without {' or '.join(map(repr, missing))}, not a checkpoint "
                                   f"of src.train; give {_checkpoint_instead(path)}")
     try:
-        checkpoint["classes"], checkpoint["channels"] = classes_and_channels(checkpoint)
         model = build_model(checkpoint["config"]["model"], num_classes=len(checkpoint["classes"]),
-                            in_channels=checkpoint["channels"], load_pretrained=False)  # the weights come next
+                            in_channels=int(checkpoint["channels"]), load_pretrained=False)  # the weights come next
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointReadError(f"{path}: its config describes no model this code can build ({type(e).__name__}: "
                                   f"{(str(e).splitlines() or [''])[0]}); give {_checkpoint_instead(path)}") from None

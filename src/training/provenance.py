@@ -123,11 +123,11 @@ def split_record(datasets: dict, trained: dict | None = None) -> dict:
     ``{'test': test_set}`` with ``trained``, the provenance of training, whose groups it adds to):
     ``{'split': {'protocol', 'fold', 'groups': {part: groups as loaded}}}``, plus ``'persons'`` (the same
     lists) on KTH, for older readers."""
-    trained = trained or {}
+    trained = trained or {"split": {"groups": {}}}
     first = next(iter(datasets.values()))
     groups = {part: groups_of(dataset) for part, dataset in datasets.items()}
     record = {"split": {"protocol": first.split_info.protocol, "fold": first.split_info.fold,
-                        "groups": {**(trained.get("split") or {}).get("groups", {}), **groups}}}
+                        "groups": {**trained["split"]["groups"], **groups}}}
     if all("person" in video for video in first.videos):
         record["persons"] = {**trained.get("persons", {}), **groups}
     return record
@@ -154,14 +154,16 @@ def comparable_config(config: dict) -> dict:
     return kept
 
 
-def config_differences(saved: dict, wanted: dict) -> list[str]:
-    """``['train.epochs: 30 -> 1', ...]``: the keys where two configs differ (log and data.root aside)."""
+def config_differences(saved: dict, wanted: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """``['train.epochs: 30 -> 1', ...]``: the keys where two configs differ, as :func:`comparable_config` sees
+    them (log, data.root, :data:`SPEED_ONLY` and train.amp aside), and but for the keys ``ignore``
+    (``('train.select',)``)."""
     saved, wanted = comparable_config(saved), comparable_config(wanted)
     changes = []
     for section in sorted(set(saved) | set(wanted)):
         old, new = saved.get(section, {}), wanted.get(section, {})
         for key in sorted(set(old) | set(new)):
-            if old.get(key, "<unset>") != new.get(key, "<unset>"):
+            if f"{section}.{key}" not in ignore and old.get(key, "<unset>") != new.get(key, "<unset>"):
                 changes.append(f"{section}.{key}: {old.get(key, '<unset>')} -> {new.get(key, '<unset>')}")
     return changes
 
@@ -195,9 +197,11 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
         return f"results.json was made with another config ({'; '.join(changes[:3])}{more})"
     if config["train"]["amp"] == "auto":
         return None
-    from src.training.device import select_device, training_precision  # torch, only when needed
+    # torch: src.compare and src.recipe read provenance without it, and this line is reached only under an explicit
+    # train.amp
+    from src.training.device import select_device, training_precision
 
-    made = provenance.get("train_precision") or ("float16" if provenance.get("train_amp") else "float32")
+    made = provenance["train_precision"]
     wanted = training_precision(config["train"]["amp"], select_device(config["train"]["device"]))
     if made != wanted:
         return f"results.json was made in {made}, the run would train in {wanted} (train.amp {config['train']['amp']})"
@@ -207,12 +211,8 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
 def resume_refusal(checkpoint: dict, config: dict, data: dict, path: str | Path) -> str | None:
     """Why ``checkpoint`` (last.pth at ``path``) must not be continued as the run ``config``
     on ``data``, or None when it may (other config changes only warn)."""
-    saved = (checkpoint.get("provenance") or {}).get("data")
-    if saved is None:  # older checkpoints name only the root and whether it was synthetic
-        saved = {"root": checkpoint.get("data_root"), "synthetic": checkpoint.get("synthetic")}
-        if (saved["root"], saved["synthetic"]) != (data["root"], data["synthetic"]):
-            return f"{path} was trained on {where(saved)}, now {where(data)}"
-    elif not _same_data(saved, data):
+    saved = checkpoint["provenance"]["data"]
+    if not _same_data(saved, data):
         return _data_change(str(path), saved, data, made="trained")
     old, new = checkpoint["config"]["model"], config["model"]
     changed = [f"model.{key}: {old.get(key)} -> {new.get(key)}" for key in ARCHITECTURE_KEYS
