@@ -38,7 +38,7 @@ bench: $(VENV)/.installed
 suite: $(VENV)/.installed
 	$(PY) -m src.suite
 
-# The results of record (issue 19, section 4), resumable, CPU hours, in float32 whichever CPU (as the recipe
+# The results of record, resumable, CPU hours, in float32 whichever CPU (as the recipe
 # study): the 2-D recurrent experiments and their scheduler variants get seeds until every paired comparison
 # among them is within +-2.5 points (at most 10), OwnConvLSTM and R2Plus1D 5; then GRUCell and R2Plus1D, 3 seeds,
 # under KTH's official split, in their own folder. RECORD_DIR, SCHULDT_DIR and RECORD_SET make them elsewhere,

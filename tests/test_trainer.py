@@ -671,7 +671,7 @@ def test_a_finished_run_resumed_with_train_select_last_keeps_its_last_epoch(tiny
                                                                             caplog, where):
     """A run trained with train.select best (validation made to peak at epoch 1), resumed with last, in its folder
     or from its last.pth alone in another: no epoch is trained again, best.pth becomes the last epoch's weights
-    and the summary says so; this is how src.recipe gets a 'last epoch' recipe without training it."""
+    and the summary says so; this is how experiments.recipe.study gets a 'last epoch' recipe without training it."""
     measure = src.training.loop.classification_metrics
     accuracies = iter([0.9, 0.5])
     monkeypatch.setattr(src.training.loop, "classification_metrics",
