@@ -31,8 +31,8 @@ NUM_FRAMES = 120
 
 def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: bool = False,
                    index: bool = True, channels: int = 1) -> Path:
-    """Fabricate a prepared KTH dataset in the format of src/data/prepare.py: index.json version 1 (as
-    older code wrote it) in gray, version 2 in colour.
+    """Fabricate a prepared KTH dataset in the format of src/data/prepare.py (index.json version 2), in gray
+    or in colour.
 
     ``videos``: ``{video_id: {"num_frames": T, "sequences": [[start, end], ...]}}``.
     Frame t of every video is uint8 [size, size] filled with t; in colour, channel c holds t + 40 * c.
@@ -48,19 +48,16 @@ def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: b
         np.save(root / "cache" / f"{vid}.npy", np.ascontiguousarray(frames))
         entries.append({"video_id": vid, "person": person, "action": action, "label": ACTIONS.index(action),
                         "scenario": scenario, "num_frames": spec["num_frames"], "sequences": spec["sequences"]})
-        if channels == 3:
-            entries[-1].update({"file": f"{action}/{vid}_uncomp.avi", "class": action, "group": person})
+        entries[-1].update({"file": f"{action}/{vid}_uncomp.avi", "class": action, "group": person})
         if png:
             folder = root / action / vid
             folder.mkdir(parents=True)
             for t, frame in enumerate(frames, 1):
                 Image.fromarray(frame).save(folder / f"image-{t:04d}.png")
-    if index and channels == 1:
+    if index:
         (root / "index.json").write_text(json.dumps(
-            {"version": 1, "size": size, "synthetic": True, "videos": entries}))
-    elif index:
-        (root / "index.json").write_text(json.dumps(
-            {"version": 2, "source": "kth", "size": size, "channels": 3, "synthetic": True, "classes": list(ACTIONS),
+            {"version": 2, "source": "kth", "size": size, "channels": channels, "synthetic": True,
+             "classes": list(ACTIONS),
              "group_kind": "person", "folds": [], "videos": entries}))
     return root
 
