@@ -62,8 +62,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from src.checks import load_checked_config
 from src.compare import CONFIDENCE, fold_columns, groups_text, kfold_summary, output_dirs, pick_data_source, t_interval
-from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, load_config, read_yaml, schema_root
+from src.config import CONFIG_DIR, NOT_EXPERIMENTS, RECIPES_FILE, ConfigError, read_yaml, schema_root
 from src.files import atomic_path, atomic_write, folder_refusal
 from src.suite import at_least, fold_overrides, parse_shard, run_claimed, runs_refusal, shard
 from src.suite import planned_runs as suite_runs
@@ -160,7 +161,7 @@ def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | 
           old: {}
           clips8: {data.train_clips_per_video: 8}
 
-    Every model must load under every recipe (:func:`src.config.load_config`); a recipe may not set
+    Every model must load under every recipe (:func:`src.checks.load_checked_config`); a recipe may not set
     :data:`STUDY_KEYS` nor ``log.*``. ``configs_dir``: where the models' configs are (default: the file's folder).
     Raises ConfigError, one line naming the file and the entry, for the first problem found."""
     path = Path(path)
@@ -198,7 +199,7 @@ def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | 
     shared = [_override(f"data.{key}", value) for key, value in cross_validation.items() if key != "folds"]
     first = configs_dir / f"{models[0]}.yaml"
     try:
-        load_config(first, [*fold_overrides(1, folds), *shared])
+        load_checked_config(first, [*fold_overrides(1, folds), *shared])
     except ConfigError as error:
         raise ConfigError(f"{path}: cross_validation: {error}") from None
     recipes = content.get("recipes")
@@ -213,7 +214,7 @@ def load_study(path: str | Path = CONFIG_DIR / RECIPES_FILE, configs_dir: str | 
     for name, overrides in composed.items():
         for model in models:
             try:
-                load_config(configs_dir / f"{model}.yaml", [*fold_overrides(1, folds), *shared, *overrides])
+                load_checked_config(configs_dir / f"{model}.yaml", [*fold_overrides(1, folds), *shared, *overrides])
             except ConfigError as error:
                 raise ConfigError(f"{path}: recipes.{name}: {error}") from None
     keys = {name: ", ".join(overrides) or f"none: the {'/'.join(models)} configs as they are"
@@ -277,7 +278,7 @@ def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboar
 
 def planned_config(study: Study, planned: StudyRun, configs_dir: str | Path = "configs", extra=()) -> dict:
     """The config ``planned`` trains with (its folders aside: they do not change a result)."""
-    return load_config(Path(configs_dir) / f"{planned.model}.yaml",
+    return load_checked_config(Path(configs_dir) / f"{planned.model}.yaml",
                        [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
 
 

@@ -55,8 +55,9 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from src.checks import load_checked_config
 from src.compare import DEFAULT_MODELS_DIR, compare, load_runs, output_dirs, paired_differences, pick_data_source
-from src.config import NOT_EXPERIMENTS, SUITE_FILE, ConfigError, SuitePlan, load_config, load_plan
+from src.config import NOT_EXPERIMENTS, SUITE_FILE, ConfigError, SuitePlan, load_plan
 from src.data.index import resolve_data_root
 from src.files import folder_refusal
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
@@ -171,7 +172,7 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     from src.training.trainer import train
 
     overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]
-    config = load_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)
+    config = load_checked_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)
     run_dir = Path(config["log"]["models_dir"]) / config["experiment"]
     root, synthetic = resolve_data_root(data_root or config["data"]["root"], preset=config["data"]["synthetic_preset"])
     data = describe_data(root, preset=config["data"]["synthetic_preset"] if synthetic else None)
@@ -222,7 +223,7 @@ def runs_refusal(configs, data_root=None) -> str | None:
     roots = set()
     for path, overrides in configs:
         try:
-            config = load_config(path, overrides)
+            config = load_checked_config(path, overrides)
         except ConfigError as error:
             return str(error)
         roots.add(str(data_root or config["data"]["root"]))

@@ -19,7 +19,7 @@ import os
 import sys
 import threading
 
-from src.config import load_config
+from src.checks import load_checked_config
 from src.training import distributed
 from src.training.checkpoint import CheckpointWriteError
 from src.training.runlock import LockFolderError, RunClaimedError
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     expected = Exception if rank else known_errors
     threading.excepthook = _quiet_event_writer_thread
     try:
-        config = load_config(args.config, args.set, name=args.name)
+        config = load_checked_config(args.config, args.set, name=args.name)
         summary = train(config, data_root=args.data, resume=args.resume)
     except expected as e:
         known = isinstance(e, known_errors)

@@ -120,8 +120,9 @@ def test_the_course_persons():
     assert sorted(persons["train"] + persons["val"]) == list(TRAIN_PERSONS) == list(range(1, 17))
     assert kth_persons("course", val_persons=[3, 1])["val"] == (1, 3)
     assert 3 not in kth_persons("course", val_persons=[3])["train"]
-    with pytest.raises(ValueError, match="must be training persons"):
-        kth_persons("course", val_persons=[20])
+    with pytest.raises(ValueError, match=r"^data.val_persons must list training persons 1-16 only, got \[20\] \(20 "
+                                         r"is a test person\) \(data.split course\)$"):
+        kth_persons("course", val_persons=[20])  # the config's check of them (src/data/splits.val_persons_refusal)
     assert KTHActionDataset is VideoClipDataset
 
 
@@ -532,7 +533,7 @@ def test_a_cache_file_that_disagrees_with_the_index_is_named(tmp_path, case):
 @pytest.mark.parametrize("break_index", [
     lambda index: index["videos"][2].pop("num_frames"),
     lambda index: index.pop("size"),
-    lambda index: index["videos"][0].update(action="dancing")], ids=["num_frames", "size", "action"])
+    lambda index: index["videos"][0].update({"class": "dancing"})], ids=["num_frames", "size", "class"])
 def test_an_index_without_a_key_is_named(tmp_path, break_index):
     root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)))
     index = json.loads((root / "index.json").read_text())

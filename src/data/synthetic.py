@@ -679,7 +679,7 @@ def generate(out_dir: str | Path, preset: str = "full", seed: int = 0, workers: 
         if any(old.get(k) != meta[k] for k in ("preset", "seed", "generator_version")):
             raise ValueError(
                 f"{out_dir} holds another synthetic twin (preset {old.get('preset')!r}, seed {old.get('seed')}, "
-                f"version {old.get('generator_version')}); use another --out or delete {out_dir}")
+                f"version {old.get('generator_version')}); make this one in another folder, or delete {out_dir}")
     for folder in (out_dir, *(out_dir / action for action in ACTIONS)):
         folder.mkdir(parents=True, exist_ok=True)
         remove_temp_files(folder)  # left by writers of a killed run
