@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from src.config import load_config  # noqa: E402
+from src.checks import load_checked_config  # noqa: E402
 from src.training.checkpoint import load_model  # noqa: E402
 from src.training.device import cpu_description  # noqa: E402
 from src.training.loop import make_batches, make_datasets, recompute_batchnorm_statistics  # noqa: E402
@@ -83,7 +83,7 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as out:
         for epoch in range(1, args.epochs + 1):
-            config = load_config(args.config, [f"train.epochs={epoch}", "train.precise_bn_batches=0",
+            config = load_checked_config(args.config, [f"train.epochs={epoch}", "train.precise_bn_batches=0",
                                                f"log.models_dir={out}/models", f"log.tboard_dir={out}/tb"])
             train(config, data_root=args.data, resume=True)
             model, checkpoint = load_model(Path(out) / "models" / config["experiment"] / "last.pth")

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from src.config import load_config  # noqa: E402
+from src.checks import load_checked_config  # noqa: E402
 from src.data.augment import ClipBatchAugmentation, get_train_transforms  # noqa: E402
 from src.data.batches import ClipBatches  # noqa: E402
 from src.data.dataset import KTHActionDataset  # noqa: E402
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--fake-frames", type=int, default=160, help="frames per fake video (default: 160)")
     args = parser.parse_args()
 
-    config = load_config(args.config)
+    config = load_checked_config(args.config)
     data, batch_size = config["data"], config["train"]["batch_size"]
     with tempfile.TemporaryDirectory() as tmp:
         if args.fake:

@@ -56,7 +56,7 @@ from torch.utils.data import DataLoader, Dataset
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from src.config import load_config  # noqa: E402
+from src.checks import load_checked_config  # noqa: E402
 from src.data.augment import get_train_transforms  # noqa: E402
 from src.data.index import resolve_data_root  # noqa: E402
 from src.nets.classifier import build_model  # noqa: E402
@@ -314,7 +314,7 @@ def recipe_configs(config_path: str, base: list[str], recipes: list[tuple[str, l
     """Every recipe's config (``config_path`` + ``base`` + its overrides + the seed), all checked
     before anything trains; ConfigError names the recipe's override."""
     extra = [f"train.seed={seed}"] if seed is not None else []
-    return [load_config(config_path, [*base, *overrides, *extra], name=f"{Path(config_path).stem}_{name}")
+    return [load_checked_config(config_path, [*base, *overrides, *extra], name=f"{Path(config_path).stem}_{name}")
             for name, overrides in recipes]
 
 
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
-        config = load_config(args.config, args.set)
+        config = load_checked_config(args.config, args.set)
         recipes = [parse_recipe(text) for text in args.recipe]
         if len(recipes) == 1 or len({name for name, _ in recipes}) < len(recipes):
             raise ValueError(f"--recipe: give two or more recipes with distinct names, got {args.recipe}")

@@ -9,14 +9,16 @@ An experiment file names its base and holds only what differs::
 
 ``configs/base.yaml`` is the schema: every key an experiment may set is there, and a
 value must have the type of base's value (an int is accepted where a float is expected).
-The merged config is then checked as a whole (:func:`check_config`): ranges, choices, the
-device, the validation persons and combinations that cannot work, before any data is made,
-read or prepared. Every error is one line naming the file (or ``--set`` override) that set
-the key, the key, the value and what is allowed.
+The merged config's own values are then checked (:func:`check_values`): the ranges of its numbers, the
+choices this module holds (optimizer, scheduler, select) and ``data.groups``. What needs the domain (the
+networks' choices, the split protocols and validation persons, the synthetic presets, this machine's
+devices) is checked by :func:`src.checks.check` (:func:`src.checks.load_checked_config` loads and checks),
+before any data is made, read or prepared. Every error is one line naming the file (or ``--set`` override)
+that set the key, the key, the value and what is allowed. This module imports nothing of ``src``.
 The experiment's name is the config file's stem (``configs/GRUCell.yaml`` -> ``GRUCell``);
 it names the folders under ``models/`` and ``tboard_logs/``.
 
-    config = load_config("configs/GRUCell.yaml", overrides=["train.epochs=5"])
+    config = load_config("configs/GRUCell.yaml", overrides=["train.epochs=5"])  # load_checked_config: checked too
     config["train"]["epochs"], config["experiment"]   # 5, 'GRUCell'
 
 ``configs/suite.yaml`` is the one list of experiments (:func:`load_plan`): the suite's order, which
@@ -38,14 +40,13 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SCHEMA_PATH = CONFIG_DIR / "base.yaml"
 
-# The values of the config's choice keys; the builders (src.nets.classifier, src.training.trainer) import them
-# from here, a module that imports no torch.
-ARCHS = ("rnn", "r2plus1d", "r2plus1d_18")
-ENCODERS = ("cnn", "resnet18")
-RNN_TYPES = ("LSTMCell", "GRUCell", "OwnLSTM", "OwnGRU", "OwnConvLSTM")
+# The values of the config's own choice keys; the trainer imports them from here, a module that imports no torch.
+# The other choice keys belong to their modules: model.arch, .encoder, .rnn_type to src.nets.registry, data.split
+# to src.data.splits, data.synthetic_preset to src.data.synthetic (src.checks checks them).
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "step")
 SELECTS = ("best", "last")  # train.select: what best.pth holds
+CHOICES = {"train.optimizer": OPTIMIZERS, "train.scheduler": SCHEDULERS, "train.select": SELECTS}
 
 # The range of every number the config holds, as (what is allowed, test). Every model accepts
 # frames down to 1 x 1 pixels and clips down to 1 frame (forward passes of the cnn and resnet18
@@ -227,8 +228,29 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
+def load_config_and_sources(path: str | Path, overrides: Iterable[str] = (),
+                            name: str | None = None) -> tuple[dict, dict[str, str]]:
+    """:func:`load_config`, and ``{dotted key: the file or '--set' override that set it}`` for the errors of
+    :func:`src.checks.check`."""
+    path = Path(path)
+    chain, sources = _load_chain(path)
+    config = _deep_merge(schema_root(), chain)
+    sources = {**dict.fromkeys(_flat_keys(schema_root()), str(SCHEMA_PATH)), **sources}
+    for text in overrides:
+        keys, value = parse_override(text)
+        source = f"{path} --set {text}"
+        override = _validate(_nest(keys, value), schema_root(), source)
+        config = _deep_merge(config, override)
+        sources.update(dict.fromkeys(_flat_keys(override), source))
+    check_values(config, sources)
+    config["experiment"] = name or path.stem
+    return config, sources
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None) -> dict:
-    """Load an experiment config: its ``base:`` chain deep-merged, then ``overrides``.
+    """Load an experiment config: its ``base:`` chain deep-merged, then ``overrides``; its keys, types and own
+    values checked (:func:`check_values`). :func:`src.checks.load_checked_config` checks the rest (the domain's)
+    too, as every command does before any work.
 
     Args:
         path: the experiment's YAML file.
@@ -241,63 +263,30 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | Non
 
     Raises:
         ConfigError: one line naming the file (or override) and the key: a key, type or value
-            that is not allowed (:func:`check_config`), before anything else is done.
+            that is not allowed, before anything else is done.
     """
-    path = Path(path)
-    chain, sources = _load_chain(path)
-    config = _deep_merge(schema_root(), chain)
-    sources = {**dict.fromkeys(_flat_keys(schema_root()), str(SCHEMA_PATH)), **sources}
-    for text in overrides:
-        keys, value = parse_override(text)
-        source = f"{path} --set {text}"
-        override = _validate(_nest(keys, value), schema_root(), source)
-        config = _deep_merge(config, override)
-        sources.update(dict.fromkeys(_flat_keys(override), source))
-    check_config(config, sources)
-    config["experiment"] = name or path.stem
-    return config
+    return load_config_and_sources(path, overrides, name)[0]
 
 
-def _choices(key: str) -> tuple[str, ...] | None:
-    """The allowed values of a choice key, or None when ``key`` is not one."""
-    if key == "data.synthetic_preset":
-        from src.data.synthetic import PRESETS  # numpy, no torch
-        return tuple(PRESETS)
-    if key == "data.split":
-        from src.data.splits import PROTOCOLS  # numpy, no torch
-        return PROTOCOLS
-    return {"model.arch": ARCHS, "model.encoder": ENCODERS, "model.rnn_type": RNN_TYPES,
-            "train.optimizer": OPTIMIZERS, "train.scheduler": SCHEDULERS, "train.select": SELECTS}.get(key)
+def key_source(sources: dict[str, str] | None, key: str) -> str:
+    """``"<the file or --set override that set key>: '<key>'"``, how an error names a key (configs/base.yaml when
+    ``sources`` does not say)."""
+    return f"{(sources or {}).get(key, SCHEMA_PATH)}: '{key}'"
 
 
-def _check_val_persons(persons: list[int], where: str) -> None:
-    """Refuse validation persons that are empty, not training persons, repeated, or all of them."""
-    from src.data.sources.kth import TEST_PERSONS, TRAIN_PERSONS
-
-    allowed = f"training persons {TRAIN_PERSONS[0]}-{TRAIN_PERSONS[-1]}"
-    if not persons:
-        raise ConfigError(f"{where} must list at least one of the {allowed}, got []")
-    outside = [p for p in persons if p not in TRAIN_PERSONS]
-    if outside:
-        what = "a test person" if outside[0] in TEST_PERSONS else "not a KTH person"
-        raise ConfigError(f"{where} must list {allowed} only, got {persons} ({outside[0]} is {what})")
-    twice = sorted({p for p in persons if persons.count(p) > 1})
-    if twice:
-        raise ConfigError(f"{where} must list each person once, got {persons} ({twice[0]} more than once)")
-    if set(persons) == set(TRAIN_PERSONS):
-        raise ConfigError(f"{where} must leave at least one of the {allowed} to train on, got {persons}: "
-                          f"every one of them, so none would be left to train on")
+def choice_refusal(value: Any, choices: tuple[str, ...]) -> str | None:
+    """``'must be one of a, b, got 'x' (did you mean 'a'?)'`` when ``value`` is not one of ``choices``, else None."""
+    if value in choices:
+        return None
+    close = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"must be one of {', '.join(choices)}, got {value!r}{hint}"
 
 
-def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
-    """Refuse a full config (every key of configs/base.yaml, types already checked) that cannot run
-    here: a number out of :data:`RANGES`, a value that is not one of a key's choices, a
-    ``train.device`` this machine does not have (:func:`src.training.device.select_device`), validation
-    persons that are empty, repeated, not training persons or all of them, ``data.groups`` that are empty
-    or repeated, a ``data.fold`` outside the ``data.folds`` of ``data.split: kfold``
-    (:func:`src.data.splits.protocol_refusal`; what needs the data is refused by
-    :func:`src.data.splits.split_videos`), or ``model.pretrained`` where the model has no pretrained
-    weights. The first problem found raises.
+def check_values(config: dict, sources: dict[str, str] | None = None) -> None:
+    """Refuse a full config (every key of configs/base.yaml, types already checked) whose own values cannot
+    work: a number out of :data:`RANGES`, a value that is not one of :data:`CHOICES`, ``data.groups`` that
+    are empty or repeated. The first problem found raises.
 
     Args:
         config: the config, as :func:`load_config` merges it.
@@ -306,49 +295,20 @@ def check_config(config: dict, sources: dict[str, str] | None = None) -> None:
     Raises:
         ConfigError: ``<source>: '<key>' must be <what is allowed>, got <value>``, one line.
     """
-    sources = sources or {}
-
-    def where(key: str) -> str:
-        return f"{sources.get(key, SCHEMA_PATH)}: '{key}'"
-
     for section, values in schema_root().items():
         for name in values:
             key, value = f"{section}.{name}", config[section][name]
             if key in RANGES:
                 allowed, test = RANGES[key]
                 if not test(value):
-                    raise ConfigError(f"{where(key)} must be {allowed}, got {value!r}")
-            choices = _choices(key)
-            if choices and value not in choices:
-                close = difflib.get_close_matches(value, choices, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(f"{where(key)} must be one of {', '.join(choices)}, got {value!r}{hint}")
-            if key == "data.val_persons":
-                _check_val_persons(value, where(key))
+                    raise ConfigError(f"{key_source(sources, key)} must be {allowed}, got {value!r}")
+            if key in CHOICES and (refusal := choice_refusal(value, CHOICES[key])):
+                raise ConfigError(f"{key_source(sources, key)} {refusal}")
             if key == "data.groups" and value is not None:
                 twice = sorted({str(g) for g in value if value.count(g) > 1})
                 if not value or twice:
-                    raise ConfigError(f"{where(key)} must list each group once, at least one (or be null for all), "
-                                      f"got {value!r}{f' ({twice[0]} more than once)' if twice else ''}")
-            if key == "train.device":
-                from src.training.device import select_device  # imports torch
-                try:
-                    select_device(value, key=where(key))
-                except ValueError as e:
-                    raise ConfigError(str(e)) from None
-    from src.data.splits import protocol_refusal  # numpy, no torch
-    if refusal := protocol_refusal(config["data"]):
-        key, allowed = refusal
-        raise ConfigError(f"{where(key)} must be {allowed}, got {config['data'][key.split('.')[1]]!r}")
-    model = config["model"]
-    if model["pretrained"]:
-        no_weights = ("model.arch", "r2plus1d") if model["arch"] == "r2plus1d" else \
-            ("model.encoder", "cnn") if model["arch"] == "rnn" and model["encoder"] == "cnn" else None
-        if no_weights:
-            key, value = no_weights
-            raise ConfigError(f"{where('model.pretrained')} must be false with {key} {value!r}, which has no "
-                              f"pretrained weights, got True; pretrained weights exist for model.encoder resnet18 "
-                              f"(ImageNet) and model.arch r2plus1d_18 (Kinetics)")
+                    raise ConfigError(f"{key_source(sources, key)} must list each group once, at least one (or be "
+                                      f"null for all), got {value!r}{f' ({twice[0]} more than once)' if twice else ''}")
 
 
 def _nest(keys: list[str], value: Any) -> dict:

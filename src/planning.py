@@ -18,7 +18,8 @@ from typing import NamedTuple
 import pandas as pd
 
 from src.analysis import load_runs, paired_differences, pick_data_source
-from src.config import ConfigError, SuitePlan, load_config
+from src.checks import load_checked_config
+from src.config import ConfigError, SuitePlan
 from src.data.index import resolve_data_root
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
 from src.training.runlock import claimed, describe_holder
@@ -135,7 +136,7 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     from src.training.trainer import train  # torch, as above
 
     overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]
-    config = load_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)
+    config = load_checked_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)
     run_dir = Path(config["log"]["models_dir"]) / config["experiment"]
     root, synthetic = resolve_data_root(data_root or config["data"]["root"], preset=config["data"]["synthetic_preset"])
     data = describe_data(root, preset=config["data"]["synthetic_preset"] if synthetic else None)
@@ -184,7 +185,7 @@ def runs_refusal(configs, data_root=None) -> str | None:
     roots = set()
     for path, overrides in configs:
         try:
-            config = load_config(path, overrides)
+            config = load_checked_config(path, overrides)
         except ConfigError as error:
             return str(error)
         roots.add(str(data_root or config["data"]["root"]))

@@ -25,7 +25,7 @@ import threading
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from src.config import load_config
+from src.checks import load_checked_config
 from src.training import distributed, trainer
 from src.training.checkpoint import CheckpointWriteError
 from src.training.loop import NonFiniteLossError
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     expected = Exception if rank else known_errors
     threading.excepthook = _quiet_event_writer_thread
     try:
-        config = load_config(args.config, args.set, name=args.name)
+        config = load_checked_config(args.config, args.set, name=args.name)
         with progress_on_stderr():
             summary = train(config, data_root=args.data, resume=args.resume)
     except expected as e:

@@ -1,6 +1,6 @@
 """Bad config values, run as a user would (issue 17): ``python -m src.train`` and ``python -m src.suite`` refuse
 every one in one line that names the file or ``--set`` override, the key and the value, before any data is
-generated, read or prepared, and leave every file as it was (src/config.py's check_config).
+generated, read or prepared, and leave every file as it was (src/checks.py's check).
 
 Each case is a fresh process in its own working folder, which holds a finished run's files under the default
 ``models/`` and ``tboard_logs/``; afterwards that folder must hold exactly what it held (no ``data/``: the

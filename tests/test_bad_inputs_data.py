@@ -219,7 +219,9 @@ def test_auto_is_not_stopped_by_an_index_without_videos(tmp_path, tiny_prepared)
     one line and trains on the synthetic twin (here the tiny one, already prepared in data/synth_tiny)."""
     kth = tmp_path / "data" / "kth"
     kth.mkdir(parents=True)
-    (kth / "index.json").write_text(json.dumps({"version": 1, "size": 64, "synthetic": False, "videos": []}))
+    (kth / "index.json").write_text(json.dumps({"version": 2, "source": "kth", "size": 64, "channels": 1,
+                                                "synthetic": False, "classes": list(ACTIONS), "group_kind": "person",
+                                                "folds": [], "videos": []}))
     shutil.copytree(tiny_prepared, tmp_path / "data" / "synth_tiny", ignore=without_png)
     before = snapshot(tmp_path / "data")
     result = run_cli("src.train", "--config", config_path("GRUCell"), "--set", *TINY, "train.epochs=1",

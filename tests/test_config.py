@@ -1,9 +1,10 @@
-"""src/config.py: base chains, overrides, and one-line errors that name the file and key."""
+"""src/config.py and src/checks.py: base chains, overrides, and one-line errors that name the file and key."""
 import re
 
 import pytest
 import yaml
 
+from src.checks import load_checked_config
 from src.config import SCHEMA_PATH, ConfigError, experiment_configs, load_config
 
 EXPECTED_EXPERIMENTS = {
@@ -37,7 +38,7 @@ def test_every_config_loads_with_the_expected_setup():
     assert {p.stem for p in paths} == set(EXPECTED_EXPERIMENTS)
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     for path in paths:
-        config = load_config(path)
+        config = load_checked_config(path)
         assert config["experiment"] == path.stem
         model, train = config["model"], config["train"]
         assert (model["arch"], model["encoder"], model["pretrained"], model["rnn_type"], train["scheduler"]) \
@@ -60,7 +61,7 @@ def test_experiment_files_hold_only_what_differs():
 
 def test_base_chain_and_overrides(experiment, tmp_path):
     child = write(tmp_path / "Child.yaml", "base: Exp.yaml\nmodel:\n  hidden_dim: 64\n")
-    config = load_config(child, ["train.lr=3e-4", "data.val_persons=[14, 16]", "train.warmup_epochs=2"])
+    config = load_checked_config(child, ["train.lr=3e-4", "data.val_persons=[14, 16]", "train.warmup_epochs=2"])
     assert config["train"]["epochs"] == 3                # from Exp.yaml
     assert config["model"]["hidden_dim"] == 64           # from Child.yaml
     assert config["model"]["emb_dim"] == 128             # from base.yaml
@@ -68,11 +69,11 @@ def test_base_chain_and_overrides(experiment, tmp_path):
     assert isinstance(config["train"]["lr"], float)
     assert config["data"]["val_persons"] == [14, 16]
     assert config["experiment"] == "Child"
-    assert load_config(child, name="Child_seed1")["experiment"] == "Child_seed1"
+    assert load_checked_config(child, name="Child_seed1")["experiment"] == "Child_seed1"
 
 
 def test_int_is_accepted_where_float_is_expected(experiment):
-    config = load_config(experiment, ["train.lr=1", "train.grad_clip=0"])
+    config = load_checked_config(experiment, ["train.lr=1", "train.grad_clip=0"])
     assert config["train"]["lr"] == 1.0 and isinstance(config["train"]["lr"], float)
 
 
@@ -84,7 +85,7 @@ def test_int_is_accepted_where_float_is_expected(experiment):
 def test_unknown_key_names_key_and_file(tmp_path, text, key, hint):
     path = write(tmp_path / "Bad.yaml", f"base: {SCHEMA_PATH}\n{text}")
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_checked_config(path)
     message = str(info.value)
     assert "\n" not in message
     assert str(path) in message and f"unknown key '{key}'" in message
@@ -106,7 +107,7 @@ def test_unknown_key_names_key_and_file(tmp_path, text, key, hint):
 def test_wrong_type_names_key_and_file(tmp_path, text, key):
     path = write(tmp_path / "Bad.yaml", f"base: {SCHEMA_PATH}\n{text}")
     with pytest.raises(ConfigError, match=re.escape(f"{path}: '{key}' must be")) as info:
-        load_config(path)
+        load_checked_config(path)
     assert "\n" not in str(info.value)
 
 
@@ -120,7 +121,7 @@ def test_wrong_type_names_key_and_file(tmp_path, text, key):
 ])
 def test_bad_override_names_key_and_file(experiment, override, fragment):
     with pytest.raises(ConfigError) as info:
-        load_config(experiment, [override])
+        load_checked_config(experiment, [override])
     message = str(info.value)
     assert fragment in message and override in message and "\n" not in message
     if "KEY=VALUE" not in fragment and "YAML" not in fragment:
@@ -129,28 +130,28 @@ def test_bad_override_names_key_and_file(experiment, override, fragment):
 
 def test_missing_files(tmp_path):
     with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'Nope.yaml'}: config file not found")):
-        load_config(tmp_path / "Nope.yaml")
+        load_checked_config(tmp_path / "Nope.yaml")
     orphan = write(tmp_path / "Orphan.yaml", "base: Gone.yaml\n")
     with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'Gone.yaml'}: config file not found")):
-        load_config(orphan)
+        load_checked_config(orphan)
 
 
 def test_bad_files(tmp_path):
     loop_a = write(tmp_path / "A.yaml", "base: B.yaml\n")
     write(tmp_path / "B.yaml", "base: A.yaml\n")
     with pytest.raises(ConfigError, match="loops back"):
-        load_config(loop_a)
+        load_checked_config(loop_a)
     broken = write(tmp_path / "Broken.yaml", "train:\n  epochs: [1\n")
     with pytest.raises(ConfigError, match=re.escape(f"{broken}:") + ".*not valid YAML"):
-        load_config(broken)
+        load_checked_config(broken)
     listing = write(tmp_path / "List.yaml", "- 1\n- 2\n")
     with pytest.raises(ConfigError, match=re.escape(f"{listing}: expected a mapping")):
-        load_config(listing)
+        load_checked_config(listing)
 
 
 def test_loading_does_not_change_the_schema(experiment):
-    load_config(experiment, ["model.hidden_dim=7"])
-    assert load_config(experiment)["model"]["hidden_dim"] == 128
+    load_checked_config(experiment, ["model.hidden_dim=7"])
+    assert load_checked_config(experiment)["model"]["hidden_dim"] == 128
 
 
 def test_train_command_line_reports_config_errors_in_one_line(experiment):
@@ -239,7 +240,7 @@ def test_train_command_line_reports_config_errors_in_one_line(experiment):
 ])
 def test_bad_value_names_override_key_and_value(experiment, override, key, value):
     with pytest.raises(ConfigError) as info:
-        load_config(experiment, [override])
+        load_checked_config(experiment, [override])
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(f"{experiment} --set {override}: '{key}' must "), message
@@ -270,7 +271,7 @@ def test_bad_value_names_override_key_and_value(experiment, override, key, value
 ])
 def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):
-        load_config(experiment, overrides)
+        load_checked_config(experiment, overrides)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -293,14 +294,14 @@ def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     ["train.ema_decay=1e-6"],
 ])
 def test_edge_values_that_work_are_accepted(experiment, overrides):
-    load_config(experiment, overrides)
+    load_checked_config(experiment, overrides)
 
 
 def test_train_amp_is_auto_true_or_false(experiment):
-    assert load_config(experiment)["train"]["amp"] == "auto"  # the default: bfloat16 only where the CPU has it
-    assert load_config(experiment, ["train.amp=true"])["train"]["amp"] is True
+    assert load_checked_config(experiment)["train"]["amp"] == "auto"  # the default: bfloat16 only where the CPU has it
+    assert load_checked_config(experiment, ["train.amp=true"])["train"]["amp"] is True
     with pytest.raises(ConfigError) as info:
-        load_config(experiment, ["train.amp=bf16"])
+        load_checked_config(experiment, ["train.amp=bf16"])
     assert str(info.value) == (f"{experiment} --set train.amp=bf16: 'train.amp' must be auto, true or false, "
                                f"got string 'bf16'")
 
@@ -309,16 +310,16 @@ def test_bad_value_in_a_file_names_the_file_that_set_it(tmp_path):
     parent = write(tmp_path / "Parent.yaml", f"base: {SCHEMA_PATH}\ntrain:\n  epochs: 0\n")
     child = write(tmp_path / "Child.yaml", "base: Parent.yaml\nmodel:\n  hidden_dim: 64\n")
     with pytest.raises(ConfigError, match=re.escape(f"{parent}: 'train.epochs' must be >= 1, got 0")):
-        load_config(child)
-    assert load_config(child, ["train.epochs=2"])["train"]["epochs"] == 2  # an override mends it
+        load_checked_config(child)
+    assert load_checked_config(child, ["train.epochs=2"])["train"]["epochs"] == 2  # an override mends it
     device = write(tmp_path / "Device.yaml", f"base: {SCHEMA_PATH}\ntrain:\n  device: foo\n")
     with pytest.raises(ConfigError, match=re.escape(f"{device}: 'train.device' must be a device of this machine")):
-        load_config(device)
+        load_checked_config(device)
 
 
 def test_the_last_override_of_a_key_is_named(experiment):
     with pytest.raises(ConfigError) as info:
-        load_config(experiment, ["train.epochs=3", "train.lr=0.1", "train.epochs=0"])
+        load_checked_config(experiment, ["train.epochs=3", "train.lr=0.1", "train.epochs=0"])
     assert str(info.value).startswith(f"{experiment} --set train.epochs=0: 'train.epochs'")
 
 
@@ -327,7 +328,7 @@ def test_a_device_this_machine_lacks_is_refused(experiment, monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError) as info:
-        load_config(experiment, ["train.device=cuda"])
+        load_checked_config(experiment, ["train.device=cuda"])
     assert "'train.device' must be a device of this machine (auto, cpu" in str(info.value)
     assert "got 'cuda' (torch sees no CUDA devices here)" in str(info.value)
 
@@ -348,32 +349,51 @@ def test_the_augment_defaults_are_the_course_faces():
 
     assert yaml.safe_load(SCHEMA_PATH.read_text())["augment"] == AUGMENT_DEFAULTS
     for path in experiment_configs():
-        assert load_config(path)["augment"] == AUGMENT_DEFAULTS, path.name
+        assert load_checked_config(path)["augment"] == AUGMENT_DEFAULTS, path.name
 
 
-def test_builders_take_their_choices_from_the_config_module():
+def test_builders_take_their_choices_from_the_modules_that_own_them():
     import src.config
     import src.nets.classifier
+    import src.nets.registry
     import src.training.trainer
 
-    assert src.nets.classifier.RNN_TYPES is src.config.RNN_TYPES and src.nets.classifier.ARCHS is src.config.ARCHS
+    assert src.nets.classifier.RNN_TYPES is src.nets.registry.RNN_TYPES
+    assert src.nets.classifier.ARCHS is src.nets.registry.ARCHS
     assert src.training.trainer.OPTIMIZERS is src.config.OPTIMIZERS
     assert src.training.trainer.SCHEDULERS is src.config.SCHEDULERS
 
 
+def test_the_config_module_is_a_leaf_and_load_config_checks_its_own_values(experiment, monkeypatch):
+    """src/config.py imports nothing of src; load_config refuses keys, types, ranges and its own choices, and
+    leaves the domain (devices, networks, splits) to src.checks.check."""
+    import ast
+
+    tree = ast.parse(SCHEMA_PATH.parents[1].joinpath("src", "config.py").read_text())
+    imported = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)] + \
+        [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if name and name.split(".")[0] == "src"]
+    with pytest.raises(ConfigError, match="'train.epochs' must be >= 1"):
+        load_config(experiment, ["train.epochs=0"])
+    with pytest.raises(ConfigError, match="'train.optimizer' must be one of adam"):
+        load_config(experiment, ["train.optimizer=rmsprop"])
+    assert load_config(experiment, ["train.device=foo"])["train"]["device"] == "foo"
+    assert load_config(experiment, ["model.arch=cnn"])["model"]["arch"] == "cnn"
+
+
 def test_the_split_keys_and_their_defaults():
-    data = load_config("configs/GRUCell.yaml")["data"]
+    data = load_checked_config("configs/GRUCell.yaml")["data"]
     assert {key: data[key] for key in ("split", "val_persons", "fold", "folds", "val_fraction", "test_fraction",
                                        "split_seed", "groups", "channels")} == {
         "split": "auto", "val_persons": [15, 16], "fold": 1, "folds": 5, "val_fraction": 0.2, "test_fraction": 0.2,
         "split_seed": 0, "groups": None, "channels": 1}
-    assert load_config("configs/GRUCell.yaml", ["data.groups=[1, b]"])["data"]["groups"] == [1, "b"]
+    assert load_checked_config("configs/GRUCell.yaml", ["data.groups=[1, b]"])["data"]["groups"] == [1, "b"]
 
 
 def test_the_recipe_keys_default_to_the_recipe_study_choice():
     """base.yaml's recipe (issue 19): 8 clips per training video and the weights' average, no label smoothing, the
     best validation epoch (tests/test_recipe.py ties them to results/recipe.md's choice)."""
-    config = load_config("configs/GRUCell.yaml")
+    config = load_checked_config("configs/GRUCell.yaml")
     train = config["train"]
     assert (config["data"]["train_clips_per_video"], train["ema_decay"]) == (8, 0.983)
     assert (train["label_smoothing"], train["select"]) == (0.0, "best")

@@ -30,8 +30,8 @@ NUM_FRAMES = 120
 
 def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: bool = False,
                    index: bool = True, channels: int = 1) -> Path:
-    """Fabricate a prepared KTH dataset in the format of src/data/prepare.py: index.json version 1 (as
-    older code wrote it) in gray, version 2 in colour.
+    """Fabricate a prepared KTH dataset in the format of src/data/prepare.py (index.json version 2), in gray
+    or in colour.
 
     ``videos``: ``{video_id: {"num_frames": T, "sequences": [[start, end], ...]}}``.
     Frame t of every video is uint8 [size, size] filled with t; in colour, channel c holds t + 40 * c.
@@ -47,19 +47,16 @@ def write_prepared(root: Path, videos: dict[str, dict], size: int = SIZE, png: b
         np.save(root / "cache" / f"{vid}.npy", np.ascontiguousarray(frames))
         entries.append({"video_id": vid, "person": person, "action": action, "label": ACTIONS.index(action),
                         "scenario": scenario, "num_frames": spec["num_frames"], "sequences": spec["sequences"]})
-        if channels == 3:
-            entries[-1].update({"file": f"{action}/{vid}_uncomp.avi", "class": action, "group": person})
+        entries[-1].update({"file": f"{action}/{vid}_uncomp.avi", "class": action, "group": person})
         if png:
             folder = root / action / vid
             folder.mkdir(parents=True)
             for t, frame in enumerate(frames, 1):
                 Image.fromarray(frame).save(folder / f"image-{t:04d}.png")
-    if index and channels == 1:
+    if index:
         (root / "index.json").write_text(json.dumps(
-            {"version": 1, "size": size, "synthetic": True, "videos": entries}))
-    elif index:
-        (root / "index.json").write_text(json.dumps(
-            {"version": 2, "source": "kth", "size": size, "channels": 3, "synthetic": True, "classes": list(ACTIONS),
+            {"version": 2, "source": "kth", "size": size, "channels": channels, "synthetic": True,
+             "classes": list(ACTIONS),
              "group_kind": "person", "folds": [], "videos": entries}))
     return root
 
@@ -122,8 +119,9 @@ def test_the_course_persons():
     assert sorted(persons["train"] + persons["val"]) == list(TRAIN_PERSONS) == list(range(1, 17))
     assert kth_persons("course", val_persons=[3, 1])["val"] == (1, 3)
     assert 3 not in kth_persons("course", val_persons=[3])["train"]
-    with pytest.raises(ValueError, match="must be training persons"):
-        kth_persons("course", val_persons=[20])
+    with pytest.raises(ValueError, match=r"^data.val_persons must list training persons 1-16 only, got \[20\] \(20 "
+                                         r"is a test person\) \(data.split course\)$"):
+        kth_persons("course", val_persons=[20])  # the config's check of them (src/data/splits.val_persons_refusal)
     assert KTHActionDataset is VideoClipDataset
 
 
@@ -534,7 +532,7 @@ def test_a_cache_file_that_disagrees_with_the_index_is_named(tmp_path, case):
 @pytest.mark.parametrize("break_index", [
     lambda index: index["videos"][2].pop("num_frames"),
     lambda index: index.pop("size"),
-    lambda index: index["videos"][0].update(action="dancing")], ids=["num_frames", "size", "action"])
+    lambda index: index["videos"][0].update({"class": "dancing"})], ids=["num_frames", "size", "class"])
 def test_an_index_without_a_key_is_named(tmp_path, break_index):
     root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)))
     index = json.loads((root / "index.json").read_text())

@@ -1,5 +1,6 @@
-"""src/data/prepared.py: finding the prepared data, and reading its index (version 2, and version 1 upgraded)."""
+"""src/data/index.py: finding the prepared data, and reading its index (version 2)."""
 import json
+import logging
 import shutil
 
 import pytest
@@ -7,9 +8,11 @@ import pytest
 from src.data.index import read_index, resolve_data_root
 from src.data.sources.kth import ACTIONS
 
-GOOD = {"version": 1, "size": 64, "synthetic": True, "videos": [
-    {"video_id": "person01_boxing_d1", "person": 1, "action": "boxing", "label": 3, "scenario": 1, "num_frames": 9,
-     "sequences": [[0, 9]]}]}
+GOOD = {"version": 2, "source": "kth", "size": 64, "channels": 1, "synthetic": True, "classes": list(ACTIONS),
+        "group_kind": "person", "folds": [], "videos": [
+            {"video_id": "person01_boxing_d1", "file": "boxing/person01_boxing_d1_uncomp.avi", "label": 3,
+             "class": "boxing", "group": 1, "person": 1, "action": "boxing", "scenario": 1, "num_frames": 9,
+             "sequences": [[0, 9]]}], "failed": []}
 
 
 GOOD_V2 = {"version": 2, "source": "folder", "size": 32, "channels": 3, "synthetic": False, "classes": ["clap", "wave"],
@@ -18,18 +21,10 @@ GOOD_V2 = {"version": 2, "source": "folder", "size": 32, "channels": 3, "synthet
                 "group": "anna", "num_frames": 12, "sequences": [[0, 12]], "split": {"1": "test"}}], "failed": []}
 
 
-def test_a_version_1_index_is_read_as_version_2(tmp_path):
-    (tmp_path / "index.json").write_text(json.dumps(GOOD))
-    index = read_index(tmp_path)
-    assert (index["version"], index["source"], index["channels"], index["classes"], index["group_kind"],
-            index["folds"]) == (2, "kth", 1, list(ACTIONS), "person", [])
-    assert index["videos"] == [{**GOOD["videos"][0], "class": "boxing", "group": 1, "file": ""}]
-    assert (index["size"], index["synthetic"]) == (64, True)
-
-
 def test_a_version_2_index_is_read_as_it_is(tmp_path):
-    (tmp_path / "index.json").write_text(json.dumps(GOOD_V2))
-    assert read_index(tmp_path) == GOOD_V2
+    for good in (GOOD, GOOD_V2):
+        (tmp_path / "index.json").write_text(json.dumps(good))
+        assert read_index(tmp_path) == good
 
 
 def _v2_video(**changes) -> str:
@@ -37,7 +32,8 @@ def _v2_video(**changes) -> str:
 
 
 @pytest.mark.parametrize("text, what", [
-    (json.dumps({**GOOD_V2, "version": 3}), "version 3, not one of 1, 2"),
+    (json.dumps({**GOOD_V2, "version": 3}), "version 3, not 2, the version this code reads"),
+    (json.dumps({**GOOD_V2, "version": 1}), "version 1, not 2"),  # KTH's index before classes: prepare again
     (json.dumps({k: v for k, v in GOOD_V2.items() if k != "classes"}), "no key 'classes'"),
     (json.dumps({**GOOD_V2, "channels": 2}), "channels is 2, not 1 or 3"),
     (json.dumps({**GOOD_V2, "classes": ["wave", "wave"]}), "not a list of distinct names"),
@@ -48,7 +44,7 @@ def _v2_video(**changes) -> str:
     (json.dumps({**GOOD_V2, "videos": [{k: v for k, v in GOOD_V2["videos"][0].items() if k != "class"}]}),
      "wave/my clip é lacks the key 'class'"),
     (json.dumps({**GOOD, "videos": [{**GOOD["videos"][0], "label": 0}]}), "class 'boxing' is not classes[0] = "
-                                                                          "'walking'"),  # version 1
+                                                                          "'walking'"),
 ])
 def test_a_broken_version_2_index_is_one_line_naming_it(tmp_path, text, what):
     (tmp_path / "index.json").write_text(text, encoding="utf-8")
@@ -91,7 +87,7 @@ def test_an_index_without_videos_is_not_a_prepared_dataset(tmp_path):
         resolve_data_root(tmp_path)
 
 
-def test_auto_takes_the_synthetic_twin_over_a_real_kth_without_videos(tmp_path, tiny_prepared, monkeypatch, capsys):
+def test_auto_takes_the_synthetic_twin_over_a_real_kth_without_videos(tmp_path, tiny_prepared, monkeypatch, caplog):
     (tmp_path / "data" / "kth").mkdir(parents=True)
     (tmp_path / "data" / "kth" / "index.json").write_text(json.dumps({**GOOD, "synthetic": False, "videos": []}))
     (tmp_path / "data" / "synth_tiny").mkdir()
@@ -99,7 +95,7 @@ def test_auto_takes_the_synthetic_twin_over_a_real_kth_without_videos(tmp_path, 
     monkeypatch.chdir(tmp_path)
     root, synthetic = resolve_data_root("auto", preset="tiny")
     assert (str(root), synthetic) == ("data/synth_tiny", True)
-    notes = capsys.readouterr().err.splitlines()
+    notes = [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING]
     assert len(notes) == 1 and notes[0].startswith("note: data/kth/index.json lists no videos")
     assert "using the synthetic twin" in notes[0]
     (tmp_path / "data" / "kth" / "index.json").write_text("{")  # a broken real KTH is not silently passed over

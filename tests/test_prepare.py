@@ -3,7 +3,9 @@ every layout of tests/test_sources.py, in gray and in colour."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,6 +25,21 @@ from tests.test_sources import (
     make_ucf101,
     twin_videos,
 )
+
+
+@pytest.fixture
+def logs(caplog):
+    """What prepare logged since the last call, as ``.out`` (info: the summary, which the CLI shows on stdout) and
+    ``.err`` (warnings: what was skipped or failed, on the CLI's stderr)."""
+    caplog.set_level(logging.INFO, logger="src.data")
+
+    def read() -> SimpleNamespace:
+        lines = [(record.levelno, record.getMessage()) for record in caplog.records]
+        caplog.clear()
+        return SimpleNamespace(out="\n".join(m for level, m in lines if level < logging.WARNING),
+                               err="\n".join(m for level, m in lines if level >= logging.WARNING))
+    return read
+
 
 SAMPLE_FRAMES = {  # from the samples' README: the ground truth of the decoder
     "person01_handclapping_d1_uncomp.avi": 378,
@@ -119,15 +136,15 @@ def test_index_fields_and_sequences_follow_00sequences(prepared, kth_samples):
         (1, "boxing", 3, 2)
 
 
-def test_a_second_run_skips_everything_and_changes_no_file(prepared, kth_samples, capsys):
+def test_a_second_run_skips_everything_and_changes_no_file(prepared, kth_samples, logs):
     out, index = prepared
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "index.json"}
     assert prepare(kth_samples, out, size=64, workers=2) == index
-    assert "prepared 0, skipped 6 (already done), failed 0" in capsys.readouterr().out
+    assert "prepared 0, skipped 6 (already done), failed 0" in logs().out
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.name != "index.json"} == mtimes
 
 
-def test_a_corrupt_video_is_reported_and_the_rest_prepared(kth_samples, tmp_path, capsys):
+def test_a_corrupt_video_is_reported_and_the_rest_prepared(kth_samples, tmp_path, logs):
     raw, out = tmp_path / "raw", tmp_path / "out"
     link_samples(kth_samples, raw / "boxing", ["person04_boxing_d1_uncomp.mp4", "person03_boxing_d4_uncomp.mp4"])
     link_samples(kth_samples, raw, ["00sequences.txt"])
@@ -136,16 +153,16 @@ def test_a_corrupt_video_is_reported_and_the_rest_prepared(kth_samples, tmp_path
     (raw / "boxing" / "holiday.mp4").symlink_to(kth_samples / "person04_boxing_d1_uncomp.mp4")
     (raw / "notes.txt").write_text("not a video")
 
-    # by default: an error naming the failed video, and nothing written (--layout kth: holiday.mp4 has no KTH name)
+    # by default: an error naming the failed video, and nothing written (layout kth: holiday.mp4 has no KTH name)
     with pytest.raises(PrepareError, match=r"1 of 3 videos could not be decoded \(.*person02_boxing_d1_uncomp.avi\)"):
         prepare(raw, out, workers=2, layout="kth")
-    captured = capsys.readouterr()
+    captured = logs()
     assert [line for line in captured.err.splitlines() if line.startswith("failed:")] == [
         line for line in captured.err.splitlines() if str(corrupt) in line]
     assert not out.exists(), "a failed prepare leaves nothing behind"
 
     index = prepare(raw, out, workers=2, allow_failures=True, layout="kth")
-    captured = capsys.readouterr()
+    captured = logs()
     assert not [line for line in captured.err.splitlines() if line.startswith("error:")]
     warning = [line for line in captured.err.splitlines() if line.startswith("warning:") and "decoded" in line]
     assert len(warning) == 1 and str(corrupt) in warning[0]
@@ -158,7 +175,7 @@ def test_a_corrupt_video_is_reported_and_the_rest_prepared(kth_samples, tmp_path
     assert not [p for p in out.rglob(".*")], "no temporary file may be left behind"
 
 
-def test_without_annotations_or_pngs(kth_samples, tmp_path, capsys):
+def test_without_annotations_or_pngs(kth_samples, tmp_path, logs):
     raw, out = tmp_path / "raw", tmp_path / "out"
     link_samples(kth_samples, raw, ["person04_boxing_d1_uncomp.mp4"])
     (raw / "synthetic.json").write_text("{}")
@@ -173,7 +190,7 @@ def test_without_annotations_or_pngs(kth_samples, tmp_path, capsys):
     assert np.load(out / "cache" / "person04_boxing_d1.npy").shape == (328, 32, 32)
     assert index["synthetic"] is True and index["size"] == 32
     assert index["videos"][0]["sequences"] == [[0, 328]]
-    captured = capsys.readouterr()
+    captured = logs()
     assert "1 without annotation" in captured.out
     assert f"warning: {raw}: no video of walking, jogging, running, handwaving, handclapping" in captured.err
 
@@ -211,8 +228,8 @@ def test_a_write_error_stops_the_run_and_leaves_out_as_it_was(tiny_raw, tmp_path
     assert not (tmp_path / "new").exists()
 
 
-@pytest.mark.parametrize("kwargs, message", [({"size": 0}, "--size: 0"), ({"size": 5000}, "--size: 5000"),
-                                             ({"workers": 0}, "--workers: 0")])
+@pytest.mark.parametrize("kwargs, message", [({"size": 0}, "^size: 0"), ({"size": 5000}, "^size: 5000"),
+                                             ({"workers": 0}, "^workers: 0")])
 def test_bad_arguments_are_refused_before_any_work(tiny_raw, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         prepare(tiny_raw, tmp_path / "out", **kwargs)
@@ -221,13 +238,13 @@ def test_bad_arguments_are_refused_before_any_work(tiny_raw, tmp_path, kwargs, m
 
 # ---------------------------------------------------------------- the other layouts, and colour
 
-def test_a_folder_of_class_subfolders_is_prepared_with_its_own_classes(tiny_raw, tmp_path, capsys):
+def test_a_folder_of_class_subfolders_is_prepared_with_its_own_classes(tiny_raw, tmp_path, logs):
     raw, out = make_folder(tiny_raw, tmp_path, groups=True), tmp_path / "out"
     index = prepare(raw, out, workers=2)
     assert (index["version"], index["source"], index["channels"], index["group_kind"], index["folds"]) == \
         (2, "folder", 1, "groups.csv", [])
     assert index["classes"] == ["boxe", "hand wave", "marche à pied"] and read_index(out) == index
-    assert len(index["videos"]) == 24 and "24 videos of 3 classes (folder)" in capsys.readouterr().out
+    assert len(index["videos"]) == 24 and "24 videos of 3 classes (folder)" in logs().out
     for action, person, scenario, source in twin_videos(tiny_raw):
         name = folder_name(action, person, scenario)
         video = next(v for v in index["videos"] if v["file"] == name)
@@ -260,7 +277,7 @@ def test_ucf101_and_hmdb51_layouts_keep_their_folds(tiny_raw, tmp_path, layout):
         assert by_group["Film02"] == {json.dumps({"1": "train", "2": "train"}), json.dumps({"2": "train"})}
 
 
-def test_colour_is_kept_with_three_channels(tiny_raw, tmp_path, capsys):
+def test_colour_is_kept_with_three_channels(tiny_raw, tmp_path, logs):
     raw = tmp_path / "raw"
     for source in sorted((tiny_raw / "boxing").glob("person01_*.avi")):
         (raw / "boxing").mkdir(parents=True, exist_ok=True)
@@ -283,14 +300,14 @@ def test_colour_is_kept_with_three_channels(tiny_raw, tmp_path, capsys):
     colour_set = VideoClipDataset(out, split="trainval", persons=[1], max_frames=4, channels=3)
     assert colour_set[0][0].shape == (4, 3, 64, 64) and colour_set.channels == 3
     assert VideoClipDataset(out, split="trainval", persons=[1], max_frames=4)[0][0].shape == (4, 1, 64, 64)
-    capsys.readouterr()
+    logs()
     prepare(raw, out, workers=1, channels=1)  # a gray rerun prepares every video again, at one channel
-    assert "prepared 2, skipped 0" in capsys.readouterr().out
+    assert "prepared 2, skipped 0" in logs().out
     assert np.load(out / "cache" / f"{video['video_id']}.npy").shape == (video["num_frames"], 64, 64)
 
 
-@pytest.mark.parametrize("kwargs, message", [({"layout": "ucf"}, "--layout: 'ucf' is not a layout"),
-                                             ({"channels": 2}, "--channels: 2 is not a number of channels"),
+@pytest.mark.parametrize("kwargs, message", [({"layout": "ucf"}, "^layout: 'ucf' is not a layout"),
+                                             ({"channels": 2}, "^channels: 2 is not a number of channels"),
                                              ({"layout": "folder", "splits": "."}, "layout folder reads no split")])
 def test_bad_layout_arguments_are_refused_before_any_work(tiny_raw, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):

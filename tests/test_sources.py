@@ -256,11 +256,11 @@ def test_hmdb51_bad_line_names_the_file(tiny_raw, tmp_path):
 
 def test_scan_refuses_an_unknown_layout_and_misplaced_splits(tiny_raw, tmp_path):
     assert LAYOUTS == ("auto", "kth", "folder", "ucf101", "hmdb51") and ".avi" in VIDEO_SUFFIXES
-    with pytest.raises(ValueError, match=r"^--layout: 'ucf' is not a layout; use one of auto, kth, folder"):
+    with pytest.raises(ValueError, match=r"^layout: 'ucf' is not a layout; use one of auto, kth, folder"):
         scan(tiny_raw, "ucf", [])
     with pytest.raises(ValueError, match=r"layout kth reads no split files"):
         scan(tiny_raw, "auto", [], splits=tiny_raw)
-    with pytest.raises(FileNotFoundError, match=r"^--splits .*nowhere: no such folder"):
+    with pytest.raises(FileNotFoundError, match=r"^splits .*nowhere: no such folder"):
         scan(tiny_raw, "ucf101", [], splits=tmp_path / "nowhere")
 
 
@@ -271,6 +271,6 @@ def test_auto_says_when_kth_names_are_read_as_a_folder(tiny_raw, tmp_path):
     notes = []
     listing = scan(raw, "auto", notes)
     assert listing.source == "folder"
-    assert any(n.startswith(f"note: {raw}: read as layout folder") and "--layout kth" in n for n in notes)
+    assert any(n.startswith(f"note: {raw}: read as layout folder") and "layout='kth'" in n for n in notes)
     kth = scan(raw, "kth", notes := [])
     assert [v.video_id for v in kth.videos] == ["person01_boxing_d1"] and "holiday.avi" in notes[0]

@@ -224,5 +224,6 @@ def test_the_protocols_are_named():
     assert PROTOCOLS == ("auto", "course", "schuldt2004", "given", "kfold", "random")
     with pytest.raises(SplitError, match=r"^data.split: 'leave-one-out' is not a protocol"):
         split_videos(kth_index(), {"split": "leave-one-out"})
-    with pytest.raises(SplitError, match=r"^data.val_persons: \[20\] must be training persons \(1-16\)"):
+    with pytest.raises(SplitError, match=r"^data.val_persons must list training persons 1-16 only, got \[20\] \(20 is "
+                                         r"a test person\) \(data.split course\)"):
         split_videos(kth_index(), {"val_persons": [20]}, strict=False)

@@ -64,7 +64,8 @@ import pandas as pd
 import yaml
 
 from src.analysis import CONFIDENCE, fold_columns, groups_text, kfold_summary, output_dirs, pick_data_source, t_interval
-from src.config import CONFIG_DIR, NOT_EXPERIMENTS, ConfigError, load_config, read_yaml, schema_root
+from src.checks import load_checked_config
+from src.config import CONFIG_DIR, NOT_EXPERIMENTS, ConfigError, read_yaml, schema_root
 from src.files import atomic_path, atomic_write, folder_refusal
 from src.planning import fold_overrides, parse_shard, planned_suite_runs, run_unless_claimed, runs_refusal, shard
 from src.training.provenance import comparable_config, config_differences, data_label, describe_data
@@ -164,7 +165,7 @@ def load_study(path: str | Path = STUDY_FILE, configs_dir: str | Path = CONFIG_D
           old: {}
           clips8: {data.train_clips_per_video: 8}
 
-    Every model must load under every recipe (:func:`src.config.load_config`); a recipe may not set
+    Every model must load under every recipe (:func:`src.checks.load_checked_config`); a recipe may not set
     :data:`STUDY_KEYS` nor ``log.*``. ``configs_dir``: where the models' configs are (default: configs/).
     Raises ConfigError, one line naming the file and the entry, for the first problem found."""
     path, configs_dir = Path(path), Path(configs_dir)
@@ -201,7 +202,7 @@ def load_study(path: str | Path = STUDY_FILE, configs_dir: str | Path = CONFIG_D
     shared = [_override(f"data.{key}", value) for key, value in cross_validation.items() if key != "folds"]
     first = configs_dir / f"{models[0]}.yaml"
     try:
-        load_config(first, [*fold_overrides(1, folds), *shared])
+        load_checked_config(first, [*fold_overrides(1, folds), *shared])
     except ConfigError as error:
         raise ConfigError(f"{path}: cross_validation: {error}") from None
     recipes = content.get("recipes")
@@ -216,7 +217,7 @@ def load_study(path: str | Path = STUDY_FILE, configs_dir: str | Path = CONFIG_D
     for name, overrides in composed.items():
         for model in models:
             try:
-                load_config(configs_dir / f"{model}.yaml", [*fold_overrides(1, folds), *shared, *overrides])
+                load_checked_config(configs_dir / f"{model}.yaml", [*fold_overrides(1, folds), *shared, *overrides])
             except ConfigError as error:
                 raise ConfigError(f"{path}: recipes.{name}: {error}") from None
     keys = {name: ", ".join(overrides) or f"none: the {'/'.join(models)} configs as they are"
@@ -281,7 +282,7 @@ def run_overrides(study: Study, planned: StudyRun, models_dir: str | Path, tboar
 
 def planned_config(study: Study, planned: StudyRun, configs_dir: str | Path = "configs", extra=()) -> dict:
     """The config ``planned`` trains with (its folders aside: they do not change a result)."""
-    return load_config(Path(configs_dir) / f"{planned.model}.yaml",
+    return load_checked_config(Path(configs_dir) / f"{planned.model}.yaml",
                        [f"train.seed={planned.seed}", *run_overrides(study, planned, ".", ".", extra)])
 
 

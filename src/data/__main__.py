@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -21,14 +22,50 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.data.download import DEFAULT_BASE_URL, DEFAULT_DEADLINE, SEQUENCES_FILE, DownloadError, download
 from src.data.index import REAL_ROOT
-from src.data.sources import LAYOUTS
+from src.data.prepare import prepare
+from src.data.sources import LAYOUTS, detect_layout
 from src.data.sources.kth import ACTIONS
+
+FLAGS = {"raw": "--raw", "out": "--out", "layout": "--layout", "splits": "--splits", "channels": "--channels",
+         "size": "--size", "workers": "--workers", "allow_failures": "--allow-failures", "root": "--root"}
+"""The arguments of the library calls (src.data.prepare.prepare, src.data.sources.scan) and their flags here."""
+_KEYWORD = re.compile(r"\b(" + "|".join(FLAGS) + r")=('?)([^',;)\s]*)\2")
+_LEADING = re.compile(r"^((?:note|warning|failed): )?(" + "|".join(FLAGS) + r")(?=[: ])")
+
+
+def as_flags(message: str) -> str:
+    """A library message worded in this command's flags: a leading argument name (``size: 0 is not ...``,
+    ``splits DIR: ...``, after a ``note:`` or ``warning:``) becomes its flag, and ``name=value`` in a hint
+    (``layout='kth'``, ``allow_failures=True``) becomes ``--name value`` (``--name`` for True)."""
+    message = _LEADING.sub(lambda m: (m[1] or "") + FLAGS[m[2]], message)
+    return _KEYWORD.sub(lambda m: FLAGS[m[1]] + ("" if m[3] == "True" else f" {m[3]}"), message)
+
+
+class ConsoleHandler(logging.Handler):
+    """The library's log lines as this command shows them: info on stdout, warnings on stderr, in flags."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stdout if record.levelno < logging.WARNING else sys.stderr
+        stream.write(as_flags(self.format(record)) + "\n")
+
+
+@contextlib.contextmanager
+def console_logging():
+    """Show the log lines of ``src`` (info and up) while the command runs (:class:`ConsoleHandler`)."""
+    logger, handler = logging.getLogger("src"), ConsoleHandler()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def default_out(raw: str, layout: str, splits: str | None) -> Path:
     """``data/kth`` for KTH, which ``auto`` then finds; ValueError for another layout, whose prepared folder
     would otherwise pass for the real KTH."""
-    from src.data.sources import detect_layout
     if layout == "auto" and Path(raw).is_dir():
         layout = detect_layout(Path(raw), splits)
     if layout in ("auto", "kth"):  # a raw folder that is not there: prepare says so
@@ -82,22 +119,26 @@ def main(argv: list[str] | None = None) -> None:
                    help="when some videos cannot be decoded, prepare the others (index.json lists the failed ones) "
                         "and exit 0; by default nothing is written and the exit status is 1")
     args = parser.parse_args(argv)
-    from src.data.prepare import prepare
     try:
-        if args.command == "download":
-            with printed_log():
-                root = download(args.root, base_url=args.base_url or DEFAULT_BASE_URL, deadline=args.deadline)
-            print(f"KTH-Actions is in {root}: {len(ACTIONS)} action folders and {SEQUENCES_FILE}")
-        else:
-            out = args.out or default_out(args.raw, args.layout, args.splits)
-            prepare(args.raw, out, size=args.size, workers=args.workers, write_png=not args.no_png,
-                    allow_failures=args.allow_failures, layout=args.layout, splits=args.splits,
-                    channels=args.channels)
+        run(args)
     except (FileNotFoundError, ValueError, DownloadError) as error:
-        parser.exit(1, f"error: {error}\n")
+        parser.exit(1, f"error: {as_flags(str(error))}\n")
     except OSError as error:  # of the environment: disk full, no permission
         where = error.filename or getattr(args, "out", None) or args.root
         parser.exit(1, f"error: {where}: {error.strerror or error}; free space or fix the permissions, then rerun\n")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Do the command ``args`` name, showing the library's log lines."""
+    if args.command == "download":
+        with printed_log():
+            root = download(args.root, base_url=args.base_url or DEFAULT_BASE_URL, deadline=args.deadline)
+        print(f"KTH-Actions is in {root}: {len(ACTIONS)} action folders and {SEQUENCES_FILE}")
+        return
+    out = args.out or default_out(args.raw, args.layout, args.splits)
+    with console_logging():
+        prepare(args.raw, out, size=args.size, workers=args.workers, write_png=not args.no_png,
+                allow_failures=args.allow_failures, layout=args.layout, splits=args.splits, channels=args.channels)
 
 
 if __name__ == "__main__":

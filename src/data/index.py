@@ -1,5 +1,5 @@
-"""A prepared dataset folder: its ``index.json`` (:func:`read_index`, the one reader of it, of both
-versions) and which folder to work on (:func:`resolve_data_root`: the real KTH when it has been prepared, else the
+"""A prepared dataset folder: its ``index.json`` (:func:`read_index`, the one reader of it) and which
+folder to work on (:func:`resolve_data_root`: the real KTH when it has been prepared, else the
 synthetic twin, made on first use).
 
 A prepared dataset is a folder with ``index.json`` and ``cache/``, written by
@@ -8,22 +8,26 @@ A prepared dataset is a folder with ``index.json`` and ``cache/``, written by
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
-from src.data.sources.kth import ACTIONS
+from src.data.prepare import INDEX_VERSION, prepare
+from src.data.synthetic import generate
+
+logger = logging.getLogger(__name__)
 
 REAL_ROOT = Path("data/kth")              # prepared real KTH
 SYNTHETIC_RAW_ROOT = Path("data/synth_raw")  # raw synthetic twin (KTH layout, AVI)
 SYNTHETIC_ROOT = Path("data/synth")       # prepared synthetic twin
 
 
-INDEX_VERSIONS = (1, 2)
-"""The ``index.json`` versions :func:`read_index` reads: 1 (KTH's, before classes) and 2 (any source)."""
 INDEX_ENTRY_KEYS = ("video_id", "file", "label", "class", "group", "num_frames", "sequences")
-"""The keys of every video entry of ``index.json`` version 2 (see :mod:`src.data.prepare`)."""
+"""The keys of every video entry of ``index.json`` (version :data:`src.data.prepare.INDEX_VERSION`, see
+:mod:`src.data.prepare`)."""
 V1_ENTRY_KEYS = ("video_id", "person", "action", "label", "scenario", "num_frames", "sequences")
-"""The keys of every video entry of ``index.json`` version 1 (KTH only)."""
+"""The keys a KTH video entry had in ``index.json`` version 1 (before classes), which every KTH entry still
+holds: the fingerprint of grayscale KTH data describes its videos by them, so that it stays the one results
+recorded before (:func:`src.training.provenance.data_fingerprint`)."""
 
 
 def prepare_command(out: str | Path) -> str:
@@ -36,22 +40,12 @@ def is_prepared(root: str | Path) -> bool:
     return (Path(root) / "index.json").is_file()
 
 
-def upgrade_v1(index: dict) -> dict:
-    """A version-1 index (KTH, every entry with :data:`V1_ENTRY_KEYS`) as version 2: source kth, channels
-    1, the classes :data:`ACTIONS`, persons as groups, no folds; per video ``class`` = action, ``group`` =
-    person and ``file`` = '' where absent. The entries keep their KTH keys."""
-    videos = [{**entry, "class": entry["action"], "group": entry["person"], "file": entry.get("file", "")}
-              for entry in index["videos"]]
-    return {**index, "version": 2, "source": "kth", "channels": 1, "classes": list(ACTIONS), "group_kind": "person",
-            "folds": [], "videos": videos}
-
-
 def read_index(root: str | Path) -> dict:
-    """``root/index.json``, checked, as version 2 (a version-1 index is upgraded in memory: :func:`upgrade_v1`).
+    """``root/index.json``, checked.
 
-    Checked: JSON, an object of a known version with an int ``size`` >= 1, ``channels`` 1 or 3, ``classes``
-    (distinct names), ``folds`` and a ``videos`` list whose entries hold every key of
-    :data:`INDEX_ENTRY_KEYS` (version 1: :data:`V1_ENTRY_KEYS` and a KTH action), a ``label`` that indexes
+    Checked: JSON, an object of version :data:`src.data.prepare.INDEX_VERSION` with an int ``size`` >= 1,
+    ``channels`` 1 or 3, ``classes`` (distinct names), ``folds`` and a ``videos`` list whose entries hold every
+    key of :data:`INDEX_ENTRY_KEYS`, a ``label`` that indexes
     ``classes`` with ``class == classes[label]``, a group, ``num_frames`` >= 1 and a ``split`` of known folds.
     Raises FileNotFoundError (no index.json) or ValueError, one line naming the file."""
     path = Path(root) / "index.json"
@@ -70,11 +64,10 @@ def read_index(root: str | Path) -> dict:
 
     if not isinstance(index, dict):
         raise broken(f"a JSON {type(index).__name__}, not an object")
-    version = index.get("version", 1)
-    if version not in INDEX_VERSIONS:
-        raise broken(f"version {version!r}, not one of {', '.join(map(str, INDEX_VERSIONS))} that this code reads")
-    required = ("size", "videos") if version == 1 else ("source", "size", "channels", "classes", "folds", "videos")
-    for key in required:
+    version = index.get("version")
+    if version != INDEX_VERSION:
+        raise broken(f"version {version!r}, not {INDEX_VERSION}, the version this code reads")
+    for key in ("source", "size", "channels", "classes", "folds", "videos"):
         if key not in index:
             raise broken(f"no key {key!r}")
     if not isinstance(index["size"], int) or index["size"] < 1:
@@ -84,13 +77,8 @@ def read_index(root: str | Path) -> dict:
     for number, entry in enumerate(index["videos"]):
         if not isinstance(entry, dict):
             raise broken(f"video {number} is a {type(entry).__name__}, not an object")
-        name = entry.get("video_id", f"video {number}")
-        if missing := [key for key in (V1_ENTRY_KEYS if version == 1 else INDEX_ENTRY_KEYS) if key not in entry]:
-            raise broken(f"{name} lacks the key {missing[0]!r}")
-        if version == 1 and entry["action"] not in ACTIONS:
-            raise broken(f"{name}: unknown action {entry['action']!r}")
-    if version == 1:
-        index = upgrade_v1(index)
+        if missing := [key for key in INDEX_ENTRY_KEYS if key not in entry]:
+            raise broken(f"{entry.get('video_id', f'video {number}')} lacks the key {missing[0]!r}")
     if index["channels"] not in (1, 3) or isinstance(index["channels"], bool):
         raise broken(f"channels is {index['channels']!r}, not 1 or 3")
     classes = index["classes"]
@@ -143,16 +131,14 @@ def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int
     if is_prepared(REAL_ROOT):
         if read_index(REAL_ROOT)["videos"]:
             return REAL_ROOT, False
-        print(f"note: {REAL_ROOT / 'index.json'} lists no videos (left by a failed prepare): {REAL_ROOT} is not "
-              f"a prepared dataset; using the synthetic twin", file=sys.stderr)
+        logger.warning(f"note: {REAL_ROOT / 'index.json'} lists no videos (left by a failed prepare): {REAL_ROOT} is "
+                       f"not a prepared dataset; using the synthetic twin")
     synthetic_root = SYNTHETIC_ROOT if preset == "full" else SYNTHETIC_ROOT.with_name(f"synth_{preset}")
     if not is_prepared(synthetic_root) or not read_index(synthetic_root)["videos"]:
-        from src.data.prepare import prepare
-        from src.data.synthetic import generate
         raw = SYNTHETIC_RAW_ROOT if preset == "full" else SYNTHETIC_RAW_ROOT.with_name(f"synth_raw_{preset}")
         if verbose:
-            print(f"No prepared real KTH under {REAL_ROOT}: making the synthetic twin "
-                  f"(preset {preset!r}) in {raw} -> {synthetic_root}", file=sys.stderr)
+            logger.warning(f"No prepared real KTH under {REAL_ROOT}: making the synthetic twin "
+                           f"(preset {preset!r}) in {raw} -> {synthetic_root}")
         generate(raw, preset=preset, seed=seed)
         prepare(raw, synthetic_root)
     return synthetic_root, True

@@ -26,7 +26,7 @@ person); ``file`` is the raw file under ``DIR``; ``sequences`` are the annotated
 ``00sequences.txt``), 0-based and end-exclusive, clipped to the video, or ``[[0, num_frames]]``;
 ``split`` is the video's side in each fold the dataset ships (a video unused by a fold is absent);
 ``failed`` lists the videos that could not be decoded (only ever non-empty with ``--allow-failures``).
-:func:`src.data.index.read_index` reads it (and version 1, KTH's index before classes).
+:func:`src.data.index.read_index` reads it.
 
 The arguments are checked before any work. Videos are decoded into a temporary folder in
 ``out`` and moved into place when every video was decoded (or, with ``--allow-failures``, at
@@ -37,9 +37,9 @@ already prepared at the same size and channels.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -49,8 +49,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from src.data.sources import LAYOUTS, Listing, VideoRecord, scan
+from src.data.sources import Listing, VideoRecord, check_layout, scan
 from src.files import atomic_write, check_output_file
+
+logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 2
 CHANNELS = (1, 3)  # grayscale, RGB
@@ -170,6 +172,95 @@ def index_entry(raw: Path, listing: Listing, record: VideoRecord, num_frames: in
     return entry, bool(ranges)
 
 
+def check_arguments(out: Path, size: int, workers: int | None, layout: str, channels: int) -> None:
+    """Refuse, before any work, the arguments of :func:`prepare` that cannot work (ValueError, one line naming
+    the argument)."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"size: {size!r} is not a frame side; use 1 to {MAX_SIZE} pixels (KTH's frames are "
+                         f"160x120; default 64)")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers: {workers!r} is not a number of processes; use 1 or more, or None for one per "
+                         f"core")
+    check_layout(layout)
+    if isinstance(channels, bool) or channels not in CHANNELS:
+        raise ValueError(f"channels: {channels!r} is not a number of channels; use 1 (grayscale) or 3 (colour, RGB)")
+    check_output_file(out / "index.json", "out")
+
+
+def decode_all(jobs: dict[str, tuple], workers: int, out: Path) -> dict[str, dict]:
+    """``{video_id: prepare_video(*job)}`` of every job, in ``workers`` processes (1: in this one), with a
+    progress bar. A write error or Ctrl-C starts no other video and is raised."""
+    results = {}
+    with tqdm(total=len(jobs), desc=f"prepare {out}", unit="video") as bar:
+        if workers == 1:
+            for video_id, job in jobs.items():
+                results[video_id] = prepare_video(*job)
+                bar.update()
+            return results
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(prepare_video, *job): video_id for video_id, job in jobs.items()}
+            try:
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update()
+            except BaseException:  # a write error, or Ctrl-C: start no other video
+                pool.shutdown(cancel_futures=True)
+                raise
+    return results
+
+
+def check_failures(raw: Path, out: Path, videos: list[VideoRecord], results: dict[str, dict],
+                   allow_failures: bool) -> list[VideoRecord]:
+    """The videos that could not be decoded, each reported (a warning); :class:`PrepareError` when that is all
+    of them, or any of them without ``allow_failures``."""
+    failed = [r for r in videos if results[r.video_id]["status"] == "failed"]
+    failed_paths = [r.path for r in failed]
+    for record in failed:
+        logger.warning(f"failed: {record.path}: cannot be decoded ({results[record.video_id]['error']})")
+    if len(failed) == len(videos):
+        raise PrepareError(f"{raw}: none of the {len(videos)} videos could be decoded ({_listing(failed_paths)}); "
+                           f"nothing was written to {out}; replace the files (e.g. download them again) "
+                           f"and rerun")
+    if failed and not allow_failures:
+        raise PrepareError(f"{raw}: {len(failed)} of {len(videos)} videos could not be decoded "
+                           f"({_listing(failed_paths)}); nothing was written to {out}; replace them (e.g. "
+                           f"download them again) and rerun, or pass allow_failures=True to prepare the other "
+                           f"{len(videos) - len(failed)}")
+    if failed:
+        logger.warning(f"warning: {raw}: {len(failed)} of {len(videos)} videos could not be decoded and are left out "
+                       f"of {out / 'index.json'} (its 'failed' list): {_listing(failed_paths)}")
+    return failed
+
+
+def build_index(raw: Path, listing: Listing, entries: list[dict], failed: list[VideoRecord],
+                results: dict[str, dict], size: int, channels: int) -> dict:
+    """The ``index.json`` of a prepared dataset (see the module docstring): ``entries`` (:func:`index_entry`)
+    sorted by video id, the ``failed`` videos with their errors."""
+    synthetic = (raw / "synthetic.json").is_file()
+    preset = ({"synthetic_preset": json.loads((raw / "synthetic.json").read_text()).get("preset")}
+              if synthetic else {})
+    return {"version": INDEX_VERSION, "source": listing.source, "size": size, "channels": channels,
+            "synthetic": synthetic, **preset, "classes": listing.classes, "group_kind": listing.group_kind,
+            "folds": listing.folds, "videos": sorted(entries, key=lambda e: e["video_id"]),
+            "failed": [{"video_id": r.video_id, "file": str(r.path), "error": results[r.video_id]["error"]}
+                       for r in failed]}
+
+
+def log_summary(out: Path, listing: Listing, results: dict[str, dict], entries: list[dict], unannotated: int) -> None:
+    """Log (info) one line: how many videos were prepared, skipped and failed, and what ``index.json`` holds."""
+    counts = {s: sum(r["status"] == s for r in results.values()) for s in ("prepared", "skipped", "failed")}
+    logger.info(f"{out}: prepared {counts['prepared']}, skipped {counts['skipped']} (already done), "
+                f"failed {counts['failed']}; {len(entries)} videos of {len(listing.classes)} classes "
+                f"({listing.source}), {sum(e['num_frames'] for e in entries)} frames in index.json; {unannotated} "
+                f"without annotation (one sequence spanning the video)")
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files and folders a killed run left in ``out``."""
+    for stale in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+
+
 def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | None = None,
             write_png: bool = True, allow_failures: bool = False, layout: str = "auto",
             splits: str | Path | None = None, channels: int = 1) -> dict:
@@ -180,75 +271,32 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
     (grayscale) or 3 (RGB). ``workers`` processes decode in parallel (default: all cores; 1 runs in this
     process). Returns the index written to ``out/index.json``.
 
-    The arguments are checked before any work (ValueError, or FileNotFoundError for a ``raw``
-    without videos). Videos are decoded into a temporary folder in ``out`` and moved into place
+    The arguments are checked before any work (ValueError naming the argument, or FileNotFoundError for a
+    ``raw`` without videos). Videos are decoded into a temporary folder in ``out`` and moved into place
     only when the run succeeds, so a failed run leaves ``out`` as it was. When no video could
     be prepared, or some could not and ``allow_failures`` is False, :class:`PrepareError` is
-    raised (each failed video was named on stderr); with ``allow_failures`` the others are
-    prepared and the index lists the failed ones under ``failed``.
+    raised (each failed video was logged); with ``allow_failures`` the others are
+    prepared and the index lists the failed ones under ``failed``. What was skipped and the summary are
+    logged (``logging``, this module's logger: warnings and info).
     """
     raw, out = Path(raw), Path(out)
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_SIZE:
-        raise ValueError(f"--size: {size!r} is not a frame side; use 1 to {MAX_SIZE} pixels (KTH's frames are "
-                         f"160x120; default 64)")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"--workers: {workers!r} is not a number of processes; use 1 or more, or leave it out "
-                         f"for one per core")
-    if layout not in LAYOUTS:
-        raise ValueError(f"--layout: {layout!r} is not a layout; use one of {', '.join(LAYOUTS)}")
-    if isinstance(channels, bool) or channels not in CHANNELS:
-        raise ValueError(f"--channels: {channels!r} is not a number of channels; use 1 (grayscale) or 3 (colour, RGB)")
-    check_output_file(out / "index.json", "--out")
+    check_arguments(out, size, workers, layout, channels)
     notes = []
     listing = scan(raw, layout, notes, splits=splits)
     for note in notes:
-        print(note, file=sys.stderr)
+        logger.warning(note)
     videos = listing.videos
     folders = {r.video_id: png_folder(listing.source, r) if write_png else None for r in videos}
     made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this run makes, innermost first
     out.mkdir(parents=True, exist_ok=True)
-    for stale in [*out.glob(".*.tmp"), *out.glob("*/.*.tmp")]:  # left by a killed run
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    workers = min(workers or os.cpu_count() or 1, len(videos))
+    remove_stale_temporaries(out)
     staging = Path(tempfile.mkdtemp(prefix=".prepare.", suffix=".tmp", dir=out))
     written = False
     try:
-        results, bar = {}, tqdm(total=len(videos), desc=f"prepare {out}", unit="video")
         jobs = {r.video_id: (r.path, r.video_id, folders[r.video_id], out, staging, size, channels) for r in videos}
-        if workers == 1:
-            for video_id, job in jobs.items():
-                results[video_id] = prepare_video(*job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(prepare_video, *job): video_id for video_id, job in jobs.items()}
-                try:
-                    for future in as_completed(futures):
-                        results[futures[future]] = future.result()
-                        bar.update()
-                except BaseException:  # a write error, or Ctrl-C: start no other video
-                    pool.shutdown(cancel_futures=True)
-                    raise
-        bar.close()
-
-        failed = [r for r in videos if results[r.video_id]["status"] == "failed"]
-        failed_paths = [r.path for r in failed]
-        for record in failed:
-            print(f"failed: {record.path}: cannot be decoded ({results[record.video_id]['error']})", file=sys.stderr)
-        if len(failed) == len(videos):
-            raise PrepareError(f"{raw}: none of the {len(videos)} videos could be decoded ({_listing(failed_paths)}); "
-                               f"nothing was written to {out}; replace the files (e.g. download them again) "
-                               f"and rerun")
-        if failed and not allow_failures:
-            raise PrepareError(f"{raw}: {len(failed)} of {len(videos)} videos could not be decoded "
-                               f"({_listing(failed_paths)}); nothing was written to {out}; replace them (e.g. "
-                               f"download them again) and rerun, or pass --allow-failures to prepare the other "
-                               f"{len(videos) - len(failed)}")
-        if failed:
-            print(f"warning: {raw}: {len(failed)} of {len(videos)} videos could not be decoded and are left out "
-                  f"of {out / 'index.json'} (its 'failed' list): {_listing(failed_paths)}", file=sys.stderr)
-
-        entries, unannotated = [], 0
+        results = decode_all(jobs, min(workers or os.cpu_count() or 1, len(videos)), out)
+        failed = check_failures(raw, out, videos, results, allow_failures)
+        entries = []
         for record in videos:
             result = results[record.video_id]
             if result["status"] == "failed":
@@ -256,18 +304,8 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
             if result["status"] == "prepared":
                 _move_into_place(staging, out, record.video_id, folders[record.video_id])
                 written = True
-            entry, annotated = index_entry(raw, listing, record, result["num_frames"])
-            entries.append(entry)
-            unannotated += not annotated
-
-        synthetic = (raw / "synthetic.json").is_file()
-        preset = ({"synthetic_preset": json.loads((raw / "synthetic.json").read_text()).get("preset")}
-                  if synthetic else {})
-        index = {"version": INDEX_VERSION, "source": listing.source, "size": size, "channels": channels,
-                 "synthetic": synthetic, **preset, "classes": listing.classes, "group_kind": listing.group_kind,
-                 "folds": listing.folds, "videos": sorted(entries, key=lambda e: e["video_id"]),
-                 "failed": [{"video_id": r.video_id, "file": str(r.path), "error": results[r.video_id]["error"]}
-                            for r in failed]}
+            entries.append(index_entry(raw, listing, record, result["num_frames"]))
+        index = build_index(raw, listing, [entry for entry, _ in entries], failed, results, size, channels)
         with atomic_write(out / "index.json", "w") as f:
             f.write(json.dumps(index, indent=1))
         written = True
@@ -280,9 +318,5 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
                 except OSError:
                     break
 
-    counts = {s: sum(r["status"] == s for r in results.values()) for s in ("prepared", "skipped", "failed")}
-    print(f"{out}: prepared {counts['prepared']}, skipped {counts['skipped']} (already done), "
-          f"failed {counts['failed']}; {len(entries)} videos of {len(listing.classes)} classes ({listing.source}), "
-          f"{sum(e['num_frames'] for e in entries)} frames in index.json; {unannotated} without annotation (one "
-          f"sequence spanning the video)")
+    log_summary(out, listing, results, index["videos"], unannotated=sum(not annotated for _, annotated in entries))
     return index

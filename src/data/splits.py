@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from src.config import schema_root
 from src.data.sources.kth import TEST_PERSONS, TRAIN_PERSONS
 
 PROTOCOLS = ("auto", "course", "schuldt2004", "given", "kfold", "random")
@@ -63,15 +64,34 @@ def group_order(group) -> tuple:
     return isinstance(group, str), group
 
 
+def val_persons_refusal(persons: list[int]) -> str | None:
+    """``'must ..., got ...'`` when ``persons`` cannot be the course's validation persons: empty, not training
+    persons (1-16), repeated, or all of them (none left to train on); else None."""
+    allowed = f"training persons {TRAIN_PERSONS[0]}-{TRAIN_PERSONS[-1]}"
+    persons = list(persons)
+    if not persons:
+        return f"must list at least one of the {allowed}, got []"
+    outside = [p for p in persons if p not in TRAIN_PERSONS]
+    if outside:
+        what = "a test person" if outside[0] in TEST_PERSONS else "not a KTH person"
+        return f"must list {allowed} only, got {persons} ({outside[0]} is {what})"
+    twice = sorted({p for p in persons if persons.count(p) > 1})
+    if twice:
+        return f"must list each person once, got {persons} ({twice[0]} more than once)"
+    if set(persons) == set(TRAIN_PERSONS):
+        return (f"must leave at least one of the {allowed} to train on, got {persons}: every one of them, so none "
+                f"would be left to train on")
+    return None
+
+
 def kth_persons(protocol: str, val_persons=(15, 16)) -> dict[str, tuple[int, ...]]:
     """The persons of each part of a KTH protocol: ``kth_persons('course')['val'] -> (15, 16)``.
-    SplitError when ``val_persons`` are not training persons (1-16)."""
+    SplitError when the course's ``val_persons`` cannot be (:func:`val_persons_refusal`)."""
     if protocol == "schuldt2004":
         return dict(SCHULDT2004_PERSONS)
+    if refusal := val_persons_refusal(val_persons):
+        raise SplitError(f"data.val_persons {refusal} (data.split course)")
     val = tuple(sorted(val_persons))
-    if not set(val) <= set(TRAIN_PERSONS):
-        raise SplitError(f"data.val_persons: {list(val)} must be training persons "
-                         f"({TRAIN_PERSONS[0]}-{TRAIN_PERSONS[-1]}) for data.split course")
     return {"train": tuple(p for p in TRAIN_PERSONS if p not in val), "val": val, "test": TEST_PERSONS}
 
 
@@ -84,9 +104,21 @@ def resolve_protocol(index: dict, protocol: str) -> str:
 
 def protocol_refusal(data: dict) -> tuple[str, str] | None:
     """``(key, what is allowed)`` when the split keys of a config's ``data`` section cannot work on any
-    data, else None: for src.config's checks, before any data is read, and :func:`split_videos`."""
+    data, else None: for :func:`split_refusal`, before any data is read, and :func:`split_videos`."""
     if data["split"] == "kfold" and not 1 <= data["fold"] <= data["folds"]:
         return "data.fold", f"1 to data.folds ({data['folds']}) with data.split kfold"
+    return None
+
+
+def split_refusal(data: dict) -> tuple[str, str] | None:
+    """``(key, 'must ..., got ...')`` when the split keys of a config's ``data`` section (``data.split`` one of
+    :data:`PROTOCOLS`) cannot work on any data: the validation persons (:func:`val_persons_refusal`), a kfold
+    fold outside its folds (:func:`protocol_refusal`); else None. For :func:`src.checks.check`."""
+    if refusal := val_persons_refusal(data["val_persons"]):
+        return "data.val_persons", refusal
+    if refusal := protocol_refusal(data):
+        key, allowed = refusal
+        return key, f"must be {allowed}, got {data[key.split('.')[1]]!r}"
     return None
 
 
@@ -102,11 +134,6 @@ def _carve(groups: list, fraction: float, seed: int) -> list:
     return [groups[i] for i in sorted(chosen)]
 
 
-def _defaults() -> dict:
-    from src.config import schema_root  # PyYAML, no torch
-    return schema_root()["data"]
-
-
 def split_videos(index: dict, data: dict, strict: bool = True) -> Split:
     """Split the videos of ``index`` (:func:`src.data.index.read_index`) as the config's ``data``
     section says (missing keys: configs/base.yaml's defaults); see the module docstring.
@@ -117,7 +144,7 @@ def split_videos(index: dict, data: dict, strict: bool = True) -> Split:
     ``given`` puts each group in one part by construction (a KTH protocol that names a person twice is
     refused); ``given`` keeps the dataset's sides (see the module docstring).
     Raises SplitError, one line naming data.split (or the key at fault) and the class or group."""
-    data = {**_defaults(), **data}
+    data = {**schema_root()["data"], **data}
     protocol = resolve_protocol(index, data["split"])
     source = index.get("source", "kth")
     if protocol not in PROTOCOLS[1:]:

@@ -41,7 +41,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from src.data.sources.kth import ACTIONS, MISSING_VIDEOS, PERSONS, SCENARIOS, format_sequences, video_id
+from src.data.sources.kth import (
+    ACTIONS,
+    MISSING_VIDEOS,
+    PERSONS,
+    SCENARIOS,
+    format_sequences,
+    parse_video_name,
+    video_id,
+)
 from src.files import atomic_path, atomic_write, remove_temp_files
 
 GENERATOR_VERSION = 1
@@ -419,52 +427,56 @@ class Plan:
     scene: Scene
 
 
-def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: str = "full") -> Plan:
-    """The motion, camera and subsequences of one video (cheap: no pixels)."""
-    cfg = PRESETS[preset]
-    look = person_look(person, seed)
-    scene = scene_params(person, scenario, seed)
-    rng = _rng(seed, person, ACTIONS.index(action), scenario, _MOTION)
-    reps = cfg["repetitions"]
-    height = look.height * scene.scale
-    if action in LOCOMOTION:
-        gait = LOCOMOTION.index(action)
-        # travel between points where the whole figure is outside the frame at the widest zoom
-        half_view = WIDTH / 2 / (1 - scene.zoom_amplitude) + 0.5 * height + 4
-        direction = rng.choice((-1, 1))
-        xs, phases, facing, lengths, present = [], [], [], [], []
-        phase0 = rng.uniform()
-        for _ in range(reps):
-            speed = (_GAIT_SPEED[gait] * look.speed[gait] * rng.uniform(0.95, 1.05)
-                     * cfg["locomotion_speedup"][gait] * height / 68)
-            cadence = _GAIT_CADENCE[gait] * look.cadence * rng.uniform(0.96, 1.04)
-            n = int(math.ceil(2 * half_view / speed))
-            gap = int(rng.integers(*cfg["gap_frames"], endpoint=True))
-            x = WIDTH / 2 + direction * (-half_view + speed * np.arange(n + gap))
-            xs.append(x)
-            phases.append(phase0 + cadence / FPS * np.arange(n + gap))
-            phase0 = phases[-1][-1] + rng.uniform()
-            facing.append(np.full(n + gap, direction))
-            present.append(np.arange(n + gap) < n)
-            lengths.append(n + gap)
-            direction = -direction
-        root_x, phase = np.concatenate(xs), np.concatenate(phases)
-        facing, present = np.concatenate(facing), np.concatenate(present)
-        joints = _gait(look, gait, phase)
-    else:
-        lengths = [int(rng.integers(*cfg["repetition_frames"], endpoint=True)) for _ in range(reps)]
-        base_rate = {"boxing": 2.2, "handwaving": 1.15, "handclapping": 1.8}[action] * look.hand_rate
-        rate = _smooth_steps(base_rate * rng.uniform(0.85, 1.15, reps), lengths)
-        amplitude = _smooth_steps(look.hand_amplitude * rng.uniform(0.8, 1.1, reps), lengths).clip(0.5, 1.2)
-        phase = rng.uniform() + np.cumsum(rate) / FPS
-        joints = _hand_action(look, action, phase, amplitude, rng)
-        num = sum(lengths)
-        root_x = np.full(num, WIDTH / 2 + rng.uniform(-22, 22))
-        side_facing = rng.choice((-1, 1))
-        facing = np.full(num, 1 if action in FRONTAL else side_facing)
-        present = np.ones(num, bool)
-    num_frames = len(root_x)
+def _locomotion(look: Look, scene: Scene, gait: int, height: float, rng: np.random.Generator,
+                cfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, list[int]]:
+    """Walking, jogging or running (``gait``, an index of LOCOMOTION) across the frame and back, once per
+    repetition, each crossing followed by a gap: ``(root_x [T], facing [T] (+1 | -1), present [T] bool: the
+    figure is crossing, joints {name: [T, 2]}, the frames of each repetition)``."""
+    # travel between points where the whole figure is outside the frame at the widest zoom
+    half_view = WIDTH / 2 / (1 - scene.zoom_amplitude) + 0.5 * height + 4
+    direction = rng.choice((-1, 1))
+    xs, phases, facing, lengths, present = [], [], [], [], []
+    phase0 = rng.uniform()
+    for _ in range(cfg["repetitions"]):
+        speed = (_GAIT_SPEED[gait] * look.speed[gait] * rng.uniform(0.95, 1.05)
+                 * cfg["locomotion_speedup"][gait] * height / 68)
+        cadence = _GAIT_CADENCE[gait] * look.cadence * rng.uniform(0.96, 1.04)
+        n = int(math.ceil(2 * half_view / speed))
+        gap = int(rng.integers(*cfg["gap_frames"], endpoint=True))
+        x = WIDTH / 2 + direction * (-half_view + speed * np.arange(n + gap))
+        xs.append(x)
+        phases.append(phase0 + cadence / FPS * np.arange(n + gap))
+        phase0 = phases[-1][-1] + rng.uniform()
+        facing.append(np.full(n + gap, direction))
+        present.append(np.arange(n + gap) < n)
+        lengths.append(n + gap)
+        direction = -direction
+    phase = np.concatenate(phases)
+    return np.concatenate(xs), np.concatenate(facing), np.concatenate(present), _gait(look, gait, phase), lengths
 
+
+def _hand_motion(look: Look, action: str, rng: np.random.Generator,
+                 cfg: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, list[int]]:
+    """Boxing, handwaving or handclapping in place, at a rate and amplitude that change from one repetition to
+    the next: ``(root_x [T], facing [T], present [T] (all True), joints {name: [T, 2]}, the frames of each
+    repetition)``."""
+    reps = cfg["repetitions"]
+    lengths = [int(rng.integers(*cfg["repetition_frames"], endpoint=True)) for _ in range(reps)]
+    base_rate = {"boxing": 2.2, "handwaving": 1.15, "handclapping": 1.8}[action] * look.hand_rate
+    rate = _smooth_steps(base_rate * rng.uniform(0.85, 1.15, reps), lengths)
+    amplitude = _smooth_steps(look.hand_amplitude * rng.uniform(0.8, 1.1, reps), lengths).clip(0.5, 1.2)
+    phase = rng.uniform() + np.cumsum(rate) / FPS
+    joints = _hand_action(look, action, phase, amplitude, rng)
+    num = sum(lengths)
+    root_x = np.full(num, WIDTH / 2 + rng.uniform(-22, 22))
+    side_facing = rng.choice((-1, 1))
+    facing = np.full(num, 1 if action in FRONTAL else side_facing)
+    return root_x, facing, np.ones(num, bool), joints, lengths
+
+
+def _segments(look: Look, scene: Scene, action: str, scenario: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """The figure's segments in painting order (rows of the segment table; a coat in scenario 3), their gray
+    levels [S] under the scene's light and their radii [S] in units of the figure's height."""
     coat = scenario == 3
     table = [row for row in (_FRONT_SEGMENTS if action in FRONTAL else _SIDE_SEGMENTS)
              if coat or row[0] != "coat"]
@@ -484,6 +496,36 @@ def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: s
         torso = [row[0] for row in table].index("torso")
         radius_units[torso] *= 1.25
         radius_units[torso + 1] = radius_units[torso] * 1.05
+    return table, gray, radius_units
+
+
+def _subsequences(action: str, lengths: list[int], visible: np.ndarray) -> list[tuple[int, int]]:
+    """The annotated ranges (0-based, end-exclusive): each repetition of a hand action; the frames of each
+    crossing in which some of the figure is in the frame (``visible`` [T]) for locomotion."""
+    if action not in LOCOMOTION:
+        starts = np.cumsum([0] + lengths)
+        return [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:])]
+    ranges, start = [], 0
+    for n in lengths:
+        idx = np.flatnonzero(visible[start:start + n])
+        ranges.append((start + int(idx[0]), start + int(idx[-1]) + 1))
+        start += n
+    return ranges
+
+
+def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: str = "full") -> Plan:
+    """The motion, camera and subsequences of one video (cheap: no pixels)."""
+    cfg = PRESETS[preset]
+    look = person_look(person, seed)
+    scene = scene_params(person, scenario, seed)
+    rng = _rng(seed, person, ACTIONS.index(action), scenario, _MOTION)
+    height = look.height * scene.scale
+    if action in LOCOMOTION:
+        root_x, facing, present, joints, lengths = _locomotion(look, scene, LOCOMOTION.index(action), height, rng, cfg)
+    else:
+        root_x, facing, present, joints, lengths = _hand_motion(look, action, rng, cfg)
+    num_frames = len(root_x)
+    table, gray, radius_units = _segments(look, scene, action, scenario)
 
     # local (units of H, x forward, y up) -> world px -> frame px
     center, zoom = camera_path(scene, num_frames)
@@ -501,17 +543,8 @@ def plan_video(person: int, action: str, scenario: int, seed: int = 0, preset: s
     hi = np.maximum(p0, p1) + radius[..., None] + 1
     visible = present & (hi[..., 0].max(1) > 0) & (lo[..., 0].min(1) < WIDTH) \
         & (hi[..., 1].max(1) > 0) & (lo[..., 1].min(1) < HEIGHT)
-    if action in LOCOMOTION:
-        ranges, start = [], 0
-        for n in lengths:
-            idx = np.flatnonzero(visible[start:start + n])
-            ranges.append((start + int(idx[0]), start + int(idx[-1]) + 1))
-            start += n
-    else:
-        starts = np.cumsum([0] + lengths)
-        ranges = [(int(s), int(e)) for s, e in zip(starts[:-1], starts[1:])]
-    return Plan(num_frames, ranges, p0.astype(np.float32), p1.astype(np.float32), radius.astype(np.float32),
-                gray, [row[0] for row in table], visible, center, zoom, scene)
+    return Plan(num_frames, _subsequences(action, lengths, visible), p0.astype(np.float32), p1.astype(np.float32),
+                radius.astype(np.float32), gray, [row[0] for row in table], visible, center, zoom, scene)
 
 
 def sequences(person: int, action: str, scenario: int, seed: int = 0, preset: str = "full") -> list:
@@ -646,7 +679,7 @@ def generate(out_dir: str | Path, preset: str = "full", seed: int = 0, workers: 
         if any(old.get(k) != meta[k] for k in ("preset", "seed", "generator_version")):
             raise ValueError(
                 f"{out_dir} holds another synthetic twin (preset {old.get('preset')!r}, seed {old.get('seed')}, "
-                f"version {old.get('generator_version')}); use another --out or delete {out_dir}")
+                f"version {old.get('generator_version')}); make this one in another folder, or delete {out_dir}")
     for folder in (out_dir, *(out_dir / action for action in ACTIONS)):
         folder.mkdir(parents=True, exist_ok=True)
         remove_temp_files(folder)  # left by writers of a killed run
@@ -693,8 +726,6 @@ def save_frame_grid(raw_dir: str | Path, path: str | Path, rows: list[tuple] | N
     import matplotlib.pyplot as plt
     import torch
     from torchvision.utils import make_grid
-
-    from src.data.sources.kth import parse_video_name
     raw_dir, path = Path(raw_dir), Path(path)
     found = {}
     for f in sorted(raw_dir.glob("*/*.avi")):

@@ -5,6 +5,8 @@ R(2+1)D, and torchvision's pretrained weights adapted to grayscale or RGB frames
   classifier    ActionClassifier (per-frame encoder -> recurrent module -> temporal head); build_model
   r2plus1d      the factorised 3-D convolutional network, small and torchvision's r2plus1d_18
   pretrained    torchvision's weights, from the cache or downloaded, for 1 (summed) or 3 input channels
+  registry      the networks a config may name (arch, encoder, rnn_type; which have pretrained weights) and
+                the clips every one takes; no torch
 
 Nothing here imports the data pipeline or the trainer.
 """

@@ -18,8 +18,10 @@ import torch.nn as nn
 import torchvision
 from torchvision.models import ResNet18_Weights
 
-from src.config import ARCHS, ENCODERS, RNN_TYPES  # the choices of model.arch, .encoder, .rnn_type
+from src.nets.cells import OwnConvLSTM, OwnGRU, OwnLSTM
 from src.nets.pretrained import first_layer_weight, input_statistics, load_weights
+from src.nets.r2plus1d import R2Plus1D, TorchvisionR2Plus1D
+from src.nets.registry import ARCHS, ENCODERS, RNN_TYPES, check_clips
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -146,7 +148,6 @@ class SpatialConvLSTM(nn.Module):
 
     def __init__(self, input_channels: int, hidden_size: int, num_layers: int = 1, kernel_size: int = 3):
         super().__init__()
-        from src.nets.cells import OwnConvLSTM
         self.conv_lstm = OwnConvLSTM(input_channels, hidden_size, kernel_size=kernel_size,
                                      num_layers=num_layers, batch_first=True)
 
@@ -165,10 +166,8 @@ def build_recurrent(rnn_type: str, input_size: int, hidden_size: int, num_layers
     if rnn_type == "GRUCell":
         return StackedCells(nn.GRUCell, input_size, hidden_size, num_layers)
     if rnn_type == "OwnLSTM":
-        from src.nets.cells import OwnLSTM
         return OwnLSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True)
     if rnn_type == "OwnGRU":
-        from src.nets.cells import OwnGRU
         return OwnGRU(input_size, hidden_size, num_layers=num_layers, batch_first=True)
     if rnn_type == "OwnConvLSTM":
         return SpatialConvLSTM(input_size, hidden_size, num_layers=num_layers)
@@ -209,9 +208,7 @@ class ActionClassifier(nn.Module):
         self.fc = nn.Linear(hidden_dim, num_classes)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.dim() != 5 or clips.shape[2] != self.in_channels:
-            raise ValueError(f"ActionClassifier expects clips (B, T, C, H, W) with C = {self.in_channels}; "
-                             f"got shape {tuple(clips.shape)}")
+        check_clips(clips, self.in_channels, "ActionClassifier")
         batch, time = clips.shape[:2]
         features = self.encoder(clips.flatten(0, 1))                   # (B*T, E) or (B*T, E, h, w)
         features = features.unflatten(0, (batch, time))                # (B, T, E) or (B, T, E, h, w)
@@ -226,7 +223,7 @@ def build_model(model_config: dict, num_classes: int, in_channels: int = 1, load
     classes and ``in_channels`` input channels (1 grayscale, 3 RGB): both come from the dataset
     (its ``classes`` and ``channels``) when training, from the checkpoint afterwards.
 
-    Keys (all required: a config from :func:`src.config.load_config` has them, with
+    Keys (all required: a config from :func:`src.checks.load_checked_config` has them, with
     configs/base.yaml as the one source of defaults): arch (rnn | r2plus1d | r2plus1d_18),
     encoder, pretrained, rnn_type, emb_dim, hidden_dim, num_layers, dropout. The r2plus1d archs use
     only ``pretrained`` (r2plus1d_18) and ``dropout``. Every model takes clips
@@ -250,10 +247,8 @@ def build_model(model_config: dict, num_classes: int, in_channels: int = 1, load
             in_channels=in_channels,
         )
     if arch == "r2plus1d":
-        from src.nets.r2plus1d import R2Plus1D
         return R2Plus1D(num_classes=num_classes, in_channels=in_channels, dropout=model_config["dropout"])
     if arch == "r2plus1d_18":
-        from src.nets.r2plus1d import TorchvisionR2Plus1D
         return TorchvisionR2Plus1D(num_classes=num_classes, in_channels=in_channels, pretrained=pretrained,
                                    dropout=model_config["dropout"])
     raise ValueError(f"unknown model.arch {arch!r}: choose one of {', '.join(ARCHS)}")

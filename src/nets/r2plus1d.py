@@ -27,6 +27,7 @@ import torchvision
 from torchvision.models.video import R2Plus1D_18_Weights
 
 from src.nets.pretrained import first_layer_weight, input_statistics, load_weights
+from src.nets.registry import check_clips
 
 
 def intermediate_channels(in_channels: int, out_channels: int, temporal_size: int = 3,
@@ -152,9 +153,7 @@ class R2Plus1D(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.dim() != 5 or clips.shape[2] != self.in_channels:
-            raise ValueError(f"R2Plus1D expects clips (B, T, C, H, W) with C = {self.in_channels}; "
-                             f"got shape {tuple(clips.shape)}")
+        check_clips(clips, self.in_channels, "R2Plus1D")
         x = clips.transpose(1, 2)                     # (B, C, T, H, W)
         x = self.stages(self.stem(x))                 # (B, widths[-1], T', H', W')
         return self.fc(self.dropout(self.pool(x).flatten(1)))
@@ -193,8 +192,6 @@ class TorchvisionR2Plus1D(nn.Module):
         self.net = net
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        if clips.dim() != 5 or clips.shape[2] != self.in_channels:
-            raise ValueError(f"TorchvisionR2Plus1D expects clips (B, T, C, H, W) with C = {self.in_channels}; "
-                             f"got shape {tuple(clips.shape)}")
+        check_clips(clips, self.in_channels, "TorchvisionR2Plus1D")
         x = (clips.transpose(1, 2) - self.mean) / self.std  # (B, C, T, H, W)
         return self.net(x)

@@ -25,7 +25,7 @@ import csv
 import unicodedata
 from pathlib import Path
 
-from src.data.sources import Listing, VideoRecord, class_folder_videos, one_per_id, path_video_id, video_files
+from src.data.sources.common import Listing, VideoRecord, class_folder_videos, one_per_id, path_video_id, video_files
 
 GROUPS_FILE = "groups.csv"
 KNOWN_FILES = (GROUPS_FILE, "synthetic.json")

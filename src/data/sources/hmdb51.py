@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from src.data.sources import (
+from src.data.sources.common import (
     Listing,
     VideoRecord,
     class_folder_videos,
@@ -67,7 +67,7 @@ def scan(raw: Path, notes: list[str], splits: Path | None = None) -> Listing:
                 absent.append(f"{class_name}/{fields[0]}")
             elif SIDES[fields[1]] is not None:
                 record.split[fold] = SIDES[fields[1]]
-    where = f"--splits {splits}" if splits is not None else str(raw)
+    where = f"splits {splits}" if splits is not None else str(raw)
     if absent:
         notes.append(f"note: {where}: {len(absent)} video(s) of the split files are not under {raw}, left out: "
                      f"{shown(absent, 3)}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from src.data.sources import HOW_TO_GET_DATA, VIDEO_SUFFIXES, Listing, VideoRecord, one_per_id, video_files
+from src.data.sources.common import HOW_TO_GET_DATA, VIDEO_SUFFIXES, Listing, VideoRecord, one_per_id, video_files
 
 ACTIONS = ("walking", "jogging", "running", "boxing", "handwaving", "handclapping")
 """Class names; a label is the index in this tuple."""
@@ -129,7 +129,7 @@ def scan(raw: Path, notes: list[str]) -> Listing:
     named = [(p, parse_video_name(p.name)) for p in videos if p not in unnamed]
     if not named:
         unnamed_hint = (f" ({len(unnamed)} without a KTH name, e.g. {unnamed[0].relative_to(raw)}: KTH names them "
-                        f"personXX_<action>_dY_uncomp.avi; --layout folder reads class folders)" if unnamed else "")
+                        f"personXX_<action>_dY_uncomp.avi; layout='folder' reads class folders)" if unnamed else "")
         raise FileNotFoundError(f"{raw}: holds no KTH-named video ({'/'.join(VIDEO_SUFFIXES)}){unnamed_hint}; "
                                 f"{HOW_TO_GET_DATA}")
     present = {info["action"] for _, info in named}

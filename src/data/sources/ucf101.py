@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from src.data.sources import (
+from src.data.sources.common import (
     Listing,
     VideoRecord,
     class_folder_videos,
@@ -83,7 +83,7 @@ def scan(raw: Path, notes: list[str], splits: Path | None = None) -> Listing:
     lists = {(m[1], m[2].lstrip("0") or "0"): p for p in reversed(find_split_files(raw, splits, "*list*.txt"))
              if (m := _LIST.match(p.name))}
     folds = sorted({fold for kind, fold in lists if kind == "train"}, key=int)
-    where = f"--splits {splits}" if splits is not None else str(raw)
+    where = f"splits {splits}" if splits is not None else str(raw)
     if not folds:
         notes.append(f"note: {where}: no trainlist0K.txt: no given folds (data.split given is refused; kfold and "
                      f"random split by group)")
