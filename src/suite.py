@@ -167,7 +167,7 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     (fingerprint) with the same config (``log`` and ``data.root`` aside, see
     src/training/provenance.py); otherwise the run is trained again from scratch, and one line says
     why. The same goes for the ``last.pth`` of an interrupted run before it is resumed."""
-    from src.evaluate import evaluate
+    from src.training.evaluation import evaluate
     from src.training.trainer import train
 
     overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]

@@ -159,9 +159,9 @@ def test_a_colour_checkpoint_exports_with_three_input_channels(tmp_path):
 
 def test_a_pth_for_inference_is_smaller_and_evaluates_and_predicts_as_the_checkpoint(four_class_run, tiny_raw,
                                                                                    tmp_path, capsys):
-    from src.evaluate import evaluate
     from src.predict import main as predict
     from src.training.checkpoint import RESUME_ONLY_KEYS
+    from src.training.evaluation import evaluate
 
     best, slim = four_class_run / "models" / "GRUCell" / "best.pth", tmp_path / "GRUCell" / "best.pth"
     assert main(["--checkpoint", str(best), "--pth", str(slim)]) == 0
