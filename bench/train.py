@@ -1,10 +1,9 @@
 """End-to-end speed: a real training epoch and validation pass of an experiment.
 
-    git worktree add ../legacy-0efa426 0efa426             # once: the checkout to compare with
-    python bench/train.py                                  # configs/GRUCell.yaml, data/synth: now vs 0efa426
+    python bench/train.py                                  # configs/GRUCell.yaml on the config's data.root
     python bench/train.py --config configs/OwnLSTM.yaml --profile   # + time shares per part of the model
     python bench/train.py --course-baseline                # + the course-style PNG-per-frame pipeline
-    python bench/train.py --legacy none --set train.channels_last=false
+    python bench/train.py --set train.channels_last=false
     python bench/train.py --recipe old= --recipe new=data.train_clips_per_video=8 [--seed 0]   # time to accuracy
 
 Times ``--epochs`` epochs (training epoch plus validation pass) with the trainer's own
@@ -16,14 +15,10 @@ head (forward plus backward, from hooks: forward hooks time each part's forward;
 backward pass is cut at the parts' outputs by identity autograd nodes that note the time
 the gradient reaches them); the rest is loss, optimizer step and bookkeeping.
 
-Side by side, on the same model and data:
-
-- ``--legacy DIR`` (default: ``../legacy-0efa426`` beside this checkout when it exists, ``none`` to skip):
-  the same epoch timed by the trainer's functions of another checkout, in a subprocess
-  with this Python; the ratio is the epoch speed-up of this checkout over that one;
-- ``--course-baseline``: a Dataset that reads one PNG per frame per item from the
-  prepared tree in ``__getitem__`` and augments per clip (the way the course code does),
-  through a DataLoader (batch size and workers from the config).
+``--course-baseline`` times, side by side on the same model and data, a Dataset that reads one PNG per
+frame per item from the prepared tree in ``__getitem__`` and augments per clip (the way the course code
+does), through a DataLoader (batch size and workers from the config); the ratio is the epoch speed-up of
+the trainer's pipeline over it. (To compare with an older commit, run this script in a checkout of it.)
 
 **Time to accuracy** (``--recipe NAME=OVERRIDES``, twice or more): each recipe, the config plus
 ``--set`` plus its own overrides (space-separated ``KEY=VALUE``, quoted as in a shell; empty: the config
@@ -40,10 +35,8 @@ precision. On a shared machine, run it alone (the README's numbers: ``flock -x /
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,42 +62,6 @@ from src.training.loop import (  # noqa: E402
 )
 from src.training.metrics import clip_logits, first_epoch_reaching  # noqa: E402
 from src.training.trainer import make_optimizer, make_scheduler, prepare_model, seed_everything, train  # noqa: E402
-
-LEGACY_DEFAULT = REPO.parent / "legacy-0efa426"  # git worktree add ../legacy-0efa426 0efa426
-
-# Runs in another checkout (cwd): that checkout's trainer pieces, timed as run_epochs does here.
-LEGACY_SCRIPT = r"""
-import json, sys, time
-import torch
-from torch.utils.data import DataLoader
-import src.train as T
-try:
-    from src.engine import predict
-except ImportError:
-    predict = T.predict
-config_path, overrides, data_root, epochs, threads = json.loads(sys.argv[1])
-torch.set_num_threads(threads)
-config = T.load_config(config_path, overrides)
-T.seed_everything(config["train"]["seed"])
-train_set, val_set = T.make_datasets(config, data_root)
-bs, workers = config["train"]["batch_size"], config["data"]["num_workers"]
-train_loader = DataLoader(train_set, batch_size=bs, shuffle=True, num_workers=workers)
-val_loader = DataLoader(val_set, batch_size=bs, shuffle=False, num_workers=workers)
-device = torch.device("cpu")
-model = T.build_model(config["model"], len(train_set.classes), train_set.channels).to(device)
-optimizer = T.make_optimizer(model, config["train"])
-scheduler = T.make_scheduler(optimizer, config["train"], len(train_loader))
-scaler = torch.amp.GradScaler("cpu", enabled=False)
-rows = []
-for epoch in range(1, epochs + 1):
-    start = time.perf_counter()
-    m = T.train_one_epoch(model, train_loader, optimizer, scheduler, scaler, device, config, epoch)
-    train_s = time.perf_counter() - start
-    _, _, val_wait = predict(model, val_loader, device)
-    rows.append({"epoch_s": time.perf_counter() - start, "train_s": train_s, "wait_s": m["data_wait_s"] + val_wait,
-                 "train_clips": len(train_set), "val_clips": len(val_set)})
-print("RESULT " + json.dumps(rows))
-"""
 
 
 class TimeMark(torch.autograd.Function):
@@ -256,17 +213,6 @@ def run_course_baseline(config: dict, data_root: Path, epochs: int) -> list[dict
     return time_epochs(config, model, train_loader, val_loader, device, epochs, len(train_set), len(val_set))
 
 
-def run_legacy(checkout: Path, config_path: str, overrides: list[str], data_root: Path, epochs: int,
-               threads: int) -> list[dict]:
-    """Time the same epochs with another checkout's trainer (a subprocess in that folder)."""
-    args = json.dumps([config_path, overrides, str(data_root), epochs, threads])
-    done = subprocess.run([sys.executable, "-c", LEGACY_SCRIPT, args], cwd=checkout, capture_output=True, text=True)
-    result = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode != 0 or not result:
-        sys.exit(f"error: the legacy run in {checkout} failed:\n{done.stderr.strip()[-2000:]}")
-    return json.loads(result[-1][len("RESULT "):])
-
-
 def summary(rows: list[dict]) -> dict:
     """Median epoch time, clips/s (training and validation clips), data-wait share."""
     epoch_s = statistics.median(row["epoch_s"] for row in rows)
@@ -371,8 +317,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--profile", action="store_true", help="share of time per part of the model")
     parser.add_argument("--course-baseline", action="store_true", help="also time the PNG-per-frame pipeline")
-    parser.add_argument("--legacy", default=str(LEGACY_DEFAULT) if LEGACY_DEFAULT.is_dir() else "none",
-                        help="another checkout to compare with (default: the 0efa426 worktree), or 'none'")
     parser.add_argument("--recipe", action="append", default=[], metavar="NAME=OVERRIDES",
                         help="time to accuracy of this recipe (twice or more; the first is the reference), e.g. "
                              "old= new='data.train_clips_per_video=8'")
@@ -407,10 +351,6 @@ def main(argv: list[str] | None = None) -> None:
     results["now"] = summary(rows)
     if args.course_baseline:
         results["course PNG per frame"] = summary(run_course_baseline(config, data_root, args.epochs))
-    if args.legacy != "none":
-        legacy_overrides = [item for item in args.set if not item.startswith(("train.channels_last", "train.compile"))]
-        results[f"legacy {Path(args.legacy).name}"] = summary(
-            run_legacy(Path(args.legacy), args.config, legacy_overrides, data_root, args.epochs, args.threads))
 
     train_clips, val_clips = rows[0]["train_clips"], rows[0]["val_clips"]
     print(f"one epoch = {train_clips} training clips + {val_clips} validation clips; "

@@ -132,7 +132,7 @@ def four_class_run(four_class_prepared, tmp_path_factory) -> Path:
     """``models/GRUCell/best.pth`` of a 2-epoch GRUCell run on :func:`four_class_prepared`, evaluated
     (``results.json`` beside it); its TensorBoard events under ``tboard/GRUCell``."""
     from src.config import load_config
-    from src.evaluate import evaluate
+    from src.training.evaluation import evaluate
     from src.training.trainer import train
 
     out = tmp_path_factory.mktemp("four_class_run")

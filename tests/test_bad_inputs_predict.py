@@ -11,7 +11,7 @@ import torch
 
 import src.train
 from src.data.prepare import decode_video
-from src.evaluate import evaluate
+from src.training.evaluation import evaluate
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot
 from tests.test_trainer import TINY
 

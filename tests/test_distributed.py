@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from src.config import load_config
 from src.data.augment import get_test_transforms
 from src.data.dataset import KTHActionDataset
-from src.evaluate import evaluate
 from src.nets.classifier import build_model
 from src.training import distributed
 from src.training.checkpoint import load_model
+from src.training.evaluation import evaluate
 from src.training.loop import make_datasets, make_loaders, train_one_epoch
 from src.training.metrics import classification_metrics, clip_logits, clip_video_index
 from src.training.trainer import make_optimizer, seed_everything

@@ -191,7 +191,7 @@ def test_predict_and_the_onnx_export_name_its_classes(user_runs, name):
     assert [float(p) for p in row[2:]] == pytest.approx(list(by_checkpoint["probabilities"].values()), abs=1e-3)
 
     metadata = {prop.key: prop.value for prop in onnx.load(str(run.onnx), load_external_data=False).metadata_props}
-    assert json.loads(metadata["classes"]) == json.loads(metadata["actions"]) == classes
+    assert json.loads(metadata["classes"]) == classes
     assert run.onnx.name in run.steps["export"].stdout
     [by_onnx] = json.loads(run.steps["predict onnx"].stdout)
     assert list(by_onnx["probabilities"]) == classes and by_onnx["action"] == by_checkpoint["action"]

@@ -7,10 +7,11 @@ import torch
 from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS, TEST_PERSONS
-from src.evaluate import evaluate, main, measure_speed, print_table
+from src.evaluate import main, print_results_table
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import load_model
 from src.training.device import cpu_description
+from src.training.evaluation import evaluate, measure_speed
 from src.training.trainer import train
 from tests.conftest import FOUR_CLASSES
 
@@ -125,19 +126,19 @@ def test_results_carry_the_history_of_every_epoch_and_every_clip_prediction(trai
     assert len(starts) == len(predictions)  # each clip named once by its video and first frame
 
 
-def test_a_truncated_last_pth_costs_only_the_history(trained, tmp_path, capsys):
+def test_a_truncated_last_pth_costs_only_the_history(trained, tmp_path, caplog):
     """best.pth is good, last.pth beside it is cut short: the results keep best.pth's history, with a warning."""
     import shutil
 
-    from src.evaluate import full_history
+    from src.training.evaluation import full_history
 
     best_path, _ = trained
     shutil.copy(best_path, tmp_path / "best.pth")
     (tmp_path / "last.pth").write_bytes(best_path.with_name("last.pth").read_bytes()[:1000])
     checkpoint = torch.load(tmp_path / "best.pth")
     assert full_history(tmp_path / "best.pth", checkpoint) == checkpoint["metrics"]["history"]
-    assert capsys.readouterr().err == (f"warning: {tmp_path / 'last.pth'}: holds no readable history; the history "
-                                       f"stops at epoch {len(checkpoint['metrics']['history'])}\n")
+    assert caplog.messages == [f"{tmp_path / 'last.pth'}: holds no readable history; the history stops at epoch "
+                               f"{len(checkpoint['metrics']['history'])}"]
 
 
 def test_a_checkpoint_without_training_metrics_is_refused_before_the_data(tmp_path):
@@ -160,7 +161,7 @@ def test_the_results_of_a_four_class_run_speak_of_its_classes(four_class_run, ca
     assert sum(map(sum, confusion)) == results["num_test_clips"] == len(results["predictions"])
     for p in results["predictions"]:
         assert len(p["probabilities"]) == len(FOUR_CLASSES) and 0 <= p["label"] < len(FOUR_CLASSES)
-    print_table(results)
+    print_results_table(results)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines if line.startswith("  ")] == FOUR_CLASSES  # the per-class rows
     assert not any(action in "".join(lines) for action in ACTIONS)

@@ -31,8 +31,8 @@ def small_checkpoint(path, overrides):
                 buffer.uniform_(-0.1, 0.1)
             elif name.endswith("running_var"):
                 buffer.uniform_(0.5, 1.5)
-    save_checkpoint({"config": config, "model_state_dict": model.state_dict(), "classes": list(ACTIONS), "channels": 1},
-                    path)
+    save_checkpoint({"config": config, "model_state_dict": model.state_dict(), "classes": list(ACTIONS),
+                     "channels": 1}, path)
     return path
 
 
@@ -59,7 +59,7 @@ def test_onnx_matches_pytorch_for_any_batch_size(kind, tmp_path, capsys):
     config = json.loads(metadata["config"])  # what src.predict needs for the preprocessing
     assert (config["data"]["max_frames"], config["data"]["img_size"]) == (3, 32)
     assert config["model"] == load_config("configs/GRUCell.yaml", [*SMALL, *MODELS[kind]])["model"]
-    assert json.loads(metadata["classes"]) == json.loads(metadata["actions"]) == list(ACTIONS)  # an older checkpoint's
+    assert json.loads(metadata["classes"]) == list(ACTIONS)
 
 
 def test_a_file_that_is_not_a_checkpoint_is_one_line(tmp_path, capsys):
@@ -122,7 +122,7 @@ def test_the_onnx_export_of_a_four_class_checkpoint_names_its_classes_for_predic
     assert main(["--checkpoint", str(best), "--onnx", str(path)]) == 0
     capsys.readouterr()
     metadata = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
-    assert json.loads(metadata["classes"]) == json.loads(metadata["actions"]) == FOUR_CLASSES
+    assert json.loads(metadata["classes"]) == FOUR_CLASSES
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[1:] == [4, 1, 64, 64] and session.get_outputs()[0].shape[1] == 4
     video = str(sorted(tiny_raw.glob("running/*.avi"))[0])
@@ -132,12 +132,13 @@ def test_the_onnx_export_of_a_four_class_checkpoint_names_its_classes_for_predic
     assert predict(["--checkpoint", str(path), video]) == 0
     assert capsys.readouterr().out.splitlines()[0].split() == ["input", "action", *FOUR_CLASSES]
 
-    older = onnx.load(str(path))  # an export of older code: the names under "actions" only
-    for prop in [p for p in older.metadata_props if p.key == "classes"]:
-        older.metadata_props.remove(prop)
-    onnx.save(older, str(tmp_path / "older.onnx"))
-    assert predict(["--checkpoint", str(tmp_path / "older.onnx"), video, "--json"]) == 0
-    assert list(json.loads(capsys.readouterr().out)[0]["probabilities"]) == FOUR_CLASSES
+    nameless = onnx.load(str(path))  # an ONNX file without the class names: refused in one line
+    for prop in [p for p in nameless.metadata_props if p.key == "classes"]:
+        nameless.metadata_props.remove(prop)
+    onnx.save(nameless, str(tmp_path / "nameless.onnx"))
+    assert predict(["--checkpoint", str(tmp_path / "nameless.onnx"), video]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "holds no 'classes' metadata" in error and "nameless.onnx" in error
 
 
 def test_a_colour_checkpoint_exports_with_three_input_channels(tmp_path):
@@ -158,9 +159,9 @@ def test_a_colour_checkpoint_exports_with_three_input_channels(tmp_path):
 
 def test_a_pth_for_inference_is_smaller_and_evaluates_and_predicts_as_the_checkpoint(four_class_run, tiny_raw,
                                                                                    tmp_path, capsys):
-    from src.evaluate import evaluate
     from src.predict import main as predict
     from src.training.checkpoint import RESUME_ONLY_KEYS
+    from src.training.evaluation import evaluate
 
     best, slim = four_class_run / "models" / "GRUCell" / "best.pth", tmp_path / "GRUCell" / "best.pth"
     assert main(["--checkpoint", str(best), "--pth", str(slim)]) == 0

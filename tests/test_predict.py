@@ -13,8 +13,10 @@ from src.data.augment import get_test_transforms
 from src.data.dataset import KTHActionDataset
 from src.data.prepare import decode_video, prepare
 from src.data.sources.kth import ACTIONS
+from src.inference.clips import evenly_spaced_starts, sliding_starts
+from src.inference.predictor import load_predictor, predict_input
 from src.nets.classifier import build_model
-from src.predict import evenly_spaced_starts, load_predictor, main, predict_input, sliding_starts
+from src.predict import main
 from src.training.checkpoint import load_model, save_checkpoint
 from src.training.trainer import train
 from tests.conftest import FOUR_CLASSES
@@ -155,7 +157,7 @@ def test_gif_shows_every_window(checkpoint, kth_samples, tmp_path, capsys):
 
 
 def test_the_onnx_export_predicts_like_the_checkpoint(checkpoint, kth_samples, tmp_path, capsys):
-    from src.export import export_onnx
+    from src.inference.export import export_onnx
 
     onnx_path = export_onnx(checkpoint, tmp_path / "gru.onnx")
     videos = [kth_samples / "person01_handclapping_d1_uncomp.avi", kth_samples / "person03_boxing_d4_uncomp.mp4"]
@@ -189,11 +191,11 @@ def test_a_gif_that_fails_to_write_keeps_the_prediction(checkpoint, tiny_raw, tm
     """Disk full at the end: the prediction is printed, the gif error names the gif, the exit code is 1."""
     import errno
 
-    import src.predict
+    import src.inference.predictor
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(src.predict, "write_gif", disk_full)
+    monkeypatch.setattr(src.inference.predictor, "write_gif", disk_full)
     video = sorted(tiny_raw.glob("boxing/*.avi"))[0]
     code, [result], err = run_json(capsys, "--checkpoint", checkpoint, video, "--gif", tmp_path / "out.gif")
     assert code == 1 and result["action"] in ACTIONS and "error" not in result and "gif" not in result

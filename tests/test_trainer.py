@@ -414,7 +414,7 @@ def test_train_amp_gives_the_precision_that_training_and_evaluation_record(tiny_
                                                                           amp, precision):
     """train.amp true: bfloat16 autocast on any CPU (emulated without native bf16: slow, still correct);
     false: float32. The trainer's first line, the checkpoint and results.json say which."""
-    from src.evaluate import evaluate
+    from src.training.evaluation import evaluate
 
     config = tiny_config(tmp_path, extra=[f"train.amp={str(amp).lower()}", "train.epochs=1", "eval.latency_repeats=1"])
     with caplog.at_level(logging.INFO, logger="src.training.trainer"):

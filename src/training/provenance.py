@@ -197,7 +197,7 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
         return f"results.json was made with another config ({'; '.join(changes[:3])}{more})"
     if config["train"]["amp"] == "auto":
         return None
-    # torch: src.compare and experiments.recipe.study read provenance without it, and this line is reached only under an explicit
+    # torch: src.compare and experiments.recipe.study read provenance without it; reached only under an explicit
     # train.amp
     from src.training.device import select_device, training_precision
 
