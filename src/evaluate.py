@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -78,13 +79,23 @@ def results_path(checkpoint_path: str | Path) -> Path:
     return Path(checkpoint_path).with_name("results.json")
 
 
+def nan_as_null(value):
+    """``value`` with every float NaN (in dicts and lists) made None: JSON's ``null`` (``NaN`` is not JSON). A
+    NaN is a number that does not exist, e.g. the accuracy of a class without test clips."""
+    if isinstance(value, dict):
+        return {key: nan_as_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_as_null(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def write_json(data: dict, path: str | Path) -> Path:
     """Write ``data`` as JSON atomically (:func:`src.files.atomic_write`; no temp file is left when
     it fails): one top-level key per line, and a list of rows (``history``, ``predictions``) one
-    row per line, so that the file stays small and diffs stay readable."""
+    row per line, so that the file stays small and diffs stay readable; NaN as ``null`` (:func:`nan_as_null`)."""
     path = Path(path)
     lines = []
-    for key, value in data.items():
+    for key, value in nan_as_null(data).items():
         if isinstance(value, list) and value and isinstance(value[0], (dict, list)):
             rows = ",\n".join(f"  {json.dumps(row)}" for row in value)
             lines.append(f" {json.dumps(key)}: [\n{rows}\n ]")
@@ -261,7 +272,8 @@ def print_table(results: dict) -> None:
             ("best epoch / val acc", f"{results['best_epoch']} / {results['val_accuracy']:.4f}"),
             ("test clip accuracy", f"{results['clip_accuracy']:.4f}  ({results['num_test_clips']} clips)"),
             ("test video accuracy", f"{results['video_accuracy']:.4f}  ({results['num_test_videos']} videos)"),
-            *[(f"  {action}", f"{acc:.4f}") for action, acc in results["per_class_accuracy"].items()],
+            *[(f"  {action}", "–  (no test videos)" if acc is None or acc != acc else f"{acc:.4f}")
+              for action, acc in results["per_class_accuracy"].items()],
             ("trainable parameters", f"{results['num_params']:,}"),
             ("epoch wall time (train+val)", f"{results['epoch_time_s']:.1f} s, mean of {results['epochs']} epochs"),
             ("latency (batch 1)", f"{results['latency_ms']:.2f} ms/clip on {results['device']}"),
