@@ -24,6 +24,7 @@ from src.config import CONFIG_DIR, load_plan
 from src.data.sources.kth import ACTIONS
 from src.planning import planned_suite_runs
 
+REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC = {"root": "data/synth", "synthetic": True, "preset": "tiny", "fingerprint": "sha1:0000"}
 COURSE_SPLIT = {"protocol": "course", "fold": None,
                 "groups": {"train": list(range(1, 15)), "val": [15, 16], "test": list(range(17, 26))}}
@@ -414,3 +415,35 @@ def test_the_header_names_kths_persons_and_results_without_a_split_are_left_out(
     assert compare(tmp_path / "old", tmp_path / "old_table", tmp_path / "imgs", configs) is None
     assert "left out 1 results.json without provenance (made by older code): GRUCell" in caplog.text
     assert not (tmp_path / "old_table").exists()
+
+
+def test_a_class_without_test_videos_reads_as_a_dash_not_as_zero(tmp_path):
+    """A class with no test video has no accuracy: null in results.json, NaN in the frame, '–' in results.md; the
+    means over seeds skip it, and its column stays (it is a class of the data) even where no run has a value."""
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU"])
+    folder = {"root": "data/mine", "synthetic": False, "preset": None, "fingerprint": "sha1:cccc"}
+    classes = ["wave", "clap", "sit"]
+    for run, seed in (("GRUCell", 0), ("GRUCell_seed1", 1), ("OwnGRU", 0)):
+        write_result(models, run, 0.5, data=folder, classes=classes, seed=seed)
+        path = models / run / "results.json"
+        results = json.loads(path.read_text())
+        results["per_class_accuracy"].update(sit=None, **({"clap": None} if run == "GRUCell_seed1" else {}))
+        path.write_text(json.dumps(results))
+    summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
+    assert summary.loc["GRUCell", "clap acc mean"] == pytest.approx(0.5)  # seed 1 has none: the mean of seed 0
+    assert summary.loc[["GRUCell", "OwnGRU"], "sit acc mean"].isna().all()
+    lines = (tmp_path / "results" / "results.md").read_text().splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if line.startswith("| experiment")).split("|")]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")] for line in lines
+            if line.startswith("| ") and not line.startswith("| experiment")}
+    assert [rows[name][header.index("sit acc %")] for name in ("GRUCell", "OwnGRU")] == ["–", "–"]
+    assert float(rows["GRUCell"][header.index("clap acc %")]) == 50 and "nan" not in "\n".join(lines)  # no ± nan
+    assert "'–' in a class's column: the test split of those runs has no video of that class" in lines[-1]
+    csv = (tmp_path / "results" / "results.csv").read_text().splitlines()
+    assert csv[1].split(",")[csv[0].split(",").index("sit acc")] == ""
+
+
+def test_the_committed_runs_load_and_have_every_class():
+    runs, unknown = load_runs(REPO / "models")
+    assert len(runs) == 44 and not unknown
+    assert not runs[[f"{name} acc" for name in ACTIONS]].isna().any(axis=None)
