@@ -26,6 +26,7 @@ groups). Progress and what is left out go to ``logging``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -37,7 +38,7 @@ from scipy import stats
 
 from src.config import SuitePlan, load_plan
 from src.files import atomic_write
-from src.training.provenance import data_label, describe_data
+from src.training.provenance import comparable_config, data_label, describe_data
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,31 @@ def split_label(provenance: dict) -> str:
     return f"{split['protocol']} split{fold}{tested}, model selection on validation {kind}"
 
 
+class RunsError(ValueError):
+    """A folder of runs that cannot make one table: a results.json in the folder of another run, or one run twice.
+    One line that names the files and what to do."""
+
+
+def misplaced_results(path: Path, results: dict) -> str | None:
+    """Why the results.json at ``path`` (``<models dir>/<folder>/results.json``) is not its folder's run, or None:
+    it records another run's name (``experiment``), e.g. a copy of another run's results."""
+    run, folder = results.get("experiment", path.parent.name), path.parent.name
+    if run == folder:
+        return None
+    return (f"{path}: the results of run '{run}', in the folder of run '{folder}'; move it to "
+            f"{path.parent.parent / run}/ (or delete it), then compare again")
+
+
+def run_identity(results: dict) -> tuple:
+    """What makes a run the one it is, from a results.json with provenance: its experiment (:func:`experiment_of`
+    its name), its seed, the fingerprint of the data it was tested on, and the digest of its config (what changes a
+    result: src.training.provenance.comparable_config, so the run's name, ``log`` and ``data.root`` aside). Two
+    results of one identity are the same run counted twice."""
+    config = json.dumps(comparable_config(results.get("config") or {}), sort_keys=True, default=str)
+    return (experiment_of(results.get("experiment", "")), results.get("seed"),
+            results["provenance"]["data"]["fingerprint"], hashlib.sha1(config.encode()).hexdigest())
+
+
 def run_row(run: str, results: dict, provenance: dict) -> dict:
     """The row of :func:`load_runs` of one run: its results.json ``results`` with their ``provenance``."""
     row = {"run": run, "experiment": experiment_of(run)}
@@ -154,19 +180,31 @@ def load_runs(models_dir: str | Path = RECORD_MODELS_DIR) -> tuple[pd.DataFrame,
     ``fingerprint``), the split it was tested on (:func:`split_label`), devices and AMP, and the K-fold columns of
     :func:`fold_columns` (``fold`` is None outside K-fold cross-validation); ``runs.attrs['classes']``:
     ``{fingerprint: its class names}``. Returns ``(runs, names of the runs left out for lack of provenance)``:
-    results of older code, which recorded no data or no split."""
-    rows, unknown, classes = [], [], {}
+    results of older code, which recorded no data or no split.
+
+    Raises :class:`RunsError` for a results.json in the folder of another run (:func:`misplaced_results`) and for
+    two results.json of one run (:func:`run_identity`), which would count one seed twice."""
+    rows, unknown, seen, classes = [], [], {}, {}
     for path in sorted(Path(models_dir).glob("*/results.json")):
         results = json.loads(path.read_text())
-        run = results.get("experiment", path.parent.name)
+        refusal = misplaced_results(path, results)
+        if refusal:
+            raise RunsError(refusal)
         provenance = results.get("provenance")
         if not provenance or not provenance.get("data") or not (provenance.get("split") or {}).get("protocol"):
-            unknown.append(run)
+            unknown.append(path.parent.name)
             continue
+        identity = run_identity(results)
+        if identity in seen:
+            experiment, seed = identity[:2]
+            raise RunsError(f"{seen[identity]} and {path}: the same run twice (experiment {experiment}, seed {seed}, "
+                            "the same data and config), which would count its seed twice; delete one of the two "
+                            "folders, then compare again")
+        seen[identity] = path
         fingerprint = provenance["data"]["fingerprint"]
         classes[fingerprint] = list(dict.fromkeys([*classes.get(fingerprint, []),
                                                    *(results.get("per_class_accuracy") or {})]))
-        rows.append(run_row(run, results, provenance))
+        rows.append(run_row(path.parent.name, results, provenance))
     runs = pd.DataFrame(rows)
     runs.attrs["classes"] = classes
     return runs, unknown

@@ -69,7 +69,7 @@ def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0
 def test_compare_averages_seeds_and_names_missing_experiments(tmp_path, caplog):
     models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnLSTM", "R2Plus1D"])
     write_result(models, "GRUCell", 0.8)
-    write_result(models, "GRUCell_seed1", 0.6)
+    write_result(models, "GRUCell_seed1", 0.6, seed=1)
     write_result(models, "OwnLSTM", 0.7, params=5000)
     summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
     assert "no results yet for: R2Plus1D" in caplog.text
@@ -447,3 +447,60 @@ def test_the_committed_runs_load_and_have_every_class():
     runs, unknown = load_runs(REPO / "models")
     assert len(runs) == 44 and not unknown
     assert not runs[[f"{name} acc" for name in ACTIONS]].isna().any(axis=None)
+
+
+def copy_results(source_run, models, run, experiment=None):
+    """The committed results.json of ``source_run`` copied into ``models/<run>/``, its ``experiment`` made
+    ``experiment`` when given (what ``python -m src.train --name`` records)."""
+    results = json.loads((REPO / "models" / source_run / "results.json").read_text())
+    if experiment is not None:
+        results["experiment"] = experiment
+    (models / run).mkdir(parents=True)
+    (models / run / "results.json").write_text(json.dumps(results))
+    return models / run / "results.json"
+
+
+def snapshot_files(folder):
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def refused_compare(tmp_path, capsys, models):
+    configs = write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU"])
+    before = snapshot_files(models)
+    with pytest.raises(SystemExit) as exit:
+        main(["--models-dir", str(models), "--configs", str(configs), "--out", str(tmp_path / "out"),
+              "--imgs", str(tmp_path / "figures")])
+    assert exit.value.code == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "figures").exists()  # nothing written
+    assert snapshot_files(models) == before
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_a_results_json_in_the_folder_of_another_run_is_refused(tmp_path, capsys):
+    """OwnGRU's results.json copied into GRUCell's folder would make 'OwnGRU seeds=2' of one seed-0 run."""
+    models = tmp_path / "models"
+    original = copy_results("OwnGRU", models, "OwnGRU")
+    copy = copy_results("OwnGRU", models, "GRUCell")
+    error = refused_compare(tmp_path, capsys, models)
+    assert error == (f"error: {copy}: the results of run 'OwnGRU', in the folder of run 'GRUCell'; move it to "
+                     f"{models / 'OwnGRU'}/ (or delete it), then compare again")
+    assert str(original) not in error
+
+
+def test_one_run_twice_is_refused_naming_both_files(tmp_path, capsys):
+    """The same seed, data and config under two run names (``--name OwnGRU_seed0``) is one run, not two seeds."""
+    models = tmp_path / "models"
+    first = copy_results("OwnGRU", models, "OwnGRU")
+    second = copy_results("OwnGRU", models, "OwnGRU_seed0", experiment="OwnGRU_seed0")
+    error = refused_compare(tmp_path, capsys, models)
+    assert error == (f"error: {first} and {second}: the same run twice (experiment OwnGRU, seed 0, the same data and "
+                     "config), which would count its seed twice; delete one of the two folders, then compare again")
+
+    (models / "OwnGRU_seed0" / "results.json").unlink()
+    (models / "OwnGRU_seed0").rmdir()
+    copy_results("OwnGRU_seed1", models, "OwnGRU_seed1")  # another seed: two runs
+    copy_results("GRUCell", models, "GRUCell")
+    summary = compare(models, tmp_path / "out", tmp_path / "figures", write_plan(tmp_path / "configs"))
+    assert summary.loc["OwnGRU", "seeds"] == 2 and summary.loc["GRUCell", "seeds"] == 1
