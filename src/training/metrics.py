@@ -14,8 +14,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from src.progress import tqdm
 from src.training.device import autocast
 
 

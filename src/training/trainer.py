@@ -53,7 +53,6 @@ import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from src.config import OPTIMIZERS, SCHEDULERS, ConfigError
 from src.data.augment import ClipBatchAugmentation
@@ -62,6 +61,7 @@ from src.data.dataset import VideoClipDataset
 from src.data.index import resolve_data_root
 from src.files import remove_temp_files
 from src.nets.classifier import ActionClassifier, build_model, count_parameters
+from src.progress import tqdm
 from src.training import distributed
 from src.training.checkpoint import (
     CheckpointWriteError,
