@@ -1,5 +1,7 @@
 """src/progress.py: the library's progress bars honour TQDM_DISABLE in a notebook too (issue 33 #11)."""
 import io
+import json
+from pathlib import Path
 
 import tqdm.auto
 import tqdm.notebook
@@ -46,3 +48,11 @@ def test_the_library_bars_are_tqdm_autos_that_honour_it(monkeypatch):
     bar = progress_tqdm(range(2), file=io.StringIO())
     assert not bar.disable
     bar.close()
+
+
+def test_the_committed_notebook_holds_no_progress_widget():
+    """Made with TQDM_DISABLE=1 (docs/notebook.md): no widget output, and no widget state left in its metadata."""
+    notebook = json.loads((Path(__file__).resolve().parents[1] / "Assignment3.ipynb").read_text(encoding="utf-8"))
+    outputs = [output for cell in notebook["cells"] for output in cell.get("outputs", [])]
+    assert not [output for output in outputs if "application/vnd.jupyter.widget-view+json" in output.get("data", {})]
+    assert "widgets" not in notebook["metadata"]
