@@ -20,11 +20,13 @@ Reads ``<models dir>/<run>/results.json`` (written by ``src.evaluate``), groups 
 Where they go: :func:`output_dirs`. One table holds one data source only (the fingerprint of the prepared data, see
 src/training/provenance.py, :func:`pick_data_source`); results without provenance (made by older code) are left out,
 and a line says so. One data source has one list of classes: the per-class columns are its class names (each run's
-``per_class_accuracy``), and the tables' header says the split the runs were tested on (their provenance's
-``split``: protocol, fold, test groups). Progress and what is left out go to ``logging``.
+``per_class_accuracy``; a class without test videos has none: null in results.json, NaN, '–' in results.md), and
+the tables' header says the split the runs were tested on (their provenance's ``split``: protocol, fold, test
+groups). Progress and what is left out go to ``logging``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -36,7 +38,7 @@ from scipy import stats
 
 from src.config import SuitePlan, load_plan
 from src.files import atomic_write
-from src.training.provenance import data_label, describe_data
+from src.training.provenance import comparable_config, data_label, describe_data
 
 logger = logging.getLogger(__name__)
 
@@ -132,32 +134,80 @@ def split_label(provenance: dict) -> str:
     return f"{split['protocol']} split{fold}{tested}, model selection on validation {kind}"
 
 
+class RunsError(ValueError):
+    """A folder of runs that cannot make one table: a results.json in the folder of another run, or one run twice.
+    One line that names the files and what to do."""
+
+
+def misplaced_results(path: Path, results: dict) -> str | None:
+    """Why the results.json at ``path`` (``<models dir>/<folder>/results.json``) is not its folder's run, or None:
+    it records another run's name (``experiment``), e.g. a copy of another run's results."""
+    run, folder = results.get("experiment", path.parent.name), path.parent.name
+    if run == folder:
+        return None
+    return (f"{path}: the results of run '{run}', in the folder of run '{folder}'; move it to "
+            f"{path.parent.parent / run}/ (or delete it), then compare again")
+
+
+def run_identity(results: dict) -> tuple:
+    """What makes a run the one it is, from a results.json with provenance: its experiment (:func:`experiment_of`
+    its name), its seed, the fingerprint of the data it was tested on, and the digest of its config (what changes a
+    result: src.training.provenance.comparable_config, so the run's name, ``log`` and ``data.root`` aside). Two
+    results of one identity are the same run counted twice."""
+    config = json.dumps(comparable_config(results.get("config") or {}), sort_keys=True, default=str)
+    return (experiment_of(results.get("experiment", "")), results.get("seed"),
+            results["provenance"]["data"]["fingerprint"], hashlib.sha1(config.encode()).hexdigest())
+
+
+def run_row(run: str, results: dict, provenance: dict) -> dict:
+    """The row of :func:`load_runs` of one run: its results.json ``results`` with their ``provenance``."""
+    row = {"run": run, "experiment": experiment_of(run)}
+    row.update({col: results.get(key) for key, col in COLUMNS.items() if key not in ("run", "experiment")})
+    for name, acc in (results.get("per_class_accuracy") or {}).items():  # in the order of its classes
+        row[f"{name} acc"] = np.nan if acc is None else acc  # null: a class without test videos, no accuracy
+    row.update({"data": data_label(provenance["data"]), "fingerprint": provenance["data"]["fingerprint"],
+                "split": split_label(provenance),
+                "device": results.get("device"), "train device": provenance.get("train_device"),
+                "amp": results.get("amp")})
+    row.update(fold_columns(results))
+    return row
+
+
 def load_runs(models_dir: str | Path = RECORD_MODELS_DIR) -> tuple[pd.DataFrame, list[str]]:
     """One row per ``models/<run>/results.json`` that records its provenance (its data and split), with the
     columns of :data:`COLUMNS`, one per-class test accuracy column per class of its data
-    (``'<class name> acc'``), the data (``data``: its label, ``fingerprint``), the split it was
-    tested on (:func:`split_label`), devices and AMP, and the K-fold columns of :func:`fold_columns`
-    (``fold`` is None outside K-fold cross-validation). Returns ``(runs, names of the runs left out
-    for lack of provenance)``: results of older code, which recorded no data or no split."""
-    rows, unknown = [], []
+    (``'<class name> acc'``; NaN for a class without test videos), the data (``data``: its label,
+    ``fingerprint``), the split it was tested on (:func:`split_label`), devices and AMP, and the K-fold columns of
+    :func:`fold_columns` (``fold`` is None outside K-fold cross-validation); ``runs.attrs['classes']``:
+    ``{fingerprint: its class names}``. Returns ``(runs, names of the runs left out for lack of provenance)``:
+    results of older code, which recorded no data or no split.
+
+    Raises :class:`RunsError` for a results.json in the folder of another run (:func:`misplaced_results`) and for
+    two results.json of one run (:func:`run_identity`), which would count one seed twice."""
+    rows, unknown, seen, classes = [], [], {}, {}
     for path in sorted(Path(models_dir).glob("*/results.json")):
         results = json.loads(path.read_text())
-        run = results.get("experiment", path.parent.name)
+        refusal = misplaced_results(path, results)
+        if refusal:
+            raise RunsError(refusal)
         provenance = results.get("provenance")
         if not provenance or not provenance.get("data") or not (provenance.get("split") or {}).get("protocol"):
-            unknown.append(run)
+            unknown.append(path.parent.name)
             continue
-        row = {"run": run, "experiment": experiment_of(run)}
-        row.update({col: results.get(key) for key, col in COLUMNS.items() if key not in ("run", "experiment")})
-        for name, acc in (results.get("per_class_accuracy") or {}).items():  # in the order of its classes
-            row[f"{name} acc"] = acc
-        row.update({"data": data_label(provenance["data"]), "fingerprint": provenance["data"]["fingerprint"],
-                    "split": split_label(provenance),
-                    "device": results.get("device"), "train device": provenance.get("train_device"),
-                    "amp": results.get("amp")})
-        row.update(fold_columns(results))
-        rows.append(row)
-    return pd.DataFrame(rows), unknown
+        identity = run_identity(results)
+        if identity in seen:
+            experiment, seed = identity[:2]
+            raise RunsError(f"{seen[identity]} and {path}: the same run twice (experiment {experiment}, seed {seed}, "
+                            "the same data and config), which would count its seed twice; delete one of the two "
+                            "folders, then compare again")
+        seen[identity] = path
+        fingerprint = provenance["data"]["fingerprint"]
+        classes[fingerprint] = list(dict.fromkeys([*classes.get(fingerprint, []),
+                                                   *(results.get("per_class_accuracy") or {})]))
+        rows.append(run_row(path.parent.name, results, provenance))
+    runs = pd.DataFrame(rows)
+    runs.attrs["classes"] = classes
+    return runs, unknown
 
 
 def t_half_width(std: float, n: int, confidence: float = CONFIDENCE) -> float:
@@ -238,8 +288,11 @@ def to_markdown(summary: pd.DataFrame) -> str:
         scale, fmt = (100, "{:.1f}") if col.endswith(" acc") else (1, "{:,.0f}" if col == "params" else "{:.2f}")
         cells = []
         for m, s, n in zip(mean, std, summary["seeds"]):
+            if np.isnan(m):  # a class without test videos in these runs: no accuracy
+                cells.append("–")
+                continue
             cell = fmt.format(m * scale)
-            if n > 1 and col != "params":
+            if n > 1 and col != "params" and not np.isnan(s):  # NaN: one seed of them has a value
                 cell += " ± " + fmt.format(s * scale)
             cells.append(cell)
         table[col.replace("acc", "acc %")] = cells
@@ -253,6 +306,9 @@ def to_markdown(summary: pd.DataFrame) -> str:
 def table_notes(summary: pd.DataFrame) -> str:
     """What the numbers under the table are."""
     seeds = sorted(set(summary["seeds"]))
+    per_class = [f"{name} mean" for name in class_columns(column.removesuffix(" mean") for column in summary.columns
+                                                          if column.endswith(" mean"))]
+    no_videos = bool(summary[per_class].isna().any(axis=None))
     return ("± is the sample standard deviation (ddof=1) over the n runs of an experiment (n = 'seeds': "
             f"{', '.join(map(str, seeds))}; seeds 0..n-1); a single run has none. "
             f"'test video acc % {CONFIDENCE:.0%} CI' is the {CONFIDENCE:.0%} t-interval over seeds of the mean "
@@ -260,7 +316,9 @@ def table_notes(summary: pd.DataFrame) -> str:
             "freedom, n = 'seeds'); '–' for a single run. Rows are ordered by mean validation accuracy. "
             "'epoch s (train+val)' is the mean wall time of a training epoch, validation included, over all "
             "epochs of each run; latency and throughput are measured on random clips. Paired comparisons "
-            "between experiments: comparisons.md.")
+            "between experiments: comparisons.md." + (
+                " '–' in a class's column: the test split of those runs has no video of that class, so no accuracy "
+                "(not 0 %); a mean over seeds counts the seeds that have one." if no_videos else ""))
 
 
 def best_of(runs: pd.DataFrame, candidates: list[str]) -> list[str]:
@@ -568,12 +626,16 @@ def runs_of_one_source(runs: pd.DataFrame, data_root=None) -> pd.DataFrame:
     if runs.empty:
         return runs
     fingerprint = pick_data_source(runs, data_root)
+    classes = runs.attrs.get("classes", {}).get(fingerprint)  # None for a frame not made by load_runs
     other = runs[runs["fingerprint"] != fingerprint]
     runs = runs[runs["fingerprint"] == fingerprint]
     if len(other):
         logger.info("left out %d runs made on other data (%s: %s); one table holds one data source", len(other),
                     ", ".join(sorted(set(other["data"]))), ", ".join(other["run"]))
-    return runs.drop(columns=[column for column in class_columns(runs.columns) if runs[column].isna().all()])
+    # the classes of this source stay, with no test video too (NaN: '–'); those of the other sources go
+    return runs.drop(columns=[column for column in class_columns(runs.columns)
+                              if (column.removesuffix(" acc") not in classes if classes is not None
+                                  else runs[column].isna().all())])
 
 
 def tables_header(runs: pd.DataFrame) -> str:

@@ -16,7 +16,8 @@ DIR itself (``DIR/results.md``, ...; files, which the ``DIR/<run>/results.json``
 
 It works on any subset of finished experiments and says which of ``configs/suite.yaml``'s have no results yet. One
 table holds one data source only: ``--data`` picks it (default: the source most runs were made on). Results
-without provenance (made by older code) are left out, and a line says so.
+without provenance (made by older code) are left out, and a line says so. A results.json in the folder of another
+run, or one run's results twice, get one ``error:`` line naming the files, and nothing is written.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import argparse
 import logging
 import sys
 
-from src.analysis import RECORD_MODELS_DIR, compare
+from src.analysis import RECORD_MODELS_DIR, RunsError, compare
 from src.config import ConfigError, load_plan
 from src.files import folder_refusal
 
@@ -54,7 +55,7 @@ def main(argv=None):
     logging.getLogger("src").setLevel(logging.INFO)
     try:
         compare(args.models_dir, args.out, args.imgs, args.configs, data_root=args.data)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, RunsError) as error:  # RunsError: before anything is written
         parser.exit(1, f"error: {error}\n")
 
 

@@ -31,7 +31,8 @@ def print_results_table(results: dict) -> None:
             ("best epoch / val acc", f"{results['best_epoch']} / {results['val_accuracy']:.4f}"),
             ("test clip accuracy", f"{results['clip_accuracy']:.4f}  ({results['num_test_clips']} clips)"),
             ("test video accuracy", f"{results['video_accuracy']:.4f}  ({results['num_test_videos']} videos)"),
-            *[(f"  {action}", f"{acc:.4f}") for action, acc in results["per_class_accuracy"].items()],
+            *[(f"  {action}", "–  (no test videos)" if acc is None or acc != acc else f"{acc:.4f}")
+              for action, acc in results["per_class_accuracy"].items()],
             ("trainable parameters", f"{results['num_params']:,}"),
             ("epoch wall time (train+val)", f"{results['epoch_time_s']:.1f} s, mean of {results['epochs']} epochs"),
             ("latency (batch 1)", f"{results['latency_ms']:.2f} ms/clip on {results['device']}"),

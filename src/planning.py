@@ -21,12 +21,17 @@ from src.analysis import load_runs, paired_differences, pick_data_source
 from src.checks import load_checked_config
 from src.config import ConfigError, SuitePlan
 from src.data.index import resolve_data_root
+from src.data.splits import SplitError
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
 from src.training.runlock import claimed, describe_holder
 
 logger = logging.getLogger(__name__)
 
 FOLD_KEYS = ("data.split", "data.folds", "data.fold")  # what fold_overrides sets in every run of K-fold
+REFUSED_RUN_ERRORS = (ConfigError, SplitError)
+"""What :func:`run_experiment` raises for a run whose config or split cannot work (a key out of range, a split
+that leaves a class without a training video or a part empty): one line naming the key; the same run is refused the
+same way until the config, the overrides or the data change, so retrying it alone is no use."""
 
 
 class PlannedRun(NamedTuple):
@@ -131,7 +136,8 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     A saved ``results.json`` is returned as it is only when it was made on the same data
     (fingerprint) with the same config (``log`` and ``data.root`` aside, see
     src/training/provenance.py); otherwise the run is trained again from scratch, and one line says
-    why. The same goes for the ``last.pth`` of an interrupted run before it is resumed."""
+    why. The same goes for the ``last.pth`` of an interrupted run before it is resumed. A config or split that
+    cannot work raises one of :data:`REFUSED_RUN_ERRORS`."""
     from src.evaluate import evaluate  # torch: imported only when a run starts, so bad arguments fail fast
     from src.training.trainer import train  # torch, as above
 

@@ -38,12 +38,15 @@ def confusion_matrix_figure(confusion: Sequence[Sequence[int]], class_names: Seq
     return fig
 
 
-def per_class_accuracy_figure(per_class: dict[str, dict[str, float]], title: str = "test clip accuracy per class"):
-    """Grouped bars: ``{run: {class name: accuracy in [0, 1]}}``, one group per class."""
-    table = pd.DataFrame([{"run": run, "class": name, "accuracy (%)": 100 * accuracy}
+def per_class_accuracy_figure(per_class: dict[str, dict[str, float | None]],
+                              title: str = "test clip accuracy per class"):
+    """Grouped bars: ``{run: {class name: accuracy in [0, 1]}}``, one group per class. A class without test clips
+    (accuracy NaN, or None as results.json's null) has no bar, but keeps its place on the axis."""
+    table = pd.DataFrame([{"run": run, "class": name, "accuracy (%)": 100 * (np.nan if accuracy is None else accuracy)}
                           for run, accuracies in per_class.items() for name, accuracy in accuracies.items()])
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * table["class"].nunique() + 0.25 * len(per_class)), 3.8))
-    sns.barplot(table, x="class", y="accuracy (%)", hue="run", ax=ax)
+    classes = list(dict.fromkeys(table["class"]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(classes) + 0.25 * len(per_class)), 3.8))
+    sns.barplot(table, x="class", y="accuracy (%)", hue="run", order=classes, hue_order=list(per_class), ax=ax)
     ax.set_ylim(0, 100)
     ax.set_xlabel("")
     ax.set_title(title)

@@ -12,7 +12,10 @@ A run whose ``results.json`` exists is reused when it was made on the same data 
 config (else trained again, and a line says why), an interrupted one resumes from its
 ``last.pth``, and a run that fails (for example pretrained weights that are not available
 offline) is reported and the suite goes on. At the end ``src.compare`` rebuilds the table and
-plots. The planning and the running: src/planning.py.
+plots, and the runs that did not finish are named: those refused (a config or a split that cannot
+work, e.g. a fold that leaves a class without a training video) with their refusal's line, since a
+rerun is refused the same way until what it names changes; the others with "rerun to retry them".
+The planning and the running: src/planning.py.
 
 ``--folds K`` runs K-fold cross-validation by group: every planned run once per fold k = 1..K, with
 ``data.split=kfold data.folds=K data.fold=k`` (run names ``GRUCell_fold1``, ..., ``GRUCell_fold1_seed1``;
@@ -52,11 +55,12 @@ import sys
 import time
 from pathlib import Path
 
-from src.analysis import RECORD_MODELS_DIR, compare, output_dirs
+from src.analysis import RECORD_MODELS_DIR, RunsError, compare, output_dirs
 from src.config import SUITE_FILE, ConfigError, experiment_configs, load_plan
 from src.files import folder_refusal
 from src.planning import (
     FOLD_KEYS,
+    REFUSED_RUN_ERRORS,
     PlannedRun,
     add_seeds_until_narrow,
     fold_overrides,
@@ -172,8 +176,11 @@ def chosen_experiments(parser: argparse.ArgumentParser, args: argparse.Namespace
     return plan, experiments
 
 
-def run_each(runs: list[PlannedRun], args: argparse.Namespace, overrides: list[str]) -> list[str]:
-    """Run ``runs`` one after the other, two lines each; return the names of those that failed."""
+def run_each(runs: list[PlannedRun], args: argparse.Namespace, overrides: list[str],
+             refused: dict[str, str]) -> list[str]:
+    """Run ``runs`` one after the other, two lines each; return the names of those that failed. ``refused`` gets
+    ``{run: its refusal's line}`` for those of them whose config or split cannot work (``REFUSED_RUN_ERRORS``),
+    which a rerun meets again."""
     failed = []
     for i, (name, run, seed, fold) in enumerate(runs, 1):
         print(f"[{i}/{len(runs)}] {run} (seed {seed}{f', fold {fold} of {args.folds}' if fold else ''})", flush=True)
@@ -183,7 +190,10 @@ def run_each(runs: list[PlannedRun], args: argparse.Namespace, overrides: list[s
             results = run_unless_claimed(lock, name, run, seed, [*overrides, *fold_overrides(fold, args.folds)],
                                          data_root=args.data, configs_dir=args.configs)
         except Exception as error:  # one failed run (e.g. weights not available offline) must not stop the rest
-            print(f"[{i}/{len(runs)}] {run}: FAILED: {error}", flush=True)
+            line = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if isinstance(error, REFUSED_RUN_ERRORS):
+                refused[run] = line
+            print(f"[{i}/{len(runs)}] {run}: {'REFUSED' if run in refused else 'FAILED'}: {error}", flush=True)
             failed.append(run)
             continue
         if isinstance(results, str):  # another process holds the run
@@ -192,6 +202,22 @@ def run_each(runs: list[PlannedRun], args: argparse.Namespace, overrides: list[s
         print(f"[{i}/{len(runs)}] {run}: test video accuracy {results['video_accuracy']:.3f} "
               f"({time.time() - start:.0f} s)", flush=True)
     return failed
+
+
+def failure_lines(failed: list[str], refused: dict[str, str]) -> list[str]:
+    """What the end of the suite says of the runs that did not finish: one line per refusal (its runs, its line,
+    what to change: a rerun is refused the same way), then one for the runs that failed otherwise (a rerun retries
+    them)."""
+    by_refusal: dict[str, list[str]] = {}
+    for run, refusal in refused.items():
+        by_refusal.setdefault(refusal, []).append(run)
+    lines = [f"{len(runs)} run(s) refused: {', '.join(runs)}: {refusal}; a rerun is refused the same way: change what "
+             f"this names (in the experiment's config, with --set, or the data), then rerun 'python -m src.suite'"
+             for refusal, runs in by_refusal.items()]
+    others = list(dict.fromkeys(run for run in failed if run not in refused))
+    if others:
+        lines.append(f"{len(others)} run(s) failed: {', '.join(others)}; rerun 'python -m src.suite' to retry them")
+    return lines
 
 
 def main(argv=None):
@@ -215,14 +241,21 @@ def main(argv=None):
     runs = shard(planned_suite_runs(experiments, args.seeds, args.variant_seeds, args.folds), k, n)
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(planned.run for planned in runs)}", flush=True)
-    failed = run_each(runs, args, overrides)
-    if args.until_half_width is not None:
-        failed += add_seeds_until_narrow(lambda asked: run_each(asked, args, overrides), plan, experiments,
-                                         args.until_half_width / 100, args.max_seeds, args.models_dir, args.data)
-    compare(models_dir=args.models_dir, out_dir=args.out or defaults["out"], imgs_dir=args.imgs or defaults["imgs"],
-            configs_dir=args.configs, data_root=args.data)
+    refused: dict[str, str] = {}
+    failed = run_each(runs, args, overrides, refused)
+    try:
+        if args.until_half_width is not None:
+            failed += add_seeds_until_narrow(lambda asked: run_each(asked, args, overrides, refused), plan,
+                                             experiments, args.until_half_width / 100, args.max_seeds, args.models_dir,
+                                             args.data)
+        compare(models_dir=args.models_dir, out_dir=args.out or defaults["out"],
+                imgs_dir=args.imgs or defaults["imgs"], configs_dir=args.configs, data_root=args.data)
+    except RunsError as error:  # a results.json in another run's folder, or one run twice: no table
+        for line in failure_lines(failed, refused):
+            print(line, flush=True)
+        parser.exit(1, f"error: {error}\n")
     if failed:
-        print(f"{len(failed)} run(s) failed: {', '.join(failed)}; rerun 'python -m src.suite' to retry them")
+        print("\n".join(failure_lines(failed, refused)))
         sys.exit(1)
 
 

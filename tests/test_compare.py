@@ -24,6 +24,7 @@ from src.config import CONFIG_DIR, load_plan
 from src.data.sources.kth import ACTIONS
 from src.planning import planned_suite_runs
 
+REPO = Path(__file__).resolve().parents[1]
 SYNTHETIC = {"root": "data/synth", "synthetic": True, "preset": "tiny", "fingerprint": "sha1:0000"}
 COURSE_SPLIT = {"protocol": "course", "fold": None,
                 "groups": {"train": list(range(1, 15)), "val": [15, 16], "test": list(range(17, 26))}}
@@ -68,7 +69,7 @@ def write_result(models_dir, run, video_acc, params=1000, epoch_s=2.0, val_acc=0
 def test_compare_averages_seeds_and_names_missing_experiments(tmp_path, caplog):
     models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnLSTM", "R2Plus1D"])
     write_result(models, "GRUCell", 0.8)
-    write_result(models, "GRUCell_seed1", 0.6)
+    write_result(models, "GRUCell_seed1", 0.6, seed=1)
     write_result(models, "OwnLSTM", 0.7, params=5000)
     summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
     assert "no results yet for: R2Plus1D" in caplog.text
@@ -414,3 +415,92 @@ def test_the_header_names_kths_persons_and_results_without_a_split_are_left_out(
     assert compare(tmp_path / "old", tmp_path / "old_table", tmp_path / "imgs", configs) is None
     assert "left out 1 results.json without provenance (made by older code): GRUCell" in caplog.text
     assert not (tmp_path / "old_table").exists()
+
+
+def test_a_class_without_test_videos_reads_as_a_dash_not_as_zero(tmp_path):
+    """A class with no test video has no accuracy: null in results.json, NaN in the frame, '–' in results.md; the
+    means over seeds skip it, and its column stays (it is a class of the data) even where no run has a value."""
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU"])
+    folder = {"root": "data/mine", "synthetic": False, "preset": None, "fingerprint": "sha1:cccc"}
+    classes = ["wave", "clap", "sit"]
+    for run, seed in (("GRUCell", 0), ("GRUCell_seed1", 1), ("OwnGRU", 0)):
+        write_result(models, run, 0.5, data=folder, classes=classes, seed=seed)
+        path = models / run / "results.json"
+        results = json.loads(path.read_text())
+        results["per_class_accuracy"].update(sit=None, **({"clap": None} if run == "GRUCell_seed1" else {}))
+        path.write_text(json.dumps(results))
+    summary = compare(models, tmp_path / "results", tmp_path / "imgs", configs)
+    assert summary.loc["GRUCell", "clap acc mean"] == pytest.approx(0.5)  # seed 1 has none: the mean of seed 0
+    assert summary.loc[["GRUCell", "OwnGRU"], "sit acc mean"].isna().all()
+    lines = (tmp_path / "results" / "results.md").read_text().splitlines()
+    header = [cell.strip() for cell in next(line for line in lines if line.startswith("| experiment")).split("|")]
+    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")] for line in lines
+            if line.startswith("| ") and not line.startswith("| experiment")}
+    assert [rows[name][header.index("sit acc %")] for name in ("GRUCell", "OwnGRU")] == ["–", "–"]
+    assert float(rows["GRUCell"][header.index("clap acc %")]) == 50 and "nan" not in "\n".join(lines)  # no ± nan
+    assert "'–' in a class's column: the test split of those runs has no video of that class" in lines[-1]
+    csv = (tmp_path / "results" / "results.csv").read_text().splitlines()
+    assert csv[1].split(",")[csv[0].split(",").index("sit acc")] == ""
+
+
+def test_the_committed_runs_load_and_have_every_class():
+    runs, unknown = load_runs(REPO / "models")
+    assert len(runs) == 44 and not unknown
+    assert not runs[[f"{name} acc" for name in ACTIONS]].isna().any(axis=None)
+
+
+def copy_results(source_run, models, run, experiment=None):
+    """The committed results.json of ``source_run`` copied into ``models/<run>/``, its ``experiment`` made
+    ``experiment`` when given (what ``python -m src.train --name`` records)."""
+    results = json.loads((REPO / "models" / source_run / "results.json").read_text())
+    if experiment is not None:
+        results["experiment"] = experiment
+    (models / run).mkdir(parents=True)
+    (models / run / "results.json").write_text(json.dumps(results))
+    return models / run / "results.json"
+
+
+def snapshot_files(folder):
+    return {path: path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def refused_compare(tmp_path, capsys, models):
+    configs = write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU"])
+    before = snapshot_files(models)
+    with pytest.raises(SystemExit) as exit:
+        main(["--models-dir", str(models), "--configs", str(configs), "--out", str(tmp_path / "out"),
+              "--imgs", str(tmp_path / "figures")])
+    assert exit.value.code == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "figures").exists()  # nothing written
+    assert snapshot_files(models) == before
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_a_results_json_in_the_folder_of_another_run_is_refused(tmp_path, capsys):
+    """OwnGRU's results.json copied into GRUCell's folder would make 'OwnGRU seeds=2' of one seed-0 run."""
+    models = tmp_path / "models"
+    original = copy_results("OwnGRU", models, "OwnGRU")
+    copy = copy_results("OwnGRU", models, "GRUCell")
+    error = refused_compare(tmp_path, capsys, models)
+    assert error == (f"error: {copy}: the results of run 'OwnGRU', in the folder of run 'GRUCell'; move it to "
+                     f"{models / 'OwnGRU'}/ (or delete it), then compare again")
+    assert str(original) not in error
+
+
+def test_one_run_twice_is_refused_naming_both_files(tmp_path, capsys):
+    """The same seed, data and config under two run names (``--name OwnGRU_seed0``) is one run, not two seeds."""
+    models = tmp_path / "models"
+    first = copy_results("OwnGRU", models, "OwnGRU")
+    second = copy_results("OwnGRU", models, "OwnGRU_seed0", experiment="OwnGRU_seed0")
+    error = refused_compare(tmp_path, capsys, models)
+    assert error == (f"error: {first} and {second}: the same run twice (experiment OwnGRU, seed 0, the same data and "
+                     "config), which would count its seed twice; delete one of the two folders, then compare again")
+
+    (models / "OwnGRU_seed0" / "results.json").unlink()
+    (models / "OwnGRU_seed0").rmdir()
+    copy_results("OwnGRU_seed1", models, "OwnGRU_seed1")  # another seed: two runs
+    copy_results("GRUCell", models, "GRUCell")
+    summary = compare(models, tmp_path / "out", tmp_path / "figures", write_plan(tmp_path / "configs"))
+    assert summary.loc["OwnGRU", "seeds"] == 2 and summary.loc["GRUCell", "seeds"] == 1

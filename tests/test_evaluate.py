@@ -1,5 +1,6 @@
 """src/evaluate.py: test-person evaluation of a trained checkpoint, written to results.json."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,10 +12,11 @@ from src.evaluate import main, print_results_table
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import load_model
 from src.training.device import cpu_description
-from src.training.evaluation import evaluate, measure_speed
+from src.training.evaluation import evaluate, measure_speed, write_json
 from src.training.trainer import train
 from tests.conftest import FOUR_CLASSES
 
+REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
         "data.train_clips_per_video=1", "data.eval_clips_per_video=3", "train.batch_size=8", "train.epochs=2",
         "eval.latency_repeats=3", "train.amp=false"]  # float32 on any CPU
@@ -165,6 +167,25 @@ def test_the_results_of_a_four_class_run_speak_of_its_classes(four_class_run, ca
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines if line.startswith("  ")] == FOUR_CLASSES  # the per-class rows
     assert not any(action in "".join(lines) for action in ACTIONS)
+
+
+def test_a_class_without_test_videos_is_null_in_results_json_and_a_dash_in_the_table(tmp_path, capsys):
+    """No accuracy, not 0 %: NaN in memory, null in results.json (NaN is not JSON), '–' in the printed table; the
+    committed results.json files, which have none, are written byte for byte as they are."""
+    committed = REPO / "models" / "GRUCell" / "results.json"
+    results = json.loads(committed.read_text())
+    assert write_json(results, tmp_path / "same.json").read_bytes() == committed.read_bytes()
+    results["per_class_accuracy"]["jogging"] = float("nan")
+    results["history"][0]["val_per_class_accuracy"] = [0.5, float("nan")]
+    text = write_json(results, tmp_path / "results.json").read_text()
+    assert '"jogging": null' in text and "NaN" not in text
+    again = json.loads(text)
+    assert again["per_class_accuracy"]["jogging"] is None and again["history"][0]["val_per_class_accuracy"][1] is None
+    for shown in (results, again):
+        print_results_table(shown)
+        rows = {line.split()[0]: line.split(maxsplit=1)[1] for line in capsys.readouterr().out.splitlines()
+                if line.startswith("  ")}
+        assert rows["jogging"] == "–  (no test videos)" and rows["walking"] == "0.9778"
 
 
 def test_data_of_other_classes_than_the_checkpoints_is_refused_in_one_line(four_class_run, tiny_prepared):

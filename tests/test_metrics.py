@@ -14,10 +14,20 @@ def test_classification_metrics_average_clip_logits_per_video():
     assert metrics["accuracy"] == pytest.approx(3 / 5)
     assert metrics["video_accuracy"] == pytest.approx(1 / 2)
     assert metrics["confusion_matrix"] == [[2, 1, 0], [0, 0, 0], [0, 1, 1]]
-    assert metrics["per_class_accuracy"] == pytest.approx([2 / 3, 0.0, 1 / 2])
-    assert classification_metrics(logits, labels, videos) == metrics  # the number of classes: the logits' width
+    # class 1 has no clip: no accuracy (NaN), not 0 %
+    assert metrics["per_class_accuracy"] == pytest.approx([2 / 3, float("nan"), 1 / 2], nan_ok=True)
+    default = classification_metrics(logits, labels, videos)  # the number of classes: the logits' width
+    assert default["per_class_accuracy"] == pytest.approx(metrics.pop("per_class_accuracy"), nan_ok=True)
+    assert {key: value for key, value in default.items() if key != "per_class_accuracy"} == metrics
     with pytest.raises(ValueError, match="logits of 3 classes, num_classes is 6"):
         classification_metrics(logits, labels, videos, num_classes=6)
+
+
+def test_a_class_without_clips_has_no_accuracy_and_a_class_all_wrong_has_zero():
+    logits = torch.tensor([[0.0, 1, 0], [0, 1, 0], [1, 0, 0]])  # class 0: one clip, wrong; class 2: none
+    labels = torch.tensor([0, 1, 1])
+    per_class = classification_metrics(logits, labels, torch.tensor([0, 1, 2]), num_classes=3)["per_class_accuracy"]
+    assert per_class[0] == 0.0 and per_class[1] == pytest.approx(0.5) and per_class[2] != per_class[2]  # NaN
 
 
 def test_the_plateau_is_the_first_epoch_within_half_a_point_of_the_last():

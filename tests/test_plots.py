@@ -43,6 +43,19 @@ def test_per_class_accuracy_figure_has_a_bar_per_run_and_class():
     assert heights[-4:] == [0, 25, 50, 100]
 
 
+def test_a_class_without_test_clips_has_no_bar_but_keeps_its_place():
+    """NaN in memory, None as read from results.json's null: no bar (not a bar of 0 %)."""
+    fig = plots.per_class_accuracy_figure({"A": {"walking": 0.5, "boxing": float("nan"), "running": 1.0},
+                                           "B": {"walking": 0.25, "boxing": None, "running": 0.0}})
+    ax = fig.axes[0]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["walking", "boxing", "running"]
+    bars = [bar for bar in ax.patches if bar.get_width() > 0]
+    assert len(bars) == 4  # 2 runs x 3 classes, less boxing's two
+    assert sorted(round(bar.get_height()) for bar in bars) == [0, 25, 50, 100]
+    boxing = 1  # the x position of boxing's group
+    assert not [bar for bar in bars if abs(bar.get_x() + bar.get_width() / 2 - boxing) < 0.5]
+
+
 def test_learning_curves_come_from_histories():
     history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 2 / e, "train_accuracy": e / 10, "val_accuracy": e / 20}
                for e in (1, 2, 3)]

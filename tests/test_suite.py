@@ -310,3 +310,61 @@ def test_the_suite_adds_seeds_until_every_comparison_is_narrow_or_at_max_seeds(t
         with pytest.raises(SystemExit):
             src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--models-dir", "trial", *flags])
         assert message in capsys.readouterr().err
+
+
+def test_a_split_refusal_names_its_runs_and_what_to_change_not_rerun_to_retry(tiny_prepared, tmp_path, monkeypatch,
+                                                                               capsys):
+    """data.groups without the tiny twin's test person (17): the course split leaves the test split empty, run after
+    run, so the suite says which runs and why, once, and what to change; nothing is trained."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        run_suite(tmp_path, tiny_prepared, "data.groups=[1,2,15]")
+    assert exit.value.code == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[0] for line in out if ": REFUSED: " in line] == ["[1/2] GRUCell", "[2/2] OwnGRU"]
+    end = [line for line in out if "run(s) " in line]
+    assert len(end) == 1 and end[0].startswith("2 run(s) refused: GRUCell, OwnGRU: data.split: course leaves the test "
+                                               "split empty"), end
+    assert end[0].endswith("; a rerun is refused the same way: change what this names (in the experiment's config, "
+                           "with --set, or the data), then rerun 'python -m src.suite'")
+    assert not any("to retry" in line for line in out)
+    assert not list((tmp_path / "models").rglob("*.pth"))
+
+
+def test_runs_that_failed_otherwise_are_still_retried_by_a_rerun(tmp_path, monkeypatch, capsys):
+    def run_experiment(name, run, seed, overrides, **_):
+        if run.endswith("_fold2"):
+            raise src.planning.SplitError("data.split: kfold fold 2 leaves class 'boxing' without a training video")
+        if run == "OwnGRU_fold1":
+            raise RuntimeError("OwnGRU: weights not available offline\nsecond line")
+        return {"video_accuracy": 0.5}
+
+    monkeypatch.setattr(src.planning, "run_experiment", run_experiment)
+    monkeypatch.setattr(src.suite, "compare", lambda **kwargs: None)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "OwnGRU", "--seeds", "1", "--folds",
+                        "2", "--models-dir", "trial"])
+    assert exit.value.code == 1
+    end = [line for line in capsys.readouterr().out.splitlines() if "run(s) " in line]
+    assert end == ["2 run(s) refused: GRUCell_fold2, OwnGRU_fold2: data.split: kfold fold 2 leaves class 'boxing' "
+                   "without a training video; a rerun is refused the same way: change what this names (in the "
+                   "experiment's config, with --set, or the data), then rerun 'python -m src.suite'",
+                   "1 run(s) failed: OwnGRU_fold1; rerun 'python -m src.suite' to retry them"]
+
+
+def test_a_results_json_in_another_runs_folder_stops_the_suite_before_its_table(tmp_path, monkeypatch, capsys):
+    calls = fake_runs(monkeypatch)
+    monkeypatch.setattr(src.suite, "compare", compare)  # the real one
+    (tmp_path / "trial" / "OwnGRU").mkdir(parents=True)
+    copy = tmp_path / "trial" / "OwnGRU" / "results.json"
+    copy.write_text((REPO / "models" / "GRUCell" / "results.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        src.suite.main(["--configs", str(REPO / "configs"), "--only", "GRUCell", "--seeds", "1", "--models-dir",
+                        "trial"])
+    assert exit.value.code == 1 and [run for run, _, _ in calls["runs"]] == ["GRUCell"]
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {Path('trial/OwnGRU/results.json')}: the results of "
+                                                     "run 'GRUCell', in the folder of run 'OwnGRU'")
+    assert sorted(p.name for p in (tmp_path / "trial").iterdir()) == ["OwnGRU"]  # no table written

@@ -12,6 +12,7 @@ module's logger.
 from __future__ import annotations
 
 import json
+import math
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,13 +89,23 @@ def results_path(checkpoint_path: str | Path) -> Path:
     return Path(checkpoint_path).with_name("results.json")
 
 
+def nan_as_null(value):
+    """``value`` with every float NaN (in dicts and lists) made None: JSON's ``null`` (``NaN`` is not JSON). A
+    NaN is a number that does not exist, e.g. the accuracy of a class without test clips."""
+    if isinstance(value, dict):
+        return {key: nan_as_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [nan_as_null(item) for item in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
 def write_json(data: dict, path: str | Path) -> Path:
     """Write ``data`` as JSON atomically (:func:`src.files.atomic_write`; no temp file is left when
     it fails): one top-level key per line, and a list of rows (``history``, ``predictions``) one
-    row per line, so that the file stays small and diffs stay readable."""
+    row per line, so that the file stays small and diffs stay readable; NaN as ``null`` (:func:`nan_as_null`)."""
     path = Path(path)
     lines = []
-    for key, value in data.items():
+    for key, value in nan_as_null(data).items():
         if isinstance(value, list) and value and isinstance(value[0], (dict, list)):
             rows = ",\n".join(f"  {json.dumps(row)}" for row in value)
             lines.append(f" {json.dumps(key)}: [\n{rows}\n ]")

@@ -20,13 +20,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
-from tqdm.auto import tqdm
 
 from src.config import ConfigError
 from src.data.augment import ClipBatchAugmentation
 from src.data.batches import ClipBatches
 from src.data.dataset import VideoClipDataset
 from src.nets.classifier import ActionClassifier
+from src.progress import tqdm
 from src.training import distributed
 from src.training.device import autocast
 from src.training.metrics import classification_metrics, clip_logits, timed

@@ -3,7 +3,8 @@
 - :func:`timed`: a loader's batches with the time spent waiting for each;
 - :func:`clip_logits`: the logits (N, C) of every clip of a loader, in loader order (not a video's
   prediction: that is :mod:`src.predict`);
-- :func:`classification_metrics`: clip and video accuracy, per-class accuracy, confusion matrix;
+- :func:`classification_metrics`: clip and video accuracy, per-class accuracy (NaN for a class without clips),
+  confusion matrix;
 - :func:`summarize_history`, :func:`first_epoch_reaching`, :func:`plateau_epoch`: a training run's headline
   numbers from its per-epoch history.
 """
@@ -13,8 +14,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
+from src.progress import tqdm
 from src.training.device import autocast
 
 
@@ -59,8 +60,8 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, video_ind
             logits' width.
 
     Returns:
-        ``{'loss', 'accuracy', 'video_accuracy', 'per_class_accuracy': [C],
-        'confusion_matrix': [C][C] (rows true, columns predicted; counts of clips)}``.
+        ``{'loss', 'accuracy', 'video_accuracy', 'per_class_accuracy': [C] (NaN for a class without clips: no
+        accuracy, not 0), 'confusion_matrix': [C][C] (rows true, columns predicted; counts of clips)}``.
     """
     num_classes = logits.shape[1] if num_classes is None else num_classes
     if logits.shape[1] != num_classes:
@@ -68,7 +69,8 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor, video_ind
     predictions = logits.argmax(1)
     confusion = torch.bincount(labels * num_classes + predictions, minlength=num_classes ** 2)
     confusion = confusion.reshape(num_classes, num_classes)
-    per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
+    clips_per_class = confusion.sum(1)
+    per_class = torch.where(clips_per_class > 0, confusion.diag() / clips_per_class.clamp(min=1), float("nan"))
     videos, video_of_clip = torch.unique(video_index, return_inverse=True)
     video_logits = torch.zeros(len(videos), num_classes).index_add_(0, video_of_clip, logits)
     video_labels = torch.zeros(len(videos), dtype=torch.long).scatter_(0, video_of_clip, labels)

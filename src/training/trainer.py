@@ -53,7 +53,6 @@ import numpy as np
 import torch
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from src.config import OPTIMIZERS, SCHEDULERS, ConfigError
 from src.data.batches import ClipBatches
