@@ -138,7 +138,7 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     src/training/provenance.py); otherwise the run is trained again from scratch, and one line says
     why. The same goes for the ``last.pth`` of an interrupted run before it is resumed. A config or split that
     cannot work raises one of :data:`REFUSED_RUN_ERRORS`."""
-    from src.evaluate import evaluate  # torch: imported only when a run starts, so bad arguments fail fast
+    from src.training.evaluation import evaluate  # torch: imported only when a run starts, so bad arguments fail fast
     from src.training.trainer import train  # torch, as above
 
     overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]

@@ -12,8 +12,8 @@ module's logger.
 from __future__ import annotations
 
 import json
-import math
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
