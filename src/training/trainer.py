@@ -60,8 +60,8 @@ from src.data.dataset import VideoClipDataset
 from src.data.index import resolve_data_root
 from src.files import remove_temp_files
 from src.nets.classifier import build_model, count_parameters
-from src.progress import tqdm
 from src.plots import confusion_matrix_figure
+from src.progress import tqdm
 from src.training import distributed
 from src.training.checkpoint import (
     Checkpoint,
