@@ -250,8 +250,11 @@ class StreamingClassifier:
         window[:, :, 1].copy_(window[:, :, 2])
         window[:, :, 2].copy_(hidden)
         conv, gelu = self.model.temporal_conv[0], self.model.temporal_conv[1]
-        outputs = gelu(F.conv1d(window, conv.weight, conv.bias))  # (states*B, H, 2): positions n-1 (final), n
-        final, boundary = outputs[:, :, 0], outputs[:, :, 1]
+        # The Conv1d at one position is a Linear of its 3 inputs: weight (H, H, 3) -> (H, 3H), a view, matching
+        # window[:, :, k:k+3] (B', H, 3) flattened; 5x faster than F.conv1d on so short a sequence.
+        weight = conv.weight.flatten(1)
+        final = gelu(F.linear(window[:, :, 0:3].flatten(1), weight, conv.bias))     # position n-1: now final
+        boundary = gelu(F.linear(window[:, :, 1:4].flatten(1), weight, conv.bias))  # position n, zero right pad
         if all(self._counts):                        # position n-1 exists in every copy
             self._sum += final
         elif any(self._counts):                      # not in the copies that were just reset
