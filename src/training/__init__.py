@@ -5,6 +5,7 @@
                 validation
   device        the device a run uses, its precision, what the machine is
   metrics       the logits of every clip of a loader, accuracies, a run's headline numbers
+  evaluation    evaluate(): a checkpoint on its test split -> results.json
   checkpoint    the one checkpoint schema (Checkpoint), written atomically and read back (load_model)
   distributed   DistributedDataParallel under torchrun: process group, SyncBatchNorm on CPU, all-reduces
   provenance    what made a result (data fingerprint, persons, code version), and when it may be reused
