@@ -4,9 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.config import RNN_TYPES, load_config
+from src.config import load_config
 from src.nets.classifier import ActionClassifier, build_model
 from src.nets.r2plus1d import R2Plus1D
+from src.nets.registry import RNN_TYPES
 from src.nets.streaming import (
     RULES,
     StreamingClassifier,
