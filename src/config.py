@@ -89,15 +89,42 @@ class ConfigError(ValueError):
     """A bad config file or override; the message is one line naming the file and key."""
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses what a config never needs and a user never means: a key given twice in one
+    mapping (YAML would keep the last silently), and anchors and aliases (``&a`` / ``*a``: a 300-byte file of nested
+    aliases expands to gigabytes). Configs compose through ``base:`` instead."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                                f"keep one", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent) or getattr(self.peek_event(), "anchor", None) is not None:
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not read in a config; write the values out, "
+                            "or share them through 'base:'", event.start_mark)
+        return super().compose_node(parent, index)
+
+
 def read_yaml(path: Path) -> dict:
     """The mapping a YAML file holds (empty: {}); ConfigError, one line naming the file, when it is missing, not
-    YAML or not a mapping."""
+    UTF-8 text, not YAML, holds a key twice or an alias (:class:`_ConfigLoader`), or is not a mapping."""
     if not path.is_file():
         available = ", ".join(sorted(p.name for p in path.parent.glob("*.yaml"))) if path.parent.is_dir() else ""
         hint = f" (available there: {available})" if available else ""
         raise ConfigError(f"{path}: config file not found{hint}")
     try:
-        content = yaml.safe_load(path.read_text())
+        content = yaml.load(path.read_text(encoding="utf-8"), Loader=_ConfigLoader)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason}); save the config as UTF-8") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""

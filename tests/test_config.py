@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from src.checks import load_checked_config
-from src.config import SCHEMA_PATH, ConfigError, experiment_configs, load_config
+from src.config import SCHEMA_PATH, ConfigError, experiment_configs, load_config, read_yaml
 
 EXPECTED_EXPERIMENTS = {
     # name: (arch, encoder, pretrained, rnn_type, scheduler)
@@ -398,3 +398,33 @@ def test_the_recipe_keys_default_to_the_recipe_study_choice():
     assert (config["data"]["train_clips_per_video"], train["ema_decay"]) == (8, 0.983)
     assert (train["label_smoothing"], train["select"]) == (0.0, "best")
     assert isinstance(train["label_smoothing"], float) and isinstance(train["ema_decay"], float)
+
+
+def test_a_key_given_twice_is_refused_naming_the_file_the_lines_and_the_key(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("base: base.yaml\ntrain:\n  epochs: 1\nmodel:\n  hidden_dim: 8\ntrain:\n  batch_size: 4\n")
+    with pytest.raises(ConfigError) as refusal:
+        read_yaml(path)
+    message = str(refusal.value)
+    assert "\n" not in message and message.startswith(f"{path}: line 6 is not valid YAML")
+    assert "key 'train' given twice (lines 2 and 6)" in message
+
+
+def test_anchors_and_aliases_are_refused_in_one_short_line(tmp_path):
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(6))
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"data:\n  groups: [1]\n{bomb}")
+    with pytest.raises(ConfigError) as refusal:
+        read_yaml(path)
+    message = str(refusal.value)
+    assert "\n" not in message and len(message) < 300 and "anchors and aliases" in message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "binary"])
+def test_a_config_that_is_not_utf8_is_refused_naming_the_file(tmp_path, encoding):
+    path = tmp_path / "odd.yaml"
+    path.write_bytes("train:\n  epochs: 1\n".encode("utf-16") if encoding == "utf-16" else bytes(range(256)))
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: not UTF-8 text \(byte \d+"):
+        read_yaml(path)
