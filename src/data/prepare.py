@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -197,7 +198,9 @@ def decode_all(jobs: dict[str, tuple], workers: int, out: Path) -> dict[str, dic
                 results[video_id] = prepare_video(*job)
                 bar.update()
             return results
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # forkserver, not fork: a process that has run torch (a notebook, a test session) holds OpenMP threads, and a
+        # forked child can wait forever on a lock one of them held
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
             futures = {pool.submit(prepare_video, *job): video_id for video_id, job in jobs.items()}
             try:
                 for future in as_completed(futures):

@@ -33,9 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 from dataclasses import dataclass
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -694,7 +694,7 @@ def generate(out_dir: str | Path, preset: str = "full", seed: int = 0, workers: 
             ranges[vid] = seq
             progress.update()
     else:
-        with Pool(workers) as pool:
+        with multiprocessing.get_context("forkserver").Pool(workers) as pool:  # not fork: see src.data.prepare
             for vid, seq in pool.imap_unordered(_make_video, jobs, chunksize=2):
                 ranges[vid] = seq
                 progress.update()
