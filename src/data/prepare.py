@@ -36,6 +36,7 @@ already prepared at the same size and channels.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -45,11 +46,11 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from src.data.decode import check_channels, iter_frames, read_small_frames, small_frame
 from src.data.sources import Listing, VideoRecord, check_layout, scan
 from src.files import atomic_write, check_output_file
 
@@ -65,13 +66,11 @@ class PrepareError(ValueError):
 
 
 def decode_video(path: str | Path, channels: int = 1) -> np.ndarray:
-    """Every frame of the first video stream of ``path``: uint8 (T, H, W) grayscale for ``channels`` 1,
-    (T, H, W, 3) RGB for 3."""
-    if channels not in (1, 3):
-        raise ValueError(f"decode_video: channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        frames = [frame.to_ndarray(format="gray" if channels == 1 else "rgb24") for frame in container.decode(stream)]
+    """Every frame of the first video stream of ``path`` at full size: uint8 (T, H, W) grayscale for ``channels``
+    1, (T, H, W, 3) RGB for 3. Memory O(T x H x W): prepare reads each frame made small instead
+    (:func:`src.data.decode.read_small_frames`)."""
+    check_channels(channels, "decode_video")
+    frames = list(iter_frames(path, channels))
     if not frames:
         raise ValueError(f"{path}: no frame could be decoded")
     return np.stack(frames)
@@ -79,8 +78,7 @@ def decode_video(path: str | Path, channels: int = 1) -> np.ndarray:
 
 def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     """uint8 (T, H, W) or (T, H, W, 3) -> (T, size, size) or (T, size, size, 3), bilinear with antialiasing (PIL)."""
-    return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR))
-                     for f in frames])
+    return np.stack([small_frame(f, size) for f in frames])
 
 
 def png_folder(source: str, record: VideoRecord) -> str:
@@ -126,8 +124,10 @@ def prepare_video(path: Path, video_id: str, folder: str | None, out: Path, stag
     num_frames = _done_num_frames(out, video_id, folder, size, channels)
     if num_frames is not None:
         return {"video_id": video_id, "status": "skipped", "num_frames": num_frames}
+    if path.is_file() and path.stat().st_size == 0:  # the wording of src.predict
+        return {"video_id": video_id, "status": "failed", "error": "empty file"}
     try:
-        frames = resize_frames(decode_video(path, channels=channels), size)  # (T, size, size[, 3])
+        frames = read_small_frames(path, size, channels)  # (T, size, size[, 3]), each frame resized as decoded
     except Exception as e:  # a corrupt or unreadable video: reported by the caller, the rest go on
         return {"video_id": video_id, "status": "failed", "error": f"{type(e).__name__}: {e}"}
     if folder is not None:
@@ -235,6 +235,48 @@ def check_failures(raw: Path, out: Path, videos: list[VideoRecord], results: dic
     return failed
 
 
+def check_classes(raw: Path, listing: Listing, after: str = "") -> None:
+    """:class:`PrepareError` when ``listing`` has fewer than 2 classes (a classifier of one class scores 100 %),
+    one line saying what layout it was read as, and the argument to give (``after``: what left it so)."""
+    if len(listing.classes) >= 2:
+        return
+    only = listing.classes[0] if listing.classes else None
+    looked = {"folder": f"a class folder whose only class is {only!r} (layout folder)",
+              "ucf101": f"UCF101 whose only class is {only!r}", "hmdb51": f"HMDB51 whose only class is {only!r}",
+              "kth": "KTH"}[listing.source]
+    nested = listing.source == "folder" and any(len(r.path.relative_to(raw).parts) > 2 for r in listing.videos)
+    if nested:  # UCF-101/<Class>/<video>: the class folders are one level down
+        hint = (f"if {raw / only} holds the class folders, read it as UCF101 or HMDB51 with its split files "
+                f"(layout='ucf101' splits=DIR, the folder of trainlist01.txt; layout='hmdb51' splits=DIR), or give "
+                f"raw='{raw / only}' (layout folder)")
+    else:
+        hint = "add a folder of videos for each other class (<class>/<video>)"
+    raise PrepareError(f"{raw}: read as {looked}{after}; a dataset needs 2 or more classes (one class trains to "
+                       f"100 %); {hint}")
+
+
+def drop_failed_classes(raw: Path, out: Path, listing: Listing, failed: list[VideoRecord]) -> Listing:
+    """``listing`` without the classes whose every video failed (``failed``), each named in a warning, as a
+    class folder without videos is no class; :func:`check_classes` then. KTH keeps its six labels (a label is
+    the action's place in :data:`src.data.sources.kth.ACTIONS`), with a warning naming the empty action."""
+    failed_ids = {r.video_id for r in failed}
+    present = {r.class_name for r in listing.videos if r.video_id not in failed_ids}
+    emptied = [name for name in listing.classes if name not in present and name in {r.class_name for r in failed}]
+    if not emptied:
+        return listing
+    names = ", ".join(map(repr, emptied))
+    if listing.source == "kth":
+        logger.warning(f"warning: {raw}: every video of {names} failed to decode, so that action has no video in "
+                       f"{out / 'index.json'} (KTH keeps its six labels; a split refuses a class without a training "
+                       f"video); replace the failed videos and rerun")
+        return listing
+    kept = dataclasses.replace(listing, classes=[name for name in listing.classes if name in present])
+    logger.warning(f"warning: {raw}: every video of class {names} failed to decode: dropped, {out / 'index.json'} "
+                   f"holds the other {len(kept.classes)} classes; replace its videos and rerun to keep it")
+    check_classes(raw, kept, after=f" once class {names} was dropped (every video of it failed to decode)")
+    return kept
+
+
 def build_index(raw: Path, listing: Listing, entries: list[dict], failed: list[VideoRecord],
                 results: dict[str, dict], size: int, channels: int) -> dict:
     """The ``index.json`` of a prepared dataset (see the module docstring): ``entries`` (:func:`index_entry`)
@@ -288,6 +330,7 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
     listing = scan(raw, layout, notes, splits=splits)
     for note in notes:
         logger.warning(note)
+    check_classes(raw, listing)
     videos = listing.videos
     folders = {r.video_id: png_folder(listing.source, r) if write_png else None for r in videos}
     made = [p for p in (out, *out.parents) if not p.exists()]  # the folders this run makes, innermost first
@@ -299,6 +342,7 @@ def prepare(raw: str | Path, out: str | Path, size: int = 64, workers: int | Non
         jobs = {r.video_id: (r.path, r.video_id, folders[r.video_id], out, staging, size, channels) for r in videos}
         results = decode_all(jobs, min(workers or os.cpu_count() or 1, len(videos)), out)
         failed = check_failures(raw, out, videos, results, allow_failures)
+        listing = drop_failed_classes(raw, out, listing, failed)
         entries = []
         for record in videos:
             result = results[record.video_id]

@@ -7,6 +7,9 @@ from pathlib import Path
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".ogv")
 """The file suffixes (any case) read as videos; PyAV decodes each."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+"""The file suffixes (any case) of the images of a frame folder: a folder of images (and no video) is one video,
+its frames the images in name order (:func:`frame_folders`; :mod:`src.data.decode` reads it)."""
 HOW_TO_GET_DATA = ("get KTH with 'python -m src.data download --root data/kth_raw', make the synthetic twin with "
                    "'python -m src.data.synthetic --out data/synth_raw', or give a folder of class subfolders "
                    "(<class>/<video>.avi)")
@@ -49,17 +52,35 @@ def raw_files(raw: Path) -> list[Path]:
 
 
 def is_video(path: Path) -> bool:
+    """A video file (by its suffix, :data:`VIDEO_SUFFIXES`); a frame folder is found by :func:`frame_folders`."""
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def frame_folders(raw: Path, files: list[Path]) -> list[Path]:
+    """The frame folders among the folders of ``files`` (:func:`raw_files` of ``raw``): every folder below
+    ``raw`` that holds images and no video file itself, sorted."""
+    with_video = {p.parent for p in files if is_video(p)}
+    return sorted({p.parent for p in files if is_image(p) and p.parent != raw and p.parent not in with_video})
+
+
 def video_files(raw: Path, notes: list[str], known=lambda path: False) -> list[Path]:
-    """The video files under ``raw`` (sorted); a line about the other files, but those ``known(path)``
-    says the layout reads, is added to ``notes``."""
+    """The videos under ``raw`` (sorted): the video files, and the frame folders (:func:`frame_folders`: a
+    folder of images is one video). A line about the other files, but those ``known(path)`` says the layout
+    reads, and one saying how many frame folders are read as videos, are added to ``notes``."""
     files = raw_files(raw)
-    stray = [p for p in files if not is_video(p) and not known(p)]
+    folders = frame_folders(raw, files)
+    in_folder = set(folders)
+    stray = [p for p in files if not is_video(p) and not known(p) and p.parent not in in_folder]
     if stray:
         notes.append(f"note: {raw}: ignored {len(stray)} non-video file(s), e.g. {stray[0].relative_to(raw)}")
-    return [p for p in files if is_video(p)]
+    if folders:
+        notes.append(f"note: {raw}: read {len(folders)} frame folder(s) as videos, their images in name order "
+                     f"(e.g. {folders[0].relative_to(raw)})")
+    return sorted([p for p in files if is_video(p)] + folders)
 
 
 def shown(items: list, count: int = 5) -> str:
@@ -86,8 +107,10 @@ def class_folder_videos(raw: Path, videos: list[Path], notes: list[str], first_f
 
 
 def path_video_id(raw: Path, path: Path) -> str:
-    """The id of a video of a class-folder layout: its path under ``raw`` without the suffix, posix."""
-    return path.relative_to(raw).with_suffix("").as_posix()
+    """The id of a video of a class-folder layout: its path under ``raw`` without the suffix (a frame folder's
+    path as it is), posix."""
+    relative = path.relative_to(raw)
+    return (relative if path.is_dir() else relative.with_suffix("")).as_posix()
 
 
 def one_per_id(records: list[VideoRecord], raw: Path, notes: list[str]) -> list[VideoRecord]:
@@ -103,7 +126,7 @@ def one_per_id(records: list[VideoRecord], raw: Path, notes: list[str]) -> list[
 
 
 def find_split_files(raw: Path, splits: Path | None, pattern: str) -> list[Path]:
-    """The files named like ``pattern`` (a glob) in ``splits`` when given, else anywhere under ``raw``."""
-    if splits is not None:
-        return sorted(splits.glob(pattern))
-    return [p for p in raw_files(raw) if p.match(pattern)]
+    """The files named like ``pattern`` (a glob of a file name) anywhere under ``splits`` when given (HMDB51's
+    ``testTrainMulti_7030_splits/`` below the folder given, say), else anywhere under ``raw``; hidden ones left
+    out, sorted."""
+    return [p for p in raw_files(splits if splits is not None else raw) if p.match(pattern)]

@@ -5,7 +5,8 @@ The layout (as the dataset's archives unpack, anywhere under the raw folder)::
     <root>/<class>/<file>.avi                           the videos; the class is the video's folder
     <root>/testTrainMulti_7030_splits/<class>_test_split<K>.txt   '<file> <0|1|2>' per line
 
-The split files may instead lie in the folder given as ``--splits DIR``. In fold K a video is 'train'
+The split files may instead lie in the folder given as ``--splits DIR`` (at any depth under it); none
+found is an error (FileNotFoundError naming the folder searched). In fold K a video is 'train'
 (1), 'test' (2) or unused (0, or not listed); a listed video that is not there is left out (a note
 counts them). The group of a video is its source film: the part of the file name before
 ``_<class>_`` (``April_09_brush_hair_u_nm_np1_ba_goo_0.avi`` -> ``April_09``), else the whole stem.
@@ -72,8 +73,10 @@ def scan(raw: Path, notes: list[str], splits: Path | None = None) -> Listing:
         notes.append(f"note: {where}: {len(absent)} video(s) of the split files are not under {raw}, left out: "
                      f"{shown(absent, 3)}")
     if not folds:
-        notes.append(f"note: {where}: no <class>_test_split<K>.txt: no given folds (data.split given is refused; "
-                     f"kfold and random split by group)")
+        raise FileNotFoundError(f"{where}: no <class>_test_split<K>.txt at any depth, so layout hmdb51 has no split "
+                                f"files to read; give splits=DIR, the folder that holds HMDB51's split files "
+                                f"(testTrainMulti_7030_splits/ or a folder above it), or layout='folder' to read "
+                                f"the class folders without given folds")
     listed = one_per_id(list(records.values()), raw, notes)
     return Listing(source="hmdb51", classes=sorted({r.class_name for r in listed}), videos=listed,
                    group_kind="hmdb51 source film", folds=sorted(folds, key=int))

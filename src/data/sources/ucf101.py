@@ -7,7 +7,8 @@ The layout (as the dataset's two archives unpack, anywhere under the raw folder)
     <root>/ucfTrainTestlist/testlist0<K>.txt             'Class/v_Class_gNN_cMM.avi' per line
     <root>/ucfTrainTestlist/classInd.txt                 '1 ApplyEyeMakeup' per line (optional)
 
-The split lists may instead lie in the folder given as ``--splits DIR``. Fold K is every K with both a
+The split lists may instead lie in the folder given as ``--splits DIR`` (at any depth under it); none
+found is an error (FileNotFoundError naming the folder searched). Fold K is every K with both a
 ``trainlist0K.txt`` and a ``testlist0K.txt``; a video listed in neither is unused by that fold, a listed
 video that is not there is left out (a note counts them). Lines match videos by ``Class/file``, in any
 case. The group of a video is its ``gNN`` (the 25 groups of UCF101: clips of one group come from one long
@@ -50,7 +51,7 @@ def read_class_index(path: Path) -> list[str]:
 
 
 def read_list(path: Path) -> list[tuple[int, str]]:
-    """``[(line number, 'class/file' in lower case), ...]`` of a train or test list."""
+    """``[(line number, 'Class/file' as the line writes it), ...]`` of a train or test list."""
     entries = []
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         fields = line.split()
@@ -59,7 +60,7 @@ def read_list(path: Path) -> list[tuple[int, str]]:
         if "/" not in fields[0] or len(fields) > 2:
             raise ValueError(f"{path}: line {number} is {line.strip()!r}, not 'Class/v_Class_gNN_cMM.avi [label]'; "
                              f"fix the line")
-        entries.append((number, fields[0].lower()))
+        entries.append((number, fields[0]))
     return entries
 
 
@@ -85,21 +86,23 @@ def scan(raw: Path, notes: list[str], splits: Path | None = None) -> Listing:
     folds = sorted({fold for kind, fold in lists if kind == "train"}, key=int)
     where = f"splits {splits}" if splits is not None else str(raw)
     if not folds:
-        notes.append(f"note: {where}: no trainlist0K.txt: no given folds (data.split given is refused; kfold and "
-                     f"random split by group)")
+        raise FileNotFoundError(f"{where}: no trainlist0K.txt at any depth, so layout ucf101 has no split lists to "
+                                f"read; give splits=DIR, the folder that holds UCF101's trainlist01.txt and "
+                                f"testlist01.txt (ucfTrainTestlist/), or layout='folder' to read the class folders "
+                                f"without given folds")
     for fold in folds:
         if ("test", fold) not in lists:
             raise FileNotFoundError(f"{lists['train', fold]}: no testlist0{fold}.txt beside it; put both lists of "
                                     f"fold {fold} in one folder")
         absent = []
         for kind in ("train", "test"):
-            for number, key in read_list(lists[kind, fold]):
-                if key not in by_key:
-                    absent.append(key)
+            for number, name in read_list(lists[kind, fold]):
+                if name.lower() not in by_key:
+                    absent.append(name)
                     continue
-                record = records[by_key[key]]
+                record = records[by_key[name.lower()]]
                 if record.split.get(fold, kind) != kind:
-                    raise ValueError(f"{lists[kind, fold]}: line {number}: {key} is in trainlist0{fold}.txt too; a "
+                    raise ValueError(f"{lists[kind, fold]}: line {number}: {name} is in trainlist0{fold}.txt too; a "
                                      f"video is train or test in one fold, not both")
                 record.split[fold] = kind
         if absent:
