@@ -63,7 +63,7 @@ RANGES = {
     "data.val_fraction": ("in (0, 1) (a share of the training groups)", lambda v: 0 < v < 1),
     "data.test_fraction": ("in (0, 1) (a share of the groups)", lambda v: 0 < v < 1),
     "data.split_seed": ("in [0, 2**32 - 1] (numpy's seeds)", lambda v: 0 <= v < 2 ** 32),
-    "data.channels": ("1 (grayscale) or 3 (colour)", lambda v: v in (1, 3)),
+    "data.channels": ("auto (the prepared data's), 1 (grayscale) or 3 (colour)", lambda v: v == "auto" or v in (1, 3)),
     "model.emb_dim": (">= 1", lambda v: v >= 1),
     "model.hidden_dim": (">= 1", lambda v: v >= 1),
     "model.num_layers": (">= 1", lambda v: v >= 1),
@@ -159,6 +159,10 @@ def _check_value(value: Any, expected: Any, key: str, source: str) -> Any:
         if isinstance(value, bool) or value == "auto":
             return value
         raise ConfigError(f"{source}: '{key}' must be auto, true or false, got {_type_name(value)} {value!r}")
+    if key == "data.channels":  # auto (the data's) or a number: auto | 1 | 3
+        if value == "auto":
+            return value
+        expected = 1
     if expected is None:
         if value is not None and not (isinstance(value, list) and all(
                 isinstance(item, (int, str)) and not isinstance(item, bool) for item in value)):

@@ -20,7 +20,7 @@ import pandas as pd
 from src.analysis import load_runs, paired_differences, pick_data_source
 from src.checks import load_checked_config
 from src.config import ConfigError, SuitePlan
-from src.data.index import resolve_data_root
+from src.data.index import config_for_data, resolve_data_root
 from src.data.splits import SplitError
 from src.training.provenance import describe_data, results_mismatch, resume_refusal
 from src.training.runlock import claimed, describe_holder
@@ -146,6 +146,7 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     run_dir = Path(config["log"]["models_dir"]) / config["experiment"]
     root, synthetic = resolve_data_root(data_root or config["data"]["root"], preset=config["data"]["synthetic_preset"])
     data = describe_data(root, preset=config["data"]["synthetic_preset"] if synthetic else None)
+    config = config_for_data(config, root)  # data.channels auto: the data's, as the saved runs record it
     stale = stale_run(run_dir, config, data)
     if stale is None:
         return json.loads((run_dir / "results.json").read_text())

@@ -386,7 +386,12 @@ def test_the_split_keys_and_their_defaults():
     assert {key: data[key] for key in ("split", "val_persons", "fold", "folds", "val_fraction", "test_fraction",
                                        "split_seed", "groups", "channels")} == {
         "split": "auto", "val_persons": [15, 16], "fold": 1, "folds": 5, "val_fraction": 0.2, "test_fraction": 0.2,
-        "split_seed": 0, "groups": None, "channels": 1}
+        "split_seed": 0, "groups": None, "channels": "auto"}  # channels: the prepared data's (issue 33)
+    for value, taken in (("auto", "auto"), ("1", 1), ("3", 3)):
+        assert load_checked_config("configs/GRUCell.yaml", [f"data.channels={value}"])["data"]["channels"] == taken
+    for value in ("true", "gray", "3.0"):
+        with pytest.raises(ConfigError, match=r"'data.channels' must be"):
+            load_checked_config("configs/GRUCell.yaml", [f"data.channels={value}"])
     assert load_checked_config("configs/GRUCell.yaml", ["data.groups=[1, b]"])["data"]["groups"] == [1, "b"]
 
 

@@ -611,16 +611,22 @@ def test_real_samples(kth_samples, tmp_path):
 
 # ---------------------------------------------------------------- colour
 
-def test_a_colour_cache_loads_in_colour_and_as_gray(tmp_path):
+def test_a_colour_cache_loads_in_colour_and_as_gray(tmp_path, caplog):
     root = write_prepared(tmp_path, standard_videos(persons=(15,), scenarios=(1,)), channels=3)
-    colour = VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE, channels=3)
+    colour = VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE)  # channels auto: the data's
     assert colour.channels == 3 and colour.video_frames[0].shape == (NUM_FRAMES, 3, SIZE, SIZE)
+    assert VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE, channels=3).channels == 3
     frames, _ = colour[0]
     assert frames.shape == (4, 3, SIZE, SIZE) and frames.dtype == torch.float32
     assert frame_indices(frames) == [65, 66, 67, 68]  # starts 10..36 and 60..96: the middle one is 60 + (32 - 27)
     np.testing.assert_allclose((frames[:, 1] - frames[:, 0]).numpy() * 255, 40, atol=1e-3)  # channel 1: t + 40
-    gray = VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE)  # channels=1: converted at load
+    with caplog.at_level("WARNING", logger="src"):
+        gray = VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE, channels=1)  # converted at load
+        VideoClipDataset(root, split="val", max_frames=4, img_size=SIZE, channels=1)
     assert gray.channels == 1 and gray.video_frames[0].shape == (NUM_FRAMES, 1, SIZE, SIZE)
+    said = [r.getMessage() for r in caplog.records if "converted to grayscale" in r.getMessage()]
+    assert said == [f"warning: data.channels: 1 (grayscale), but {root / 'index.json'} holds colour frames "
+                    f"(channels 3): converted to grayscale at load; data.channels auto keeps the colour"]  # once
     expected = v2.functional.rgb_to_grayscale(colour.video_frames[0])
     assert torch.equal(gray.video_frames[0], expected)
     assert gray[0][0].shape == (4, 1, SIZE, SIZE)
@@ -632,7 +638,8 @@ def test_a_gray_cache_is_refused_in_colour(prepared):
     message = str(error.value)
     assert "\n" not in message and message.startswith(f"data.channels: 3 (colour), but {prepared / 'index.json'} "
                                                       f"holds grayscale frames (channels 1)")
-    assert "--channels 3" in message
+    assert "--channels 3" in message and "data.channels auto" in message
+    assert VideoClipDataset(prepared, split="val", img_size=SIZE).channels == 1  # auto: the data's
     with pytest.raises(ValueError, match=r"^data.channels: 2 is not a number of channels"):
         VideoClipDataset(prepared, split="val", channels=2)
 

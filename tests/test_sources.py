@@ -10,7 +10,9 @@ import shutil
 import unicodedata
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from src.data.sources import LAYOUTS, VIDEO_SUFFIXES, detect_layout, scan
 from src.data.sources.kth import ACTIONS, video_id
@@ -104,6 +106,39 @@ def make_hmdb51(tiny_raw: Path, root: Path) -> Path:
     splits.mkdir()
     for (cls, fold), rows in lines.items():
         (splits / f"{cls}_test_split{fold}.txt").write_text("\n".join(rows) + "\n")
+    return raw
+
+
+COLOUR_CLASSES = {"Red": (230, 40, 40), "Blue": (40, 40, 230)}  # a square of this colour moves on gray
+
+
+def write_frame_folder(folder: Path, colour: tuple[int, int, int], frames: int = 12, size: int = 24,
+                       suffix: str = ".png") -> Path:
+    """``folder/frame_001.png ...``: a ``colour`` square moving right on a mid-gray ground, RGB ``size`` x ``size``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in range(frames):
+        image = np.full((size, size, 3), 128, np.uint8)
+        x = t % (size - 8)
+        image[8:16, x:x + 8] = colour
+        Image.fromarray(image).save(folder / f"frame_{t + 1:03d}{suffix}")
+    return folder
+
+
+def make_colour_ucf101(root: Path, groups: int = 5, frames: int = 12) -> Path:
+    """``root/colour_ucf``: UCF101's layout of frame folders (``UCF-101/<Class>/v_<Class>_gNN_c01/``, PNG) of
+    :data:`COLOUR_CLASSES`, a video per class and group, and split lists naming them ``.avi`` as UCF101 does
+    (fold 1 tests the last group)."""
+    raw = root / "colour_ucf"
+    lists = {"train": [], "test": []}
+    for label, (name, colour) in enumerate(COLOUR_CLASSES.items(), 1):
+        for group in range(1, groups + 1):
+            video = f"{name}/v_{name}_g{group:02d}_c01"
+            write_frame_folder(raw / "UCF-101" / video, colour, frames)
+            side = "test" if group == groups else "train"
+            lists[side].append(f"{video}.avi" + (f" {label}" if side == "train" else ""))
+    (raw / "ucfTrainTestlist").mkdir()
+    for side, lines in lists.items():
+        (raw / "ucfTrainTestlist" / f"{side}list01.txt").write_text("\n".join(lines) + "\n")
     return raw
 
 
@@ -275,3 +310,75 @@ def test_auto_says_when_kth_names_are_read_as_a_folder(tiny_raw, tmp_path):
     assert any(n.startswith(f"note: {raw}: read as layout folder") and "layout='kth'" in n for n in notes)
     kth = scan(raw, "kth", notes := [])
     assert [v.video_id for v in kth.videos] == ["person01_boxing_d1"] and "holiday.avi" in notes[0]
+
+
+# ---------------------------------------------------------------- issue 33: a user's own folders
+
+def test_frame_folders_in_class_folders_are_videos(tmp_path):
+    raw = tmp_path / "mine"
+    write_frame_folder(raw / "red" / "take 1", COLOUR_CLASSES["Red"])
+    write_frame_folder(raw / "red" / "take.2", COLOUR_CLASSES["Red"], suffix=".JPG")  # a dot in the name stays
+    write_frame_folder(raw / "blue" / "take 1", COLOUR_CLASSES["Blue"])
+    (raw / "blue" / "notes.txt").write_text("not a video")
+    notes = []
+    listing = scan(raw, "auto", notes)
+    assert listing.source == "folder" and listing.classes == ["blue", "red"]
+    assert [(v.video_id, v.class_name, v.path.is_dir()) for v in listing.videos] == [
+        ("blue/take 1", "blue", True), ("red/take 1", "red", True), ("red/take.2", "red", True)]
+    assert any("read 3 frame folder(s) as videos" in n and "blue/take 1" in n for n in notes)
+    assert any("ignored 1 non-video file(s), e.g. blue/notes.txt" in n for n in notes)  # not the 36 images
+
+
+def test_ucf101_frame_folders_meet_the_lists_avi_names(tmp_path):
+    raw = make_colour_ucf101(tmp_path)
+    listing = scan(raw, "auto", notes := [])
+    assert (listing.source, listing.classes, listing.folds) == ("ucf101", ["Blue", "Red"], ["1"])
+    assert {v.video_id: v.split for v in listing.videos}["UCF-101/Red/v_Red_g05_c01"] == {"1": "test"}
+    assert all(v.split for v in listing.videos) and not [n for n in notes if "left out" in n]
+
+
+@pytest.mark.parametrize("folders, layout", [(("Punch", "Clap"), "folder"), (("boxing", "Handclapping"), "kth"),
+                                             (("all",), "kth")])
+def test_auto_lets_class_folders_win_over_kth_names(tiny_raw, tmp_path, folders, layout):
+    """KTH-named files in one's own class folders (Punch/, Clap/) are read by their folders; folders that are
+    their actions (in any case), or one folder holding them all, leave them KTH."""
+    raw = tmp_path / "raw"
+    for folder, action in zip(folders * 2, ("boxing", "handclapping")):
+        for source in sorted((tiny_raw / action).glob("person01_*.avi")):
+            _copy(source, raw / folder / source.name)
+    notes = []
+    listing = scan(raw, "auto", notes)
+    assert listing.source == layout
+    said = [n for n in notes if "class folders win over file names" in n]
+    if layout == "folder":
+        assert listing.classes == ["Clap", "Punch"] and len(said) == 1 and "layout='kth'" in said[0]
+        assert "Clap/person01_handclapping_d1_uncomp.avi" in said[0]
+        assert scan(raw, "kth", []).source == "kth"  # the names, when asked for
+    else:
+        assert listing.classes == list(ACTIONS) and said == []
+
+
+def test_splits_are_found_at_any_depth_under_the_folder_given(tiny_raw, tmp_path):
+    raw = make_hmdb51(tiny_raw, tmp_path)
+    above = tmp_path / "downloads"
+    (above / "hmdb51_splits").mkdir(parents=True)
+    shutil.move(raw / "testTrainMulti_7030_splits", above / "hmdb51_splits")
+    for layout in ("auto", "hmdb51"):
+        listing = scan(raw, layout, [], splits=above)
+        assert (listing.source, listing.folds) == ("hmdb51", ["1", "2"])
+
+
+@pytest.mark.parametrize("layout", ["ucf101", "hmdb51"])
+def test_an_explicit_split_layout_without_split_files_is_an_error(tiny_raw, tmp_path, layout):
+    raw = (make_ucf101 if layout == "ucf101" else make_hmdb51)(tiny_raw, tmp_path)
+    for lists in [*raw.rglob("*list0*.txt"), *raw.rglob("*_test_split*.txt")]:
+        lists.unlink()
+    empty = tmp_path / "lists"
+    empty.mkdir()
+    for splits, where in ((None, str(raw)), (empty, f"splits {empty}")):
+        with pytest.raises(FileNotFoundError) as error:
+            scan(raw, layout, [], splits=splits)
+        message = str(error.value)
+        assert "\n" not in message and message.startswith(f"{where}: no ")
+        assert f"layout {layout} has no split" in message
+        assert "splits=DIR" in message and "layout='folder'" in message

@@ -15,8 +15,9 @@ KTH's PNG tree ``root/<action>/<video_id>/image-0001.png`` (the course's layout;
 course's persons on KTH). Every frame of the split's videos is loaded once at init, so
 ``__getitem__`` never touches a file. Before that, ``index.json`` and the header of every cache
 file are checked (dtype uint8, the shape the index says): a broken or disagreeing file stops the
-load in one line naming it. Frames are ``[T, C, H, W]`` with C = ``channels``: a colour cache read
-with ``channels=1`` is converted to grayscale at load (torchvision's ``rgb_to_grayscale``).
+load in one line naming it. Frames are ``[T, C, H, W]`` with C = ``channels``, by default the data's
+(``channels='auto'``); a colour cache read with ``channels=1`` is converted to grayscale at load
+(torchvision's ``rgb_to_grayscale``), with a warning.
 
 Clips: which frames make one. This module is their one home; the transform of
 :mod:`src.data.augment` only changes how the chosen frames look. A clip is
@@ -73,7 +74,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from tqdm import tqdm
 
-from src.data.index import SYNTHETIC_RAW_ROOT, prepare_command, read_index
+from src.data.index import SYNTHETIC_RAW_ROOT, prepare_command, read_index, resolve_channels
 from src.data.sources.kth import ACTIONS, DEFAULT_VAL_PERSONS, parse_video_name
 from src.data.splits import KTH_PROTOCOLS, group_order, kth_persons, split_videos
 
@@ -286,7 +287,9 @@ class VideoClipDataset(Dataset):
             and every refusal of a split that cannot train or be measured. None: the defaults (``auto``:
             the course's persons on KTH), without those refusals, so that one part of a partial dataset
             loads (the course's call on a few persons).
-        channels: 1 (grayscale) or 3 (RGB; needs data prepared with ``--channels 3``).
+        channels: ``auto`` (default): the data's (``index.json``'s ``channels``; a KTH PNG tree: 1); 1
+            (grayscale; colour data is converted at load, with a warning) or 3 (RGB; needs data prepared with
+            ``--channels 3``, else ValueError naming ``data.channels``): :func:`src.data.index.resolve_channels`.
 
     Items: ``frames`` float32 ``[max_frames, C, H, W]`` in [0, 1] and ``label`` int in
     ``0..len(classes) - 1`` (the index in :attr:`classes`).
@@ -316,21 +319,21 @@ class VideoClipDataset(Dataset):
                  img_size=(64, 64), clips_per_video: int = 1, persons=None,
                  val_persons=DEFAULT_VAL_PERSONS, use_sequences: bool = True, return_meta: bool = False,
                  slicing_step: int | None = None, random_clips: bool | None = None, protocol: dict | None = None,
-                 channels: int = 1):
+                 channels: int | str = "auto"):
         self.root_dir = Path(root_dir)
         self.split = split
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
         if max_frames < 1 or clips_per_video < 1:
             raise ValueError(f"max_frames and clips_per_video must be >= 1, got {max_frames} and {clips_per_video}")
-        if isinstance(channels, bool) or channels not in (1, 3):
-            raise ValueError(f"data.channels: {channels!r} is not a number of channels; use 1 (grayscale) or 3 (RGB)")
+        if channels != "auto" and (isinstance(channels, bool) or channels not in (1, 3)):
+            raise ValueError(f"data.channels: {channels!r} is not a number of channels; use auto (the data's), 1 "
+                             f"(grayscale) or 3 (RGB)")
         self.max_frames = max_frames
         self.img_size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
         self.clips_per_video = clips_per_video
         self.use_sequences = use_sequences
         self.return_meta = return_meta
-        self.channels = channels
 
         # Which frames make a clip: decided here, once (the transform may carry the course's request).
         self.transform = transform
@@ -342,7 +345,9 @@ class VideoClipDataset(Dataset):
         # uint8 [T, C, H, W] per video.
         if (self.root_dir / "index.json").is_file():
             index, found, image_paths = read_index(self.root_dir), str(self.root_dir / "index.json"), None
+            self.channels = resolve_channels(channels, index["channels"], found)
         else:
+            self.channels = 1 if channels == "auto" else channels  # KTH's PNG tree: grayscale images
             index, image_paths = self._png_tree_index()
             found = f"{self.root_dir} (PNG tree)"
         if not index["videos"]:
@@ -413,10 +418,6 @@ class VideoClipDataset(Dataset):
         before any is read; a missing, truncated or disagreeing file is a one-line error naming it."""
         index_path = self.root_dir / "index.json"
         stored = index["channels"]
-        if self.channels == 3 and stored == 1:
-            raise ValueError(f"data.channels: 3 (colour), but {index_path} holds grayscale frames (channels 1); use "
-                             f"data.channels 1, or prepare the data again in colour ('python -m src.data prepare "
-                             f"--raw DIR --out {self.root_dir} --channels 3')")
         cache_dir = self.root_dir / "cache"
         paths = [cache_dir / f"{video['video_id']}.npy" for video in self.videos]
         missing = [video["video_id"] for video, path in zip(self.videos, paths) if not path.is_file()]

@@ -7,10 +7,13 @@ A prepared dataset is a folder with ``index.json`` and ``cache/``, written by
 """
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import logging
 from pathlib import Path
 
+from src.config import ConfigError
 from src.data.prepare import INDEX_VERSION, prepare
 from src.data.synthetic import generate
 
@@ -103,6 +106,40 @@ def read_index(root: str | Path) -> dict:
                                               for fold, side in split.items()):
             raise broken(f"{name}: split {split!r} is not {{fold: 'train' | 'test'}} of the folds {folds}")
     return index
+
+
+def resolve_channels(setting: str | int, stored: int, index_path: str | Path) -> int:
+    """The channels frames are read in: ``setting`` (the config's ``data.channels``: ``auto``, 1 or 3) of data whose
+    ``index.json`` (``index_path``) holds frames of ``stored`` channels. ``auto``: ``stored``. 3 of grayscale
+    data: :class:`src.config.ConfigError` (a ValueError), one line naming the key, the value and the data's
+    channels; 1 of colour data: 1, the frames converted to grayscale at load, said once in a warning."""
+    if setting == "auto" or setting == stored:
+        return stored
+    if setting == 3:  # a ConfigError: the suite's refusals of a run that fails the same way each time
+        raise ConfigError(f"data.channels: 3 (colour), but {index_path} holds grayscale frames (channels 1); use "
+                         f"data.channels auto (the data's channels), or prepare the data again in colour "
+                         f"('python -m src.data prepare --raw DIR --out {Path(index_path).parent} --channels 3')")
+    _warn_converted(str(index_path))
+    return setting
+
+
+@functools.lru_cache(maxsize=None)
+def _warn_converted(index_path: str) -> None:
+    """One warning per dataset that colour frames are read in grayscale (data.channels 1)."""
+    logger.warning(f"warning: data.channels: 1 (grayscale), but {index_path} holds colour frames (channels 3): "
+                   f"converted to grayscale at load; data.channels auto keeps the colour")
+
+
+def config_for_data(config: dict, root: str | Path) -> dict:
+    """``config`` with ``data.channels`` the channels the prepared dataset at ``root`` is read in
+    (:func:`resolve_channels`: ``auto`` becomes its ``index.json``'s), so that a checkpoint, a results.json and
+    a comparison of configs record the number; a copy, ``config`` is unchanged. ValueError as
+    :func:`resolve_channels`."""
+    index_path = Path(root) / "index.json"
+    channels = resolve_channels(config["data"]["channels"], read_index(root)["channels"], index_path)
+    resolved = copy.deepcopy(config)
+    resolved["data"]["channels"] = channels
+    return resolved
 
 
 def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int = 0,

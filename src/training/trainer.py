@@ -57,7 +57,7 @@ from torch.utils.tensorboard import SummaryWriter
 from src.config import OPTIMIZERS, SCHEDULERS, ConfigError
 from src.data.batches import ClipBatches
 from src.data.dataset import VideoClipDataset
-from src.data.index import resolve_data_root
+from src.data.index import config_for_data, resolve_data_root
 from src.files import remove_temp_files
 from src.nets.classifier import build_model, count_parameters
 from src.plots import confusion_matrix_figure
@@ -256,6 +256,7 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
         remove_temp_files(run_folder(config), "*.pth")
     seed_everything(config["train"]["seed"])
     data = load_data(config, context, data_root)
+    config = config_for_data(config, data.root)  # data.channels auto: the data's, recorded as the number
     checkpoint = checkpoint_to_resume(config, data, context) if resume else None
     run = start_run(config, context, data, checkpoint)  # the network, what trains it, the epochs done
     if main:

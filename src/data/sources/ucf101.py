@@ -11,7 +11,8 @@ The split lists may instead lie in the folder given as ``--splits DIR`` (at any 
 found is an error (FileNotFoundError naming the folder searched). Fold K is every K with both a
 ``trainlist0K.txt`` and a ``testlist0K.txt``; a video listed in neither is unused by that fold, a listed
 video that is not there is left out (a note counts them). Lines match videos by ``Class/file``, in any
-case. The group of a video is its ``gNN`` (the 25 groups of UCF101: clips of one group come from one long
+case, the video suffix aside (a frame folder ``Class/v_Class_g01_c01/`` is the line's ``v_Class_g01_c01.avi``).
+The group of a video is its ``gNN`` (the 25 groups of UCF101: clips of one group come from one long
 video, and the official splits keep each group on one side); a name without ``_gNN_`` makes its own
 group (a warning counts them). Classes: ``classInd.txt``'s order when present (those with videos), else
 sorted.
@@ -26,6 +27,7 @@ from src.data.sources.common import (
     VideoRecord,
     class_folder_videos,
     find_split_files,
+    is_video,
     one_per_id,
     path_video_id,
     shown,
@@ -64,13 +66,19 @@ def read_list(path: Path) -> list[tuple[int, str]]:
     return entries
 
 
+def list_key(name: str) -> str:
+    """How a list line's ``Class/v_Class_gNN_cMM.avi`` meets a video: in lower case, without a video suffix, so
+    that a frame folder ``Class/v_Class_gNN_cMM/`` (UCF101's frames, extracted) is the video the line names."""
+    name = name.lower()
+    return name[:-len(Path(name).suffix)] if is_video(Path(name)) else name
+
+
 def scan(raw: Path, notes: list[str], splits: Path | None = None) -> Listing:
     """The videos of the class folders of ``raw`` with their ``gNN`` groups and the folds of the split
     lists (see the module docstring)."""
     videos = video_files(raw, notes, known=lambda p: p.name in KNOWN_FILES or _LIST.match(p.name) is not None)
     classed = class_folder_videos(raw, videos, notes, first_folder=False)
-    key_of = {p: f"{p.parent.name}/{p.name}".lower() for p in classed}
-    by_key = {key: p for p, key in key_of.items()}
+    by_key = {list_key(f"{p.parent.name}/{p.name}"): p for p in classed}
 
     ungrouped = [p.name for p in classed if _GROUP.search(p.stem) is None]
     if ungrouped:
@@ -97,10 +105,10 @@ def scan(raw: Path, notes: list[str], splits: Path | None = None) -> Listing:
         absent = []
         for kind in ("train", "test"):
             for number, name in read_list(lists[kind, fold]):
-                if name.lower() not in by_key:
+                if list_key(name) not in by_key:
                     absent.append(name)
                     continue
-                record = records[by_key[name.lower()]]
+                record = records[by_key[list_key(name)]]
                 if record.split.get(fold, kind) != kind:
                     raise ValueError(f"{lists[kind, fold]}: line {number}: {name} is in trainlist0{fold}.txt too; a "
                                      f"video is train or test in one fold, not both")
