@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from src.data.dataset import VideoClipDataset
+from src.data.decode import read_small_frames
 from src.data.index import read_index
 from src.data.prepare import PrepareError, clip_sequences, decode_video, prepare, resize_frames
 from src.data.sources.kth import ACTIONS, parse_sequences, parse_video_name
@@ -20,10 +22,12 @@ from tests.test_sources import (
     HMDB_CLASSES,
     UCF_CLASSES,
     folder_name,
+    make_colour_ucf101,
     make_folder,
     make_hmdb51,
     make_ucf101,
     twin_videos,
+    write_frame_folder,
 )
 
 
@@ -299,7 +303,8 @@ def test_colour_is_kept_with_three_channels(tiny_raw, tmp_path, logs):
     assert np.abs(cache.astype(int) - cache.mean(-1, keepdims=True)).max() <= 2
     colour_set = VideoClipDataset(out, split="trainval", persons=[1], max_frames=4, channels=3)
     assert colour_set[0][0].shape == (4, 3, 64, 64) and colour_set.channels == 3
-    assert VideoClipDataset(out, split="trainval", persons=[1], max_frames=4)[0][0].shape == (4, 1, 64, 64)
+    assert VideoClipDataset(out, split="trainval", persons=[1], max_frames=4)[0][0].shape == (4, 3, 64, 64)  # auto
+    assert VideoClipDataset(out, split="trainval", persons=[1], max_frames=4, channels=1)[0][0].shape == (4, 1, 64, 64)
     logs()
     prepare(raw, out, workers=1, channels=1)  # a gray rerun prepares every video again, at one channel
     assert "prepared 2, skipped 0" in logs().out
@@ -313,3 +318,98 @@ def test_bad_layout_arguments_are_refused_before_any_work(tiny_raw, tmp_path, kw
     with pytest.raises(ValueError, match=message):
         prepare(tiny_raw, tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- issue 33: a user's own videos
+
+def test_frames_are_made_small_as_they_are_decoded_as_the_whole_video_was(kth_samples):
+    """read_small_frames (each frame resized as decoded) gives the frames of decode_video then resize_frames."""
+    path = kth_samples / "person01_boxing_d2_uncomp.mp4"
+    for channels in (1, 3):
+        np.testing.assert_array_equal(read_small_frames(path, 32, channels),
+                                      resize_frames(decode_video(path, channels), 32))
+
+
+def test_a_dataset_of_one_class_is_refused_naming_what_it_was_read_as(tiny_raw, tmp_path):
+    """UCF101's video tree without its split lists: read as a class folder whose only class is 'UCF-101'."""
+    raw = make_ucf101(tiny_raw, tmp_path)
+    shutil.rmtree(raw / "ucfTrainTestlist")
+    out = tmp_path / "out"
+    with pytest.raises(PrepareError) as error:
+        prepare(raw, out, workers=1)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{raw}: read as a class folder whose only class is "
+                                                      f"'UCF-101' (layout folder); a dataset needs 2 or more classes")
+    assert "layout='ucf101' splits=DIR" in message and f"raw='{raw / 'UCF-101'}'" in message
+    assert not out.exists()
+    flat = tmp_path / "flat"
+    shutil.copytree(raw / "UCF-101" / "Box", flat / "Box")
+    with pytest.raises(PrepareError, match=r"only class is 'Box' .*add a folder of videos for each other class"):
+        prepare(flat, out, workers=1)
+    assert len(prepare(raw / "UCF-101", out, workers=1, write_png=False)["classes"]) == 3  # the flag it says
+
+
+def test_frame_folders_are_prepared_as_videos(tmp_path, logs):
+    raw, out = tmp_path / "mine", tmp_path / "out"
+    red = write_frame_folder(raw / "red" / "take 1", (230, 40, 40), frames=7)
+    write_frame_folder(raw / "blue" / "take 1", (40, 40, 230), frames=5, suffix=".jpg")
+    index = prepare(raw, out, workers=1, size=16, channels=3)
+    assert "read 2 frame folder(s) as videos" in logs().err
+    assert [(v["video_id"], v["file"], v["num_frames"]) for v in index["videos"]] == [
+        ("blue/take 1", "blue/take 1", 5), ("red/take 1", "red/take 1", 7)]
+    images = np.stack([np.asarray(Image.open(p)) for p in sorted(red.iterdir())])
+    np.testing.assert_array_equal(np.load(out / "cache" / "red" / "take 1.npy"), resize_frames(images, 16))
+    assert len(list((out / "red" / "take 1").glob("image-*.png"))) == 7
+
+
+def test_a_zero_byte_video_is_an_empty_file(tiny_raw, tmp_path, logs):
+    raw = make_folder(tiny_raw, tmp_path)
+    empty = raw / "boxe" / "empty.avi"
+    empty.write_bytes(b"")
+    index = prepare(raw, tmp_path / "out", workers=1, write_png=False, allow_failures=True)
+    assert index["failed"] == [{"video_id": "boxe/empty", "file": str(empty), "error": "empty file"}]
+    assert f"failed: {empty}: cannot be decoded (empty file)" in logs().err
+
+
+def test_a_class_whose_every_video_failed_is_dropped_and_named(tiny_raw, tmp_path, logs):
+    raw, out = make_folder(tiny_raw, tmp_path), tmp_path / "out"
+    for video in [p for p in (raw / "boxe").rglob("*") if p.is_file()]:  # .avi and .AVI
+        video.write_bytes(b"not a video" * 50)
+    index = prepare(raw, out, workers=1, write_png=False, allow_failures=True)
+    assert index["classes"] == ["hand wave", "marche à pied"] and len(index["failed"]) == 8
+    assert [v["label"] for v in index["videos"]] == [0] * 8 + [1] * 8 and read_index(out) == index
+    said = [line for line in logs().err.splitlines() if "'boxe'" in line]
+    assert len(said) == 1 and said[0] == (f"warning: {raw}: every video of class 'boxe' failed to decode: dropped, "
+                                          f"{out / 'index.json'} holds the other 2 classes; replace its videos and "
+                                          f"rerun to keep it")
+    for video in [p for p in (raw / "hand wave").rglob("*") if p.is_file()]:  # one class left: refused
+        video.write_bytes(b"")
+    with pytest.raises(PrepareError, match=r"only class is 'marche à pied' \(layout folder\) once classes 'boxe', "
+                                           r"'hand wave' were dropped .*2 or more classes.*replace the videos"):
+        prepare(raw, tmp_path / "out2", workers=1, write_png=False, allow_failures=True)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_colour_frame_folders_in_ucf101_train_in_colour_without_a_flag(tmp_path):
+    """prepare --channels 3, then train with the config's defaults: the model takes 3 channels and the
+    checkpoint, its config and the run's data record 3 (data.channels auto)."""
+    import torch
+
+    from src.config import load_config
+    from src.training.trainer import train
+
+    prepared = tmp_path / "prepared"
+    assert prepare(make_colour_ucf101(tmp_path), prepared, workers=1, size=16, write_png=False,
+                   channels=3)["channels"] == 3
+    config = load_config("configs/GRUCell.yaml", [
+        "model.emb_dim=8", "model.hidden_dim=8", "model.num_layers=1", "data.max_frames=4", "data.img_size=16",
+        "data.train_clips_per_video=1", "data.eval_clips_per_video=1", "train.batch_size=4", "train.epochs=1",
+        "train.warmup_epochs=0", "train.precise_bn_batches=0", f"log.models_dir={tmp_path / 'models'}",
+        f"log.tboard_dir={tmp_path / 'tboard'}"])
+    assert config["data"]["channels"] == "auto"
+    train(config, data_root=prepared)
+    checkpoint = torch.load(tmp_path / "models" / "GRUCell" / "best.pth")
+    assert (checkpoint["channels"], checkpoint["config"]["data"]["channels"]) == (3, 3)
+    assert checkpoint["provenance"]["data"]["channels"] == 3
+    first_conv = next(w for k, w in checkpoint["model_state_dict"].items() if w.ndim == 4)
+    assert first_conv.shape[1] == 3

@@ -244,8 +244,10 @@ def check_classes(raw: Path, listing: Listing, after: str = "") -> None:
     looked = {"folder": f"a class folder whose only class is {only!r} (layout folder)",
               "ucf101": f"UCF101 whose only class is {only!r}", "hmdb51": f"HMDB51 whose only class is {only!r}",
               "kth": "KTH"}[listing.source]
-    nested = listing.source == "folder" and any(len(r.path.relative_to(raw).parts) > 2 for r in listing.videos)
-    if nested:  # UCF-101/<Class>/<video>: the class folders are one level down
+    nested = listing.source == "folder" and all(len(r.path.relative_to(raw).parts) > 2 for r in listing.videos)
+    if after:
+        hint = "replace the videos that failed, and rerun"
+    elif nested:  # UCF-101/<Class>/<video>: the class folders are one level down
         hint = (f"if {raw / only} holds the class folders, read it as UCF101 or HMDB51 with its split files "
                 f"(layout='ucf101' splits=DIR, the folder of trainlist01.txt; layout='hmdb51' splits=DIR), or give "
                 f"raw='{raw / only}' (layout folder)")
@@ -264,16 +266,21 @@ def drop_failed_classes(raw: Path, out: Path, listing: Listing, failed: list[Vid
     emptied = [name for name in listing.classes if name not in present and name in {r.class_name for r in failed}]
     if not emptied:
         return listing
+    one = len(emptied) == 1
     names = ", ".join(map(repr, emptied))
     if listing.source == "kth":
-        logger.warning(f"warning: {raw}: every video of {names} failed to decode, so that action has no video in "
-                       f"{out / 'index.json'} (KTH keeps its six labels; a split refuses a class without a training "
-                       f"video); replace the failed videos and rerun")
+        logger.warning(f"warning: {raw}: every video of {names} failed to decode, so "
+                       f"{'it has' if one else 'they have'} no video in {out / 'index.json'} (KTH keeps its six "
+                       f"labels; a split refuses a class without a training video); replace the failed videos and "
+                       f"rerun")
         return listing
     kept = dataclasses.replace(listing, classes=[name for name in listing.classes if name in present])
-    logger.warning(f"warning: {raw}: every video of class {names} failed to decode: dropped, {out / 'index.json'} "
-                   f"holds the other {len(kept.classes)} classes; replace its videos and rerun to keep it")
-    check_classes(raw, kept, after=f" once class {names} was dropped (every video of it failed to decode)")
+    names = f"{'class' if one else 'classes'} {names}"
+    logger.warning(f"warning: {raw}: every video of {names} failed to decode: dropped, {out / 'index.json'} "
+                   f"holds the other {len(kept.classes)} classes; replace {'its' if one else 'their'} videos and "
+                   f"rerun to keep {'it' if one else 'them'}")
+    check_classes(raw, kept, after=f" once {names} {'was' if one else 'were'} dropped (every video failed to "
+                                   f"decode)")
     return kept
 
 
