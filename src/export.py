@@ -17,6 +17,7 @@ under a file, not writable, the checkpoint itself) before the checkpoint is read
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -61,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.pth:
             path = export_pth(args.checkpoint, args.pth)
             print(f"{args.checkpoint} -> {path} ({path.stat().st_size / 1e6:.1f} MB, for inference; "
-                  f"use it with: python -m src.predict --checkpoint {path} VIDEO)")
+                  f"use it with: python -m src.predict --checkpoint {shlex.quote(str(path))} VIDEO)")
         if args.onnx:
             try:
                 path = export_onnx(args.checkpoint, args.onnx, opset=args.opset)
             except ExportWriteError as e:  # it names the file: name the flag too
                 raise ExportError(f"--onnx {e}") from None
             print(f"{args.checkpoint} -> {path} (dynamic batch size; "
-                  f"use it with: python -m src.predict --checkpoint {path} VIDEO)")
+                  f"use it with: python -m src.predict --checkpoint {shlex.quote(str(path))} VIDEO)")
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

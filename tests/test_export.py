@@ -196,3 +196,13 @@ def test_a_bad_pth_path_is_one_line_and_writes_nothing(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--checkpoint", str(checkpoint)])  # neither --onnx nor --pth
     assert "give --onnx FILE.onnx, --pth FILE.pth, or both" in capsys.readouterr().err
+
+
+def test_the_use_it_with_line_quotes_a_path_with_spaces(tmp_path, capsys):
+    import shlex
+
+    checkpoint = small_checkpoint(tmp_path / "best.pth", next(iter(MODELS.values())))
+    onnx_path = tmp_path / "my models" / "model 1.onnx"
+    assert main(["--checkpoint", str(checkpoint), "--onnx", str(onnx_path)]) == 0
+    command = capsys.readouterr().out.split("use it with: ")[1].rstrip(")\n")
+    assert shlex.split(command) == ["python", "-m", "src.predict", "--checkpoint", str(onnx_path), "VIDEO"]
