@@ -14,7 +14,7 @@ import torch
 
 from src.data.sources.kth import ACTIONS
 from tests.cli import assert_one_line_error, config_path, message_lines, run_cli, snapshot
-from tests.test_sources import make_folder
+from tests.test_sources import make_folder, make_hmdb51, make_ucf101
 from tests.test_trainer import TINY
 
 pytestmark = pytest.mark.slow  # every test runs python -m src.data or src.train as a subprocess (tests/cli.py)
@@ -276,3 +276,39 @@ def test_a_folder_dataset_without_out_is_refused_before_it_could_pass_for_the_re
     result = run_cli("src.data", "prepare", "--raw", raw, "--workers", "1", cwd=tmp_path)
     assert_one_line_error(result, "--out", str(raw), "folder", "_prepared")
     assert not (tmp_path / "data").exists()
+
+
+# ---------------------------------------------------------------- issue 33: a user's own videos
+
+def test_a_one_class_dataset_is_refused_naming_its_layout_and_the_flag(tiny_raw, tmp_path):
+    """UCF101's video tree without its split lists reads as one class folder, 'UCF-101': refused, out not made."""
+    raw = make_ucf101(tiny_raw, tmp_path)
+    shutil.rmtree(raw / "ucfTrainTestlist")
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    result = prepare(raw, tmp_path / "out", cwd=tmp_path)
+    assert_one_line_error(result, raw, "read as a class folder whose only class is 'UCF-101'",
+                          "2 or more classes", "--layout ucf101 --splits DIR", f"--raw {raw / 'UCF-101'}", code=1,
+                          only_line=False)  # the scan's warnings (no groups.csv) come first
+    assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths
+
+
+@pytest.mark.parametrize("layout", ["ucf101", "hmdb51"])
+def test_an_explicit_layout_without_its_split_files_is_an_error(tiny_raw, tmp_path, layout):
+    raw = (make_ucf101 if layout == "ucf101" else make_hmdb51)(tiny_raw, tmp_path)
+    for lists in [*raw.rglob("*list0*.txt"), *raw.rglob("*_test_split*.txt")]:
+        lists.unlink()
+    before, paths = snapshot(tmp_path), set(tmp_path.rglob("*"))
+    result = prepare(raw, tmp_path / "out", "--layout", layout, cwd=tmp_path)
+    assert_one_line_error(result, raw, f"layout {layout} has no split", "--splits DIR", "--layout folder", code=1)
+    assert snapshot(tmp_path) == before and set(tmp_path.rglob("*")) == paths
+
+
+def test_splits_above_hmdb51s_split_folder_are_found(tiny_raw, tmp_path):
+    raw = make_hmdb51(tiny_raw, tmp_path)
+    above = tmp_path / "downloads"
+    above.mkdir()
+    shutil.move(raw / "testTrainMulti_7030_splits", above)
+    result = prepare(raw, tmp_path / "out", "--splits", above, "--no-png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    index = json.loads((tmp_path / "out" / "index.json").read_text())
+    assert (index["source"], index["folds"]) == ("hmdb51", ["1", "2"])
