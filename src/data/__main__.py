@@ -104,10 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("prepare", help="decode the videos of a raw folder to 64x64 frames and a cache")
     p.add_argument("--raw", required=True, help="the raw folder: KTH-named videos, class subfolders, UCF101 or HMDB51")
     p.add_argument("--layout", default="auto", metavar="|".join(LAYOUTS),
-                   help="how --raw is laid out (default: auto: kth when every video has a KTH name, ucf101 when a "
-                        "trainlist01.txt is found, hmdb51 when a *_test_split1.txt is, else folder)")
-    p.add_argument("--splits", default=None, help="the folder of the split files (ucf101: trainlist0K.txt ...; "
-                                                  "hmdb51: <class>_test_splitK.txt) when they are not under --raw")
+                   help="how --raw is laid out (default: auto: kth when every video has a KTH name and no class "
+                        "folder disagrees with it, ucf101 when a trainlist01.txt is found, hmdb51 when a "
+                        "*_test_split1.txt is, else folder; a folder of images is one video)")
+    p.add_argument("--splits", default=None, help="the folder of the split files, searched at any depth (ucf101: "
+                                                  "trainlist0K.txt ...; hmdb51: <class>_test_splitK.txt) when they "
+                                                  "are not under --raw")
     p.add_argument("--channels", type=int, default=1, metavar="1|3",
                    help="1: grayscale (default, KTH's), 3: colour (RGB)")
     p.add_argument("--out", default=None, help=f"prepared dataset folder (default for KTH: {REAL_ROOT}, the folder "

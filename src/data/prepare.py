@@ -3,10 +3,12 @@
     python -m src.data prepare --raw DIR --out data/kth [--layout auto|kth|folder|ucf101|hmdb51] [--splits DIR]
                                [--channels 1|3] [--size 64] [--workers N] [--no-png] [--allow-failures]
 
-The videos of ``DIR`` are listed by their layout's reader (:mod:`src.data.sources`: KTH, a folder of
-class subfolders, UCF101, HMDB51; ``--layout auto`` tells which), decoded with PyAV, kept grayscale
-(``--channels 1``, KTH's) or in colour (``--channels 3``, RGB) and resized (bilinear, antialiased) to
-``size x size``. The output::
+The videos of ``DIR`` (video files, and frame folders: a folder of images is one video) are listed by
+their layout's reader (:mod:`src.data.sources`: KTH, a folder of class subfolders, UCF101, HMDB51;
+``--layout auto`` tells which), decoded with PyAV frame by frame, each frame made grayscale (``--channels
+1``, KTH's) or colour (``--channels 3``, RGB) and resized (bilinear, antialiased) to ``size x size`` as it
+is decoded (:mod:`src.data.decode`: memory O(frames x size x size)). A listing of fewer than 2 classes is
+refused before any work (:func:`check_classes`). The output::
 
     out/cache/<video_id>.npy           uint8 (T, size, size), or (T, size, size, 3): every frame of the video
     out/index.json                     the classes, and one entry per video, written last
@@ -25,7 +27,9 @@ sorted by video id: ``label`` indexes ``classes``; ``group`` is what splits keep
 person); ``file`` is the raw file under ``DIR``; ``sequences`` are the annotated ranges (KTH's
 ``00sequences.txt``), 0-based and end-exclusive, clipped to the video, or ``[[0, num_frames]]``;
 ``split`` is the video's side in each fold the dataset ships (a video unused by a fold is absent);
-``failed`` lists the videos that could not be decoded (only ever non-empty with ``--allow-failures``).
+``failed`` lists the videos that could not be decoded (only ever non-empty with ``--allow-failures``; a
+class whose every video failed is then dropped from ``classes``, KTH's actions aside:
+:func:`drop_failed_classes`).
 :func:`src.data.index.read_index` reads it.
 
 The arguments are checked before any work. Videos are decoded into a temporary folder in
