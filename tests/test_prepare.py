@@ -463,3 +463,18 @@ def test_a_long_high_resolution_video_is_prepared_in_bounded_memory(tmp_path):
     assert result.returncode == 0, result.stderr
     frames, added_mb = map(int, result.stdout.split())
     assert frames == 400 and added_mb < 120, f"prepare's peak memory rose by {added_mb} MB"
+
+
+def test_a_kth_action_whose_every_video_failed_keeps_its_label_and_is_named(tiny_raw, tmp_path, logs):
+    raw = tmp_path / "raw"
+    for action in ("boxing", "walking"):
+        (raw / action).mkdir(parents=True)
+        for source in sorted((tiny_raw / action).glob("person01_*.avi")):
+            if action == "walking":
+                (raw / action / source.name).write_bytes(b"")
+            else:
+                (raw / action / source.name).symlink_to(source)
+    index = prepare(raw, tmp_path / "out", workers=1, write_png=False, allow_failures=True)
+    assert index["classes"] == list(ACTIONS) and {v["class"] for v in index["videos"]} == {"boxing"}
+    said = [line for line in logs().err.splitlines() if "every video of 'walking' failed" in line]
+    assert len(said) == 1 and "KTH keeps its six labels" in said[0]
