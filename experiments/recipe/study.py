@@ -66,6 +66,7 @@ import yaml
 from src.analysis import CONFIDENCE, fold_columns, groups_text, kfold_summary, output_dirs, pick_data_source, t_interval
 from src.checks import load_checked_config
 from src.config import CONFIG_DIR, NOT_EXPERIMENTS, ConfigError, read_yaml, schema_root
+from src.data.index import with_channels
 from src.files import atomic_path, atomic_write, folder_refusal
 from src.planning import fold_overrides, parse_shard, planned_suite_runs, run_unless_claimed, runs_refusal, shard
 from src.training.provenance import comparable_config, config_differences, data_label, describe_data
@@ -330,6 +331,7 @@ def read_runs(study: Study, models_dir: str | Path, extra=(), configs_dir: str |
         if not provenance.get("data"):
             left_out.append(f"{path}: no provenance (made by older code)")
             continue
+        config = with_channels(config, provenance["data"].get("channels", 1))  # auto: the run's data's
         changes = config_differences(results.get("config", {}), config)
         if changes:
             left_out.append(f"{path}: made with another config than the study's ({'; '.join(changes[:3])}"
@@ -364,7 +366,10 @@ RECORD_NAME = "recipe_runs.csv"
 
 def config_digest(config: dict) -> str:
     """A short SHA-1 of what in ``config`` changes a result (:func:`src.training.provenance.comparable_config`:
-    log, data.root and train.amp aside; the precision is its own column), for recipe_runs.csv."""
+    log, data.root and train.amp aside; the precision is its own column), for recipe_runs.csv. ``data.channels:
+    auto`` (the data's) is digested as 1, the gray KTH's that every recorded run read, so that their rows stand; a
+    row of colour data (digested as 3) is then left out and run again, never kept for another setting."""
+    config = with_channels(config, 1)
     text = json.dumps(comparable_config(config), sort_keys=True, default=str)
     return "sha1:" + hashlib.sha1(text.encode()).hexdigest()[:16]
 

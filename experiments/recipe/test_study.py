@@ -22,6 +22,7 @@ from experiments.recipe.study import (
     selection_source,
 )
 from src.config import ConfigError, load_config
+from src.data.index import with_channels
 from src.training.runlock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -258,6 +259,7 @@ def write_results(study: Study, models_dir: Path, skip=(), **changed) -> None:
         config = load_config(REPO / "configs" / f"{run.model}.yaml",
                              [f"train.seed={run.seed}", *run_overrides(study, run, models_dir, "tb"),
                               *[f"{key}={value}" for key, value in changed.items()]], name=run.run)
+        config = with_channels(config, 1)  # data.channels auto: the gray data's, as the trainer saves it
         correct = CORRECT[run.recipe, run.model, run.seed, run.fold]
         seconds, steps = (6.0, 15) if run.recipe == "a" else (24.0, 60)
         results = {"experiment": run.run, "seed": run.seed, "val_accuracy": 0.9, "best_epoch": 20 + run.fold,

@@ -137,8 +137,14 @@ def config_for_data(config: dict, root: str | Path) -> dict:
     :func:`resolve_channels`."""
     index_path = Path(root) / "index.json"
     channels = resolve_channels(config["data"]["channels"], read_index(root)["channels"], index_path)
+    return with_channels(config, channels)
+
+
+def with_channels(config: dict, channels: int) -> dict:
+    """A copy of ``config`` whose ``data.channels`` is ``channels`` where it is ``auto`` (as it is otherwise)."""
     resolved = copy.deepcopy(config)
-    resolved["data"]["channels"] = channels
+    if resolved["data"]["channels"] == "auto":
+        resolved["data"]["channels"] = channels
     return resolved
 
 
