@@ -101,3 +101,25 @@ def test_auto_takes_the_synthetic_twin_over_a_real_kth_without_videos(tmp_path, 
     (tmp_path / "data" / "kth" / "index.json").write_text("{")  # a broken real KTH is not silently passed over
     with pytest.raises(ValueError, match=r"^data/kth/index.json: not a prepared-dataset index"):
         resolve_data_root("auto", preset="tiny")
+
+
+def test_config_for_data_takes_the_datas_channels_for_auto(tmp_path):
+    """data.channels auto becomes the prepared data's channels (what the trainer and the suite save and compare);
+    3 of gray data is refused in one line naming the key, the value and the data's channels."""
+    import copy
+
+    from src.config import ConfigError, load_config
+    from src.data.index import config_for_data, with_channels
+
+    (tmp_path / "index.json").write_text(json.dumps(GOOD_V2))  # channels 3
+    config = load_config("configs/GRUCell.yaml")
+    kept = copy.deepcopy(config)
+    assert config_for_data(config, tmp_path)["data"]["channels"] == 3 and config == kept  # a copy
+    assert with_channels(load_config("configs/GRUCell.yaml", ["data.channels=1"]), 3)["data"]["channels"] == 1
+    (tmp_path / "index.json").write_text(json.dumps({**GOOD_V2, "channels": 1}))
+    assert config_for_data(config, tmp_path)["data"]["channels"] == 1
+    with pytest.raises(ConfigError) as error:
+        config_for_data(load_config("configs/GRUCell.yaml", ["data.channels=3"]), tmp_path)
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith(f"data.channels: 3 (colour), but {tmp_path / 'index.json'} holds grayscale "
+                                       f"frames (channels 1)")
