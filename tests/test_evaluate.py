@@ -72,7 +72,7 @@ def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepar
     early = results["early_recognition"]  # the stream after all max_frames steps of a clip is the clip
     assert early["steps"] == [1, 2, 3, 4] and early["clip_accuracy"][-1] == pytest.approx(results["clip_accuracy"])
     assert early["clips"] == results["num_test_clips"] and len(early["subsequence_accuracy"]) == 10
-    assert set(results["state_rules"]["videos"]) == {"carry", "reset", "window"}
+    assert set(results["state_rules"]["subsequences"]) == {"carry", "reset", "window"}
 
 
 def test_no_early_skips_early_recognition(trained, capsys):

@@ -17,7 +17,8 @@ Every answer is the answer of the model's stream (src/nets/streaming.py), after 
   (:data:`src.nets.streaming.DEFAULT_RULE`); the accuracy after 10 %, 20 %, ..., 100 % of its L steps, i.e. after
   ``ceil(p * L / 100)`` steps;
 * **state rules** (``state_rules``, recurrent models only): every rule of :data:`src.nets.streaming.RULES` at its
-  defaults on each whole subsequence and on each whole test video (every frame, not only the annotated parts):
+  defaults on each whole subsequence (and, with ``whole_videos``, on each whole test video, every frame, not only
+  the annotated parts):
   ``final``, the share whose answer after the last frame is right, and ``per_step``, the mean over them of the
   share of their answers that are right.
 
@@ -239,30 +240,35 @@ def rule_scores(right: list[torch.Tensor]) -> dict[str, float]:
 
 
 def early_recognition(model: nn.Module, test_set: VideoClipDataset, device: torch.device, precision: str = "float32",
-                      batch_size: int = 32) -> dict:
+                      batch_size: int = 32, whole_videos: bool = False) -> dict:
     """The early-recognition records of results.json (module docstring), of ``model`` on its test set
     (fixed clips, as :func:`src.training.evaluation.make_test_set` makes it):
 
     ``{'early_recognition': {'rule', 'states' (None for a clip model), 'frame_step', 'steps' [1..max_frames],
     'clip_accuracy' [max_frames], 'clips', 'percents' [10..100], 'subsequence_accuracy' [10], 'subsequences',
-    'seconds'}, 'state_rules': {'subsequences': {rule: rule_scores}, 'videos': {rule: rule_scores},
-    'num_subsequences', 'num_videos'} or None (a clip model)}``. Accuracies are shares in [0, 1]; ``precision``
-    is the test pass's; ``batch_size``: windows per forward of a clip model."""
+    'seconds'}, 'state_rules': {'subsequences': {rule: rule_scores}, 'num_subsequences'} or None (a clip model)}``;
+    with ``whole_videos`` also ``'videos': {rule: rule_scores}, 'num_videos'`` in ``state_rules``: every test video
+    whole, which costs about as much again (the videos are longer than their subsequences; off in src.evaluate).
+    Accuracies are shares in [0, 1]; ``precision`` is the test pass's; ``batch_size``: windows per forward of a
+    clip model."""
     start = time.perf_counter()
     labels, max_frames = test_set.labels, test_set.max_frames
     clips, subsequences = clip_streams(test_set), subsequence_streams(test_set)
     at = fraction_steps(subsequences.lengths())                                    # (S, 10)
     recurrent = isinstance(model, ActionClassifier)
     if recurrent:
-        streams = {"clips": clips, "subsequences": subsequences, "videos": video_streams(test_set)}
-        answers = recurrent_predictions(model.eval(), test_set, streams, {"clips": ("carry",), "subsequences": RULES,
-                                                                            "videos": RULES}, device, precision)
+        streams = {"clips": clips, "subsequences": subsequences, **({"videos": video_streams(test_set)}
+                                                                     if whole_videos else {})}
+        plays = {"clips": ("carry",), **{kind: RULES for kind in streams if kind != "clips"}}
+        answers = recurrent_predictions(model.eval(), test_set, streams, plays, device, precision)
         clip_right = _right(answers["clips", "carry"], clips, labels)
         sub_right = [r[at[i] - 1] for i, r in enumerate(_right(answers["subsequences", DEFAULT_RULE], subsequences,
                                                                  labels))]
-        rules = {kind: {rule: rule_scores(_right(answers[kind, rule], streams[kind], labels)) for rule in RULES}
-                 for kind in ("subsequences", "videos")}
-        state_rules = {**rules, "num_subsequences": len(subsequences.video), "num_videos": len(test_set.videos)}
+        state_rules = {kind: {rule: rule_scores(_right(answers[kind, rule], streams[kind], labels)) for rule in RULES}
+                       for kind in plays if kind != "clips"}
+        state_rules["num_subsequences"] = len(subsequences.video)
+        if whole_videos:
+            state_rules["num_videos"] = len(test_set.videos)
     else:
         every = [torch.arange(1, max_frames + 1)] * len(clips.video)
         clip_right = _right(windowed_predictions(model, test_set, clips, every, device, precision, batch_size),
