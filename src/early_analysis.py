@@ -129,7 +129,7 @@ def early_markdown(records: dict[str, dict], order: list[str]) -> str:
             + "\n\nEach test clip (the test pass's) played as a stream, one frame a step (one every "
             f"{', '.join(map(str, step_of))} frames of the video); its answer after t steps. A recurrent model's "
             "stream answers exactly as the model on the clip's first t frames, so the last column is the test clip "
-            "accuracy; R(2+1)D answers on its window, the t frames padded by repeating the last.\n\n"
+            "accuracy; R(2+1)D answers on its window, the t frames seen as they are (no padding), so there too.\n\n"
             "## Accuracy after p % of a test subsequence (%)\n\n"
             + curve_markdown(shares, order, lambda p: f"{p} %")
             + "\n\nEach annotated subsequence of each test video (those one clip long or more) played as a stream "

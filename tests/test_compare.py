@@ -511,8 +511,9 @@ def add_early(models_dir, run, clip_accuracy, subsequence_accuracy, rules=True):
     path = models_dir / run / "results.json"
     results = json.loads(path.read_text())
     steps = list(range(1, len(clip_accuracy) + 1))
-    results["early_recognition"] = {"rule": "window" if rules else "recompute window", "states": 2 if rules else None,
-                                    "frame_step": 3, "steps": steps, "clip_accuracy": clip_accuracy, "clips": 10,
+    results["early_recognition"] = {"rule": "window" if rules else "recompute window, unpadded",
+                                    "states": 2 if rules else None, "frame_step": 3, "steps": steps,
+                                    "clip_accuracy": clip_accuracy, "clips": 10,
                                     "percents": list(range(10, 101, 10)), "subsequence_accuracy": subsequence_accuracy,
                                     "subsequences": 8, "seconds": 1.0}
     score = {"final": clip_accuracy[-1], "per_step": clip_accuracy[0]}

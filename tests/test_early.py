@@ -161,16 +161,17 @@ def test_the_window_of_a_clip_model_is_its_stream(test_set):
     clips, subsequences = clip_streams(test_set), subsequence_streams(test_set)
     few = Streams(subsequences.video[:6], subsequences.frames[:6])
     steps = [torch.arange(1, len(frames) + 1) for frames in few.frames]
-    answers = windowed_predictions(model, test_set, few, steps, CPU, batch_size=7)
-    stream = WindowedClassifier(model, 4)
-    for i in range(len(few.video)):
-        stream.reset()
-        expected = torch.stack([stream.step(frame[None]).argmax(1)[0] for frame in frames_of(test_set, few, i)])
-        assert torch.equal(answers[i], expected), i
-    assert len(torch.cat(answers).unique()) > 1
+    for pad in (False, True):
+        answers = windowed_predictions(model, test_set, few, steps, CPU, batch_size=7, pad=pad)
+        stream = WindowedClassifier(model, 4, pad=pad)
+        for i in range(len(few.video)):
+            stream.reset()
+            expected = torch.stack([stream.step(frame[None]).argmax(1)[0] for frame in frames_of(test_set, few, i)])
+            assert torch.equal(answers[i], expected), (pad, i)
+        assert len(torch.cat(answers).unique()) > 1
     # a clip model's record: no state rules; after max_frames steps its window is the clip itself
     records = early_recognition(model, test_set, CPU, batch_size=64)
-    assert records["state_rules"] is None and records["early_recognition"]["rule"] == "recompute window"
+    assert records["state_rules"] is None and records["early_recognition"]["rule"] == "recompute window, unpadded"
     batch = torch.stack([frames_of(test_set, clips, i) for i in range(len(clips.video))])
     with torch.no_grad():
         accuracy = (model(batch).argmax(1) == labels_of(test_set, clips)).float().mean().item()

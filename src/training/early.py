@@ -8,9 +8,11 @@ Every answer is the answer of the model's stream (src/nets/streaming.py), after 
 * **clips** (``early_recognition["clip_accuracy"]``): each test clip (the test pass's ``data.eval_clips_per_video``
   evenly spaced clips per video) played as a stream; the accuracy after t = 1..``max_frames`` of its frames. A
   recurrent model's stream is exact: after t frames it answers ``model(the clip's first t frames)``, so the last
-  entry is the test clip accuracy. R(2+1)D streams by recomputing its window (:class:`WindowedClassifier`): after
-  t < max_frames frames it answers on them padded to ``max_frames`` by repeating the last one (the dataset's rule
-  for short clips, which training saw too; R2Plus1D would also take the t frames unpadded);
+  entry is the test clip accuracy. R(2+1)D streams by recomputing its window (:class:`WindowedClassifier`), here
+  with ``pad=False``: after t frames it answers on the last min(t, max_frames) of them, as they are (R2Plus1D and
+  TorchvisionR2Plus1D take clips of any length, 1 frame too), so this too is the model on the t-frame prefix.
+  Padding them to ``max_frames`` by repeating the last (``pad=True``, the default of WindowedClassifier and of
+  src.predict's stream) would cost up to twice as much here and feed frozen frames;
 * **subsequences** (``"subsequence_accuracy"``): each subsequence of each test video that the test clips come from
   (the annotated ones of ``00sequences.txt`` at least one clip long, :attr:`VideoClipDataset.segments`; the whole
   video without ``data.use_sequences``), played as a stream under the default state rule
@@ -31,6 +33,7 @@ subsequence), in batches.
 from __future__ import annotations
 
 import copy
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -199,29 +202,37 @@ def recurrent_predictions(model: ActionClassifier, test_set: VideoClipDataset, s
 
 # ------------------------------------------------------------------ clip models: a window per answer read
 
-def window_clip(frames: torch.Tensor, steps: int, window: int) -> torch.Tensor:
-    """The clip :class:`src.nets.streaming.WindowedClassifier` (``pad=True``) answers on after ``steps`` frames of
-    a stream of ``frames`` (L, C, H, W): the last ``min(steps, window)`` of its first ``steps``, padded to
-    ``window`` frames by repeating the last -> (window, C, H, W)."""
+def window_clip(frames: torch.Tensor, steps: int, window: int, pad: bool = False) -> torch.Tensor:
+    """The clip :class:`src.nets.streaming.WindowedClassifier` answers on after ``steps`` frames of a stream of
+    ``frames`` (L, C, H, W): the last ``min(steps, window)`` of its first ``steps`` -> (min(steps, window), C, H, W),
+    or with ``pad`` (``WindowedClassifier(pad=True)``) padded to ``window`` frames by repeating the last."""
     clip = frames[max(0, steps - window):steps]
     missing = window - len(clip)
-    return torch.cat([clip, clip[-1:].expand(missing, *clip.shape[1:])]) if missing > 0 else clip
+    return torch.cat([clip, clip[-1:].expand(missing, *clip.shape[1:])]) if pad and missing > 0 else clip
 
 
 @torch.inference_mode()
 def windowed_predictions(model: nn.Module, test_set: VideoClipDataset, streams: Streams, steps: list[torch.Tensor],
-                         device: torch.device, precision: str = "float32", batch_size: int = 32) -> list[torch.Tensor]:
+                         device: torch.device, precision: str = "float32", batch_size: int = 32,
+                         pad: bool = False) -> list[torch.Tensor]:
     """What a clip model's stream (its window recomputed, :func:`window_clip`) names after ``steps[i]`` (int64
-    (K_i,), 1..L_i) steps of stream i: a list of int64 (K_i,), one window per answer, ``batch_size`` at once."""
+    (K_i,), 1..L_i) steps of stream i: a list of int64 (K_i,), one window per answer, up to ``batch_size`` windows
+    of one length at once."""
     model.eval()
+    window = test_set.max_frames
     requests = [(i, int(n)) for i, stream_steps in enumerate(steps) for n in stream_steps]
-    named = []
-    for first in range(0, len(requests), batch_size):
-        clips = torch.stack([window_clip(test_set.video_frames[streams.video[i]][streams.frames[i]], n,
-                                         test_set.max_frames) for i, n in requests[first:first + batch_size]])
-        with autocast(device, precision):
-            named.append(model(_frames_float(clips.flatten(0, 1), device).unflatten(0, clips.shape[:2])).argmax(1))
-    named = torch.cat(named).cpu() if named else torch.zeros(0, dtype=torch.int64)
+    length = [window if pad else min(n, window) for _, n in requests]
+    named = torch.zeros(len(requests), dtype=torch.int64)
+    for _, same_length in itertools.groupby(sorted(range(len(requests)), key=length.__getitem__), length.__getitem__):
+        same_length = list(same_length)
+        for first in range(0, len(same_length), batch_size):
+            chunk = same_length[first:first + batch_size]
+            clips = torch.stack([window_clip(test_set.video_frames[streams.video[requests[k][0]]]
+                                             [streams.frames[requests[k][0]]], requests[k][1], window, pad)
+                                 for k in chunk])                                     # (b, T, C, H, W)
+            with autocast(device, precision):
+                logits = model(_frames_float(clips.flatten(0, 1), device).unflatten(0, clips.shape[:2]))
+            named[chunk] = logits.argmax(1).cpu()
     return list(named.split([len(stream_steps) for stream_steps in steps]))
 
 
@@ -280,7 +291,7 @@ def early_recognition(model: nn.Module, test_set: VideoClipDataset, device: torc
     logger.info("early recognition: %d clips, %d subsequences in %.1f s", len(clips.video), len(subsequences.video),
                 seconds)
     return {"early_recognition": {
-        "rule": DEFAULT_RULE if recurrent else "recompute window",
+        "rule": DEFAULT_RULE if recurrent else "recompute window, unpadded",
         "states": DEFAULT_STATES if recurrent and DEFAULT_RULE == "window" else None,
         "frame_step": test_set.sampler.step, "steps": list(range(1, max_frames + 1)),
         "clip_accuracy": torch.stack(clip_right).float().mean(0).tolist(), "clips": len(clips.video),
