@@ -15,7 +15,9 @@ Reads ``<models dir>/<run>/results.json`` (written by ``src.evaluate``), groups 
 - when there are runs of K-fold cross-validation (``data.split: kfold``): ``kfold.md``, one row per experiment (and
   seed) over its K fold runs, each video tested exactly once: the test video accuracy pooled over the folds (correct
   videos / all videos) and the mean ± std over folds (:func:`kfold_summary`); a fold set with a fold missing is
-  named, not averaged; and ``kfold.csv``, one row per fold run. Those runs are kept out of the tables above.
+  named, not averaged; and ``kfold.csv``, one row per fold run. Those runs are kept out of the tables above;
+- for the runs whose results.json records early recognition (``src.evaluate`` since issue 32):
+  ``early_recognition.md`` and ``early_recognition.png`` (src/early_analysis.py); nothing when none does.
 
 Where they go: :func:`output_dirs`. One table holds one data source only (the fingerprint of the prepared data, see
 src/training/provenance.py, :func:`pick_data_source`); results without provenance (made by older code) are left out,
@@ -37,6 +39,7 @@ import pandas as pd
 from scipy import stats
 
 from src.config import SuitePlan, load_plan
+from src.early_analysis import write_early
 from src.files import atomic_write
 from src.training.provenance import comparable_config, data_label, describe_data
 
@@ -705,4 +708,6 @@ def compare(models_dir=RECORD_MODELS_DIR, out_dir=None, imgs_dir=None, configs_d
         logger.info("no runs outside K-fold cross-validation: results.md, comparisons.md, results.csv and the "
                     "figures not written")
         return None
-    return write_tables(runs, plan, out_dir, imgs_dir)
+    summary = write_tables(runs, plan, out_dir, imgs_dir)
+    write_early(runs, models_dir, out_dir, imgs_dir, list(summary.index), tables_header)
+    return summary

@@ -7,7 +7,8 @@ Reads ``models/<run>/results.json`` (written by ``src.evaluate``), groups the ru
 ``results.md`` (one row per experiment: mean ± std over its seeds, the 95 % t-interval of its mean test video
 accuracy), ``comparisons.md`` (the paired comparisons of ``configs/suite.yaml``), ``accuracy_vs_params.png``,
 ``accuracy_vs_epoch_time.png`` and, for runs of K-fold cross-validation (``python -m src.suite --folds K``),
-``kfold.md`` and ``kfold.csv``. What each holds: src/analysis.py.
+``kfold.md`` and ``kfold.csv``, and for the runs that record early recognition ``early_recognition.md`` and
+``early_recognition.png`` (src/early_analysis.py). What each holds: src/analysis.py.
 
 Where they go (src.analysis.output_dirs): ``results/`` and ``imgs/`` (the committed tables and figures of record)
 only for the default ``--models-dir models``. With ``--models-dir DIR``, any other folder, every output goes into

@@ -1,12 +1,14 @@
 """Evaluate a trained checkpoint on the test split of its protocol (KTH, course: persons 17-25), once.
 
-    python -m src.evaluate --checkpoint models/GRUCell/best.pth [--data DIR]
+    python -m src.evaluate --checkpoint models/GRUCell/best.pth [--data DIR] [--no-early]
 
 or ``evaluate("models/GRUCell/best.pth")`` from a notebook (src/training/evaluation.py). Reports clip
 accuracy, video accuracy (logits averaged over ``data.eval_clips_per_video`` evenly spaced clips per
 video), per-class accuracy, the confusion matrix, the trainable parameter count, training time per epoch
-(from the checkpoint's history), inference latency per clip at batch 1 and throughput at batch 32; writes
-them to ``results.json`` beside the checkpoint.
+(from the checkpoint's history), inference latency per clip at batch 1 and throughput at batch 32, and early
+recognition (the test accuracy after 1, 2, ... frames of each test clip played as a stream, after 10 %, ...,
+100 % of each test subsequence, and each streaming state rule's accuracy on whole subsequences and videos:
+src/training/early.py; ``--no-early`` skips it); writes them to ``results.json`` beside the checkpoint.
 
 Bad arguments (a missing or foreign ``--checkpoint``, a ``--device`` this machine lacks, a
 ``--data`` folder that is not prepared, a folder where results.json cannot be written) get one
@@ -36,10 +38,24 @@ def print_results_table(results: dict) -> None:
             ("trainable parameters", f"{results['num_params']:,}"),
             ("epoch wall time (train+val)", f"{results['epoch_time_s']:.1f} s, mean of {results['epochs']} epochs"),
             ("latency (batch 1)", f"{results['latency_ms']:.2f} ms/clip on {results['device']}"),
-            ("throughput (batch 32)", f"{results['throughput_clips_per_s']:.0f} clips/s")]
+            ("throughput (batch 32)", f"{results['throughput_clips_per_s']:.0f} clips/s"), *early_rows(results)]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
+
+
+def early_rows(results: dict) -> list[tuple[str, str]]:
+    """The table's rows of early recognition (none without its record): the clip accuracy after 1, half and all
+    of a clip's steps, the subsequence accuracy after 10 %, 50 % and 100 % of it."""
+    early = results.get("early_recognition")
+    if not early:
+        return []
+    steps, clips = early["steps"], early["clip_accuracy"]
+    shown = sorted({0, (len(steps) - 1) // 2, len(steps) - 1})
+    percents, subsequences = early["percents"], early["subsequence_accuracy"]
+    return [("streamed clip acc after t steps", ", ".join(f"t={steps[i]}: {clips[i]:.4f}" for i in shown)),
+            ("streamed subsequence acc", ", ".join(f"{p} %: {a:.4f}" for p, a in zip(percents, subsequences)
+                                                   if p in (10, 50, 100)) + f"  (rule {early['rule']})")]
 
 
 class _WarningFormatter(logging.Formatter):
@@ -54,6 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="e.g. models/GRUCell/best.pth")
     parser.add_argument("--data", default=None, help="prepared dataset folder (default: the one trained on)")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu) or a device name")
+    parser.add_argument("--no-early", action="store_true",
+                        help="skip early recognition (the accuracy of the streamed test clips and subsequences)")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler()  # the library's warnings on stderr
     handler.setFormatter(_WarningFormatter())
@@ -62,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         device = select_device(args.device, key="--device")
         check_output_file(path)
-        results = evaluate(args.checkpoint, data_root=args.data, device=device, write=False)
+        results = evaluate(args.checkpoint, data_root=args.data, device=device, write=False, early=not args.no_early)
     except DataMismatchError as e:
         sys.exit(f"error: {e.wording('--data')}")
     except (FileNotFoundError, RuntimeError, ValueError) as e:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid
 
 
@@ -96,6 +97,38 @@ def learning_curves_figure(histories: dict[str, Sequence[dict]],
         ax.grid(alpha=0.3)
     if len(histories):
         axes[0, -1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def early_recognition_figure(steps, shares, order: Sequence[str] | None = None):
+    """Accuracy against the frames seen, two panels: after t steps of a test clip (``steps``) and after p % of a
+    test subsequence (``shares``), each a :class:`src.early_analysis.Curve` (``mean``, ``std``: one row per
+    experiment, one column per t or p, shares in [0, 1]; ``seeds``). One curve per experiment (its mean over
+    seeds; ``order``: the legend's order), the band mean ± std where it has several seeds."""
+    names = [name for name in (order or []) if name in steps.mean.index]
+    names += sorted(set(steps.mean.index) - set(names))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    colours = sns.color_palette(n_colors=max(len(names), 1))
+    panels = ((axes[0], steps, "steps of a test clip seen (frames, one every slicing_step)"),
+              (axes[1], shares, "share of a test subsequence seen (%)"))
+    for ax, curve, xlabel in panels:
+        for colour, name in zip(colours, names):
+            if name not in curve.mean.index:
+                continue
+            mean = curve.mean.loc[name].dropna()
+            x, y = np.asarray(mean.index, dtype=float), 100 * mean.to_numpy(dtype=float)
+            ax.plot(x, y, marker="o", markersize=3, color=colour, label=f"{name} (n={int(curve.seeds[name])})")
+            std = curve.std.loc[name, mean.index].to_numpy(dtype=float)
+            if curve.seeds[name] > 1 and not np.isnan(std).all():
+                ax.fill_between(x, y - 100 * std, y + 100 * std, color=colour, alpha=0.2, linewidth=0)
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_ylim(0, 100)
+    axes[1].legend(fontsize=7, loc="lower right")
+    fig.suptitle("early recognition: accuracy against the frames seen (mean over seeds, band ± std)")
     fig.tight_layout()
     return fig
 

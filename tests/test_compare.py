@@ -504,3 +504,55 @@ def test_one_run_twice_is_refused_naming_both_files(tmp_path, capsys):
     copy_results("GRUCell", models, "GRUCell")
     summary = compare(models, tmp_path / "out", tmp_path / "figures", write_plan(tmp_path / "configs"))
     assert summary.loc["OwnGRU", "seeds"] == 2 and summary.loc["GRUCell", "seeds"] == 1
+
+
+def add_early(models_dir, run, clip_accuracy, subsequence_accuracy, rules=True):
+    """Early-recognition records, as src.evaluate writes them, added to ``models_dir/run/results.json``."""
+    path = models_dir / run / "results.json"
+    results = json.loads(path.read_text())
+    steps = list(range(1, len(clip_accuracy) + 1))
+    results["early_recognition"] = {"rule": "window" if rules else "recompute window, unpadded",
+                                    "states": 2 if rules else None, "frame_step": 3, "steps": steps,
+                                    "clip_accuracy": clip_accuracy, "clips": 10,
+                                    "percents": list(range(10, 101, 10)), "subsequence_accuracy": subsequence_accuracy,
+                                    "subsequences": 8, "seconds": 1.0}
+    score = {"final": clip_accuracy[-1], "per_step": clip_accuracy[0]}
+    results["state_rules"] = ({kind: {rule: score for rule in ("carry", "reset", "window")}
+                               for kind in ("subsequences", "videos")} | {"num_subsequences": 8, "num_videos": 2}
+                              if rules else None)
+    path.write_text(json.dumps(results))
+
+
+def test_early_recognition_table_and_figure_average_the_runs_that_have_the_records(tmp_path, caplog):
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "R2Plus1D", "OwnLSTM"])
+    write_result(models, "GRUCell", 0.8, val_acc=0.9)
+    write_result(models, "GRUCell_seed1", 0.6, seed=1, val_acc=0.9)
+    write_result(models, "R2Plus1D", 0.7, val_acc=0.5)
+    write_result(models, "OwnLSTM", 0.7, val_acc=0.4)  # no records: left out of the early tables
+    add_early(models, "GRUCell", [0.2, 0.4, 0.8], [0.3] * 9 + [0.7])
+    add_early(models, "GRUCell_seed1", [0.4, 0.6, 0.6], [0.5] * 9 + [0.9])
+    add_early(models, "R2Plus1D", [0.5, 0.5, 0.5, 0.5], [0.1] * 10, rules=False)
+    compare(models, tmp_path / "results", tmp_path / "imgs", configs)
+    text = (tmp_path / "results" / "early_recognition.md").read_text()
+    assert text.startswith("Measured on the synthetic twin (preset tiny)")
+    lines = text.splitlines()
+    gru = next(line for line in lines if line.startswith("| GRUCell"))  # the first table: steps of a clip
+    assert [cell.strip() for cell in gru.split("|")[2:7]] == ["2", "30.0 ± 14.1", "50.0 ± 14.1", "70.0 ± 14.1", "–"]
+    r2plus1d = next(line for line in lines if line.startswith("| R2Plus1D"))
+    assert [cell.strip() for cell in r2plus1d.split("|")[2:7]] == ["1", "50.0", "50.0", "50.0", "50.0"]
+    assert "| t=4 " in text and "| 100 % " in text and "80.0 ± 14.1" in text  # 100 % of GRUCell: (0.7 + 0.9) / 2
+    assert "OwnLSTM" not in text and "left out 1 runs without its records: OwnLSTM" in caplog.text
+    assert "after 1 step: R2Plus1D (50.0 %)" in text and "after 10 %: GRUCell (40.0 %)" in text
+    rules = text[text.index("## State rules"):]
+    assert "GRUCell" in rules and "R2Plus1D" not in rules.split("\n\n")[1]  # a clip model has no state rules
+    assert (tmp_path / "imgs" / "early_recognition.png").stat().st_size > 0
+    assert lines.index(gru) < lines.index(r2plus1d)  # rows by mean validation accuracy, as in results.md
+
+
+def test_without_early_records_no_early_table_is_written(tmp_path, caplog):
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell"])
+    write_result(models, "GRUCell", 0.8)
+    compare(models, tmp_path / "results", tmp_path / "imgs", configs)
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["comparisons.md", "results.csv", "results.md"]
+    assert not (tmp_path / "imgs" / "early_recognition.png").exists()
+    assert "no run records early recognition" in caplog.text

@@ -24,7 +24,8 @@ RESULT_KEYS = {"experiment", "seed", "checkpoint", "config", "data_root", "synth
                "best_epoch", "val_accuracy", "val_video_accuracy", "num_test_clips", "num_test_videos",
                "clip_accuracy", "video_accuracy", "classes", "per_class_accuracy", "confusion_matrix", "test_loss",
                "num_params", "epoch_time_s", "epochs", "data_wait_share", "time_to_best_s", "latency_ms",
-               "throughput_clips_per_s", "amp", "precision", "provenance", "history", "predictions"}
+               "throughput_clips_per_s", "amp", "precision", "provenance", "history", "predictions",
+               "early_recognition", "state_rules"}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,21 @@ def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepar
     assert results["epoch_time_s"] > 0 and results["latency_ms"] > 0
     assert results["throughput_clips_per_s"] > 0
     assert results["config"]["model"]["hidden_dim"] == 16
+
+    early = results["early_recognition"]  # the stream after all max_frames steps of a clip is the clip
+    assert early["steps"] == [1, 2, 3, 4] and early["clip_accuracy"][-1] == pytest.approx(results["clip_accuracy"])
+    assert early["clips"] == results["num_test_clips"] and len(early["subsequence_accuracy"]) == 10
+    assert set(results["state_rules"]["subsequences"]) == {"carry", "reset", "window"}
+
+
+def test_no_early_skips_early_recognition(trained, capsys):
+    best_path, _ = trained
+    main(["--checkpoint", str(best_path), "--device", "cpu", "--no-early"])
+    results = json.loads(best_path.with_name("results.json").read_text())
+    assert set(results) == RESULT_KEYS - {"early_recognition", "state_rules"}
+    assert "streamed" not in capsys.readouterr().out
+    main(["--checkpoint", str(best_path), "--device", "cpu"])
+    assert "streamed clip acc after t steps  t=1: " in capsys.readouterr().out
 
 
 def test_evaluate_is_deterministic_and_can_skip_writing(trained):

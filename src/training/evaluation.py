@@ -26,6 +26,7 @@ from src.files import atomic_write, check_output_file
 from src.nets.classifier import count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
 from src.training.device import select_device
+from src.training.early import early_recognition
 from src.training.loop import dataset_from_config
 from src.training.metrics import classification_metrics, clip_logits, clip_video_index, summarize_history
 from src.training.provenance import code_version, describe_data, split_record
@@ -132,7 +133,7 @@ class EvaluatedSplit:
 
 
 def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, device: str | torch.device = "auto",
-             batch_size: int | None = None, write: bool = True) -> dict:
+             batch_size: int | None = None, write: bool = True, early: bool = True) -> dict:
     """Test a checkpoint on its test split (the protocol it was trained under) and write ``results.json`` beside it.
 
     Args:
@@ -142,6 +143,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         device: ``auto`` (cuda, then mps, then cpu) or a device name.
         batch_size: for the test pass; default the config's ``train.batch_size``.
         write: write results.json beside the checkpoint (:func:`results_path`).
+        early: also measure early recognition (src/training/early.py: the keys ``early_recognition`` and
+            ``state_rules``); False leaves them out.
 
     Returns:
         The results (the keys of results.json): experiment, seed, checkpoint, config,
@@ -156,7 +159,10 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         or float16, the training's where the device allows), provenance (test and training data
         with fingerprints, persons of each split as loaded, code versions: see
         src/training/provenance.py), history (every epoch's row, from last.pth), predictions (one
-        row per test clip: video_id, start frame, label, predicted, probabilities).
+        row per test clip: video_id, start frame, label, predicted, probabilities); with ``early``,
+        early_recognition (accuracy after 1..max_frames steps of each test clip streamed, and after 10 %, ...,
+        100 % of each test subsequence) and state_rules (each state rule's accuracy on whole subsequences and
+        videos; None for a clip model): :func:`src.training.early.early_recognition`.
 
     Raises, before the test pass: ValueError for a device this machine lacks or a results.json
     that cannot be written, DataMismatchError (a ValueError) for a dataset whose classes or channels are
@@ -182,9 +188,11 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     check_test_set(test_set, checkpoint, checkpoint_path, data_root)
     test = run_test_pass(model, test_set, checkpoint["config"], precision_of_test(trained, device), device, batch_size)
     history = full_history(checkpoint_path, checkpoint)
+    records = early_recognition(model, test_set, device, test.precision,
+                                batch_size or checkpoint["config"]["train"]["batch_size"]) if early else {}
     results = {"experiment": checkpoint["config"]["experiment"], "seed": checkpoint["config"]["train"]["seed"],
                "checkpoint": str(checkpoint_path), "data_root": str(data_root), "synthetic": synthetic,
-               **results_of(test, model, checkpoint, history),
+               **results_of(test, model, checkpoint, history), **records,
                "provenance": provenance_of_test(test_data, trained, test_set), "config": checkpoint["config"],
                "history": history, "predictions": clip_predictions(test_set, test.logits, test.labels)}
     if write:
