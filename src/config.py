@@ -274,6 +274,22 @@ def load_config_and_sources(path: str | Path, overrides: Iterable[str] = (),
     return config, sources
 
 
+def config_of_dict(tree: dict, source: str) -> tuple[dict, dict[str, str]]:
+    """A config held as a dict (a checkpoint's, with its ``experiment``) checked as a file's is: its keys and types
+    against configs/base.yaml, then merged onto it (the keys it lacks: base.yaml's defaults), then its own values
+    (:func:`check_values`). Returns ``(config, {dotted key: source})``; ConfigError naming ``source`` and the key.
+    ``tree`` is not changed."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (data:, model:, train:, ...), "
+                          f"got {_type_name(tree)}")
+    sections = {key: value for key, value in tree.items() if key != "experiment"}
+    config = _deep_merge(schema_root(), _validate(sections, schema_root(), source))
+    sources = dict.fromkeys(_flat_keys(schema_root()), source)
+    check_values(config, sources)
+    config["experiment"] = tree.get("experiment")
+    return config, sources
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None) -> dict:
     """Load an experiment config: its ``base:`` chain deep-merged, then ``overrides``; its keys, types and own
     values checked (:func:`check_values`). :func:`src.checks.load_checked_config` checks the rest (the domain's)

@@ -306,3 +306,31 @@ def test_the_committed_checkpoint_passes_the_integrity_check():
     assert damaged_record(path) is None
     load_model(path)
     assert hashlib.sha1(path.read_bytes()).hexdigest() == digest  # read, never rewritten
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"model": {"hidden_dim": 100000}}, ("'model.hidden_dim' is 100,000", "more than this machine's")),
+    ({"data": {"img_size": 0}}, ("'data.img_size' must be >= 1", "got 0")),
+    ({"model": {"rnn_type": "GRU"}}, ("'model.rnn_type' must be one of",)),
+    ({"train": {"lr": "fast"}}, ("'train.lr' must be float",)),
+    ({"model": {"cells": 3}}, ("unknown key 'model.cells'",)),
+])
+def test_a_checkpoints_own_config_is_checked_as_a_files_naming_the_checkpoint(tmp_path, change, words):
+    config = small_config()
+    weights = build_model(config["model"], 6).state_dict()
+    for section, values in change.items():
+        config[section].update(values)
+    path = save_checkpoint({"model_state_dict": weights, "config": config, **KTH}, tmp_path / "GRUCell" / "best.pth")
+    with pytest.raises(CheckpointReadError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} (its config): ") and "\n" not in message
+    assert all(word in message for word in words), message
+
+
+def test_a_checkpoints_device_is_not_this_machines_concern(tmp_path):
+    config = small_config()
+    config["train"]["device"] = "cuda:7"  # trained elsewhere
+    path = save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config,
+                            **KTH}, tmp_path / "best.pth")
+    load_model(path)

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.checks import check_saved_config
+from src.config import ConfigError
 from src.files import atomic_write
 from src.nets.classifier import build_model
 from src.training.device import select_device
@@ -255,7 +257,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     class names are ``checkpoint["classes"]``.
 
     Raises what :func:`load_checkpoint` raises, and CheckpointReadError when the checkpoint lacks
-    :data:`MODEL_KEYS`, or its weights do not fit the model its config, classes and channels describe.
+    :data:`MODEL_KEYS`, its config is refused as a YAML file's would be (:func:`src.checks.check_saved_config`:
+    keys, types, ranges, choices, sizes that cannot fit this machine's memory; not ``train.device``), or its weights
+    do not fit the model its config, classes and channels describe.
     """
     path = Path(path)
     checkpoint = load_checkpoint(path, map_location)
@@ -264,8 +268,12 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         raise CheckpointReadError(f"{path}: a torch file without {' or '.join(map(repr, missing))}, not a checkpoint "
                                   f"of src.train; give {_checkpoint_instead(path)}")
     try:
-        model = build_model(checkpoint["config"]["model"], num_classes=len(checkpoint["classes"]),
-                            in_channels=int(checkpoint["channels"]), load_pretrained=False)  # the weights come next
+        num_classes, channels = len(checkpoint["classes"]), int(checkpoint["channels"])
+        check_saved_config(checkpoint["config"], f"{path} (its config)", channels=channels, num_classes=num_classes)
+        model = build_model(checkpoint["config"]["model"], num_classes=num_classes, in_channels=channels,
+                            load_pretrained=False)  # the weights come next
+    except ConfigError as e:  # as a YAML file's would be: a key, type or value not allowed, a size that cannot fit
+        raise CheckpointReadError(f"{e}; give {_checkpoint_instead(path)}") from None
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointReadError(f"{path}: its config describes no model this code can build ({type(e).__name__}: "
                                   f"{(str(e).splitlines() or [''])[0]}); give {_checkpoint_instead(path)}") from None
