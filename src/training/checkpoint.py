@@ -215,7 +215,7 @@ def _what_file_is(path: Path, error: Exception) -> str:
         return "a JSON file"
     if path.suffix.lower() in (".yaml", ".yml"):
         return "a config file"
-    if "Weights only load failed" in str(error):  # weights_only refused the objects of a complete file
+    if "can still be loaded" in str(error) or "unsupported GLOBAL" in str(error):  # weights_only refused its objects
         return "a torch file of other Python objects (torch.save of a whole model, or a crafted pickle; none was run)"
     if head.startswith(b"PK\x03\x04") or head.startswith(b"\x80"):  # torch's zip format, or its legacy pickle
         return f"a truncated or damaged torch file ({first_sentence})"
