@@ -270,8 +270,31 @@ def load_config_and_sources(path: str | Path, overrides: Iterable[str] = (),
         config = _deep_merge(config, override)
         sources.update(dict.fromkeys(_flat_keys(override), source))
     check_values(config, sources)
-    config["experiment"] = name or path.stem
+    config["experiment"] = check_run_name(name, path)
     return config, sources
+
+
+RUN_NAME = re.compile(r"[^\W_][\w.+-]{0,127}")
+"""A run name: one path component of letters, digits, '_', '.', '+', '-', beginning with a letter or a digit (so never
+'.', '..', a hidden or an option-like name), at most 128 characters. It names the folders
+``<log.models_dir>/<name>`` and ``<log.tboard_dir>/<name>``; nested names (``a/b``) are not allowed."""
+NAME_ARGUMENT = "name="
+"""How the errors say the run-name argument of :func:`load_config` (src/train.py says ``--name``)."""
+
+
+def check_run_name(name: str | None, path: Path) -> str:
+    """``name``, or the stem of the config file ``path`` when ``name`` is None, checked to be a :data:`RUN_NAME`;
+    ConfigError, one line, naming the argument (or the file) when it is not."""
+    allowed = ("must be one path component of letters, digits, '_', '.', '+', '-', beginning with a letter or a "
+               "digit (the run's folder under log.models_dir and log.tboard_dir)")
+    if name is not None:
+        if not (isinstance(name, str) and RUN_NAME.fullmatch(name)):
+            raise ConfigError(f"{NAME_ARGUMENT}{name!r}: a run name {allowed}; give another")
+        return name
+    if not RUN_NAME.fullmatch(path.stem):
+        raise ConfigError(f"{path}: its stem {path.stem!r} names the run, and a run name {allowed}; rename the "
+                          f"file, or give the run a name ({NAME_ARGUMENT}NAME)")
+    return path.stem
 
 
 def config_of_dict(tree: dict, source: str) -> tuple[dict, dict[str, str]]:

@@ -28,13 +28,14 @@ import threading
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.checks import load_checked_config
+from src.config import NAME_ARGUMENT
 from src.training import distributed, trainer
 from src.training.checkpoint import CheckpointWriteError
 from src.training.loop import NonFiniteLossError
 from src.training.runlock import LockFolderError, RunClaimedError
 from src.training.trainer import EventWriteError, train
 
-FLAGS = {trainer.RESUME: "--resume", trainer.ANOTHER_NAME: "--name NEW_NAME"}
+FLAGS = {trainer.RESUME: "--resume", trainer.ANOTHER_NAME: "--name NEW_NAME", NAME_ARGUMENT: "--name "}
 """The trainer's words for what to do (an argument of train(), a config key), and this command's flags for them."""
 
 

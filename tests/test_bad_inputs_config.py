@@ -73,6 +73,10 @@ CASES = {
                                                  "--set", "train.epochs=0", "--models-dir", MODELS],
                                    ("--set train.epochs=0:", "'train.epochs'", "got 0"), 2),
 }
+# issue 34 #5: a run name is one path component of safe characters, checked with the config
+CASES.update({f"--name {name}": ("src.train", ["--config", GRU, "--data", TINY_DATA, "--name", name],
+                                 (f"error: --name {name!r}: a run name must be one path component",), 1)
+              for name in (".", "/abs/path", "../escaped")})
 if not torch.cuda.is_available():
     CASES["train.device=cuda"] = ("src.train", ["--config", GRU, "--data", TINY_DATA, "--set", "train.device=cuda"],
                                   ("'train.device'", "got 'cuda'", "no CUDA"), 1)

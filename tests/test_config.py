@@ -1,5 +1,6 @@
 """src/config.py and src/checks.py: base chains, overrides, and one-line errors that name the file and key."""
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -464,3 +465,25 @@ def test_every_experiment_fits_and_its_parameters_are_counted_without_building_i
         model = {**config["model"], "num_layers": layers, "hidden_dim": 24, "emb_dim": 16}
         if model["arch"] == "rnn":
             assert parameter_count(model, 1, 6) == count_parameters(build_model(model, 6, 1, load_pretrained=False))
+
+
+@pytest.mark.parametrize("name", [".", "..", "/abs/path", "../escaped", "a/b", "", ".hidden", "-rf", "a\nb", "x" * 129,
+                                  "a b"])
+def test_a_run_name_that_is_not_one_safe_path_component_is_refused(name):
+    with pytest.raises(ConfigError) as info:
+        load_config("configs/GRUCell.yaml", name=name)
+    assert str(info.value).startswith(f"name={name!r}: a run name must be one path component")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["GRUCell_seed1", "R2Plus1D", "lr1e-3+ema", "v1.2", "Übung"])
+def test_a_run_name_of_safe_characters_names_the_run(name):
+    assert load_config("configs/GRUCell.yaml", name=name)["experiment"] == name
+
+
+def test_a_config_file_whose_stem_cannot_name_a_run_says_so(tmp_path):
+    path = tmp_path / ".hidden.yaml"  # stem '.hidden'
+    path.write_text("base: " + str(Path("configs/GRUCell.yaml").resolve()) + "\n")
+    with pytest.raises(ConfigError, match=r"its stem '\.hidden' names the run.*\(name=NAME\)"):
+        load_config(path)
+    assert load_config(path, name="Hidden")["experiment"] == "Hidden"
