@@ -274,7 +274,46 @@ def load_config_and_sources(path: str | Path, overrides: Iterable[str] = (),
         config = _deep_merge(config, override)
         sources.update(dict.fromkeys(_flat_keys(override), source))
     check_values(config, sources)
-    config["experiment"] = name or path.stem
+    config["experiment"] = check_run_name(name, path)
+    return config, sources
+
+
+RUN_NAME = re.compile(r"[^\W_][\w.+-]{0,127}")
+"""A run name: one path component of letters, digits, '_', '.', '+', '-', beginning with a letter or a digit (so never
+'.', '..', a hidden or an option-like name), at most 128 characters. It names the folders
+``<log.models_dir>/<name>`` and ``<log.tboard_dir>/<name>``; nested names (``a/b``) are not allowed."""
+NAME_ARGUMENT = "name="
+"""How the errors say the run-name argument of :func:`load_config` (src/train.py says ``--name``)."""
+
+
+def check_run_name(name: str | None, path: Path) -> str:
+    """``name``, or the stem of the config file ``path`` when ``name`` is None, checked to be a :data:`RUN_NAME`;
+    ConfigError, one line, naming the argument (or the file) when it is not."""
+    allowed = ("must be one path component of letters, digits, '_', '.', '+', '-', beginning with a letter or a "
+               "digit (the run's folder under log.models_dir and log.tboard_dir)")
+    if name is not None:
+        if not (isinstance(name, str) and RUN_NAME.fullmatch(name)):
+            raise ConfigError(f"{NAME_ARGUMENT}{name!r}: a run name {allowed}; give another")
+        return name
+    if not RUN_NAME.fullmatch(path.stem):
+        raise ConfigError(f"{path}: its stem {path.stem!r} names the run, and a run name {allowed}; rename the "
+                          f"file, or give the run a name ({NAME_ARGUMENT}NAME)")
+    return path.stem
+
+
+def config_of_dict(tree: dict, source: str) -> tuple[dict, dict[str, str]]:
+    """A config held as a dict (a checkpoint's, with its ``experiment``) checked as a file's is: its keys and types
+    against configs/base.yaml, then merged onto it (the keys it lacks: base.yaml's defaults), then its own values
+    (:func:`check_values`). Returns ``(config, {dotted key: source})``; ConfigError naming ``source`` and the key.
+    ``tree`` is not changed."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections (data:, model:, train:, ...), "
+                          f"got {_type_name(tree)}")
+    sections = {key: value for key, value in tree.items() if key != "experiment"}
+    config = _deep_merge(schema_root(), _validate(sections, schema_root(), source))
+    sources = dict.fromkeys(_flat_keys(schema_root()), source)
+    check_values(config, sources)
+    config["experiment"] = tree.get("experiment")
     return config, sources
 
 

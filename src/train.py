@@ -11,8 +11,9 @@ command trains with DistributedDataParallel, and every message names the rank it
 
 The trainer's progress lines (its ``logging`` at level INFO) go to stderr, above the progress bars. A bad
 config, a run another process trains, a folder or checkpoint that cannot be written, or a loss that turns NaN
-ends the command with one ``error:`` line, in this command's words (``--resume``, ``--name``); Ctrl-C says
-how to resume.
+ends the command with one ``error:`` line, in this command's words (``--resume``, ``--name``); Ctrl-C (exit 1)
+and SIGTERM (a job scheduler's stop, ``docker stop``; exit 143) end it alike, the last finished epoch kept in
+last.pth and both run.lock files removed, in one line that says how to resume.
 """
 from __future__ import annotations
 
@@ -20,19 +21,21 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import threading
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.checks import load_checked_config
+from src.config import NAME_ARGUMENT
 from src.training import distributed, trainer
 from src.training.checkpoint import CheckpointWriteError
 from src.training.loop import NonFiniteLossError
 from src.training.runlock import LockFolderError, RunClaimedError
 from src.training.trainer import EventWriteError, train
 
-FLAGS = {trainer.RESUME: "--resume", trainer.ANOTHER_NAME: "--name NEW_NAME"}
+FLAGS = {trainer.RESUME: "--resume", trainer.ANOTHER_NAME: "--name NEW_NAME", NAME_ARGUMENT: "--name "}
 """The trainer's words for what to do (an argument of train(), a config key), and this command's flags for them."""
 
 
@@ -68,6 +71,31 @@ def _quiet_event_writer_thread(args: threading.ExceptHookArgs) -> None:
         threading.__excepthook__(args)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's stop, ``docker stop``, ``kill``), raised in the main thread as Ctrl-C is: the epoch
+    under way is dropped, last.pth keeps the last finished one (its writes are atomic), both run.lock files are
+    removed (src/training/runlock.py releases them on any exception)."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """For the block, SIGTERM raises :class:`Terminated` in the main thread; the previous handler afterwards. Where
+    no handler can be set (not the main thread: a notebook's worker), the block runs with SIGTERM as it was."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not break the cleanup
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m src.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="experiment YAML, e.g. configs/GRUCell.yaml")
@@ -86,15 +114,17 @@ def main(argv: list[str] | None = None) -> None:
     threading.excepthook = _quiet_event_writer_thread
     try:
         config = load_checked_config(args.config, args.set, name=args.name)
-        with progress_on_stderr():
+        with progress_on_stderr(), sigterm_as_interrupt():
             summary = train(config, data_root=args.data, resume=args.resume)
     except expected as e:
         known = isinstance(e, known_errors)
         message = in_flags(str(e)) if known else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
         sys.exit(f"error: {rank}{message}")
-    except KeyboardInterrupt:
-        sys.exit(f"\n{rank}interrupted: last.pth holds the last finished epoch; continue with the same command plus "
-                 f"--resume")
+    except KeyboardInterrupt as e:
+        stopped = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"\n{rank}{stopped}: last.pth holds the last finished epoch; continue with the same command plus "
+              f"--resume", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM if isinstance(e, Terminated) else 1)
     if rank and not rank.startswith("rank 0 "):
         return
     chosen = "best val accuracy" if summary["select"] == "best" else \

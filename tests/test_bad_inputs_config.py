@@ -9,13 +9,17 @@ two at a time, once (:func:`refused`), and each test reads its case. The same ch
 unit-tested in tests/test_config.py."""
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.cli import REPO, assert_one_line_error, config_path, run_cli, snapshot
+from src.checks import machine_memory, memory_estimate
+from src.config import load_config
+from tests.cli import REPO, assert_one_line_error, config_path, run_cli, snapshot, start_cli
+from tests.test_config import ISSUE_SIZES
 
 pytestmark = pytest.mark.slow  # every case is a python -m src.train or src.suite subprocess (tests/cli.py)
 
@@ -46,6 +50,12 @@ BAD_OVERRIDES = {
     # beyond the issue's list (more values, one by one, in tests/test_config.py)
     "model.pretrained=true": ("'model.pretrained'", "got True", "no pretrained weights"),
 }
+# issue 34: sizes that cannot fit, refused before the data is read (each where it exceeds this machine's memory)
+FITS_HERE = [override for override in ISSUE_SIZES if memory_estimate(
+    load_config(GRU, [override]))["total"] <= machine_memory()]
+BAD_OVERRIDES.update({override: (f"'{override.split('=')[0]}' is {int(override.split('=')[1]):,}",
+                                 "more than this machine's", "at most about")
+                      for override in ISSUE_SIZES if override not in FITS_HERE})
 
 # case -> (module, arguments, what the error line names, exit code)
 CASES = {
@@ -63,6 +73,10 @@ CASES = {
                                                  "--set", "train.epochs=0", "--models-dir", MODELS],
                                    ("--set train.epochs=0:", "'train.epochs'", "got 0"), 2),
 }
+# issue 34 #5: a run name is one path component of safe characters, checked with the config
+CASES.update({f"--name {name}": ("src.train", ["--config", GRU, "--data", TINY_DATA, "--name", name],
+                                 (f"error: --name {name!r}: a run name must be one path component",), 1)
+              for name in (".", "/abs/path", "../escaped")})
 if not torch.cuda.is_available():
     CASES["train.device=cuda"] = ("src.train", ["--config", GRU, "--data", TINY_DATA, "--set", "train.device=cuda"],
                                   ("'train.device'", "got 'cuda'", "no CUDA"), 1)
@@ -127,3 +141,34 @@ def test_the_suite_claims_no_run_and_writes_no_table(refused):
 def test_a_bad_value_in_a_file_names_the_file_not_an_override(refused):
     process, _, _, _ = refused["a bad value in a config file"]
     assert "--set" not in process.stderr
+
+
+def refusal_peak(args: list, cwd: Path):
+    """``(the finished process, its peak resident memory in MB)``: ``python -m src.train args`` alone (ru_maxrss
+    of its os.wait4)."""
+    process = start_cli("src.train", *args, cwd=cwd)
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process.stdout, process.stderr = process.stdout.read(), process.stderr.read()
+    return process, usage.ru_maxrss / 1024  # KiB on Linux
+
+
+@pytest.fixture(scope="module")
+def baseline_peak(tiny_prepared, tmp_path_factory) -> float:
+    """The peak memory of refusing train.epochs=0: what importing the command costs."""
+    process, peak = refusal_peak(["--config", GRU, "--data", tiny_prepared, "--set", "train.epochs=0"],
+                                 tmp_path_factory.mktemp("baseline"))
+    assert_one_line_error(process, "'train.epochs'")
+    return peak
+
+
+@pytest.mark.parametrize("override", ISSUE_SIZES)
+def test_a_size_that_cannot_fit_is_refused_with_little_memory(tiny_prepared, tmp_path, override, baseline_peak):
+    """The refusal of a size too large for this machine costs what any refused config costs (the peak resident
+    memory of the process, ru_maxrss: importing torch), not what the size would."""
+    if override in FITS_HERE:
+        pytest.skip(f"{override} fits this machine's {machine_memory() / 2 ** 30:.0f} GB")
+    process, peak = refusal_peak(["--config", GRU, "--data", tiny_prepared, "--set", override], tmp_path)
+    assert_one_line_error(process, f"--set {override}: '{override.split('=')[0]}'", code=1)
+    assert peak < baseline_peak + 100, f"{peak:.0f} MB resident at the refusal, {baseline_peak:.0f} MB for epochs=0"
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from src.training.checkpoint import load_checkpoint
 from src.training.runlock import LOCK_NAME, LOCK_STALE_S
 from src.training.trainer import train
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot, start_cli
@@ -104,6 +105,26 @@ def test_ctrl_c_releases_the_claim(tiny_prepared, tmp_path):
     err = re.sub(r"Exception ignored in: <function tqdm.__del__.*?object has no attribute 'pos'\n", "", err, flags=re.S)
     assert interrupted.returncode == 1 and "Traceback" not in err and "interrupted: " in err, err
     assert not locks(tmp_path)
+
+
+def test_sigterm_stops_training_like_ctrl_c(tiny_prepared, tmp_path):
+    """SIGTERM (a job scheduler's stop, docker stop) during training: exit 143, one line saying how to resume, the
+    last finished epoch in a whole last.pth, both run.lock files and every temp file gone; the resume continues."""
+    stopped = start_cli("src.train", *train_args(tiny_prepared, "train.epochs=500"), cwd=tmp_path)
+    wait_for(tmp_path / RUN / "last.pth", stopped)  # well inside the training loop
+    stopped.send_signal(signal.SIGTERM)
+    _, err = stopped.communicate(timeout=120)
+    err = re.sub(r"Exception ignored in: <function tqdm.__del__.*?object has no attribute 'pos'\n", "", err, flags=re.S)
+    assert stopped.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): last.pth holds the last finished epoch; continue "
+                                            "with the same command plus --resume"), err
+    assert not locks(tmp_path)
+    assert sorted(p.name for p in (tmp_path / RUN).iterdir()) == ["best.pth", "last.pth"]  # no temp file
+    done = load_checkpoint(tmp_path / RUN / "last.pth")["epoch"]
+    resumed = run_cli("src.train", *train_args(tiny_prepared, f"train.epochs={done + 1}"), "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming from {RUN / 'last.pth'} after epoch {done}" in resumed.stderr
+    assert load_checkpoint(tmp_path / RUN / "last.pth")["epoch"] == done + 1
 
 
 def write_lock(path: Path, content: str, age_s: float = 0) -> None:

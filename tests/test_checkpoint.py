@@ -4,7 +4,9 @@ import hashlib
 import json
 import os
 import random
+import re
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from src.nets.classifier import build_model
 from src.training.checkpoint import (
     CheckpointReadError,
     CheckpointWriteError,
+    damaged_record,
     get_rng_states,
     load_checkpoint,
     load_model,
@@ -268,3 +271,66 @@ def test_for_inference_drops_only_what_resuming_reads():
     assert slim["ema"] == {"decay": 0.9, "updates": 7} and slim["model_state_dict"] is weights
     assert "trained_state_dict" in checkpoint["ema"] and set(RESUME_ONLY_KEYS) <= set(checkpoint)  # unchanged
     assert for_inference({"model_state_dict": weights, "ema": None})["ema"] is None  # a run without EMA
+
+
+def damage(path: Path, count: int = 256) -> str:
+    """Flip ``count`` bytes inside the largest tensor record of the torch archive at ``path`` (a corrupted copy, as
+    issue 34 made it); returns that record's name. The archive's own structure stays intact."""
+    with zipfile.ZipFile(path) as archive:
+        record = max(archive.infolist(), key=lambda info: info.file_size)
+    data = bytearray(path.read_bytes())
+    start = record.header_offset + 30 + len(record.filename.encode()) + len(record.extra) + record.file_size // 2
+    data[start:start + count] = bytes(byte ^ 0xFF for byte in data[start:start + count])
+    path.write_bytes(bytes(data))
+    return record.filename
+
+
+@pytest.mark.parametrize("count", [256, 16])
+def test_a_damaged_checkpoint_is_refused_on_every_load_naming_the_file_and_the_record(tmp_path, count):
+    config = small_config()
+    path = save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config,
+                            **KTH}, tmp_path / "models" / "GRUCell" / "best.pth")
+    assert damaged_record(path) is None
+    record = damage(path, count)
+    assert torch.load(path, weights_only=True)  # torch itself reads the damaged weights without a word
+    for load in (load_checkpoint, load_model):
+        with pytest.raises(CheckpointReadError, match=f"^{re.escape(str(path))}: a damaged checkpoint \\(its "
+                                                      f"record {re.escape(record)} fails") as info:
+            load(path)
+        assert "\n" not in str(info.value)
+
+
+def test_the_committed_checkpoint_passes_the_integrity_check():
+    path = Path(__file__).resolve().parents[1] / "models" / "GRUCell" / "best.pth"
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    assert damaged_record(path) is None
+    load_model(path)
+    assert hashlib.sha1(path.read_bytes()).hexdigest() == digest  # read, never rewritten
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"model": {"hidden_dim": 100000}}, ("'model.hidden_dim' is 100,000", "more than this machine's")),
+    ({"data": {"img_size": 0}}, ("'data.img_size' must be >= 1", "got 0")),
+    ({"model": {"rnn_type": "GRU"}}, ("'model.rnn_type' must be one of",)),
+    ({"train": {"lr": "fast"}}, ("'train.lr' must be float",)),
+    ({"model": {"cells": 3}}, ("unknown key 'model.cells'",)),
+])
+def test_a_checkpoints_own_config_is_checked_as_a_files_naming_the_checkpoint(tmp_path, change, words):
+    config = small_config()
+    weights = build_model(config["model"], 6).state_dict()
+    for section, values in change.items():
+        config[section].update(values)
+    path = save_checkpoint({"model_state_dict": weights, "config": config, **KTH}, tmp_path / "GRUCell" / "best.pth")
+    with pytest.raises(CheckpointReadError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert message.startswith(f"{path} (its config): ") and "\n" not in message
+    assert all(word in message for word in words), message
+
+
+def test_a_checkpoints_device_is_not_this_machines_concern(tmp_path):
+    config = small_config()
+    config["train"]["device"] = "cuda:7"  # trained elsewhere
+    path = save_checkpoint({"model_state_dict": build_model(config["model"], 6).state_dict(), "config": config,
+                            **KTH}, tmp_path / "best.pth")
+    load_model(path)

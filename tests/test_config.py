@@ -1,5 +1,6 @@
 """src/config.py and src/checks.py: base chains, overrides, and one-line errors that name the file and key."""
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -433,3 +434,61 @@ def test_a_config_that_is_not_utf8_is_refused_naming_the_file(tmp_path, encoding
     path.write_bytes("train:\n  epochs: 1\n".encode("utf-16") if encoding == "utf-16" else bytes(range(256)))
     with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: not UTF-8 text \(byte \d+"):
         read_yaml(path)
+
+
+# ----------------------------------------------------------------------------- sizes that cannot fit (issue 34)
+ISSUE_SIZES = ["model.hidden_dim=1000000", "model.emb_dim=1000000", "data.max_frames=1000000",
+               "data.img_size=100000", "model.num_layers=20000", "data.eval_clips_per_video=1000000"]
+
+
+@pytest.mark.parametrize("override", ISSUE_SIZES)
+def test_a_size_that_cannot_fit_is_refused_naming_the_key_and_what_fits(override, monkeypatch):
+    import src.checks
+    monkeypatch.setattr(src.checks, "machine_memory", lambda: 16 * 2 ** 30)
+    key, value = override.split("=")
+    with pytest.raises(ConfigError) as info:
+        load_checked_config("configs/GRUCell.yaml", [override])
+    message = str(info.value)
+    assert message.startswith(f"configs/GRUCell.yaml --set {override}: '{key}' is {int(value):,}: ")
+    assert "more than this machine's 16.0 GB of memory" in message and "\n" not in message
+    bound = int(re.search(r"at most about ([\d,]+) here", message).group(1).replace(",", ""))
+    assert 1 <= bound < int(value)
+    load_checked_config("configs/GRUCell.yaml", [f"{key}={bound}"])  # the bound it gives fits
+    with pytest.raises(ConfigError):
+        load_checked_config("configs/GRUCell.yaml", [f"{key}={bound + 1}"])
+
+
+@pytest.mark.parametrize("experiment", ["GRUCell", "LSTMCell", "OwnLSTM", "OwnConvLSTM", "R2Plus1D"])
+def test_every_experiment_fits_and_its_parameters_are_counted_without_building_it(experiment):
+    from src.checks import memory_estimate, parameter_count
+    from src.nets.classifier import build_model, count_parameters
+    config = load_checked_config(f"configs/{experiment}.yaml")
+    assert memory_estimate(config)["total"] < 4 * 2 ** 30
+    counted = count_parameters(build_model(config["model"], 6, 1, load_pretrained=False))
+    assert abs(parameter_count(config["model"], 1, 6) - counted) <= 0.01 * counted
+    for layers in (1, 3):
+        model = {**config["model"], "num_layers": layers, "hidden_dim": 24, "emb_dim": 16}
+        if model["arch"] == "rnn":
+            assert parameter_count(model, 1, 6) == count_parameters(build_model(model, 6, 1, load_pretrained=False))
+
+
+@pytest.mark.parametrize("name", [".", "..", "/abs/path", "../escaped", "a/b", "", ".hidden", "-rf", "a\nb", "x" * 129,
+                                  "a b"])
+def test_a_run_name_that_is_not_one_safe_path_component_is_refused(name):
+    with pytest.raises(ConfigError) as info:
+        load_config("configs/GRUCell.yaml", name=name)
+    assert str(info.value).startswith(f"name={name!r}: a run name must be one path component")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["GRUCell_seed1", "R2Plus1D", "lr1e-3+ema", "v1.2", "Übung"])
+def test_a_run_name_of_safe_characters_names_the_run(name):
+    assert load_config("configs/GRUCell.yaml", name=name)["experiment"] == name
+
+
+def test_a_config_file_whose_stem_cannot_name_a_run_says_so(tmp_path):
+    path = tmp_path / ".hidden.yaml"  # stem '.hidden'
+    path.write_text("base: " + str(Path("configs/GRUCell.yaml").resolve()) + "\n")
+    with pytest.raises(ConfigError, match=r"its stem '\.hidden' names the run.*\(name=NAME\)"):
+        load_config(path)
+    assert load_config(path, name="Hidden")["experiment"] == "Hidden"

@@ -23,11 +23,11 @@ import src.training.trainer
 from src.config import load_config
 from src.data.dataset import KTHActionDataset
 from src.data.sources.kth import ACTIONS
-from src.training.checkpoint import CHECKPOINT_KEYS, load_model
+from src.training.checkpoint import CHECKPOINT_KEYS, CheckpointReadError, load_model, save_checkpoint
 from src.training.device import autocast, cpu_description, training_precision
 from src.training.loop import NonFiniteLossError
 from src.training.runlock import LOCK_NAME, RunClaimedError, holding
-from src.training.trainer import ANOTHER_NAME, log_epoch, make_scheduler, train
+from src.training.trainer import ANOTHER_NAME, ResumeRefusedError, log_epoch, make_scheduler, train
 from tests.conftest import FOUR_CLASSES
 
 EPOCHS = 2
@@ -703,3 +703,33 @@ def test_a_finished_run_resumed_with_train_select_last_keeps_its_last_epoch(tiny
     assert "best.pth is now the last epoch's weights, epoch 2" in err
     # train.select changes which epoch is kept, not the training
     assert not [w for w in caught if "changed config" in str(w.message)]
+
+
+@pytest.mark.parametrize("saved, now", [(["train.optimizer=adam"], ["train.optimizer=sgd"]),
+                                        (["train.scheduler=none"], ["train.scheduler=cosine"]),
+                                        (["train.scheduler=none"], ["train.scheduler=step"]),
+                                        (["train.scheduler=cosine"], ["train.scheduler=none"])])
+def test_resume_with_another_optimizer_or_schedule_is_refused_before_the_data_is_read(tmp_path, saved, now):
+    last = tmp_path / "models" / "GRUCell" / "last.pth"
+    save_checkpoint({"config": tiny_config(tmp_path, extra=saved)}, last)
+    before = last.read_bytes()
+    with pytest.raises(ResumeRefusedError) as info:
+        train(tiny_config(tmp_path, extra=now), data_root=tmp_path / "no data here", resume=True)  # data: an error
+    message = str(info.value)
+    key, old = saved[0].split("=")
+    assert f"{last} saved the state of another optimizer or schedule ({key}: {old} -> {now[0].split('=')[1]}); " \
+           f"set {saved[0]} to continue it" in message and ANOTHER_NAME in message and "\n" not in message
+    assert last.read_bytes() == before
+
+
+def test_resume_from_a_crafted_pickle_is_refused_before_the_data_is_read(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'ran'}",))
+
+    last = tmp_path / "models" / "GRUCell" / "last.pth"
+    last.parent.mkdir(parents=True)
+    torch.save({"config": Payload()}, last)
+    with pytest.raises(CheckpointReadError, match=f"^{last}: a torch file of other Python objects"):
+        train(tiny_config(tmp_path), data_root=tmp_path / "no data here", resume=True)
+    assert not (tmp_path / "ran").exists()

@@ -210,13 +210,32 @@ def results_mismatch(results: dict, config: dict, data: dict) -> str | None:
 
 def resume_refusal(checkpoint: dict, config: dict, data: dict, path: str | Path) -> str | None:
     """Why ``checkpoint`` (last.pth at ``path``) must not be continued as the run ``config``
-    on ``data``, or None when it may (other config changes only warn)."""
+    on ``data``, or None when it may (other config changes only warn): other data, or
+    :func:`config_resume_refusal`."""
     saved = checkpoint["provenance"]["data"]
     if not _same_data(saved, data):
         return _data_change(str(path), saved, data, made="trained")
+    return config_resume_refusal(checkpoint, config, path)
+
+
+TRAINING_STATE_KEYS = ("optimizer", "scheduler")
+"""train keys whose state a checkpoint saves in its own form (Adam's moments, SGD's momentum, a schedule's
+counters): another value cannot load it."""
+
+
+def config_resume_refusal(checkpoint: dict, config: dict, path: str | Path) -> str | None:
+    """Why ``checkpoint`` (last.pth at ``path``) must not be continued under ``config``, from the configs alone
+    (before any data is read): another model architecture (:data:`ARCHITECTURE_KEYS`), another optimizer or
+    learning-rate schedule (:data:`TRAINING_STATE_KEYS`: their saved states are another's); else None."""
     old, new = checkpoint["config"]["model"], config["model"]
     changed = [f"model.{key}: {old.get(key)} -> {new.get(key)}" for key in ARCHITECTURE_KEYS
                if old.get(key) != new.get(key)]
     if changed:
         return f"{path} has another model architecture ({', '.join(changed)})"
+    old, new = checkpoint["config"]["train"], config["train"]
+    keys = [key for key in TRAINING_STATE_KEYS if old.get(key) != new.get(key)]
+    if keys:
+        changed = ", ".join(f"train.{key}: {old.get(key)} -> {new.get(key)}" for key in keys)
+        saved = " and ".join(f"train.{key}={old.get(key)}" for key in keys)
+        return f"{path} saved the state of another optimizer or schedule ({changed}); set {saved} to continue it"
     return None

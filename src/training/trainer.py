@@ -83,7 +83,14 @@ from src.training.loop import (
     validate,
 )
 from src.training.metrics import clip_video_index, summarize_history
-from src.training.provenance import code_version, config_differences, describe_data, resume_refusal, split_record
+from src.training.provenance import (
+    code_version,
+    config_differences,
+    config_resume_refusal,
+    describe_data,
+    resume_refusal,
+    split_record,
+)
 from src.training.runlock import LOCK_NAME, LockFolderError, holding
 
 logger = logging.getLogger(__name__)
@@ -97,7 +104,8 @@ RETRY = f"free some space (or fix the permissions), then continue with {RESUME}"
 
 
 class ResumeRefusedError(ValueError):
-    """last.pth was made on other data or with another model architecture; the message says what to do."""
+    """last.pth was made on other data, or with another model architecture, optimizer or learning-rate schedule; the
+    message says what to do."""
 
 
 class EventWriteError(OSError):
@@ -234,7 +242,9 @@ def train(config: dict, data_root: str | Path | None = None, resume: bool = Fals
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf; ``last.pth`` keeps the last good epoch.
-        ResumeRefusedError: last.pth was trained on other data or with another model architecture.
+        ResumeRefusedError: last.pth was trained on other data or with another model architecture, optimizer or
+            learning-rate schedule (refused before the data is read, but for other data).
+        CheckpointReadError: last.pth is no checkpoint of src.train, or a damaged one (before the data is read).
         RunClaimedError: another live process trains this run (same models or TensorBoard folder).
         LockFolderError: ``log.models_dir`` or ``log.tboard_dir`` cannot be made or written.
         CheckpointWriteError: a checkpoint could not be written (disk full, no permission);
@@ -254,10 +264,12 @@ def _train(config: dict, context: distributed.Context, data_root, resume: bool) 
     name, main = config["experiment"], context.is_main
     if main:  # this process holds the run folder: a temp file there is a killed writer's
         remove_temp_files(run_folder(config), "*.pth")
+    checkpoint = checkpoint_to_resume(config, context) if resume else None  # refused before the data loads
     seed_everything(config["train"]["seed"])
     data = load_data(config, context, data_root)
     config = config_for_data(config, data.root)  # data.channels auto: the data's, recorded as the number
-    checkpoint = checkpoint_to_resume(config, data, context) if resume else None
+    if checkpoint is not None:  # trained on other data: refused once that data is known
+        refuse_to_resume(config, resume_refusal(checkpoint, config, data.description, run_folder(config) / "last.pth"))
     run = start_run(config, context, data, checkpoint)  # the network, what trains it, the epochs done
     if main:
         logger.info(describe_start(run))
@@ -332,25 +344,31 @@ def load_data(config: dict, context: distributed.Context, data_root) -> RunData:
                    train_loader, val_loader, val_indices, clip_video_index(val_set))
 
 
-def checkpoint_to_resume(config: dict, data: RunData, context: distributed.Context) -> dict | None:
-    """The run's last.pth to continue from, or None when there is none yet (the run starts from scratch).
+def checkpoint_to_resume(config: dict, context: distributed.Context) -> dict | None:
+    """The run's last.pth to continue from, or None when there is none yet (the run starts from scratch); read and
+    checked against ``config`` before any data is read (a damaged or foreign file, another architecture,
+    optimizer or schedule: :func:`src.training.provenance.config_resume_refusal`).
 
     Raises:
-        ResumeRefusedError: last.pth was trained on other data or with another model architecture
-            (:func:`src.training.provenance.resume_refusal`).
+        CheckpointReadError: last.pth is no checkpoint of src.train, or a damaged one.
+        ResumeRefusedError: last.pth was trained with another model architecture, optimizer or schedule.
     """
-    name, run_dir = config["experiment"], run_folder(config)
-    last_path = run_dir / "last.pth"
+    name, last_path = config["experiment"], run_folder(config) / "last.pth"
     if not last_path.is_file():
         if context.is_main:
             logger.info(f"{name}: no {last_path} yet; starting from scratch")
         return None
     checkpoint = load_checkpoint(last_path, map_location=context.device)
-    refusal = resume_refusal(checkpoint, config, data.description, last_path)
-    if refusal:
-        raise ResumeRefusedError(f"{name}: cannot resume: {refusal}; start a new run under another name "
-                                 f"({ANOTHER_NAME}), or delete {run_dir} to train it again")
+    refuse_to_resume(config, config_resume_refusal(checkpoint, config, last_path))
     return checkpoint
+
+
+def refuse_to_resume(config: dict, refusal: str | None) -> None:
+    """Raise ResumeRefusedError saying ``refusal`` (why the run's last.pth cannot continue) and what to do;
+    nothing when ``refusal`` is None."""
+    if refusal:
+        raise ResumeRefusedError(f"{config['experiment']}: cannot resume: {refusal}; start a new run under another "
+                                 f"name ({ANOTHER_NAME}), or delete {run_folder(config)} to train it again")
 
 
 NO_BEST = {"val_accuracy": -1.0, "val_video_accuracy": -1.0, "epoch": 0}
