@@ -227,11 +227,12 @@ class FrameReader:
         verb = "could not open" if self.kind in ("url", "camera") else "not a readable video"
         return VideoReadError(f"{self.name}: {verb} ({reason})")
 
-    def _take(self, image: np.ndarray, time_s: float | None) -> bool:
-        """One decoded frame, uint8 (H, W) or (H, W, 3): counted, and handed on when it is a ``step``-th."""
+    def _take(self, image: np.ndarray | av.VideoFrame, time_s: float | None) -> bool:
+        """One decoded frame (PyAV's, or uint8 (H, W) or (H, W, 3)): counted, and handed on when it is a
+        ``step``-th (only those are converted)."""
         index = self.frames_read
         self.frames_read += 1
-        height, width = image.shape[:2]
+        width, height = (image.width, image.height) if isinstance(image, av.VideoFrame) else image.shape[1::-1]
         if self._first_size is None:
             self._first_size = (width, height)
         elif (width, height) != self._first_size and not self._size_noted:
@@ -242,6 +243,8 @@ class FrameReader:
         if index % self.step:
             return not self._stop.is_set()
         arrived = time.perf_counter()
+        if isinstance(image, av.VideoFrame):
+            image = image.to_ndarray(format="gray" if self.channels == 1 else "rgb24")
         pixels = resize_frames(image[None], self.size)[0]
         display = None
         if self.display_size is not None:
@@ -266,7 +269,7 @@ class FrameReader:
             return av.open(self.source, format=self.fmt, timeout=(self.timeout, self.timeout))
         return av.open(self.source, format=self.fmt, options={"follow": "1"} if self.follow else {})
 
-    def _decoded(self) -> Iterator[tuple[np.ndarray, float | None]]:
+    def _decoded(self) -> Iterator[tuple[av.VideoFrame, float | None]]:
         with self._open() as container:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
@@ -275,11 +278,10 @@ class FrameReader:
             if self.announced is None and rate and stream.duration and stream.time_base and self.kind == "file":
                 self.announced = round(stream.duration * stream.time_base * rate)
             start = None
-            pixel_format = "gray" if self.channels == 1 else "rgb24"
             for frame in container.decode(stream):
                 if frame.time is not None and start is None:
                     start = frame.time
-                yield frame.to_ndarray(format=pixel_format), (None if frame.time is None else frame.time - start)
+                yield frame, (None if frame.time is None else frame.time - start)
 
 
 def read_video(path: str | Path, size: int, channels: int = 1) -> tuple[np.ndarray, float, int | None]:
