@@ -1,12 +1,14 @@
 """Predict the action of any video with a trained model: a checkpoint or its ONNX export.
 
     python -m src.predict --checkpoint models/GRUCell/best.pth clip.avi other.mp4 frames_dir/
-                          [--json] [--timeline] [--gif out.gif] [--clips 10]
+                          [--json] [--timeline] [--gif out.gif] [--gif-size 64] [--clips 10]
+    python -m src.predict --checkpoint models/GRUCell/best.pth --stream SOURCE [--rule window] [--every N]
+                          [--timeout 10] [--format mpegts] [--follow] [--gif out.gif] [--video out.mp4]
 
 An input is a video file that PyAV decodes, or a folder of frames (images sorted by name).
 It gets the preprocessing of training: grayscale or RGB as the model was trained
-(the checkpoint's ``channels``; :func:`src.data.prepare.decode_video`),
-resized to the checkpoint's ``data.img_size`` (:func:`src.data.prepare.resize_frames`), clips of
+(the checkpoint's ``channels``), each frame resized as it is decoded (:mod:`src.inference.stream`; memory
+O(frames x img_size²)) to the checkpoint's ``data.img_size`` (:func:`src.data.prepare.resize_frames`), clips of
 ``data.max_frames`` frames taken every ``data.slicing_step``-th frame
 (:class:`src.data.dataset.TemporalSampling`, the dataset's own rule: a window shorter than
 one clip is padded by repeating its last frame taken).
@@ -20,8 +22,15 @@ one clip is padded by repeating its last frame taken).
 - **--timeline**: one prediction per sliding window of one clip's span (``--stride``
   frames apart, default one span: back-to-back windows), with start and end in frames
   and seconds.
-- **--gif**: the video (every ``slicing_step``-th frame, real speed) with each window's
-  action and probability drawn on it.
+- **--gif**: the video (every ``slicing_step``-th frame, real speed, at the model's input size or
+  ``--gif-size``) with each window's action and probability drawn on it.
+- **--stream SOURCE** (a file, a frame folder, ``-`` for stdin, a named pipe, ``/dev/videoN``, a URL): the
+  video as it arrives, every ``slicing_step``-th frame, one JSON line on stdout after every model step
+  (``{"frame", "time_s", "class", "probabilities", "answer_frames", "step_ms", "latency_ms"}``), messages on
+  stderr. A recurrent model carries its state under ``--rule`` (:mod:`src.nets.streaming`); R(2+1)D recomputes
+  its last window. ``--gif``/``--video`` draw the running answer. A stall (``--timeout``), a broken stream, a
+  missing camera or a URL that does not answer end it with one error line and exit code 1; a stream that ends
+  before its header says, or changes its frame size, gets a note and goes on. docs/inference.md.
 
 Clips are made and run ``Predictor.batch_size`` at a time, so memory stays bounded whatever
 ``--clips`` or ``--stride`` asks for. A video whose decoder stops before the frame count its
