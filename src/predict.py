@@ -238,6 +238,8 @@ def run_stream(predictor: Predictor, args: argparse.Namespace) -> int:
               f"header announces (a cut or damaged file?)", file=sys.stderr)
     if error:
         print(f"error: {error}", file=sys.stderr)
+        if not answers:  # it never started: the one line says it all
+            return 1
     written = [f"{flag} {path}" for flag, path in (("--gif", args.gif), ("--video", args.video)) if path and answers]
     print(f"{reader.name}: {reader.frames_read} frames read, {answers} answers"
           + (f"; written: {', '.join(written)}" if written else ""), file=sys.stderr)
