@@ -2,6 +2,7 @@
 
     python -m src.export --checkpoint models/GRUCell/best.pth --onnx gru.onnx
     python -m src.export --checkpoint models/GRUCell_seed1/best.pth --pth gru_seed1.pth
+    python -m src.export --checkpoint models/GRUCell/best.pth --onnx gru_step.onnx --stream
 
 ``--pth`` writes the checkpoint without what only resuming its training needs (a quarter of the size), which
 src.evaluate, src.predict and this export read like the original; ``--onnx`` writes the model as an ONNX graph
@@ -9,10 +10,12 @@ with a dynamic batch size and the config and class names in its metadata, so tha
 
     python -m src.predict --checkpoint gru.onnx clip.avi
 
-works like the checkpoint itself. How: src/inference/export.py. An export that cannot work stops with one
-line naming the reason: a bad ``--opset``, ``--onnx`` or ``--pth`` path (not ``.onnx``/``.pth``, a folder,
-under a file, not writable, the checkpoint itself) before the checkpoint is read, a missing or foreign
-``--checkpoint`` before the export. A failed export leaves nothing behind.
+works like the checkpoint itself. With ``--stream`` the ONNX graph is a recurrent model's one streaming step, its
+state as explicit inputs and outputs, for ``python -m src.predict --checkpoint gru_step.onnx --stream SOURCE``
+(equal to the checkpoint's stream; it predicts whole videos too). How: src/inference/export.py. An export that
+cannot work stops with one line naming the reason: a bad ``--opset``, ``--onnx`` or ``--pth`` path (not
+``.onnx``/``.pth``, a folder, under a file, not writable, the checkpoint itself) before the checkpoint is read, a
+missing or foreign ``--checkpoint`` before the export. A failed export leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -22,7 +25,15 @@ import sys
 from pathlib import Path
 
 from src.files import check_output_file
-from src.inference.export import OPSET, ExportError, ExportWriteError, export_onnx, export_pth, supported_opsets
+from src.inference.export import (
+    OPSET,
+    ExportError,
+    ExportWriteError,
+    export_onnx,
+    export_pth,
+    export_stream_onnx,
+    supported_opsets,
+)
 
 
 def check_arguments(args: argparse.Namespace) -> None:
@@ -54,9 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pth", help="a checkpoint for inference only to write (no optimizer or RNG states), "
                                       "e.g. models/GRUCell/best.pth")
     parser.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
+    parser.add_argument("--stream", action="store_true",
+                        help="with --onnx: export a recurrent model's one streaming step, its state as inputs and "
+                             "outputs (for src.predict --stream)")
     args = parser.parse_args(argv)
     if not (args.onnx or args.pth):
         parser.error("give --onnx FILE.onnx, --pth FILE.pth, or both")
+    if args.stream and not args.onnx:
+        parser.error("argument --stream: goes with --onnx FILE.onnx")
     try:
         check_arguments(args)
         if args.pth:
@@ -65,11 +81,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"use it with: python -m src.predict --checkpoint {shlex.quote(str(path))} VIDEO)")
         if args.onnx:
             try:
-                path = export_onnx(args.checkpoint, args.onnx, opset=args.opset)
+                export = export_stream_onnx if args.stream else export_onnx
+                path = export(args.checkpoint, args.onnx, opset=args.opset)
             except ExportWriteError as e:  # it names the file: name the flag too
                 raise ExportError(f"--onnx {e}") from None
-            print(f"{args.checkpoint} -> {path} (dynamic batch size; "
-                  f"use it with: python -m src.predict --checkpoint {shlex.quote(str(path))} VIDEO)")
+            what, use = ("one streaming step, the state explicit", "--stream SOURCE") if args.stream else \
+                ("dynamic batch size", "VIDEO")
+            print(f"{args.checkpoint} -> {path} ({what}; use it with: python -m src.predict --checkpoint {shlex.quote(str(path))} "
+                  f"{use})")
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,12 +1,14 @@
 """Predict the action of any video with a trained model: a checkpoint or its ONNX export.
 
     python -m src.predict --checkpoint models/GRUCell/best.pth clip.avi other.mp4 frames_dir/
-                          [--json] [--timeline] [--gif out.gif] [--clips 10]
+                          [--json] [--timeline] [--gif out.gif] [--gif-size 64] [--clips 10]
+    python -m src.predict --checkpoint models/GRUCell/best.pth --stream SOURCE [--rule window] [--every N]
+                          [--timeout 10] [--format mpegts] [--follow] [--gif out.gif] [--video out.mp4]
 
 An input is a video file that PyAV decodes, or a folder of frames (images sorted by name).
 It gets the preprocessing of training: grayscale or RGB as the model was trained
-(the checkpoint's ``channels``; :func:`src.data.prepare.decode_video`),
-resized to the checkpoint's ``data.img_size`` (:func:`src.data.prepare.resize_frames`), clips of
+(the checkpoint's ``channels``), each frame resized as it is decoded (:mod:`src.inference.stream`; memory
+O(frames x img_size²)) to the checkpoint's ``data.img_size`` (:func:`src.data.prepare.resize_frames`), clips of
 ``data.max_frames`` frames taken every ``data.slicing_step``-th frame
 (:class:`src.data.dataset.TemporalSampling`, the dataset's own rule: a window shorter than
 one clip is padded by repeating its last frame taken).
@@ -20,8 +22,15 @@ one clip is padded by repeating its last frame taken).
 - **--timeline**: one prediction per sliding window of one clip's span (``--stride``
   frames apart, default one span: back-to-back windows), with start and end in frames
   and seconds.
-- **--gif**: the video (every ``slicing_step``-th frame, real speed) with each window's
-  action and probability drawn on it.
+- **--gif**: the video (every ``slicing_step``-th frame, real speed, at the model's input size or
+  ``--gif-size``) with each window's action and probability drawn on it.
+- **--stream SOURCE** (a file, a frame folder, ``-`` for stdin, a named pipe, ``/dev/videoN``, a URL): the
+  video as it arrives, every ``slicing_step``-th frame, one JSON line on stdout after every model step
+  (``{"frame", "time_s", "class", "probabilities", "answer_frames", "step_ms", "latency_ms"}``), messages on
+  stderr. A recurrent model carries its state under ``--rule`` (:mod:`src.nets.streaming`); R(2+1)D recomputes
+  its last window. ``--gif``/``--video`` draw the running answer. A stall (``--timeout``), a broken stream, a
+  missing camera or a URL that does not answer end it with one error line and exit code 1; a stream that ends
+  before its header says, or changes its frame size, gets a note and goes on. docs/inference.md.
 
 Clips are made and run ``Predictor.batch_size`` at a time, so memory stays bounded whatever
 ``--clips`` or ``--stride`` asks for. A video whose decoder stops before the frame count its
@@ -45,14 +54,25 @@ From Python (src/inference/predictor.py)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 from pathlib import Path
 
 from src.files import check_output_file
-from src.inference.gif import gif_path
-from src.inference.predictor import DEFAULT_CLIPS, Predictor, load_predictor, predict_input
+from src.inference.gif import LabelledWriter, gif_path
+from src.inference.predictor import (
+    DEFAULT_CLIPS,
+    Predictor,
+    describe_stream,
+    load_predictor,
+    predict_input,
+    stream_input,
+)
+from src.inference.stream import STALL_TIMEOUT, FrameReader
 from src.inference.video import VideoReadError
+from src.nets.streaming import DEFAULT_RULE, RULES
 from src.training.device import select_device
 
 
@@ -106,7 +126,7 @@ def build_parser(as_json: bool) -> argparse.ArgumentParser:
             print(json.dumps({"error": f"{parser.prog}: {message}"}))
             usage_error(message)
         parser.error = json_error
-    parser.add_argument("inputs", nargs="+", help="video files (anything PyAV decodes) or folders of frames")
+    parser.add_argument("inputs", nargs="*", help="video files (anything PyAV decodes) or folders of frames")
     parser.add_argument("--checkpoint", required=True, help="models/<experiment>/best.pth, or an .onnx of src.export")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--timeline", action="store_true", help="also one prediction per sliding window")
@@ -116,6 +136,24 @@ def build_parser(as_json: bool) -> argparse.ArgumentParser:
                         help=f"evenly spaced clips averaged per video (default {DEFAULT_CLIPS}; at most the "
                              f"number of distinct windows of the video)")
     parser.add_argument("--device", default="cpu", help="cpu (default), auto, or a device name (checkpoints only)")
+    parser.add_argument("--gif-size", type=int, default=None,
+                        help="side in pixels of the frames of --gif and --video (default: the model's img_size)")
+    stream = parser.add_argument_group("streaming (--stream SOURCE: one JSON line per model step on stdout)")
+    stream.add_argument("--stream", metavar="SOURCE", default=None,
+                        help="predict as the video arrives: a file, a folder of frames, '-' (stdin), a named pipe, "
+                             "/dev/videoN, or a URL (rtsp://, http://)")
+    stream.add_argument("--rule", choices=RULES, default=DEFAULT_RULE,
+                        help=f"the state rule of a recurrent model for streams longer than a clip (default "
+                             f"{DEFAULT_RULE}: 2 staggered copies of the state)")
+    stream.add_argument("--every", type=int, default=None,
+                        help="frames taken between two resets of one copy of the state (default: max_frames)")
+    stream.add_argument("--timeout", type=float, default=STALL_TIMEOUT,
+                        help=f"seconds without a frame before the stream counts as stalled (default {STALL_TIMEOUT:g})")
+    stream.add_argument("--format", default=None,
+                        help="the container format of the source, when it cannot be guessed (e.g. mpegts on stdin)")
+    stream.add_argument("--follow", action="store_true",
+                        help="a file still being written: wait at its end for more, until --timeout")
+    stream.add_argument("--video", default=None, help="write the stream with its running answer drawn on it (.mp4)")
     return parser
 
 
@@ -141,6 +179,73 @@ def predict_one(predictor: Predictor, path: str, gif: Path | None, args: argpars
     return result
 
 
+def check_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """argparse's error (exit 2) for numbers out of range and flags that do not go together."""
+    for flag, value in (("--clips", args.clips), ("--stride", args.stride), ("--every", args.every),
+                        ("--gif-size", args.gif_size)):
+        if value is not None and value < 1:
+            parser.error(f"argument {flag}: must be >= 1, got {value}")
+    if args.timeout <= 0:
+        parser.error(f"argument --timeout: must be > 0 seconds, got {args.timeout:g}")
+    if args.stream is not None and args.inputs:
+        parser.error(f"give the inputs ({args.inputs[0]}, ...) or --stream SOURCE, not both")
+    if args.stream is None and not args.inputs:
+        parser.error("the following arguments are required: inputs (or --stream SOURCE)")
+    if args.stream is None and args.video:
+        parser.error("argument --video: goes with --stream SOURCE (for whole videos, use --gif)")
+
+
+def run_stream(predictor: Predictor, args: argparse.Namespace) -> int:
+    """``--stream``: one JSON line per model step on stdout, messages on stderr; 1 when the stream stopped on
+    an error (it could not be opened, it stalled, it broke off), 0 otherwise (its end, or Ctrl-C)."""
+    log = logging.getLogger("src")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("note: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    drawing = bool(args.gif or args.video)
+    size = args.gif_size or predictor.img_size
+    reader = FrameReader(args.stream, predictor.img_size, predictor.channels, step=predictor.slicing_step,
+                         fmt=args.format, timeout=args.timeout, follow=args.follow,
+                         display_size=size if drawing else None)
+    stream = predictor.open_stream(args.rule, args.every)
+    how = describe_stream(stream)
+    if how.startswith("recomputing") and (args.every is not None or args.rule != DEFAULT_RULE):
+        print("note: --rule and --every apply to recurrent models; this one has no state to carry", file=sys.stderr)
+    error, answers = None, 0
+    with contextlib.ExitStack() as writers:
+        try:
+            for answer, frame in stream_input(predictor, reader, stream=stream):
+                if answers == 0:
+                    print(f"streaming {reader.describe()} into {Path(predictor.source).name}, {how}", file=sys.stderr)
+                    rate = reader.fps / predictor.slicing_step
+                    drawn = [writers.enter_context(LabelledWriter(path, rate, size)) for path in (args.gif, args.video)
+                             if path]
+                print(json.dumps(answer, ensure_ascii=False), flush=True)
+                for writer in drawn:
+                    writer.add(frame.display, answer["class"], answer["probabilities"][answer["class"]],
+                               answer["time_s"])
+                answers += 1
+        except VideoReadError as e:  # StreamStalled, StreamBroken included
+            error = str(e)
+        except KeyboardInterrupt:
+            print(f"note: {reader.name}: interrupted; stopped", file=sys.stderr)
+        except BrokenPipeError:  # stdout's reader left (| head): stop quietly
+            sys.stdout = None
+            return 0
+    if reader.ended_early:
+        print(f"note: {reader.name}: the stream ended after {reader.frames_read} of the {reader.announced} frames its "
+              f"header announces (a cut or damaged file?)", file=sys.stderr)
+    if error:
+        print(f"error: {error}", file=sys.stderr)
+        if not answers:  # it never started: the one line says it all
+            return 1
+    written = [f"{flag} {path}" for flag, path in (("--gif", args.gif), ("--video", args.video)) if path and answers]
+    print(f"{reader.name}: {reader.frames_read} frames read, {answers} answers"
+          + (f"; written: {', '.join(written)}" if written else ""), file=sys.stderr)
+    return int(error is not None)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     as_json = any(len(arg) > 2 and "--json".startswith(arg) for arg in argv)  # argparse takes prefixes too
@@ -154,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser(as_json)
     args = parser.parse_args(argv)
-    for flag, value in (("--clips", args.clips), ("--stride", args.stride)):
-        if value is not None and value < 1:
-            parser.error(f"argument {flag}: must be >= 1, got {value}")
+    check_numbers(parser, args)
     try:
         device = select_device(args.device, key="--device")
+        if args.stream is not None:
+            for flag, path in (("--gif", args.gif), ("--video", args.video)):
+                if path:
+                    check_output_file(path, key=flag)
+            return run_stream(load_predictor(args.checkpoint, device), args)
         gifs = check_gif_paths(args.gif, args.inputs) if args.gif else [None] * len(args.inputs)
         predictor = load_predictor(args.checkpoint, device)
     except ValueError as e:  # PredictorLoadError included

@@ -130,6 +130,41 @@ def test_predict_bad_numbers_are_json_too(run, videos, tmp_path):
     assert "--clips" in json.loads(result.stdout)["error"]
 
 
+def test_predict_a_stream_from_a_camera_or_url_that_is_not_there_is_one_line(run, tmp_path):
+    """--stream /dev/video97 and a 127.0.0.1 port nothing listens on: one line each, nothing on stdout, no --gif."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/live.ts"
+    for source, words in (("/dev/video97", ["/dev/video97", "no such camera device"]), (url, [url, "could not open"])):
+        result = run_cli("src.predict", "--checkpoint", run / "best.pth", "--stream", source, "--gif",
+                         tmp_path / "out.gif", "--timeout", "5", cwd=tmp_path)
+        assert_one_line_error(result, *words, code=1)
+        assert result.stdout == "" and not (tmp_path / "out.gif").exists()
+
+
+def test_predict_a_stream_that_stalls_says_so_after_its_answers(run, videos, tmp_path):
+    """A named pipe that a writer opens, fills with a video, and then leaves open and silent: the answers so
+    far on stdout, then one line naming the pipe and the timeout; exit code 1."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "stalled.fifo"
+    os.mkfifo(fifo)
+    script = (f"import time\nwith open({str(fifo)!r}, 'wb') as f:\n"
+              f"    f.write(open({str(videos[0])!r}, 'rb').read())\n    f.flush()\n    time.sleep(30)")
+    writer = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        result = run_cli("src.predict", "--checkpoint", run / "best.pth", "--stream", fifo, "--format", "avi",
+                         "--timeout", "2", cwd=tmp_path)
+    finally:
+        writer.kill()
+    line = assert_one_line_error(result, str(fifo), "no frame for 2 s", "the stream stalled", only_line=False, code=1)
+    assert "after frame" in line and len(result.stdout.splitlines()) > 0
+
+
 # ----------------------------------------------------------------------------- src.export
 
 @pytest.mark.parametrize("name, what", [("missing.pth", "no checkpoint there"),

@@ -206,3 +206,36 @@ def test_the_use_it_with_line_quotes_a_path_with_spaces(tmp_path, capsys):
     assert main(["--checkpoint", str(checkpoint), "--onnx", str(onnx_path)]) == 0
     command = capsys.readouterr().out.split("use it with: ")[1].rstrip(")\n")
     assert shlex.split(command) == ["python", "-m", "src.predict", "--checkpoint", str(onnx_path), "VIDEO"]
+
+
+@pytest.mark.parametrize("kind", [kind for kind in MODELS if kind != "R2Plus1D"])
+def test_the_streaming_step_exports_with_its_state_explicit_and_streams_like_pytorch(kind, tmp_path, capsys):
+    """--stream: the one-step graph; GraphStream around its session = StreamingClassifier within 1e-4, past
+    max_frames and through the 'window' rule's resets."""
+    from src.inference.predictor import load_predictor
+    from src.nets.streaming import StreamingClassifier
+
+    checkpoint = small_checkpoint(tmp_path / "best.pth", MODELS[kind])
+    assert main(["--checkpoint", str(checkpoint), "--onnx", str(tmp_path / "step.onnx"), "--stream"]) == 0
+    assert "--stream SOURCE" in capsys.readouterr().out
+    session = onnxruntime.InferenceSession(str(tmp_path / "step.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    assert names[:6] == ["frame", "rows", "window", "total", "seen", "count"] and names[6] == "state0"
+    model, _ = load_model(checkpoint)
+    reference = StreamingClassifier(model, 3)
+    stream = load_predictor(tmp_path / "step.onnx").open_stream("window", None)
+    frames = torch.rand(10, 2, 1, 32, 32, generator=torch.Generator().manual_seed(2))  # batch 2, 10 steps
+    for frame in frames:
+        np.testing.assert_allclose(stream.step(frame).numpy(), reference.step(frame).numpy(), atol=1e-4, rtol=0)
+        assert stream.answer_frames == reference.answer_frames
+
+
+def test_a_clip_network_has_no_streaming_step_to_export(tmp_path, capsys):
+    checkpoint = small_checkpoint(tmp_path / "best.pth", MODELS["R2Plus1D"])
+    assert main(["--checkpoint", str(checkpoint), "--onnx", str(tmp_path / "step.onnx"), "--stream"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "r2plus1d is a clip network with no state to carry" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pth"]
+    with pytest.raises(SystemExit) as info:
+        main(["--checkpoint", str(checkpoint), "--pth", str(tmp_path / "slim.pth"), "--stream"])
+    assert info.value.code == 2 and "argument --stream: goes with --onnx" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from src.data.dataset import KTHActionDataset
 from src.data.prepare import decode_video, prepare
 from src.data.sources.kth import ACTIONS
 from src.inference.clips import evenly_spaced_starts, sliding_starts
+from src.inference.gif import band_height
 from src.inference.predictor import load_predictor, predict_input
 from src.nets.classifier import build_model
 from src.predict import main
@@ -153,7 +154,7 @@ def test_gif_shows_every_window(checkpoint, kth_samples, tmp_path, capsys):
     with Image.open(tmp_path / "out.gif") as gif:
         assert gif.n_frames == math.ceil(328 / 3)  # every slicing_step-th frame
         assert gif.info["duration"] == 120  # real speed: 3 frames at 25 fps
-        assert gif.size == (2 * 160, 2 * 120 + 14)
+        assert gif.size == (64, 64 + band_height(64))  # the model's input size (issue 33 #10), not 2x the video's
 
 
 def test_the_onnx_export_predicts_like_the_checkpoint(checkpoint, kth_samples, tmp_path, capsys):
@@ -244,7 +245,7 @@ def test_a_colour_checkpoint_gets_rgb_frames_of_videos_and_of_frame_folders(tiny
     result = predict_input(predictor, video, clips=2, gif=tmp_path / "out.gif")
     assert shapes[0] == (2, 4, 3, 32, 32) and list(result["probabilities"]) == ["red", "blue"]
     with Image.open(tmp_path / "out.gif") as gif:
-        assert gif.convert("RGB").size[1] == 2 * 120 + 14
+        assert gif.convert("RGB").size == (32, 32 + band_height(32))
     frames = tmp_path / "frames"  # a folder of colour images
     frames.mkdir()
     for t in range(12):

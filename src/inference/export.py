@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 
 from src.files import atomic_path
+from src.inference.step_graph import STEP_INPUTS, STEP_OUTPUTS, StreamStep, step_example
+from src.nets.classifier import ActionClassifier
 from src.training.checkpoint import CheckpointWriteError, for_inference, load_model, save_checkpoint
 
 OPSET = 18  # the default, and the lowest the dynamo exporter writes (it cannot convert its graphs lower)
@@ -58,6 +60,81 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
     cannot be written.
     """
     checkpoint_path, onnx_path = Path(checkpoint_path), Path(onnx_path)
+    model, checkpoint = _load_for_onnx(checkpoint_path, opset)
+    return _save(_onnx_program(model, checkpoint, checkpoint_path, opset), checkpoint, checkpoint_path, onnx_path)
+
+
+def _onnx_program(model: torch.nn.Module, checkpoint: dict, checkpoint_path: Path, opset: int):
+    """torch's ONNXProgram of ``model``, traced on random clips (2, T, C, S, S) with the batch dynamic."""
+    data = checkpoint["config"]["data"]
+    example = torch.rand(2, data["max_frames"], checkpoint["channels"], data["img_size"],
+                         data["img_size"])  # batch 2: not specialised
+    return _export(model, (example,), ["clips"], ["logits"], ({0: torch.export.Dim("batch")},),
+                   _what(checkpoint), checkpoint_path, opset)
+
+
+def _what(checkpoint: dict) -> str:
+    model_config = checkpoint["config"]["model"]
+    return model_config["rnn_type"] if model_config["arch"] == "rnn" else model_config["arch"]
+
+
+def _export(module: torch.nn.Module, example: tuple, input_names: list[str], output_names: list[str],
+            dynamic_shapes: tuple, what: str, checkpoint_path: Path, opset: int):
+    """torch.onnx.export(dynamo=True) of ``module`` on ``example``; ExportError (one line) when it fails."""
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.onnx.export(
+                module, example, input_names=input_names, output_names=output_names,
+                dynamic_shapes=dynamic_shapes, dynamo=True, opset_version=opset, verbose=False, report=False)
+    except Exception as e:  # the exporter raises many types; one line with its first line
+        first_line = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise ExportError(f"{checkpoint_path}: cannot export {what} to ONNX ({type(e).__name__}: "
+                          f"{first_line})") from None
+
+
+def _save(program, checkpoint: dict, checkpoint_path: Path, onnx_path: Path, **metadata: str) -> Path:
+    """Write ``program`` with the config, classes and source checkpoint (and ``metadata``) in its metadata_props."""
+    program.model.metadata_props["config"] = json.dumps(checkpoint["config"])
+    program.model.metadata_props["classes"] = json.dumps(checkpoint["classes"])
+    program.model.metadata_props["source_checkpoint"] = str(checkpoint_path)
+    program.model.metadata_props.update(metadata)
+    try:
+        with atomic_path(onnx_path) as tmp:  # program.save takes a path, not a file object
+            program.save(str(tmp))
+    except OSError as e:  # disk full, permissions changed since the check
+        raise ExportWriteError(f"{onnx_path}: could not be written ({e.strerror or e}); nothing was written") from None
+    return onnx_path
+
+
+def export_stream_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int = OPSET) -> Path:
+    """Export the one streaming step of a recurrent checkpoint (:class:`src.inference.step_graph.StreamStep`)
+    to ``onnx_path``: inputs ``frame`` (batch, C, S, S), ``rows`` (R,), ``window``, ``total``, ``seen``,
+    ``count``, ``state0``... (R, ...), outputs ``logits`` (R, classes), ``window_out``, ``total_out``,
+    ``state0_out``...; the batch and R dynamic. Its metadata adds ``stream_step`` ("1"), which
+    :func:`src.inference.predictor.load_predictor` reads to stream through it (:class:`GraphStream`).
+
+    Raises ExportError (one line) for a clip network (R(2+1)D: nothing to carry; its clip export streams by the
+    window) and as :func:`export_onnx` does.
+    """
+    checkpoint_path, onnx_path = Path(checkpoint_path), Path(onnx_path)
+    model, checkpoint = _load_for_onnx(checkpoint_path, opset)
+    if not isinstance(model, ActionClassifier):
+        raise ExportError(f"{checkpoint_path}: {_what(checkpoint)} is a clip network with no state to carry; export "
+                          f"it without --stream (src.predict --stream over that .onnx recomputes the last window)")
+    data = checkpoint["config"]["data"]
+    example = step_example(model, checkpoint["channels"], data["img_size"])
+    states = len(example) - len(STEP_INPUTS)
+    batch, rows = torch.export.Dim("batch"), torch.export.Dim("rows")
+    dynamic = ({0: batch}, *({0: rows} for _ in STEP_INPUTS[1:]), tuple({0: rows} for _ in range(states)))
+    program = _export(StreamStep(model), example, [*STEP_INPUTS, *(f"state{i}" for i in range(states))],
+                      [*STEP_OUTPUTS, *(f"state{i}_out" for i in range(states))], dynamic, _what(checkpoint),
+                      checkpoint_path, opset)
+    return _save(program, checkpoint, checkpoint_path, onnx_path, stream_step="1")
+
+
+def _load_for_onnx(checkpoint_path: Path, opset: int) -> tuple[torch.nn.Module, dict]:
+    """The model and checkpoint, after checking ``opset`` and onnxscript; ExportError (one line) otherwise."""
     opsets = supported_opsets()
     if opset not in opsets:
         raise ExportError(f"opset {opset}: out of range; the exporter writes opsets {opsets[0]} to {opsets[-1]} "
@@ -70,35 +147,7 @@ def export_onnx(checkpoint_path: str | Path, onnx_path: str | Path, opset: int =
         import onnxscript  # noqa: F401  (the dynamo exporter needs it)
     except ImportError:
         raise ExportError("the ONNX exporter needs onnxscript: pip install -r requirements.txt") from None
-    program = _onnx_program(model, checkpoint, checkpoint_path, opset)
-    program.model.metadata_props["config"] = json.dumps(checkpoint["config"])
-    program.model.metadata_props["classes"] = json.dumps(checkpoint["classes"])
-    program.model.metadata_props["source_checkpoint"] = str(checkpoint_path)
-    try:
-        with atomic_path(onnx_path) as tmp:  # program.save takes a path, not a file object
-            program.save(str(tmp))
-    except OSError as e:  # disk full, permissions changed since the check
-        raise ExportWriteError(f"{onnx_path}: could not be written ({e.strerror or e}); nothing was written") from None
-    return onnx_path
-
-
-def _onnx_program(model: torch.nn.Module, checkpoint: dict, checkpoint_path: Path, opset: int):
-    """torch's ONNXProgram of ``model``, traced on random clips (2, T, C, S, S) with the batch dynamic."""
-    data, model_config = checkpoint["config"]["data"], checkpoint["config"]["model"]
-    what = model_config["rnn_type"] if model_config["arch"] == "rnn" else model_config["arch"]
-    example = torch.rand(2, data["max_frames"], checkpoint["channels"], data["img_size"],
-                         data["img_size"])  # batch 2: not specialised
-    try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.onnx.export(
-                model, (example,), input_names=["clips"], output_names=["logits"],
-                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True, opset_version=opset,
-                verbose=False, report=False)
-    except Exception as e:  # the exporter raises many types; one line with its first line
-        first_line = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise ExportError(f"{checkpoint_path}: cannot export {what} to ONNX ({type(e).__name__}: "
-                          f"{first_line})") from None
+    return model, checkpoint
 
 
 def export_pth(checkpoint_path: str | Path, pth_path: str | Path) -> Path:

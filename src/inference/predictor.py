@@ -13,16 +13,23 @@ sliding window of one clip's span.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
+from torchvision.transforms import v2
 
 from src.data.dataset import TemporalSampling
 from src.inference.clips import distinct_windows, evenly_spaced_starts, make_clips, sliding_starts
 from src.inference.gif import write_gif
-from src.inference.video import model_frames, read_frames
+from src.inference.step_graph import GraphStream
+from src.inference.stream import Frame, read_video
+from src.nets.classifier import ActionClassifier
+from src.nets.streaming import DEFAULT_RULE, Stream, StreamingClassifier, WindowedClassifier
 from src.training.checkpoint import CheckpointReadError, load_model
 from src.training.device import select_device
 
@@ -48,6 +55,7 @@ class Predictor:
     slicing_step: int
     source: str
     batch_size: int = 32
+    open_stream: Callable[[str, int | None], Stream] | None = None  # (rule, every) -> a new stream of frames
 
     @property
     def sampling(self) -> TemporalSampling:
@@ -98,8 +106,45 @@ def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Pred
     def logits_of(clips: torch.Tensor) -> torch.Tensor:
         return model(clips.to(device)).float().cpu()
 
-    return _predictor_from_config(checkpoint["config"], logits_of, checkpoint["classes"], checkpoint["channels"],
-                                  str(path))
+    predictor = _predictor_from_config(checkpoint["config"], logits_of, checkpoint["classes"], checkpoint["channels"],
+                                       str(path))
+
+    def open_stream(rule: str = DEFAULT_RULE, every: int | None = None) -> Stream:
+        """A StreamingClassifier (a recurrent model) or WindowedClassifier (a clip network) on ``device``."""
+        if isinstance(model, ActionClassifier):
+            return OnDevice(StreamingClassifier(model, predictor.max_frames, rule=rule, every=every), device)
+        return OnDevice(WindowedClassifier(model, predictor.max_frames), device)
+    predictor.open_stream = open_stream
+    return predictor
+
+
+class OnDevice:
+    """A stream whose model is on ``device``: frames go there, logits come back float32 on the CPU."""
+
+    def __init__(self, stream: StreamingClassifier | WindowedClassifier, device: torch.device):
+        self.stream, self.device = stream, device
+
+    @property
+    def answer_frames(self) -> int:
+        return self.stream.answer_frames
+
+    def reset(self) -> None:
+        self.stream.reset()
+
+    def step(self, frame: torch.Tensor) -> torch.Tensor:
+        """frame (B, C, H, W) float in [0, 1] -> logits (B, classes)."""
+        return self.stream.step(frame.to(self.device)).float().cpu()
+
+
+class ClipFunction(torch.nn.Module):
+    """A clips -> logits function (an ONNX session) as a module, for :class:`WindowedClassifier`."""
+
+    def __init__(self, logits_of: Callable[[torch.Tensor], torch.Tensor], in_channels: int):
+        super().__init__()
+        self.logits_of, self.in_channels = logits_of, in_channels
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        return self.logits_of(clips.contiguous())
 
 
 def _load_onnx(path: Path) -> Predictor:
@@ -114,32 +159,69 @@ def _load_onnx(path: Path) -> Predictor:
         if key not in metadata:
             raise PredictorLoadError(f"{path}: holds no {key!r} metadata ({what}); export it again with "
                                      f"'python -m src.export --checkpoint CKPT --onnx {path.name}'")
+    if metadata.get("stream_step") == "1":
+        return _onnx_step_predictor(session, path, metadata)
     clips_input = session.get_inputs()[0]
     channels = clips_input.shape[2]  # clips (batch, T, channels, S, S): only the batch is dynamic
 
     def logits_of(clips: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(session.run(None, {clips_input.name: clips.numpy()})[0])
 
-    return _predictor_from_config(json.loads(metadata["config"]), logits_of, json.loads(metadata["classes"]),
-                                  channels, str(path))
+    predictor = _predictor_from_config(json.loads(metadata["config"]), logits_of, json.loads(metadata["classes"]),
+                                       channels, str(path))
+    predictor.open_stream = lambda rule=DEFAULT_RULE, every=None: WindowedClassifier(
+        ClipFunction(logits_of, channels), predictor.max_frames)
+    return predictor
+
+
+def _onnx_step_predictor(session, path: Path, metadata: dict) -> Predictor:
+    """A predictor of the one-step graph of :func:`src.inference.export.export_stream_onnx`: its streams are
+    :class:`GraphStream` around the session; a clip's logits are the stream's after its last frame (rule 'carry':
+    the clip forward itself)."""
+    inputs = session.get_inputs()
+    names = [i.name for i in inputs]
+    outputs = [o.name for o in session.get_outputs()]
+    row_shapes = [tuple(i.shape[1:]) for i in inputs if i.name in ("window", "total") or i.name.startswith("state")]
+
+    def step_fn(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        return session.run(outputs, dict(zip(names, arrays)))
+
+    def logits_of(clips: torch.Tensor) -> torch.Tensor:
+        stream = GraphStream(step_fn, row_shapes, clips.shape[1], rule="carry")
+        for t in range(clips.shape[1]):
+            logits = stream.step(clips[:, t])
+        return logits
+
+    predictor = _predictor_from_config(json.loads(metadata["config"]), logits_of, json.loads(metadata["classes"]),
+                                       inputs[0].shape[1], str(path))
+    predictor.open_stream = lambda rule=DEFAULT_RULE, every=None: GraphStream(step_fn, row_shapes,
+                                                                               predictor.max_frames, rule, every)
+    return predictor
+
+
+def model_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 frames (T, S, S) grayscale or (T, S, S, 3) RGB -> uint8 (T, C, S, S)."""
+    frames = torch.from_numpy(pixels)
+    return frames.unsqueeze(1) if frames.dim() == 3 else frames.permute(0, 3, 1, 2)
 
 
 def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_CLIPS, timeline: bool = False,
-                  stride: int | None = None, gif: str | Path | None = None) -> dict:
+                  stride: int | None = None, gif: str | Path | None = None, gif_size: int | None = None) -> dict:
     """Predict one video file or frame folder.
 
     Returns ``{"input", "action" (the most probable class), "probabilities": {class name: p}, "num_frames",
-    "fps"}``, plus
-    ``"note"`` (one line; its parts joined by '; ') when the decoder read fewer frames than the
+    "fps"}``, plus ``"note"`` (one line; its parts joined by '; ') when the decoder read fewer frames than the
     video's header announces, when ``clips`` was capped at the number of distinct windows, or
     when the video is shorter than one clip (padded), ``"timeline"`` (a list of
     ``{"start_frame", "end_frame", "start_s", "end_s", "action", "probability"}``; frames
     0-based, end exclusive; one window every ``stride`` frames, default one clip's span) when asked or when
     ``gif`` is given, and ``"gif"`` (its path), or ``"gif_error"`` (one line naming it) when it could not be
-    written. Raises :class:`src.inference.video.VideoReadError` for an input that cannot be read.
+    written; the gif is drawn at ``gif_size`` (default the model's ``img_size``), every ``slicing_step``-th frame.
+    Raises :class:`src.inference.video.VideoReadError` for an input that cannot be read. The frames are resized
+    as they are decoded (:func:`src.inference.stream.read_video`): memory is O(frames x ``img_size``²).
     """
-    raw, fps, announced = read_frames(path, predictor.channels)              # uint8 (T, H, W) or (T, H, W, 3)
-    frames = model_frames(raw, predictor.img_size)                           # uint8 (T, C, S, S)
+    pixels, fps, announced = read_video(path, predictor.img_size, predictor.channels)  # (T, S, S) or (T, S, S, 3)
+    frames = model_tensor(pixels)                                                     # uint8 (T, C, S, S)
     num_frames = len(frames)
     notes = []
     if announced is not None and num_frames < announced:
@@ -165,7 +247,8 @@ def predict_input(predictor: Predictor, path: str | Path, clips: int = DEFAULT_C
         result["timeline"] = predict_windows(predictor, frames, fps, stride or predictor.span)
     if gif is not None:
         try:
-            result["gif"] = str(write_gif(raw, fps, result["timeline"], gif, every=predictor.slicing_step))
+            result["gif"] = str(write_gif(pixels, fps, result["timeline"], gif, every=predictor.slicing_step,
+                                          size=gif_size))
         except OSError as e:  # disk full, or the folder changed since it was checked: the prediction stays
             result["gif_error"] = f"{gif}: could not be written ({e.strerror or e}); the prediction is kept"
     return result
@@ -184,3 +267,36 @@ def predict_windows(predictor: Predictor, frames: torch.Tensor, fps: float, stri
                         "end_s": round(end / fps, 3), "action": predictor.classes[int(probs.argmax())],
                         "probability": round(float(probs.max()), 4)})
     return windows
+
+
+def stream_input(predictor: Predictor, frames: Iterator[Frame], rule: str = DEFAULT_RULE, every: int | None = None,
+                 stream: Stream | None = None) -> Iterator[tuple[dict, Frame]]:
+    """The answer after every frame of ``frames`` (a :class:`src.inference.stream.FrameReader`, which takes
+    every ``slicing_step``-th frame of the source at the model's size), through ``predictor.open_stream(rule,
+    every)`` (or ``stream``, one opened so): a recurrent model carries its state
+    (:class:`src.nets.streaming.StreamingClassifier`), a clip network recomputes its last window
+    (:class:`~src.nets.streaming.WindowedClassifier`).
+
+    Yields ``({"frame" (its index in the source), "time_s", "class", "probabilities": {class: p},
+    "answer_frames" (how many of the latest frames taken the answer rests on), "step_ms" (the model's step),
+    "latency_ms" (from the frame's decoding to its answer, waiting included)}, the frame)``.
+    """
+    stream = predictor.open_stream(rule, every) if stream is None else stream
+    classes = predictor.classes
+    for frame in frames:
+        x = v2.functional.to_dtype(model_tensor(frame.pixels[None]), torch.float32, scale=True)  # (1, C, S, S)
+        started = time.perf_counter()
+        probabilities = stream.step(x)[0].softmax(0)
+        done = time.perf_counter()
+        yield ({"frame": frame.index, "time_s": frame.time_s, "class": classes[int(probabilities.argmax())],
+                "probabilities": {name: round(float(p), 4) for name, p in zip(classes, probabilities, strict=True)},
+                "answer_frames": stream.answer_frames, "step_ms": round(1000 * (done - started), 3),
+                "latency_ms": round(1000 * (done - frame.arrived), 3)}, frame)
+
+
+def describe_stream(stream: Stream) -> str:
+    """How ``stream`` (of :attr:`Predictor.open_stream`) answers, in a few words."""
+    inner = getattr(stream, "stream", stream)
+    if isinstance(inner, WindowedClassifier):
+        return f"recomputing its last {inner.window}-frame window at every step"
+    return f"carrying its state, rule {inner.rule!r} (every {inner.every} frames, {inner.states} staggered copies)"
