@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise ExportError(f"--onnx {e}") from None
             what, use = ("one streaming step, the state explicit", "--stream SOURCE") if args.stream else \
                 ("dynamic batch size", "VIDEO")
-            print(f"{args.checkpoint} -> {path} ({what}; use it with: python -m src.predict --checkpoint {shlex.quote(str(path))} "
-                  f"{use})")
+            print(f"{args.checkpoint} -> {path} ({what}; use it with: "
+                  f"python -m src.predict --checkpoint {shlex.quote(str(path))} {use})")
     except (ExportError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
