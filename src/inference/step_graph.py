@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from src.nets.classifier import ActionClassifier
-from src.nets.streaming import DEFAULT_RULE, DEFAULT_STATES, RULES, recurrent_step, zero_state
+from src.nets.streaming import DEFAULT_RULE, copies_due, recurrent_step, rule_schedule, zero_state
 
 STEP_INPUTS = ("frame", "rows", "window", "total", "seen", "count")  # then state0, state1, ...
 STEP_OUTPUTS = ("logits", "window_out", "total_out")               # then state0_out, ...
@@ -97,15 +97,9 @@ class GraphStream:
 
     def __init__(self, step_fn: Callable, row_shapes: Sequence[tuple[int, ...]], max_frames: int,
                  rule: str = DEFAULT_RULE, every: int | None = None, states: int | None = None):
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)}")
-        every = max_frames if every is None else every
-        states = (DEFAULT_STATES if rule == "window" else 1) if states is None else states
-        if every < 1 or not 1 <= states <= (every if rule == "window" else 1):
-            raise ValueError(f"every must be >= 1 and states 1..every under 'window' (else 1); got {every}, {states}")
+        every, states, self.offsets = rule_schedule(rule, max_frames, every, states)
         self.step_fn, self.row_shapes = step_fn, [tuple(s) for s in row_shapes]
         self.max_frames, self.rule, self.every, self.states = max_frames, rule, every, states
-        self.offsets = [k * every // states for k in range(states)]
         self.reset()
 
     def reset(self) -> None:
@@ -117,14 +111,10 @@ class GraphStream:
         self._carried: list[np.ndarray] = []  # window, total, *state: (states*B, ...) float32 each
 
     def _reset_due_copies(self) -> None:
-        t = self.frames_seen
-        if self.rule == "carry" or t == 0:
-            return
-        for k, offset in enumerate(self.offsets):
-            if t >= offset and (t - offset) % self.every == 0:
-                for array in self._carried:
-                    array[k * self._batch:(k + 1) * self._batch] = 0
-                self._counts[k] = 0
+        for k in copies_due(self.rule, self.frames_seen, self.offsets, self.every):
+            for array in self._carried:
+                array[k * self._batch:(k + 1) * self._batch] = 0
+            self._counts[k] = 0
 
     def step(self, frame: torch.Tensor) -> torch.Tensor:
         """frame (B, C, H, W) float in [0, 1] -> logits (B, classes) of the copy that has seen the most frames."""

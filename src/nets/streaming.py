@@ -146,6 +146,30 @@ def _check_frame(frame: torch.Tensor, channels: int, name: str) -> None:
 
 # ------------------------------------------------------------------ the streaming classifier
 
+def rule_schedule(rule: str, max_frames: int, every: int | None = None,
+                  states: int | None = None) -> tuple[int, int, list[int]]:
+    """The checked ``(every, states, offsets)`` of a state rule: ``offsets[k]`` is the frame at which copy k
+    first resets (then every ``every`` frames). Shared by :class:`StreamingClassifier` and the ONNX step's
+    stream (src/inference/step_graph.py), so that both follow one schedule."""
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)}")
+    every = max_frames if every is None else every
+    states = (DEFAULT_STATES if rule == "window" else 1) if states is None else states
+    if max_frames < 1 or every < 1:
+        raise ValueError(f"max_frames and every must be >= 1, got {max_frames} and {every}")
+    if not 1 <= states <= (every if rule == "window" else 1):
+        allowed = f"1..{every} (every)" if rule == "window" else "1"
+        raise ValueError(f"states must be {allowed} under rule {rule!r}, got {states}")
+    return every, states, [k * every // states for k in range(states)]
+
+
+def copies_due(rule: str, frames_seen: int, offsets: list[int], every: int) -> list[int]:
+    """The copies whose reset falls before frame ``frames_seen`` (none under 'carry', none at frame 0)."""
+    if rule == "carry" or frames_seen == 0:
+        return []
+    return [k for k, offset in enumerate(offsets) if frames_seen >= offset and (frames_seen - offset) % every == 0]
+
+
 class StreamingClassifier:
     """A recurrent ActionClassifier fed one frame at a time (see the module docstring for the rules).
 
@@ -174,19 +198,11 @@ class StreamingClassifier:
         if conv.kernel_size != (3,) or conv.padding != (1,) or conv.stride != (1,) or conv.dilation != (1,):
             raise ValueError(f"StreamingClassifier expects the temporal head Conv1d(kernel_size=3, padding=1); "
                              f"got {conv}")
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}: choose one of {', '.join(RULES)}")
-        every = max_frames if every is None else every
-        states = (DEFAULT_STATES if rule == "window" else 1) if states is None else states
-        if max_frames < 1 or every < 1:
-            raise ValueError(f"max_frames and every must be >= 1, got {max_frames} and {every}")
-        if not 1 <= states <= (every if rule == "window" else 1):
-            allowed = f"1..{every} (every)" if rule == "window" else "1"
-            raise ValueError(f"states must be {allowed} under rule {rule!r}, got {states}")
+        every, states, offsets = rule_schedule(rule, max_frames, every, states)
         _per_layer(model.rnn)  # a TypeError now, not at the first frame, for a module without a step
         self.model = model.eval()
         self.max_frames, self.rule, self.every, self.states = max_frames, rule, every, states
-        self.offsets = [k * every // states for k in range(states)]  # the frame at which copy k first resets
+        self.offsets = offsets  # the frame at which copy k first resets
         self.reset()
 
     def reset(self) -> None:
@@ -214,15 +230,11 @@ class StreamingClassifier:
 
     def _reset_due_copies(self) -> None:
         """Before frame ``frames_seen``: start again the copies whose reset falls on it (none under 'carry')."""
-        t = self.frames_seen
-        if self.rule == "carry" or t == 0:
-            return
-        for k, offset in enumerate(self.offsets):
-            if t >= offset and (t - offset) % self.every == 0:
-                rows = slice(k * self._batch, (k + 1) * self._batch)
-                for tensor in self.state_tensors():
-                    tensor[rows] = 0
-                self._counts[k] = 0
+        for k in copies_due(self.rule, self.frames_seen, self.offsets, self.every):
+            rows = slice(k * self._batch, (k + 1) * self._batch)
+            for tensor in self.state_tensors():
+                tensor[rows] = 0
+            self._counts[k] = 0
 
     @torch.inference_mode()
     def step(self, frame: torch.Tensor) -> torch.Tensor:
