@@ -21,6 +21,16 @@ KTH_SAMPLES = Path(os.environ.get("KTH_SAMPLES", REPO.parent / "shared" / "kth_s
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of many tiny streaming steps (~0.5 ms each on one thread; two threads on a
+    busy 2-core machine make them up to 100x slower). Use: ``pytestmark = pytest.mark.usefixtures(...)``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def kth_samples() -> Path:
     """The folder of real KTH videos and 00sequences.txt (see its README)."""

@@ -40,12 +40,7 @@ SAMPLE = "person04_boxing_d1_uncomp.mp4"  # 328 frames, 160x120, 25 fps
 KEYS = {"frame", "time_s", "class", "probabilities", "latency_ms", "step_ms", "answer_frames"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def moving_square(t: int, width: int, height: int) -> np.ndarray:

@@ -24,13 +24,7 @@ SIZE = 16  # the ConvEncoder halves four times: 16x16 frames give 1x1 maps
 TOLERANCE = dict(atol=1e-5, rtol=1e-5)  # float32 rounding; measured differences are ~3e-8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Steps of these tiny models are ~0.5 ms on one thread; two threads on a busy machine make them 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def small_model(rnn_type: str = "GRUCell", num_layers: int = 2, seed: int = 0) -> ActionClassifier:
