@@ -143,6 +143,16 @@ def test_early_recognition_of_a_recurrent_model(test_set):
                for score in rules[kind][rule].values())
 
 
+@pytest.mark.parametrize("rnn_type", ["OwnGRU", "GRUCell"])
+def test_early_recognition_under_bfloat16_steps_the_streams_in_float32(test_set, rnn_type):
+    """A test pass at bfloat16 (train.amp on a CPU with native bf16): the encoder under autocast, the cell steps in
+    float32. Under autocast OwnGRU's lerp met bf16 and float32 and the suite's evaluate failed."""
+    model = recurrent_model(rnn_type, test_set)
+    records = early_recognition(model, test_set, CPU, precision="bfloat16")["early_recognition"]
+    assert len(records["clip_accuracy"]) == 4 and all(0 <= a <= 1 for a in records["clip_accuracy"])
+    assert len(records["subsequence_accuracy"]) == len(PERCENTS)
+
+
 def test_a_carried_stream_over_a_whole_video_scores_its_last_answer(test_set):
     model = recurrent_model("GRUCell", test_set)
     videos = video_streams(test_set)
