@@ -54,14 +54,13 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from src.data.decode import check_channels, iter_frames, read_small_frames, small_frame
+from src.data.decode import CHANNELS, check_channels, iter_frames, read_small_frames, small_frame
 from src.data.sources import Listing, VideoRecord, check_layout, scan
 from src.files import atomic_write, check_output_file
 
 logger = logging.getLogger(__name__)
 
 INDEX_VERSION = 2
-CHANNELS = (1, 3)  # grayscale, RGB
 MAX_SIZE = 1024  # frame side in pixels: KTH's frames are 160x120, a larger side only upsamples
 
 

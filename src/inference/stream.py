@@ -19,7 +19,7 @@ A source is one of (:func:`source_kind`):
 A thread decodes the source and hands each frame it takes (every ``step``-th of the source) to the caller
 through a queue of at most :data:`QUEUE_FRAMES` frames; each frame is converted (grayscale or RGB) and resized to
 ``size`` x ``size`` right after it is decoded, with the resize of the prepared data
-(:func:`src.data.prepare.resize_frames`), so memory stays O(``QUEUE_FRAMES`` x one decoded frame) whatever
+(:func:`src.data.decode.small_frame`, as prepare does), so memory stays O(``QUEUE_FRAMES`` x one decoded frame) whatever
 the length of the stream. The caller waits at most ``timeout`` seconds for the next frame: a source that stalls
 raises :class:`StreamStalled`. A file source waits for the caller when the queue is full; a live one (camera,
 URL) drops its oldest waiting frame instead, so the answers keep up with the scene (a warning says so once).
@@ -46,7 +46,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from src.data.prepare import resize_frames
+from src.data.decode import small_frame
 from src.inference.video import DEFAULT_FPS, IMAGE_SUFFIXES, VideoReadError
 
 logger = logging.getLogger(__name__)
@@ -245,10 +245,10 @@ class FrameReader:
         arrived = time.perf_counter()
         if isinstance(image, av.VideoFrame):
             image = image.to_ndarray(format="gray" if self.channels == 1 else "rgb24")
-        pixels = resize_frames(image[None], self.size)[0]
+        pixels = small_frame(image, self.size)
         display = None
         if self.display_size is not None:
-            display = pixels if self.display_size == self.size else resize_frames(image[None], self.display_size)[0]
+            display = pixels if self.display_size == self.size else small_frame(image, self.display_size)
         time_s = index / self.fps if time_s is None else time_s
         return self._put(Frame(index, round(time_s, 4), pixels, arrived, display))
 

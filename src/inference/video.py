@@ -2,7 +2,10 @@
 rate assumed where a source gives none. The reading itself, frame by frame: :mod:`src.inference.stream`."""
 from __future__ import annotations
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif")
+from src.data.sources.common import IMAGE_SUFFIXES as PREPARED_IMAGE_SUFFIXES
+
+IMAGE_SUFFIXES = (*PREPARED_IMAGE_SUFFIXES, ".gif")  # predict also reads a folder of GIF frames; prepare has never
+# taken .gif files (neither frames nor videos), and keeps that
 DEFAULT_FPS = 25.0  # KTH's frame rate; the rate of a folder of frames, and of a video whose header says none
 
 
