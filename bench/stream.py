@@ -55,6 +55,7 @@ from src.training.device import cpu_description  # noqa: E402
 RECURRENT = ("GRUCell", "OwnLSTM", "OwnConvLSTM")
 CLIP_NETWORK = "R2Plus1D"
 DEFAULT_FRAMES = 10_000
+KTH_CHANNELS = 1  # what data.channels auto resolves to on KTH and on the synthetic twin
 EARLY_FRAMES = 100  # the memory of the long stream is compared with its memory after these frames
 RUN_SECONDS = 0.05  # each timed run lasts about this long (its number of calls is calibrated once)
 
@@ -62,7 +63,9 @@ RUN_SECONDS = 0.05  # each timed run lasts about this long (its number of calls 
 def experiment(name: str) -> tuple[torch.nn.Module, dict]:
     """The model of configs/<name>.yaml (random weights, eval mode) and the config's data section."""
     config = load_config(REPO / "configs" / f"{name}.yaml")
-    data = config["data"]
+    data = dict(config["data"])
+    if data["channels"] == "auto":  # the data's channels: KTH and its twin are grayscale
+        data["channels"] = KTH_CHANNELS
     model = build_model(config["model"], num_classes=len(ACTIONS), in_channels=data["channels"],
                         load_pretrained=False)
     return model.eval(), data
