@@ -36,7 +36,7 @@ from src.config import (
 from src.data.splits import PROTOCOLS, split_refusal
 from src.data.synthetic import PRESETS
 from src.nets.registry import CHOICES as MODEL_CHOICES
-from src.nets.registry import model_refusal
+from src.nets.registry import loss_refusal, model_refusal
 
 DOMAIN_CHOICES = {"data.synthetic_preset": tuple(PRESETS), "data.split": PROTOCOLS, **MODEL_CHOICES}
 """The choice keys that belong to the domain's modules, and their values."""
@@ -57,8 +57,9 @@ def check(config: dict, sources: dict[str, str] | None = None, training: bool = 
     cannot run here: its own values (:func:`src.config.check_values`), a value that is not one of a domain
     key's choices (:data:`DOMAIN_CHOICES`), validation persons that are empty, repeated, not training persons
     or all of them, a ``data.fold`` outside the ``data.folds`` of ``data.split: kfold``, ``model.pretrained``
-    where the model has no pretrained weights, sizes whose memory this machine does not have
-    (:func:`size_refusal`), a ``train.device`` this machine does not have. The first problem found raises.
+    where the model has no pretrained weights, ``train.loss_on_every_step`` of a clip network, sizes whose memory
+    this machine does not have (:func:`size_refusal`), a ``train.device`` this machine does not have. The first
+    problem found raises.
 
     Args:
         config: the config.
@@ -76,6 +77,7 @@ def check(config: dict, sources: dict[str, str] | None = None, training: bool = 
         if refusal := choice_refusal(config[section][name], choices):
             raise ConfigError(f"{key_source(sources, key)} {refusal}")
     for refusal in (split_refusal(config["data"]), model_refusal(config["model"]),
+                    loss_refusal(config["model"], config["train"]),
                     size_refusal(config, training, channels=channels, num_classes=num_classes)):
         if refusal:
             key, text = refusal

@@ -47,6 +47,20 @@ def test_every_rnn_type_with_cnn_encoder_runs_forward_and_backward(rnn_type):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("rnn_type", RNN_TYPES)
+def test_every_step_gives_the_logits_of_every_prefix_of_the_clip(rnn_type):
+    """forward(clips, every_step=True)[:, t-1] is forward(clips[:, :t]): the Conv1d head's look-ahead term dropped at
+    each prefix's end, as the zero padding of a t-frame clip drops it; the last entry is the clip's logits."""
+    torch.manual_seed(0)
+    model = ActionClassifier(rnn_type=rnn_type, emb_dim=16, hidden_dim=12, num_layers=2).eval()
+    clips = torch.rand(3, 6, 1, 32, 32)
+    with torch.no_grad():
+        steps = model(clips, every_step=True)
+        assert steps.shape == (3, 6, NUM_CLASSES)
+        for t in range(1, 7):
+            torch.testing.assert_close(steps[:, t - 1], model(clips[:, :t]), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("rnn_type", ["GRUCell", "OwnConvLSTM"])
 def test_resnet18_encoder_runs_forward_and_backward(rnn_type):
     model = ActionClassifier(encoder="resnet18", rnn_type=rnn_type, emb_dim=32, hidden_dim=16, num_layers=1)

@@ -14,6 +14,7 @@ EXPECTED_EXPERIMENTS = {
     "LSTMCell_NoScheduler": ("rnn", "cnn", False, "LSTMCell", "none"),
     "GRUCell": ("rnn", "cnn", False, "GRUCell", "cosine"),
     "GRUCell_NoScheduler": ("rnn", "cnn", False, "GRUCell", "none"),
+    "GRUCell_EveryStepLoss": ("rnn", "cnn", False, "GRUCell", "cosine"),
     "OwnLSTM": ("rnn", "cnn", False, "OwnLSTM", "cosine"),
     "OwnGRU": ("rnn", "cnn", False, "OwnGRU", "cosine"),
     "OwnConvLSTM": ("rnn", "cnn", False, "OwnConvLSTM", "cosine"),
@@ -269,6 +270,8 @@ def test_bad_value_names_override_key_and_value(experiment, override, key, value
     (["train.ema_decay=1"], "'train.ema_decay' must be 0 (off) or in (0, 1) (e.g. 0.999: a time constant of 1000 "
                             "steps), got 1.0"),
     (["train.select=Last"], "'train.select' must be one of best, last, got 'Last' (did you mean 'last'?)"),
+    (["model.arch=r2plus1d", "train.loss_on_every_step=true"],
+     "'train.loss_on_every_step' must be false with model.arch 'r2plus1d'"),
 ])
 def test_bad_value_says_what_is_allowed(experiment, overrides, fragment):
     with pytest.raises(ConfigError, match=re.escape(fragment)):

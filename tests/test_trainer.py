@@ -540,6 +540,33 @@ def test_label_smoothing_is_the_training_loss_of_f_cross_entropy(smoothing):
     assert (metrics["loss"] == pytest.approx(plain, rel=1e-6)) is (smoothing == 0)
 
 
+def test_the_loss_on_every_step_is_the_mean_cross_entropy_of_every_prefix_answer():
+    """train.loss_on_every_step: the mean over t = 1..T of the cross-entropy of model(clips[:, :t]) (a tiny
+    ActionClassifier in eval mode, so that the prefixes run alone give the same answers), with the label smoothing;
+    the logits it returns are the whole clip's, and every parameter gets a gradient."""
+    import torch.nn.functional as F
+
+    from src.nets.classifier import ActionClassifier
+    from src.training.loop import training_loss
+
+    torch.manual_seed(0)
+    model = ActionClassifier(num_classes=4, emb_dim=8, hidden_dim=6, num_layers=1).eval()
+    clips, labels = torch.rand(5, 4, 1, 32, 32), torch.tensor([0, 1, 2, 3, 1])
+    train = {"label_smoothing": 0.1, "loss_on_every_step": True}
+    logits, loss = training_loss(model, clips, labels, train)
+    with torch.no_grad():
+        expected = torch.stack([F.cross_entropy(model(clips[:, :t]), labels, label_smoothing=0.1)
+                                for t in range(1, 5)]).mean()
+        clip_loss = F.cross_entropy(model(clips), labels, label_smoothing=0.1)
+    torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(logits.detach(), model(clips).detach(), rtol=1e-5, atol=1e-6)
+    assert not torch.isclose(loss.detach(), clip_loss)  # not the clip's loss alone
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    plain_logits, plain = training_loss(model, clips, labels, {**train, "loss_on_every_step": False})
+    torch.testing.assert_close(plain.detach(), clip_loss)
+
+
 def test_the_average_of_the_weights_is_updated_after_every_optimizer_step():
     """train.ema_decay d: after the first step the average is the weights, then d * average + (1 - d) * weights
     after every step, computed here by hand over a copy of the model trained on the same batches."""

@@ -207,15 +207,33 @@ class ActionClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_dim, num_classes)
 
-    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+    def forward(self, clips: torch.Tensor, every_step: bool = False) -> torch.Tensor:
+        """clips (B, T, C, H, W) -> logits (B, num_classes); with ``every_step``, the logits of every prefix,
+        (B, T, num_classes): entry t-1 is what ``forward(clips[:, :t])`` gives (what a stream answers after t
+        frames), entry T-1 the clip's (``train.loss_on_every_step`` trains on them all)."""
         check_clips(clips, self.in_channels, "ActionClassifier")
         batch, time = clips.shape[:2]
         features = self.encoder(clips.flatten(0, 1))                   # (B*T, E) or (B*T, E, h, w)
         features = features.unflatten(0, (batch, time))                # (B, T, E) or (B, T, E, h, w)
         hidden, _ = self.rnn(features)                                 # (B, T, hidden)
+        if every_step:
+            return self.fc(self.dropout(self._prefix_means(hidden.transpose(1, 2))))  # (B, T, num_classes)
         hidden = self.temporal_conv(hidden.transpose(1, 2))            # (B, hidden, T)
         pooled = hidden.mean(dim=2)                                    # (B, hidden): average over time
         return self.fc(self.dropout(pooled))                           # (B, num_classes)
+
+    def _prefix_means(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The temporal head's average over time of every prefix: hidden (B, hidden, T) -> (B, T, hidden), entry
+        t-1 that of the first t steps. The Conv1d (kernel 3, padding 1) looks one step ahead, so a prefix's last
+        output lacks the next step's term (its zero padding): it is the full output less that term, and the
+        outputs before it are the full clip's."""
+        conv, activation = self.temporal_conv
+        full = conv(hidden)                                            # (B, hidden, T)
+        ahead = torch.einsum("oi,bit->bot", conv.weight[:, :, 2], hidden[:, :, 1:])  # the term of step t+1
+        last = activation(full - nn.functional.pad(ahead, (0, 1)))     # each step as a prefix's last output
+        before = nn.functional.pad(activation(full).cumsum(dim=2)[:, :, :-1], (1, 0))  # sum of the outputs before
+        steps = torch.arange(1, hidden.shape[2] + 1, device=hidden.device, dtype=hidden.dtype)
+        return ((before + last) / steps).transpose(1, 2)
 
 
 def build_model(model_config: dict, num_classes: int, in_channels: int = 1, load_pretrained: bool = True) -> nn.Module:

@@ -4,6 +4,7 @@
   ``model.rnn_type`` (configs/base.yaml), which :func:`src.nets.classifier.build_model` builds;
 - :data:`PRETRAINED_WEIGHTS`: which of them have pretrained weights (``model.pretrained``);
 - :func:`model_refusal`: what is wrong with a config's ``model:`` section, for :func:`src.checks.check`;
+  :func:`loss_refusal`: a training loss the model cannot give;
 - :func:`check_clips`: the input every model takes, clips (B, T, C, H, W) of its ``in_channels``.
 """
 from __future__ import annotations
@@ -31,6 +32,15 @@ def model_refusal(model: dict) -> tuple[str, str] | None:
                          for name, trained_on in names.items())
     return "model.pretrained", (f"must be false with {key} {value!r}, which has no pretrained weights, got True; "
                                 f"pretrained weights exist for {exist}")
+
+
+def loss_refusal(model: dict, train: dict) -> tuple[str, str] | None:
+    """``(key, 'must ..., got ...')`` when ``train.loss_on_every_step`` asks for the answer after every prefix of a
+    clip from a model that has none (a clip network answers on its whole window), else None."""
+    if train["loss_on_every_step"] and model["arch"] != "rnn":
+        return "train.loss_on_every_step", (f"must be false with model.arch {model['arch']!r} (the answers after every "
+                                            f"prefix of a clip are a recurrent model's, model.arch 'rnn'), got True")
+    return None
 
 
 def check_clips(clips, in_channels: int, model: str) -> None:

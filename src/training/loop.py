@@ -3,8 +3,9 @@
 - :func:`dataset_from_config`: the split of a prepared dataset that a config's ``data`` section describes
   (the trainer's training and validation splits, src.evaluate's test split); :func:`make_datasets`, the
   trainer's pair; :func:`make_batches` and :func:`make_loaders`, their batches (this rank's share under DDP);
-- :func:`train_one_epoch`: one pass over the training clips, the cross-entropy (``train.label_smoothing``),
-  gradient clipping, AMP, the per-step learning-rate schedule and the weight average;
+- :func:`train_one_epoch`: one pass over the training clips, the loss (:func:`training_loss`: the cross-entropy
+  of the clip's answer, or of every prefix's with ``train.loss_on_every_step``), gradient clipping, AMP, the per-step
+  learning-rate schedule and the weight average;
 - :func:`make_averaged_model`: the exponential moving average of the weights (``train.ema_decay``);
 - :func:`recompute_batchnorm_statistics` (PreciseBN, on :func:`batchnorm_part`): BatchNorm statistics that
   fit the epoch's final weights, before every validation;
@@ -149,7 +150,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
     Returns ``{'loss', 'accuracy', 'steps', 'data_wait_s', 'last_clips'}``; under DDP (``context``) loss and
     accuracy are over every rank's clips, data_wait_s is this rank's; ``steps``: the optimizer steps taken;
     ``last_clips``: the clips (B, T, C, H, W) of the epoch's last ``keep_last`` batches, oldest first (for
-    :func:`recompute_batchnorm_statistics`). The loss is the cross-entropy with ``train.label_smoothing``;
+    :func:`recompute_batchnorm_statistics`). The loss is :func:`training_loss`'s;
     ``averaged`` (:func:`make_averaged_model`), when given, is updated with the model after every optimizer step.
     Runs in ``precision`` (:func:`src.training.device.autocast`;
     default: float16 when the scaler is enabled, else float32); bfloat16 works on CPU.
@@ -168,8 +169,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
         data_wait += wait
         clips, labels = clips.to(device, non_blocking=True), labels.to(device, non_blocking=True)  # (B,T,C,H,W), (B,)
         with autocast(device, precision):
-            logits = model(clips)  # (B, num_classes)
-            loss = F.cross_entropy(logits, labels, label_smoothing=config["train"]["label_smoothing"])
+            logits, loss = training_loss(model, clips, labels, config["train"])  # (B, num_classes), a scalar
         # .item() waits for the device to finish the step (a sync every step); we need the
         # value anyway, to stop on NaN/inf before the optimizer step spoils the weights.
         loss_value = loss.item()
@@ -184,6 +184,25 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, device, config,
     loss_sum, correct, seen = distributed.all_reduce_sums(context, loss_sum, correct, seen)
     return {"loss": loss_sum / seen, "accuracy": correct / seen, "steps": step, "data_wait_s": data_wait,
             "last_clips": list(last_clips)}
+
+
+def training_loss(model, clips: torch.Tensor, labels: torch.Tensor, train: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clips' logits (B, num_classes) and the training loss: the cross-entropy with ``train.label_smoothing`` of
+    the clip's answer, or with ``train.loss_on_every_step`` the mean of that of every prefix's answer (after 1, 2,
+    ..., T frames: what a stream answers as the clip arrives, :meth:`ActionClassifier.forward`'s ``every_step``).
+
+    Args:
+        model: the model being trained (DDP or compiled wrappers pass ``every_step`` through).
+        clips: (B, T, C, H, W); labels: int64 (B,).
+        train: the config's ``train:`` section.
+    """
+    smoothing = train["label_smoothing"]
+    if not train["loss_on_every_step"]:
+        logits = model(clips)  # (B, num_classes)
+        return logits, F.cross_entropy(logits, labels, label_smoothing=smoothing)
+    steps = model(clips, every_step=True)  # (B, T, num_classes)
+    loss = F.cross_entropy(steps.flatten(0, 1), labels.repeat_interleave(steps.shape[1]), label_smoothing=smoothing)
+    return steps[:, -1], loss
 
 
 def optimizer_step(loss: torch.Tensor, model, optimizer, scheduler, scaler, grad_clip: float,

@@ -21,8 +21,9 @@ refused at once, in one line naming the process that holds it; the lock of a pro
 (kill -9) is taken over. A checkpoint that cannot be written (disk full) ends the run in one line,
 the previous one kept.
 
-The recipe's options (configs/base.yaml, all off by default): ``train.label_smoothing`` smooths the
-training loss's targets (F.cross_entropy's ``label_smoothing``); ``train.ema_decay`` keeps an exponential
+The recipe's options (configs/base.yaml): ``train.label_smoothing`` smooths the
+training loss's targets (F.cross_entropy's ``label_smoothing``); ``train.loss_on_every_step`` puts the loss on the
+answer after every prefix of a clip (:func:`src.training.loop.training_loss`); ``train.ema_decay`` keeps an exponential
 moving average of the weights (:func:`src.training.loop.make_averaged_model`), updated after every optimizer
 step, and that average, its BatchNorm statistics recomputed, is what is validated each epoch, selected and saved
 as the checkpoints' ``model_state_dict`` (the trained weights go on in the checkpoints' ``ema``, for resuming).
