@@ -7,7 +7,10 @@ when none has them nothing is written):
 - ``early_recognition.md``: per experiment, mean ± std over its seeds (ddof=1) of the test accuracy after t = 1, 2,
   ..., max_frames steps of each test clip played as a stream, after 10 %, ..., 100 % of each test subsequence
   played as a stream under the default state rule, and, for the recurrent models, each state rule's accuracy on
-  whole subsequences and whole test videos (after the last frame, and the mean over every step);
+  whole subsequences and whole test videos (after the last frame, and the mean over every step), and the state
+  rule the validation split picks: each rule's accuracy on the whole validation subsequences (``state_rules
+  ["validation"]``, :data:`PICKED_BY`), the rule with the highest, and that rule's test accuracy; where the records
+  lack the validation numbers (results.json of src.evaluate before it measured them), one line says so;
 - ``early_recognition.png``: accuracy against the frames seen (steps of a clip; share of a subsequence), one
   curve per experiment (the mean over its seeds), the band its seeds' spread (± std).
 
@@ -29,6 +32,10 @@ logger = logging.getLogger(__name__)
 
 RULE_KINDS = {"subsequences": "whole test subsequences", "videos": "whole test videos"}
 SCORES = {"final": "end", "per_step": "every step"}
+PICKED_BY = ("subsequences", "per_step")
+"""The validation score a state rule is picked on (``state_rules["validation"][kind][rule][score]``): the mean over
+the whole validation subsequences, each played as a stream, of the share of its answers that are right: a stream
+answers at every step."""
 
 
 def load_early(models_dir: str | Path, runs: pd.DataFrame) -> dict[str, dict]:
@@ -64,18 +71,37 @@ def curves(records: dict[str, dict], x: str, y: str) -> Curve:
     return Curve(grouped[columns].mean(), grouped[columns].std(ddof=1), grouped.size())
 
 
-def rule_table(records: dict[str, dict]) -> pd.DataFrame:
-    """One row per recurrent experiment: mean and std over its runs of each state rule's scores, columns
-    ``(kind, rule, score, 'mean'|'std')``; empty when no record has state rules."""
-    with_rules = [record for record in records.values() if record["rules"]]
-    if not with_rules:
+def rule_table(records: dict[str, dict], split: str = "test") -> pd.DataFrame:
+    """One row per recurrent experiment: mean and std over its runs of each state rule's scores on ``split``
+    (``'test'``: ``state_rules``' own; ``'validation'``: ``state_rules["validation"]``, the runs that record it),
+    columns ``(kind, rule, score, 'mean'|'std')``; empty when no record has them."""
+    measured = [(record["experiment"], record["rules"] if split == "test" else record["rules"].get(split))
+                for record in records.values() if record["rules"]]
+    measured = [(experiment, rules) for experiment, rules in measured if rules]
+    if not measured:
         return pd.DataFrame()
-    values = pd.DataFrame([{(kind, rule, score): value for kind in RULE_KINDS if kind in record["rules"]
-                            for rule, scores in record["rules"][kind].items() for score, value in scores.items()}
-                           for record in with_rules], index=[record["experiment"] for record in with_rules])
+    values = pd.DataFrame([{(kind, rule, score): value for kind in RULE_KINDS if kind in rules
+                            for rule, scores in rules[kind].items() for score, value in scores.items()}
+                           for _, rules in measured], index=[experiment for experiment, _ in measured])
     values.columns = pd.MultiIndex.from_tuples(values.columns)
     grouped = values.groupby(level=0, sort=True)
     return pd.concat({"mean": grouped.mean(), "std": grouped.std(ddof=1)}, axis=1)
+
+
+def with_validation(records: dict[str, dict]) -> dict[str, dict]:
+    """The records that hold the state rules on the validation split too."""
+    return {run: record for run, record in records.items() if record["rules"] and record["rules"].get("validation")}
+
+
+def picked_rules(validation: pd.DataFrame, defaults: dict[str, str]) -> dict[str, str]:
+    """``{experiment: the rule with the highest mean validation score}`` (:data:`PICKED_BY`) of
+    ``validation`` (:func:`rule_table` on ``'validation'``); a tie goes to the experiment's default rule
+    (``defaults``: the rule its early-recognition record streamed with), then to the first by name."""
+    kind, score = PICKED_BY
+    state_rules = sorted({rule for _, _, rule, _ in validation.columns})
+    return {name: max(state_rules, key=lambda rule: (round(validation.loc[name, ("mean", kind, rule, score)], 12),
+                                                     rule == defaults.get(name)))  # max: the first of equals
+            for name in validation.index}
 
 
 def spread_cell(mean: float, std: float, seeds: int) -> str:
@@ -113,6 +139,43 @@ def rules_markdown(rules: pd.DataFrame, seeds: pd.Series, order: list[str]) -> s
     return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
 
 
+def validation_markdown(records: dict[str, dict], order: list[str]) -> str:
+    """The section of the state rule chosen on validation: per recurrent experiment, each rule's validation score
+    (:data:`PICKED_BY`), the rule it picks (:func:`picked_rules`) and that rule's test scores, all over the runs
+    that record the rules on validation; one line instead where none does."""
+    chosen = with_validation(records)
+    heading = "## The state rule chosen on the validation split (%)\n\n"
+    if not chosen:
+        return (heading + "Not measured: no run's results.json records the state rules on the validation split "
+                "(src.evaluate before it measured them), so no rule is chosen on validation here; "
+                "`python -m src.evaluate --checkpoint <run>/best.pth` records them.")
+    validation, test = rule_table(chosen, "validation"), rule_table(chosen)
+    seeds = pd.Series([record["experiment"] for record in chosen.values()]).value_counts()
+    picked = picked_rules(validation, {record["experiment"]: record["early"]["rule"] for record in chosen.values()})
+    kind, score = PICKED_BY
+    state_rules = sorted({rule for _, _, rule, _ in validation.columns})
+
+    def cell(table: pd.DataFrame, name: str, rule: str, score: str) -> str:
+        return spread_cell(table.loc[name, ("mean", kind, rule, score)], table.loc[name, ("std", kind, rule, score)],
+                           int(seeds[name]))
+
+    rows = [{"experiment": name, "seeds": str(int(seeds[name])),
+             **{f"{rule}: validation, {SCORES[score]}": cell(validation, name, rule, score) for rule in state_rules},
+             "picked on validation": picked[name],
+             f"picked rule: test, {SCORES[score]}": cell(test, name, picked[name], score),
+             "picked rule: test, end": cell(test, name, picked[name], "final")}
+            for name in order if name in validation.index]
+    left_out = sorted(run for run, record in records.items() if record["rules"] and run not in chosen)
+    return (heading + pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+            + "\n\nEach whole subsequence of each validation video (the validation persons or groups, on which "
+            "models are selected; made as the test ones) played as one stream under each rule at its defaults. The "
+            f"rule with the highest mean validation '{SCORES[score]}' accuracy (over the seeds; a tie goes to the "
+            "default rule) is the one validation picks; its test accuracy, on the whole test subsequences, is read "
+            "from the same runs, and plays no part in the choice."
+            + (f" Left out {len(left_out)} runs whose records lack the validation numbers: {', '.join(left_out)}."
+               if left_out else ""))
+
+
 def soonest(curve: Curve, x, what: str) -> str:
     """``'after 1 step: GRUCell (41.0 %)'``: the experiment with the highest mean accuracy at ``x``."""
     means = curve.mean[x].dropna() if x in curve.mean else pd.Series(dtype=float)
@@ -145,7 +208,7 @@ def early_markdown(records: dict[str, dict], order: list[str]) -> str:
                  "each rule at "
                  "its defaults (src/nets/streaming.py: carry, reset every max_frames steps, window of 2 staggered "
                  "states): 'end' is the accuracy of the answer after its last frame, 'every step' the mean over "
-                 "streams of the share of their answers that are right.")
+                 "streams of the share of their answers that are right.\n\n" + validation_markdown(records, order))
     return text + ("\n\nmean ± sample std (ddof=1) over an experiment's seeds (runs with these records only); a "
                    "single run has none.")
 

@@ -7,8 +7,9 @@ accuracy, video accuracy (logits averaged over ``data.eval_clips_per_video`` eve
 video), per-class accuracy, the confusion matrix, the trainable parameter count, training time per epoch
 (from the checkpoint's history), inference latency per clip at batch 1 and throughput at batch 32, and early
 recognition (the test accuracy after 1, 2, ... frames of each test clip played as a stream, after 10 %, ...,
-100 % of each test subsequence, and each streaming state rule's accuracy on whole subsequences and videos:
-src/training/early.py; ``--no-early`` skips it); writes them to ``results.json`` beside the checkpoint.
+100 % of each test subsequence, and each streaming state rule's accuracy on whole test subsequences and on the
+validation split's, where a rule is chosen: src/training/early.py; ``--no-early`` skips it); writes them to
+``results.json`` beside the checkpoint.
 
 Bad arguments (a missing or foreign ``--checkpoint``, a ``--device`` this machine lacks, a
 ``--data`` folder that is not prepared, a folder where results.json cannot be written) get one
@@ -46,16 +47,24 @@ def print_results_table(results: dict) -> None:
 
 def early_rows(results: dict) -> list[tuple[str, str]]:
     """The table's rows of early recognition (none without its record): the clip accuracy after 1, half and all
-    of a clip's steps, the subsequence accuracy after 10 %, 50 % and 100 % of it."""
+    of a clip's steps, the subsequence accuracy after 10 %, 50 % and 100 % of it, and each state rule's accuracy
+    over every step of the whole test subsequences and, where recorded, the validation ones."""
     early = results.get("early_recognition")
     if not early:
         return []
     steps, clips = early["steps"], early["clip_accuracy"]
     shown = sorted({0, (len(steps) - 1) // 2, len(steps) - 1})
     percents, subsequences = early["percents"], early["subsequence_accuracy"]
-    return [("streamed clip acc after t steps", ", ".join(f"t={steps[i]}: {clips[i]:.4f}" for i in shown)),
+    rows = [("streamed clip acc after t steps", ", ".join(f"t={steps[i]}: {clips[i]:.4f}" for i in shown)),
             ("streamed subsequence acc", ", ".join(f"{p} %: {a:.4f}" for p, a in zip(percents, subsequences)
                                                    if p in (10, 50, 100)) + f"  (rule {early['rule']})")]
+    rules = results.get("state_rules") or {}
+    for split, record in (("test", rules), ("val", rules.get("validation"))):
+        if record and "subsequences" in record:
+            rows.append((f"state rules ({split} subsequences)", ", ".join(
+                f"{rule}: {scores['per_step']:.4f}" for rule, scores in record["subsequences"].items())
+                + "  (every step)"))
+    return rows
 
 
 class _WarningFormatter(logging.Formatter):

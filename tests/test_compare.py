@@ -506,8 +506,9 @@ def test_one_run_twice_is_refused_naming_both_files(tmp_path, capsys):
     assert summary.loc["OwnGRU", "seeds"] == 2 and summary.loc["GRUCell", "seeds"] == 1
 
 
-def add_early(models_dir, run, clip_accuracy, subsequence_accuracy, rules=True):
-    """Early-recognition records, as src.evaluate writes them, added to ``models_dir/run/results.json``."""
+def add_early(models_dir, run, clip_accuracy, subsequence_accuracy, rules=True, validation=None):
+    """Early-recognition records, as src.evaluate writes them, added to ``models_dir/run/results.json``; with
+    ``validation`` (``{rule: (final, per_step)}``) the state rules on the validation split too."""
     path = models_dir / run / "results.json"
     results = json.loads(path.read_text())
     steps = list(range(1, len(clip_accuracy) + 1))
@@ -520,6 +521,10 @@ def add_early(models_dir, run, clip_accuracy, subsequence_accuracy, rules=True):
     results["state_rules"] = ({kind: {rule: score for rule in ("carry", "reset", "window")}
                                for kind in ("subsequences", "videos")} | {"num_subsequences": 8, "num_videos": 2}
                               if rules else None)
+    if validation:
+        results["state_rules"]["validation"] = {
+            "subsequences": {rule: {"final": final, "per_step": per_step} for rule, (final, per_step)
+                             in validation.items()}, "num_subsequences": 4}
     path.write_text(json.dumps(results))
 
 
@@ -547,6 +552,40 @@ def test_early_recognition_table_and_figure_average_the_runs_that_have_the_recor
     assert "GRUCell" in rules and "R2Plus1D" not in rules.split("\n\n")[1]  # a clip model has no state rules
     assert (tmp_path / "imgs" / "early_recognition.png").stat().st_size > 0
     assert lines.index(gru) < lines.index(r2plus1d)  # rows by mean validation accuracy, as in results.md
+    chosen = text[text.index("## The state rule chosen on the validation split"):]  # no run has validation numbers
+    assert chosen.splitlines()[2].startswith("Not measured: no run's results.json records the state rules on the "
+                                             "validation split") and "|" not in chosen
+
+
+def test_the_state_rule_is_picked_on_validation_and_read_on_test(tmp_path, caplog):
+    models, configs = tmp_path / "models", write_plan(tmp_path / "configs", ["GRUCell", "OwnGRU"])
+    for run, seed in (("GRUCell", 0), ("GRUCell_seed1", 1), ("OwnGRU", 0), ("OwnGRU_seed1", 1)):
+        write_result(models, run, 0.8, seed=seed)
+    # GRUCell: carry best on validation (mean 0.75), though window is its best on test; OwnGRU: a tie, the default
+    add_early(models, "GRUCell", [0.2, 0.8], [0.5] * 10, validation={"carry": (0.9, 0.8), "reset": (0.1, 0.1),
+                                                                     "window": (0.9, 0.7)})
+    add_early(models, "GRUCell_seed1", [0.2, 0.6], [0.5] * 10, validation={"carry": (0.9, 0.7), "reset": (0.1, 0.1),
+                                                                           "window": (0.9, 0.7)})
+    add_early(models, "OwnGRU", [0.2, 0.4], [0.5] * 10, validation={rule: (0.5, 0.5)
+                                                                    for rule in ("carry", "reset", "window")})
+    add_early(models, "OwnGRU_seed1", [0.2, 0.4], [0.5] * 10)  # no validation numbers: left out of the choice
+    path = models / "GRUCell" / "results.json"
+    results = json.loads(path.read_text())
+    results["state_rules"]["subsequences"]["window"] = {"final": 1.0, "per_step": 1.0}
+    path.write_text(json.dumps(results))
+    compare(models, tmp_path / "results", tmp_path / "imgs", configs)
+    text = (tmp_path / "results" / "early_recognition.md").read_text()
+    chosen = text[text.index("## The state rule chosen on the validation split (%)"):]
+    header, _, *rows = [line for line in chosen.splitlines() if line.startswith("|")]
+    assert [cell.strip() for cell in header.split("|")[1:-1]] == [
+        "experiment", "seeds", "carry: validation, every step", "reset: validation, every step",
+        "window: validation, every step", "picked on validation", "picked rule: test, every step",
+        "picked rule: test, end"]
+    cells = {row.split("|")[1].strip(): [cell.strip() for cell in row.split("|")[2:-1]] for row in rows}
+    # GRUCell: carry (0.75 against window's 0.70); its test numbers are carry's (per step 0.2, end 0.8 and 0.6)
+    assert cells["GRUCell"] == ["2", "75.0 ± 7.1", "10.0 ± 0.0", "70.0 ± 0.0", "carry", "20.0 ± 0.0", "70.0 ± 14.1"]
+    assert cells["OwnGRU"] == ["1", "50.0", "50.0", "50.0", "window", "20.0", "40.0"]  # the tie: the default
+    assert "Left out 1 runs whose records lack the validation numbers: OwnGRU_seed1." in chosen
 
 
 def test_without_early_records_no_early_table_is_written(tmp_path, caplog):

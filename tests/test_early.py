@@ -16,10 +16,12 @@ from src.training.early import (
     fraction_steps,
     on_features,
     recurrent_predictions,
+    state_rule_records,
     subsequence_streams,
     video_streams,
     windowed_predictions,
 )
+from src.training.evaluation import make_val_set
 from src.training.loop import dataset_from_config
 
 CPU = torch.device("cpu")
@@ -32,6 +34,12 @@ def test_set(tiny_prepared):
     """The tiny twin's test split as src.evaluate makes it: 3 fixed clips of 4 frames per video, every 3rd frame."""
     config = load_config("configs/GRUCell.yaml", TINY)
     return dataset_from_config(config, tiny_prepared, "test")
+
+
+@pytest.fixture(scope="module")
+def val_set(tiny_prepared):
+    """The tiny twin's validation split, made as the test split is (src.training.evaluation.make_val_set)."""
+    return make_val_set(load_config("configs/GRUCell.yaml", TINY), tiny_prepared)
 
 
 def calibrated(model: torch.nn.Module, test_set) -> torch.nn.Module:
@@ -200,3 +208,21 @@ def test_the_view_on_features_shares_the_weights_and_leaves_the_model_whole(test
     torch.testing.assert_close(logits, before, rtol=1e-5, atol=1e-5)
     assert view.rnn is model.rnn and view.fc is model.fc and model.encoder is not view.encoder
     torch.testing.assert_close(model(clip), before)
+
+
+def test_the_state_rules_on_validation_are_the_validation_streams(test_set, val_set):
+    assert {v["person"] for v in val_set.videos}.isdisjoint(v["person"] for v in test_set.videos)
+    model = recurrent_model("GRUCell", test_set)
+    rules = early_recognition(model, test_set, CPU, whole_videos=True, val_set=val_set)["state_rules"]
+    validation = rules["validation"]
+    assert set(validation) == {"subsequences", "videos", "num_subsequences", "num_videos"}
+    assert validation["num_subsequences"] == sum(map(len, val_set.segments))
+    assert validation["num_videos"] == len(val_set.videos)
+    # carry over a whole validation video: its answer after the last frame is the model on all its frames
+    videos, right = video_streams(val_set), []
+    with torch.no_grad():
+        for i in range(len(videos.video)):
+            right.append(bool(model(frames_of(val_set, videos, i)[None]).argmax(1)[0] == val_set.labels[i]))
+    assert validation["videos"]["carry"]["final"] == pytest.approx(sum(right) / len(right))
+    assert validation == state_rule_records(model, val_set, CPU, whole_videos=True)
+    assert early_recognition(model, test_set, CPU)["state_rules"].keys() == {"subsequences", "num_subsequences"}

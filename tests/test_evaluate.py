@@ -41,7 +41,8 @@ def trained(tiny_prepared, tmp_path_factory):
 def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepared, capsys):
     best_path, summary = trained
     main(["--checkpoint", str(best_path), "--device", "cpu"])
-    assert "test clip accuracy" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "test clip accuracy" in printed and "state rules (val subsequences)   carry: " in printed
     results = json.loads(best_path.with_name("results.json").read_text())
     assert set(results) == RESULT_KEYS
     assert [p.name for p in best_path.parent.iterdir() if p.name.startswith(".")] == []  # no temp file left
@@ -73,6 +74,11 @@ def test_results_json_has_every_field_with_plausible_values(trained, tiny_prepar
     assert early["steps"] == [1, 2, 3, 4] and early["clip_accuracy"][-1] == pytest.approx(results["clip_accuracy"])
     assert early["clips"] == results["num_test_clips"] and len(early["subsequence_accuracy"]) == 10
     assert set(results["state_rules"]["subsequences"]) == {"carry", "reset", "window"}
+    validation = results["state_rules"]["validation"]  # the rules on the validation persons' subsequences too
+    val_set = KTHActionDataset(tiny_prepared, split="val", clips_per_video=3, max_frames=4)
+    assert {v["person"] for v in val_set.videos}.isdisjoint(TEST_PERSONS)
+    assert validation["num_subsequences"] == sum(map(len, val_set.segments))
+    assert set(validation["subsequences"]) == {"carry", "reset", "window"}
 
 
 def test_no_early_skips_early_recognition(trained, capsys):

@@ -22,7 +22,10 @@ Every answer is the answer of the model's stream (src/nets/streaming.py), after 
   defaults on each whole subsequence (and, with ``whole_videos``, on each whole test video, every frame, not only
   the annotated parts):
   ``final``, the share whose answer after the last frame is right, and ``per_step``, the mean over them of the
-  share of their answers that are right.
+  share of their answers that are right;
+* **state rules on validation** (``state_rules["validation"]``, given the validation split): the same, on the
+  subsequences (and videos) of the validation persons, the split the trainer selects models on: the split a rule
+  is chosen on (src/early_analysis.py picks it), while the test numbers are read once.
 
 Speed: all of a recurrent model's streams of a group of videos step together, a batch of streams per step, and
 the encoder runs once per frame a group needs, for every stream and rule (the streams step on its features: a
@@ -252,8 +255,32 @@ def rule_scores(right: list[torch.Tensor]) -> dict[str, float]:
             "per_step": torch.stack([r.float().mean() for r in right]).mean().item()}
 
 
+def state_rule_records(model: ActionClassifier, dataset: VideoClipDataset, device: torch.device,
+                       precision: str = "float32", whole_videos: bool = False) -> dict:
+    """Every state rule of :data:`RULES` on the whole subsequences of ``dataset`` (and with ``whole_videos`` on
+    its whole videos), a recurrent model's streams: ``{'subsequences': {rule: rule_scores}, 'num_subsequences'}``
+    (plus ``'videos'``, ``'num_videos'``), as ``state_rules`` holds them for the test split."""
+    streams = {"subsequences": subsequence_streams(dataset), **({"videos": video_streams(dataset)}
+                                                                  if whole_videos else {})}
+    answers = recurrent_predictions(model.eval(), dataset, streams, {kind: RULES for kind in streams}, device,
+                                    precision)
+    return _rule_records(answers, streams, dataset)
+
+
+def _rule_records(answers: dict, streams: dict[str, Streams], dataset: VideoClipDataset) -> dict:
+    """The ``state_rules`` record of the rules' ``answers`` (:func:`recurrent_predictions`) on ``streams``."""
+    kinds = [kind for kind in streams if kind != "clips"]
+    records = {kind: {rule: rule_scores(_right(answers[kind, rule], streams[kind], dataset.labels))
+                      for rule in RULES} for kind in kinds}
+    records["num_subsequences"] = len(streams["subsequences"].video)
+    if "videos" in kinds:
+        records["num_videos"] = len(dataset.videos)
+    return records
+
+
 def early_recognition(model: nn.Module, test_set: VideoClipDataset, device: torch.device, precision: str = "float32",
-                      batch_size: int = 32, whole_videos: bool = False) -> dict:
+                      batch_size: int = 32, whole_videos: bool = False,
+                      val_set: VideoClipDataset | None = None) -> dict:
     """The early-recognition records of results.json (module docstring), of ``model`` on its test set
     (fixed clips, as :func:`src.training.evaluation.make_test_set` makes it):
 
@@ -262,8 +289,10 @@ def early_recognition(model: nn.Module, test_set: VideoClipDataset, device: torc
     'seconds'}, 'state_rules': {'subsequences': {rule: rule_scores}, 'num_subsequences'} or None (a clip model)}``;
     with ``whole_videos`` also ``'videos': {rule: rule_scores}, 'num_videos'`` in ``state_rules``: every test video
     whole, which costs about as much again (the videos are longer than their subsequences; off in src.evaluate).
-    Accuracies are shares in [0, 1]; ``precision`` is the test pass's; ``batch_size``: windows per forward of a
-    clip model."""
+    With ``val_set`` (the validation split, made as the test set is: :func:`src.training.evaluation.make_val_set`)
+    ``state_rules`` also holds ``'validation'``: the same record on its subsequences (and videos)
+    (:func:`state_rule_records`), the numbers a rule is chosen on. Accuracies are shares in [0, 1]; ``precision``
+    is the test pass's; ``batch_size``: windows per forward of a clip model."""
     start = time.perf_counter()
     labels, max_frames = test_set.labels, test_set.max_frames
     clips, subsequences = clip_streams(test_set), subsequence_streams(test_set)
@@ -277,11 +306,9 @@ def early_recognition(model: nn.Module, test_set: VideoClipDataset, device: torc
         clip_right = _right(answers["clips", "carry"], clips, labels)
         sub_right = [r[at[i] - 1] for i, r in enumerate(_right(answers["subsequences", DEFAULT_RULE], subsequences,
                                                                  labels))]
-        state_rules = {kind: {rule: rule_scores(_right(answers[kind, rule], streams[kind], labels)) for rule in RULES}
-                       for kind in plays if kind != "clips"}
-        state_rules["num_subsequences"] = len(subsequences.video)
-        if whole_videos:
-            state_rules["num_videos"] = len(test_set.videos)
+        state_rules = _rule_records(answers, streams, test_set)
+        if val_set is not None:
+            state_rules["validation"] = state_rule_records(model, val_set, device, precision, whole_videos)
     else:
         every = [torch.arange(1, max_frames + 1)] * len(clips.video)
         clip_right = _right(windowed_predictions(model, test_set, clips, every, device, precision, batch_size),
@@ -290,8 +317,9 @@ def early_recognition(model: nn.Module, test_set: VideoClipDataset, device: torc
                                                 batch_size), subsequences, labels)
         state_rules = None
     seconds = time.perf_counter() - start
-    logger.info("early recognition: %d clips, %d subsequences in %.1f s", len(clips.video), len(subsequences.video),
-                seconds)
+    logger.info("early recognition: %d clips, %d subsequences%s in %.1f s", len(clips.video), len(subsequences.video),
+                f" (and {state_rules['validation']['num_subsequences']} validation subsequences)"
+                if state_rules and "validation" in state_rules else "", seconds)
     return {"early_recognition": {
         "rule": DEFAULT_RULE if recurrent else "recompute window, unpadded",
         "states": DEFAULT_STATES if recurrent and DEFAULT_RULE == "window" else None,

@@ -161,8 +161,9 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         src/training/provenance.py), history (every epoch's row, from last.pth), predictions (one
         row per test clip: video_id, start frame, label, predicted, probabilities); with ``early``,
         early_recognition (accuracy after 1..max_frames steps of each test clip streamed, and after 10 %, ...,
-        100 % of each test subsequence) and state_rules (each state rule's accuracy on whole subsequences and
-        videos; None for a clip model): :func:`src.training.early.early_recognition`.
+        100 % of each test subsequence) and state_rules (each state rule's accuracy on whole test subsequences,
+        and under ``validation`` on whole validation subsequences, the split a rule is chosen on; None for a clip
+        model): :func:`src.training.early.early_recognition`.
 
     Raises, before the test pass: ValueError for a device this machine lacks or a results.json
     that cannot be written, DataMismatchError (a ValueError) for a dataset whose classes or channels are
@@ -189,7 +190,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     test = run_test_pass(model, test_set, checkpoint["config"], precision_of_test(trained, device), device, batch_size)
     history = full_history(checkpoint_path, checkpoint)
     records = early_recognition(model, test_set, device, test.precision,
-                                batch_size or checkpoint["config"]["train"]["batch_size"]) if early else {}
+                                batch_size or checkpoint["config"]["train"]["batch_size"],
+                                val_set=make_val_set(checkpoint["config"], data_root)) if early else {}
     results = {"experiment": checkpoint["config"]["experiment"], "seed": checkpoint["config"]["train"]["seed"],
                "checkpoint": str(checkpoint_path), "data_root": str(data_root), "synthetic": synthetic,
                **results_of(test, model, checkpoint, history), **records,
@@ -235,6 +237,13 @@ def make_test_set(config: dict, data_root: Path) -> VideoClipDataset:
     """The test split of the config's protocol (:func:`src.training.loop.dataset_from_config`, the one place a
     dataset is built from a config): ``data.eval_clips_per_video`` evenly spaced clips per video."""
     return dataset_from_config(config, data_root, "test")
+
+
+def make_val_set(config: dict, data_root: Path) -> VideoClipDataset:
+    """The validation split of the config's protocol, the trainer's (:func:`src.training.loop.make_datasets`),
+    made as the test set is (:func:`make_test_set`): early recognition measures the state rules on it, the split a
+    rule is chosen on."""
+    return dataset_from_config(config, data_root, "val")
 
 
 def check_test_set(test_set: VideoClipDataset, checkpoint: dict, checkpoint_path: Path, data_root: Path) -> None:
