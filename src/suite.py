@@ -15,6 +15,8 @@ offline) is reported and the suite goes on. At the end ``src.compare`` rebuilds 
 plots, and the runs that did not finish are named: those refused (a config or a split that cannot
 work, e.g. a fold that leaves a class without a training video) with their refusal's line, since a
 rerun is refused the same way until what it names changes; the others with "rerun to retry them".
+Ctrl-C (exit 1) and SIGTERM (a job scheduler's stop; exit 143) end it in one line, the finished runs kept and
+the run under way at its last finished epoch, as src.train keeps it: the same command continues.
 The planning and the running: src/planning.py.
 
 ``--folds K`` runs K-fold cross-validation by group: every planned run once per fold k = 1..K, with
@@ -58,6 +60,7 @@ from pathlib import Path
 from src.analysis import RECORD_MODELS_DIR, RunsError, compare, output_dirs
 from src.config import SUITE_FILE, ConfigError, experiment_configs, load_plan
 from src.files import folder_refusal
+from src.interrupts import exit_code, sigterm_as_interrupt, stopped_by
 from src.planning import (
     FOLD_KEYS,
     REFUSED_RUN_ERRORS,
@@ -242,18 +245,24 @@ def main(argv=None):
     if n > 1:
         print(f"shard {k}/{n}: {len(runs)} run(s): {', '.join(planned.run for planned in runs)}", flush=True)
     refused: dict[str, str] = {}
-    failed = run_each(runs, args, overrides, refused)
+    failed: list[str] = []
     try:
-        if args.until_half_width is not None:
-            failed += add_seeds_until_narrow(lambda asked: run_each(asked, args, overrides, refused), plan,
-                                             experiments, args.until_half_width / 100, args.max_seeds, args.models_dir,
-                                             args.data)
-        compare(models_dir=args.models_dir, out_dir=args.out or defaults["out"],
-                imgs_dir=args.imgs or defaults["imgs"], configs_dir=args.configs, data_root=args.data)
+        with sigterm_as_interrupt():
+            failed += run_each(runs, args, overrides, refused)
+            if args.until_half_width is not None:
+                failed += add_seeds_until_narrow(lambda asked: run_each(asked, args, overrides, refused), plan,
+                                                 experiments, args.until_half_width / 100, args.max_seeds,
+                                                 args.models_dir, args.data)
+            compare(models_dir=args.models_dir, out_dir=args.out or defaults["out"],
+                    imgs_dir=args.imgs or defaults["imgs"], configs_dir=args.configs, data_root=args.data)
     except RunsError as error:  # a results.json in another run's folder, or one run twice: no table
         for line in failure_lines(failed, refused):
             print(line, flush=True)
         parser.exit(1, f"error: {error}\n")
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM
+        print(f"\n{stopped_by(e)}: the finished runs are kept and the run under way keeps its last finished epoch "
+              f"(last.pth); rerun the same command to continue", file=sys.stderr)
+        sys.exit(exit_code(e))
     if failed:
         print("\n".join(failure_lines(failed, refused)))
         sys.exit(1)

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 
@@ -29,6 +28,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from src.checks import load_checked_config
 from src.config import NAME_ARGUMENT
+from src.interrupts import exit_code, sigterm_as_interrupt, stopped_by
 from src.training import distributed, trainer
 from src.training.checkpoint import CheckpointWriteError
 from src.training.loop import NonFiniteLossError
@@ -71,31 +71,6 @@ def _quiet_event_writer_thread(args: threading.ExceptHookArgs) -> None:
         threading.__excepthook__(args)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a job scheduler's stop, ``docker stop``, ``kill``), raised in the main thread as Ctrl-C is: the epoch
-    under way is dropped, last.pth keeps the last finished one (its writes are atomic), both run.lock files are
-    removed (src/training/runlock.py releases them on any exception)."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """For the block, SIGTERM raises :class:`Terminated` in the main thread; the previous handler afterwards. Where
-    no handler can be set (not the main thread: a notebook's worker), the block runs with SIGTERM as it was."""
-    def handler(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM does not break the cleanup
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m src.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", required=True, help="experiment YAML, e.g. configs/GRUCell.yaml")
@@ -121,10 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         message = in_flags(str(e)) if known else f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
         sys.exit(f"error: {rank}{message}")
     except KeyboardInterrupt as e:
-        stopped = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        print(f"\n{rank}{stopped}: last.pth holds the last finished epoch; continue with the same command plus "
+        print(f"\n{rank}{stopped_by(e)}: last.pth holds the last finished epoch; continue with the same command plus "
               f"--resume", file=sys.stderr)
-        sys.exit(128 + signal.SIGTERM if isinstance(e, Terminated) else 1)
+        sys.exit(exit_code(e))
     if rank and not rank.startswith("rank 0 "):
         return
     chosen = "best val accuracy" if summary["select"] == "best" else \

@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,3 +91,13 @@ def snapshot(*roots: str | Path) -> dict[str, str]:
         for path in files:
             digests[str(path)] = hashlib.sha1(path.read_bytes()).hexdigest()
     return digests
+
+
+def wait_for(pattern: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until a file matching ``pattern`` (a path, or a glob in its last part) exists; fails if ``process``
+    ends first."""
+    deadline = time.monotonic() + timeout
+    while not list(pattern.parent.glob(pattern.name)):
+        assert process.poll() is None, f"the run ended first:\n{process.communicate()[1]}"
+        assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
+        time.sleep(0.02)

@@ -9,7 +9,6 @@ import re
 import resource
 import signal
 import socket
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from src.training.checkpoint import load_checkpoint
 from src.training.runlock import LOCK_NAME, LOCK_STALE_S
 from src.training.trainer import train
-from tests.cli import assert_one_line_error, config_path, run_cli, snapshot, start_cli
+from tests.cli import assert_one_line_error, config_path, run_cli, snapshot, start_cli, wait_for
 from tests.test_trainer import TINY, tiny_config
 
 pytestmark = pytest.mark.slow  # every test runs python -m src.train as a subprocess (tests/cli.py)
@@ -30,16 +29,6 @@ EVENTS = Path("tboard_logs") / "GRUCell"
 
 def train_args(data: Path, *sets: str) -> list:
     return ["--config", config_path("GRUCell"), "--data", data, "--set", *TINY, *sets]
-
-
-def wait_for(pattern: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    """Until a file matching ``pattern`` (a path, or a glob in its last part) exists; fails if ``process``
-    ends first."""
-    deadline = time.monotonic() + timeout
-    while not list(pattern.parent.glob(pattern.name)):
-        assert process.poll() is None, f"the run ended first:\n{process.communicate()[1]}"
-        assert time.monotonic() < deadline, f"no {pattern} after {timeout} s"
-        time.sleep(0.02)
 
 
 def file_size_limit(size: int):

@@ -4,6 +4,8 @@ the same config."""
 import json
 import logging
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +18,9 @@ import src.suite
 from src.analysis import compare
 from src.config import ConfigError, experiment_configs, load_plan
 from src.planning import PlannedRun, parse_shard, planned_suite_runs, seeds_to_add, shard
+from src.training.checkpoint import load_checkpoint
 from src.training.runlock import LOCK_NAME
+from tests.cli import run_cli, start_cli, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["model.emb_dim=16", "model.hidden_dim=16", "model.num_layers=1", "data.max_frames=4",
@@ -71,6 +75,29 @@ def test_two_shards_at_once_run_every_planned_run_exactly_once(tiny_prepared, tm
     table = (tmp_path / "table" / "results.csv").read_text()
     assert all(run in table for run in planned)
     assert len(table.strip().splitlines()) == 1 + len(planned)
+
+
+@pytest.mark.slow  # a python -m src.suite subprocess, then a second
+def test_sigterm_stops_the_suite_in_one_line_and_a_rerun_continues(tiny_prepared, tmp_path):
+    """SIGTERM (a job scheduler's stop) while the suite trains: exit 143, one line and no traceback, the run's lock
+    released and its last finished epoch kept; the same command then finishes the run from there."""
+    args = ["--configs", str(REPO / "configs"), "--only", "GRUCell", "--seeds", "1", "--data", str(tiny_prepared),
+            "--models-dir", str(tmp_path / "models"), "--set", *TINY]
+    suite = start_cli("src.suite", *args, "train.epochs=500", cwd=tmp_path)
+    wait_for(tmp_path / "models" / "GRUCell" / "last.pth", suite)
+    suite.send_signal(signal.SIGTERM)
+    _, err = suite.communicate(timeout=120)
+    err = re.sub(r"Exception ignored in: <function tqdm.__del__.*?object has no attribute 'pos'\n", "", err, flags=re.S)
+    assert suite.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == ("terminated (SIGTERM): the finished runs are kept and the run under way "
+                                            "keeps its last finished epoch (last.pth); rerun the same command to "
+                                            "continue"), err
+    assert not list((tmp_path / "models").rglob(LOCK_NAME))
+    done = load_checkpoint(tmp_path / "models" / "GRUCell" / "last.pth")["epoch"]
+    rerun = run_cli("src.suite", *args, f"train.epochs={done + 1}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"after epoch {done}" in rerun.stdout + rerun.stderr  # resumed, not trained again from scratch
+    assert json.loads((tmp_path / "models" / "GRUCell" / "results.json").read_text())["epochs"] == done + 1
 
 
 def run_suite(tmp_path, data, *extra):
