@@ -201,7 +201,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if data_root is not None and str(data_root) != "auto":
         resolve_data_root(data_root)  # a folder that is not prepared is refused before the checkpoint is read
     model, checkpoint = load_trained_model(checkpoint_path, device)
-    if write if check_folder is None else check_folder:
+    check_folder = write if check_folder is None else check_folder
+    if check_folder:  # before the data is read
         check_results_folder(checkpoint_path, checkpoint)
     data_root, synthetic = data_root_to_test(checkpoint, data_root)
     data = checkpoint["config"]["data"]
