@@ -41,7 +41,7 @@ from scipy import stats
 from src.config import SuitePlan, load_plan
 from src.early_analysis import write_early
 from src.files import atomic_write
-from src.training.provenance import comparable_config, data_label, describe_data
+from src.training.provenance import comparable_config, data_label, describe_data, in_another_runs_folder
 
 logger = logging.getLogger(__name__)
 
@@ -144,12 +144,11 @@ class RunsError(ValueError):
 
 def misplaced_results(path: Path, results: dict) -> str | None:
     """Why the results.json at ``path`` (``<models dir>/<folder>/results.json``) is not its folder's run, or None:
-    it records another run's name (``experiment``), e.g. a copy of another run's results."""
-    run, folder = results.get("experiment", path.parent.name), path.parent.name
-    if run == folder:
-        return None
-    return (f"{path}: the results of run '{run}', in the folder of run '{folder}'; move it to "
-            f"{path.parent.parent / run}/ (or delete it), then compare again")
+    it records another run's name (``experiment``), e.g. a copy of another run's results
+    (:func:`src.training.provenance.in_another_runs_folder`, the rule src.evaluate also follows)."""
+    run = results.get("experiment", path.parent.name)
+    refusal = in_another_runs_folder(path, run, "results")
+    return refusal and f"{refusal}; move it to {path.parent.parent / run}/ (or delete it), then compare again"
 
 
 def run_identity(results: dict) -> tuple:

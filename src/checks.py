@@ -15,8 +15,10 @@ Every command loads its configs through :func:`load_checked_config`::
     config = load_checked_config("configs/GRUCell.yaml", overrides=["train.epochs=5"])
 
 Every error is a :class:`src.config.ConfigError`, one line naming the file (or ``--set`` override) that set the
-key, the key, the value and what is allowed. What needs the data itself (a split that leaves a class without
-a training video, a fold the data does not ship) is refused later, by :func:`src.data.splits.split_videos`.
+key, the key, the value and what is allowed. ``data.groups`` that the data does not hold are refused before a frame is
+read, from its index.json (:func:`data_groups_refusal`, for the commands that read data). What needs the data itself
+(a split that leaves a class without a training video, a fold the data does not ship) is refused later, by
+:func:`src.data.splits.split_videos`.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ from src.config import (
     load_config_and_sources,
     schema_root,
 )
-from src.data.splits import PROTOCOLS, split_refusal
+from src.data.index import auto_root, is_prepared, read_index
+from src.data.splits import PROTOCOLS, group_order, split_refusal, unknown_groups_refusal
 from src.data.synthetic import PRESETS
 from src.nets.registry import CHOICES as MODEL_CHOICES
 from src.nets.registry import loss_refusal, model_refusal
@@ -86,12 +89,40 @@ def check(config: dict, sources: dict[str, str] | None = None, training: bool = 
         check_device(config["train"]["device"], key_source(sources, "train.device"))
 
 
-def load_checked_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None) -> dict:
+def load_checked_config(path: str | Path, overrides: Iterable[str] = (), name: str | None = None,
+                        reads_data: bool = False, data_root: str | Path | None = None) -> dict:
     """:func:`src.config.load_config` (the ``base:`` chain, ``overrides``, ``name``), then :func:`check`: the
-    config every command runs, refused in one line (ConfigError) before any work."""
+    config every command runs, refused in one line (ConfigError) before any work. ``reads_data``: a run that reads
+    the data at ``data_root`` (default its ``data.root``) is to come, so the groups that data holds are checked too
+    (:func:`data_groups_refusal`)."""
     config, sources = load_config_and_sources(path, overrides, name)
     check(config, sources)
+    if reads_data and (refusal := data_groups_refusal(config["data"], data_root)):
+        raise ConfigError(f"{key_source(sources, 'data.groups')}: {refusal}")
     return config
+
+
+def data_groups_refusal(data: dict, data_root: str | Path | None = None) -> str | None:
+    """Why ``data.groups`` names a group that the data a run reads does not hold, known without reading a frame: the
+    groups of the prepared data's index.json (``data_root``, default ``data.root``; ``auto``: data/kth when prepared),
+    or, for ``auto`` before the synthetic twin is made, the persons of its ``data.synthetic_preset``; None when the
+    groups are all there, or the data is not prepared (refused when it is read, in its own line)."""
+    if data["groups"] is None:
+        return None
+    root, synthetic = Path(str(data_root or data["root"])), False
+    if str(root) == "auto":
+        root, synthetic = auto_root(data["synthetic_preset"])
+    try:
+        videos = read_index(root)["videos"] if is_prepared(root) else []
+    except ValueError:  # a broken index.json: refused in its own words when the data is read
+        return None
+    if synthetic and not videos:  # the twin src.train is to make
+        preset = data["synthetic_preset"]
+        return unknown_groups_refusal(data["groups"], list(PRESETS[preset]["persons"]),
+                                      f"the synthetic twin of preset {preset}")
+    if not videos:  # not prepared: refused when it is read
+        return None
+    return unknown_groups_refusal(data["groups"], sorted({v["group"] for v in videos}, key=group_order), str(root))
 
 
 def check_saved_config(config: dict, source: str, channels: int = 3, num_classes: int = 101) -> None:

@@ -11,10 +11,10 @@ recognition (the test accuracy after 1, 2, ... frames of each test clip played a
 validation split's, where a rule is chosen: src/training/early.py; ``--no-early`` skips it); writes them to
 ``results.json`` beside the checkpoint.
 
-Bad arguments (a missing or foreign ``--checkpoint``, a ``--device`` this machine lacks, a
-``--data`` folder that is not prepared, a folder where results.json cannot be written) get one
-line before the test pass starts; a results.json that fails to write at the end gets one line
-after the table.
+Bad arguments (a missing or foreign ``--checkpoint``, one in the folder of another run, a ``--device`` this machine
+lacks, a ``--data`` folder that is not prepared, a folder where results.json cannot be written) get one line before
+the test pass starts; a results.json that fails to write at the end gets one line after the table. A checkpoint in a
+folder that holds no run's files (a temporary or download folder) is evaluated there.
 """
 from __future__ import annotations
 
@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         device = select_device(args.device, key="--device")
         check_output_file(path)
-        results = evaluate(args.checkpoint, data_root=args.data, device=device, write=False, early=not args.no_early)
+        results = evaluate(args.checkpoint, data_root=args.data, device=device, write=False, early=not args.no_early,
+                           check_folder=True)
     except DataMismatchError as e:
         sys.exit(f"error: {e.wording('--data')}")
     except (FileNotFoundError, RuntimeError, ValueError) as e:

@@ -142,7 +142,8 @@ def run_experiment(experiment: str, run: str | None = None, seed: int | None = N
     from src.training.trainer import train  # torch, as above
 
     overrides = [*([f"train.seed={seed}"] if seed is not None else []), *overrides]
-    config = load_checked_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run)
+    config = load_checked_config(Path(configs_dir) / f"{experiment}.yaml", overrides, name=run, reads_data=True,
+                                 data_root=data_root)
     run_dir = Path(config["log"]["models_dir"]) / config["experiment"]
     root, synthetic = resolve_data_root(data_root or config["data"]["root"], preset=config["data"]["synthetic_preset"])
     data = describe_data(root, preset=config["data"]["synthetic_preset"] if synthetic else None)
@@ -186,13 +187,14 @@ def stale_run(run_dir: Path, config: dict, data: dict) -> str | None:
 
 def runs_refusal(configs, data_root=None) -> str | None:
     """Why the runs cannot start, in one line, so that every bad config, override or data folder is named before
-    any run starts: the first of ``configs``, ``(config file, overrides)`` pairs, that does not load, or the first
+    any run starts: the first of ``configs``, ``(config file, overrides)`` pairs, that does not load (``data.groups``
+    the data does not hold included: :func:`src.checks.data_groups_refusal`, from index.json), or the first
     data folder they read (``data_root``, else each config's ``data.root``) that is not one; ``auto`` is left to
     the runs, as it may make the synthetic twin, which is work. None when every run may start."""
     roots = set()
     for path, overrides in configs:
         try:
-            config = load_checked_config(path, overrides)
+            config = load_checked_config(path, overrides, reads_data=True, data_root=data_root)
         except ConfigError as error:
             return str(error)
         roots.add(str(data_root or config["data"]["root"]))

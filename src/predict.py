@@ -38,8 +38,9 @@ header announces (a truncated file) is predicted from the frames read, with a no
 
 Output: a table, or with ``--json`` a list of ``{"input", "action" (the class predicted),
 "probabilities": {class name: p}, "num_frames", "fps", "note"?, "timeline"?, "gif"?, "gif_error"?}`` or
-``{"input", "error"}``. A bad input gives one line and the others go on; the exit code is 1
-when any input failed. Bad arguments (``--clips 0``, a ``--device`` this machine lacks, a
+``{"input", "error"}``; the table and the lines on stderr show a path holding a newline (or another character that
+is not printable) escaped, ``a\\nb.avi``, the JSON as it is. A bad input gives one line and the others go on; the
+exit code is 1 when any input failed. Bad arguments (``--clips 0``, a ``--device`` this machine lacks, a
 ``--gif`` path that cannot be written, a ``--checkpoint`` that is no checkpoint) stop
 everything with one line before any input is read; with ``--json`` that line is also on
 stdout as ``{"error": ...}``. A gif that fails to write at the end (disk full) keeps the
@@ -76,25 +77,33 @@ from src.nets.streaming import DEFAULT_RULE, RULES
 from src.training.device import select_device
 
 
+def printable(text: str) -> str:
+    """``text`` with each character that is not printable (a newline, a tab, an escape) written as Python's repr
+    writes it (``\\n``, ``\\t``, ``\\x1b``), so that a path holding one stays on its row of the table or its one
+    line; the JSON keeps the real string."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def print_predictions(results: list[dict], classes: list[str], file=None) -> None:
     """One row per input (its class, then the probability of each of ``classes``, the model's class
-    names); timelines below."""
+    names); timelines below. Paths are shown :func:`printable`."""
     file = file or sys.stdout
-    width = max([len("input")] + [len(Path(r["input"]).name) for r in results])
+    width = max([len("input")] + [len(printable(Path(r["input"]).name)) for r in results])
     column = max([12] + [len(name) for name in classes])
     print(f"{'input':<{width}}  {'action':<{column}}  " + "  ".join(f"{name:>{column}}" for name in classes),
           file=file)
     for r in results:
-        name = Path(r["input"]).name
+        name = printable(Path(r["input"]).name)
         if "error" in r:
-            print(f"{name:<{width}}  error: {r['error']}", file=file)
+            print(f"{name:<{width}}  error: {printable(r['error'])}", file=file)
             continue
         print(f"{name:<{width}}  {r['action']:<{column}}  "
               + "  ".join(f"{r['probabilities'][c]:>{column}.3f}" for c in classes), file=file)
     for r in results:
         if "timeline" not in r:
             continue
-        print(f"\n{r['input']}: {len(r['timeline'])} windows ({r['num_frames']} frames, {r['fps']:g} fps)", file=file)
+        print(f"\n{printable(r['input'])}: {len(r['timeline'])} windows ({r['num_frames']} frames, {r['fps']:g} fps)",
+              file=file)
         print(f"  {'start s':>8} {'end s':>7} {'frames':>11}  {'action':<{column}} {'prob':>5}", file=file)
         for w in r["timeline"]:
             print(f"  {w['start_s']:8.2f} {w['end_s']:7.2f} {w['start_frame']:>5}-{w['end_frame']:<5}  "
@@ -168,12 +177,12 @@ def predict_one(predictor: Predictor, path: str, gif: Path | None, args: argpars
     except Exception as e:  # anything else about this input: report it and go on with the others
         result = {"input": path, "error": f"{path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
     if "error" in result and args.json:
-        print(f"error: {result['error']}", file=sys.stderr)
+        print(f"error: {printable(result['error'])}", file=sys.stderr)
     if "gif_error" in result:
         result["gif_error"] = f"--gif {result['gif_error']}"
-        print(f"error: {result['gif_error']}", file=sys.stderr)
+        print(f"error: {printable(result['gif_error'])}", file=sys.stderr)
     if "note" in result:
-        print(f"note: {path}: {result['note']}", file=sys.stderr)
+        print(f"note: {printable(path)}: {printable(result['note'])}", file=sys.stderr)
     if not args.timeline:
         result.pop("timeline", None)
     return result
@@ -237,7 +246,7 @@ def run_stream(predictor: Predictor, args: argparse.Namespace) -> int:
         print(f"note: {reader.name}: the stream ended after {reader.frames_read} of the {reader.announced} frames its "
               f"header announces (a cut or damaged file?)", file=sys.stderr)
     if error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {printable(error)}", file=sys.stderr)
         if not answers:  # it never started: the one line says it all
             return 1
     written = [f"{flag} {path}" for flag, path in (("--gif", args.gif), ("--video", args.video)) if path and answers]
@@ -254,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         """One line on stderr, and with --json the same as JSON on stdout."""
         if as_json:
             print(json.dumps({"error": message}, ensure_ascii=False))
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {printable(message)}", file=sys.stderr)
         return code
 
     parser = build_parser(as_json)
@@ -279,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         print_predictions(results, predictor.classes)
         for r in results:
             if "gif" in r:
-                print(f"gif written to {r['gif']}")
+                print(f"gif written to {printable(r['gif'])}")
     return int(any("error" in r or "gif_error" in r for r in results))
 
 

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     expected = Exception if rank else known_errors
     threading.excepthook = _quiet_event_writer_thread
     try:
-        config = load_checked_config(args.config, args.set, name=args.name)
+        config = load_checked_config(args.config, args.set, name=args.name, reads_data=True, data_root=args.data)
         with progress_on_stderr(), sigterm_as_interrupt():
             summary = train(config, data_root=args.data, resume=args.resume)
     except expected as e:

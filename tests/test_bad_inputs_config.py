@@ -19,13 +19,18 @@ import torch
 from src.checks import machine_memory, memory_estimate
 from src.config import load_config
 from tests.cli import REPO, assert_one_line_error, config_path, run_cli, snapshot, start_cli
-from tests.test_config import ISSUE_SIZES
+from tests.test_config import ALIAS_BOMB, ISSUE_SIZES
 
 pytestmark = pytest.mark.slow  # every case is a python -m src.train or src.suite subprocess (tests/cli.py)
 
 GRU = config_path("GRUCell")
 TRAINING_PERSONS = str(list(range(1, 17)))
 TINY_DATA, MODELS, MINE = "<tiny twin>", "<models dir>", "<Mine.yaml>"  # filled in by the fixture
+# issue 34: config files that YAML would read wrongly or not at all: {placeholder: (file name, its bytes)}
+BAD_FILES = {"<Twice.yaml>": ("Twice.yaml", f"base: {GRU}\ntrain:\n  epochs: 1\ntrain:\n  batch_size: 4\n".encode()),
+             "<Bomb.yaml>": ("Bomb.yaml", f"base: {GRU}\n{ALIAS_BOMB}".encode()),
+             "<Utf16.yaml>": ("Utf16.yaml", f"base: {GRU}\n".encode("utf-16")),
+             "<Binary.yaml>": ("Binary.yaml", bytes(range(256)))}
 
 # override -> what the error line names besides the config file and override: the key and the value (and what is
 # allowed); each run as python -m src.train --config configs/GRUCell.yaml --data <tiny twin> --set <override>
@@ -49,6 +54,8 @@ BAD_OVERRIDES = {
     "data.val_persons=[17]": ("'data.val_persons'", "got [17]", "test person"),
     # beyond the issue's list (more values, one by one, in tests/test_config.py)
     "model.pretrained=true": ("'model.pretrained'", "got True", "no pretrained weights"),
+    # issue 34 #12: a group the data does not hold, refused from its index.json before a frame is read
+    "data.groups=[1, 999]": ("'data.groups': 999 is not a group of", "(its groups: 1, 2, 15, 17)"),
 }
 # issue 34: sizes that cannot fit, refused before the data is read (each where it exceeds this machine's memory)
 FITS_HERE = [override for override in ISSUE_SIZES if memory_estimate(
@@ -69,6 +76,16 @@ CASES = {
                                          ("'data.synthetic_preset'", "got 'huge'", "tiny, small, full"), 1),
     "a bad value in a config file": ("src.train", ["--config", MINE, "--data", TINY_DATA],
                                      (f"{MINE}: 'model.dropout'", "got 1.5", "[0, 1)"), 1),
+    "auto: data.groups=[3]": ("src.train", ["--config", GRU, "--set", "data.synthetic_preset=tiny", "data.groups=[3]"],
+                              ("'data.groups': 3 is not a group of the synthetic twin of preset tiny",), 1),
+    "a key given twice": ("src.train", ["--config", "<Twice.yaml>", "--data", TINY_DATA],
+                          ("<Twice.yaml>: line 4 is not valid YAML", "key 'train' given twice (lines 2 and 4)"), 1),
+    "an alias bomb": ("src.train", ["--config", "<Bomb.yaml>", "--data", TINY_DATA],
+                      ("<Bomb.yaml>:", "anchors and aliases (&name, *name) are not read"), 1),
+    "a UTF-16 config": ("src.train", ["--config", "<Utf16.yaml>", "--data", TINY_DATA],
+                        ("<Utf16.yaml>: not UTF-8 text (byte 0", "save the config as UTF-8"), 1),
+    "a binary config": ("src.train", ["--config", "<Binary.yaml>", "--data", TINY_DATA],
+                        ("<Binary.yaml>: not UTF-8 text (byte 128",), 1),
     "suite --set train.epochs=0": ("src.suite", ["--configs", REPO / "configs", "--only", "GRUCell",
                                                  "--set", "train.epochs=0", "--models-dir", MODELS],
                                    ("--set train.epochs=0:", "'train.epochs'", "got 0"), 2),
@@ -105,6 +122,9 @@ def refused(tiny_prepared, tmp_path_factory) -> dict:
     mine.parent.mkdir()
     mine.write_text(f"base: {GRU}\nmodel:\n  dropout: 1.5\n")
     fills = {TINY_DATA: str(tiny_prepared), MODELS: str(root / "suite_models"), MINE: str(mine)}
+    for placeholder, (name, content) in BAD_FILES.items():
+        (root / "configs" / name).write_bytes(content)
+        fills[placeholder] = str(root / "configs" / name)
     kept = (tiny_prepared, REPO / "results", REPO / "imgs", REPO / "models")
     kept_before = snapshot(*kept)
 
@@ -125,11 +145,17 @@ def refused(tiny_prepared, tmp_path_factory) -> dict:
 def test_bad_config_is_refused_in_one_line_before_any_work(refused, case):
     process, workdir, (files, paths), fills = refused[case]
     _, _, names, code = CASES[case]
-    assert_one_line_error(process, *[name.replace(MINE, fills[MINE]) for name in names],
-                          only_line=True, code=code)
+    assert_one_line_error(process, *[fill(name, fills) for name in names], only_line=True, code=code)
     assert tree(workdir) == paths, "files or folders were created"
     assert snapshot(workdir) == files
     assert not (workdir / "data").exists()  # the synthetic twin was not started
+
+
+def fill(name: str, fills: dict) -> str:
+    """``name`` with the placeholders of the files the fixture wrote (``<Mine.yaml>``, ...) made their paths."""
+    for placeholder in (MINE, *BAD_FILES):
+        name = name.replace(placeholder, fills[placeholder])
+    return name
 
 
 def test_the_suite_claims_no_run_and_writes_no_table(refused):

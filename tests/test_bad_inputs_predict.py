@@ -2,6 +2,7 @@
 subprocess on the tiny twin that ends in one line naming the file or the flag (with ``--json``, that line
 is also JSON on stdout), or in the right result, and leaves the files that were there unchanged."""
 import json
+import os
 import resource
 import shutil
 
@@ -13,6 +14,7 @@ import src.train
 from src.data.prepare import decode_video
 from src.training.evaluation import evaluate
 from tests.cli import assert_one_line_error, config_path, run_cli, snapshot
+from tests.test_checkpoint import damage
 from tests.test_trainer import TINY
 
 pytestmark = pytest.mark.slow  # every test runs python -m src.predict, src.export or src.evaluate as a subprocess
@@ -32,7 +34,20 @@ def run(tiny_prepared, tmp_path_factory):
     evaluate(run_dir / "best.pth", device="cpu")  # results.json, as src.evaluate writes it
     (run_dir / "empty.pth").touch()
     (run_dir / "truncated.pth").write_bytes((run_dir / "best.pth").read_bytes()[:2000])
+    shutil.copy(run_dir / "best.pth", run_dir / "damaged.pth")
+    damage(run_dir / "damaged.pth")  # bytes flipped inside a tensor record: loads as other weights but for the CRC
+    torch.save({"config": Payload(out / "ran")}, run_dir / "crafted.pth")
     return run_dir
+
+
+class Payload:
+    """A crafted pickle: unpickling it would run ``touch <ran>`` (weights_only refuses it, and nothing runs)."""
+
+    def __init__(self, ran):
+        self.ran = ran
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.ran}",)
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +65,17 @@ BAD_CHECKPOINTS = {  # what the error line must say about each
     "empty.pth": "an empty file",
     "truncated.pth": "a truncated or damaged torch file",
     ".": "a folder",
+    "damaged.pth": "a damaged checkpoint (its record archive/data/",  # fails the CRC-32 of its zip record
+    "crafted.pth": "a torch file of other Python objects",
 }
 
 
 def assert_checkpoint_error(result, path, what, run_dir):
-    """One line naming ``path``, saying ``what`` it is and to give the run's best.pth; never 'delete'."""
-    line = assert_one_line_error(result, path, what, "not a checkpoint", f"give {run_dir / 'best.pth'}")
-    assert "delete" not in line
+    """One line naming ``path``, saying ``what`` it is (not a checkpoint, or a damaged one) and to give the run's
+    best.pth; never 'delete'; a crafted pickle's code was not run."""
+    kind = ("copy it again",) if "a damaged checkpoint" in what else ("not a checkpoint",)
+    line = assert_one_line_error(result, path, what, *kind, f"give {run_dir / 'best.pth'}")
+    assert "delete" not in line and not (run_dir.parent.parent / "ran").exists()
     return line
 
 
@@ -168,8 +187,8 @@ def test_predict_a_stream_that_stalls_says_so_after_its_answers(run, videos, tmp
 # ----------------------------------------------------------------------------- src.export
 
 @pytest.mark.parametrize("name, what", [("missing.pth", "no checkpoint there"),
-                                        ("results.json", BAD_CHECKPOINTS["results.json"]),
-                                        ("truncated.pth", BAD_CHECKPOINTS["truncated.pth"])])
+                                        *[(name, BAD_CHECKPOINTS[name]) for name in
+                                          ("results.json", "truncated.pth", "damaged.pth", "crafted.pth")]])
 def test_export_a_bad_checkpoint(run, name, what, tmp_path):
     before = snapshot(run)
     result = run_cli("src.export", "--checkpoint", run / name, "--onnx", tmp_path / "out" / "m.onnx", cwd=tmp_path)
@@ -195,11 +214,25 @@ def test_export_an_opset_out_of_range(run, tmp_path):
 
 # ----------------------------------------------------------------------------- src.evaluate
 
-def test_evaluate_a_results_json_as_checkpoint(run, tmp_path):
+@pytest.mark.parametrize("name", ["results.json", "damaged.pth", "crafted.pth"])
+def test_evaluate_a_file_that_is_no_checkpoint_or_a_damaged_one(run, name, tmp_path):
     before = snapshot(run)
-    result = run_cli("src.evaluate", "--checkpoint", run / "results.json", "--device", "cpu", cwd=tmp_path)
-    assert_checkpoint_error(result, run / "results.json", BAD_CHECKPOINTS["results.json"], run)
-    assert snapshot(run) == before
+    result = run_cli("src.evaluate", "--checkpoint", run / name, "--device", "cpu", cwd=tmp_path)
+    assert_checkpoint_error(result, run / name, BAD_CHECKPOINTS[name], run)
+    assert snapshot(run) == before and list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_a_checkpoint_in_the_folder_of_another_run(run, tmp_path):
+    """GRUCell's best.pth copied over OwnGRU's (issue 34 #3): its results.json would be counted as OwnGRU's."""
+    other = tmp_path / "models" / "OwnGRU"
+    other.mkdir(parents=True)
+    for name in ("best.pth", "results.json"):
+        shutil.copy(run / name, other / name)
+    before = snapshot(tmp_path)
+    result = run_cli("src.evaluate", "--checkpoint", other / "best.pth", "--device", "cpu", cwd=tmp_path)
+    assert_one_line_error(result, f"{other / 'best.pth'}: the checkpoint of run 'GRUCell', in the folder of run "
+                                  f"'OwnGRU'", f"put it in {tmp_path / 'models' / 'GRUCell'}/", code=1)
+    assert snapshot(tmp_path) == before and sorted(p.name for p in other.iterdir()) == ["best.pth", "results.json"]
 
 
 def test_evaluate_a_device_this_machine_lacks(run, tmp_path):

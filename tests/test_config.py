@@ -8,6 +8,7 @@ import yaml
 from src.checks import load_checked_config
 from src.config import SCHEMA_PATH, ConfigError, experiment_configs, load_config, read_yaml
 
+REPO = Path(__file__).resolve().parents[1]
 EXPECTED_EXPERIMENTS = {
     # name: (arch, encoder, pretrained, rnn_type, scheduler)
     "LSTMCell": ("rnn", "cnn", False, "LSTMCell", "cosine"),
@@ -409,6 +410,28 @@ def test_the_recipe_keys_default_to_the_recipe_study_choice():
     assert isinstance(train["label_smoothing"], float) and isinstance(train["ema_decay"], float)
 
 
+def test_groups_the_data_does_not_hold_are_refused_from_its_index_naming_the_override(tiny_prepared, tmp_path,
+                                                                                      monkeypatch):
+    """issue 34 #12: ``data.groups=[999]`` names the --set and the data's groups, before a frame is read: from the
+    prepared data's index.json, or, for ``auto`` before the twin is made, from its preset's persons."""
+    from src.checks import data_groups_refusal
+
+    experiment = REPO / "configs" / "GRUCell.yaml"
+    with pytest.raises(ConfigError) as refusal:
+        load_checked_config(experiment, ["data.groups=[1, 999]"], reads_data=True, data_root=tiny_prepared)
+    assert str(refusal.value) == (f"{experiment} --set data.groups=[1, 999]: 'data.groups': 999 is not a group of "
+                                  f"{tiny_prepared} (its groups: 1, 2, 15, 17); list groups it holds, or null for all")
+    assert load_checked_config(experiment, ["data.groups=[1, 999]"])["data"]["groups"] == [1, 999]  # no data named
+    data = load_config(experiment, ["data.groups=[2, 17]"])["data"]
+    assert data_groups_refusal(data, tiny_prepared) is None
+    assert data_groups_refusal(data, tmp_path / "not prepared") is None  # refused when it is read
+    monkeypatch.chdir(tmp_path)  # no data/: auto is the twin src.train would make
+    assert "3 is not a group of the synthetic twin of preset tiny (its groups: 1, 2, 15, 17)" in data_groups_refusal(
+        {**data, "groups": [3], "synthetic_preset": "tiny"})
+    assert data_groups_refusal({**data, "groups": [25]}) is None  # the full twin: persons 1-25
+    assert not (tmp_path / "data").exists()
+
+
 def test_a_key_given_twice_is_refused_naming_the_file_the_lines_and_the_key(tmp_path):
     path = tmp_path / "twice.yaml"
     path.write_text("base: base.yaml\ntrain:\n  epochs: 1\nmodel:\n  hidden_dim: 8\ntrain:\n  batch_size: 4\n")
@@ -419,12 +442,15 @@ def test_a_key_given_twice_is_refused_naming_the_file_the_lines_and_the_key(tmp_
     assert "key 'train' given twice (lines 2 and 6)" in message
 
 
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    for i in range(6))
+"""Nested YAML aliases: 9 * 4**6 = 36,864 leaves from 7 lines (each further line 4 times more)."""
+
+
 def test_anchors_and_aliases_are_refused_in_one_short_line(tmp_path):
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
-        for i in range(6))
     path = tmp_path / "bomb.yaml"
-    path.write_text(f"data:\n  groups: [1]\n{bomb}")
+    path.write_text(f"data:\n  groups: [1]\n{ALIAS_BOMB}")
     with pytest.raises(ConfigError) as refusal:
         read_yaml(path)
     message = str(refusal.value)

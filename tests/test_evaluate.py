@@ -1,5 +1,6 @@
 """src/evaluate.py: test-person evaluation of a trained checkpoint, written to results.json."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,45 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path):
         main(["--checkpoint", str(tmp_path / "Nope" / "best.pth")])
     message = str(info.value.code)
     assert str(tmp_path / "Nope" / "best.pth") in message and "\n" not in message
+
+
+def test_a_checkpoint_in_the_folder_of_another_run_is_refused_before_the_data(trained, tmp_path, capsys,
+                                                                             monkeypatch):
+    """GRUCell_seed3's best.pth copied over GRUCell's would write a results.json of GRUCell_seed3 into GRUCell's
+    folder (issue 34 #3): refused in one line naming the checkpoint, both runs and what to do; nothing changed."""
+    from src.training import evaluation
+
+    best_path, _ = trained
+    folder = tmp_path / "models" / "GRUCell"
+    folder.mkdir(parents=True)
+    copy = Path(shutil.copy(best_path, folder / "best.pth"))
+    (folder / "results.json").write_text('{"experiment": "GRUCell"}')
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    monkeypatch.setattr(evaluation, "make_test_set", lambda *_: pytest.fail("the data was read"))
+    with pytest.raises(SystemExit) as refusal:
+        main(["--checkpoint", str(copy), "--device", "cpu"])
+    assert refusal.value.code == (f"error: {copy}: the checkpoint of run 'GRUCell_seed3', in the folder of run "
+                                  f"'GRUCell', whose results.json would be counted as GRUCell's; put it in "
+                                  f"{tmp_path / 'models' / 'GRUCell_seed3'}/, or evaluate it from a folder of its own")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before and capsys.readouterr().out == ""
+
+
+def test_a_checkpoint_in_its_own_folder_or_in_a_folder_of_no_run_is_evaluated_there(trained, tmp_path):
+    """The folder named after the run (``GRUCell_seed3``), or one without a run's files (a temporary or download
+    folder holding a copy): no refusal. A second file of a run beside the copy makes the folder a run's."""
+    from src.training.evaluation import ForeignFolderError, check_results_folder
+
+    best_path, _ = trained
+    checkpoint = torch.load(best_path)
+    check_results_folder(best_path, checkpoint)  # its own folder, with last.pth and results.json beside it
+    copy = Path(shutil.copy(best_path, tmp_path / "best.pth"))
+    (tmp_path / "notes.txt").write_text("a download folder")
+    check_results_folder(copy, checkpoint)
+    for name in ("last.pth", "results.json", "run.lock"):
+        (tmp_path / name).touch()
+        with pytest.raises(ForeignFolderError, match=f"in the folder of run '{tmp_path.name}'"):
+            check_results_folder(copy, checkpoint)
+        (tmp_path / name).unlink()
 
 
 def test_split_claims_hold_on_what_train_and_evaluate_loaded(trained, tiny_prepared):

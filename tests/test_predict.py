@@ -137,6 +137,23 @@ def test_bad_inputs_get_one_line_each_and_the_others_go_on(checkpoint, kth_sampl
     assert code == 0
 
 
+def test_a_path_holding_a_newline_is_escaped_in_the_table_and_kept_in_the_json(checkpoint, tiny_raw, tmp_path,
+                                                                               capsys):
+    """issue 34 #12: a raw newline in a path broke the table's rows; it is shown as ``\\n``, the JSON keeps it."""
+    good = tmp_path / "two\nlines.avi"
+    good.write_bytes(sorted(tiny_raw.glob("boxing/*.avi"))[0].read_bytes())
+    missing = tmp_path / "gone\nfile.avi"
+    assert main(["--checkpoint", str(checkpoint), str(good), str(missing)]) == 1
+    captured = capsys.readouterr()
+    rows = captured.out.splitlines()
+    assert len(rows) == 3 and rows[1].startswith("two\\nlines.avi  ") and rows[2].startswith("gone\\nfile.avi  error: ")
+    escaped = str(missing).replace("\n", "\\n")
+    assert escaped in rows[2]
+    code, results, err = run_json(capsys, "--checkpoint", checkpoint, good, missing)
+    assert [r["input"] for r in results] == [str(good), str(missing)] and results[1]["error"].startswith(str(missing))
+    assert err.count("\n") == 1 and err.startswith(f"error: {escaped}: ")
+
+
 def test_a_file_that_is_not_a_checkpoint_is_one_line(kth_samples, tmp_path, capsys):
     for bad in (tmp_path / "notes.pth", tmp_path / "model.onnx", tmp_path / "missing.pth"):
         if bad.name != "missing.pth":

@@ -148,6 +148,15 @@ def with_channels(config: dict, channels: int) -> dict:
     return resolved
 
 
+def auto_root(preset: str = "full") -> tuple[Path, bool]:
+    """Where ``data.root: auto`` leads, without making anything: ``(data/kth, False)`` when the real KTH is prepared
+    there with videos, else ``(the synthetic twin's prepared folder for preset, True)``, which
+    :func:`resolve_data_root` makes when it is not prepared yet."""
+    if is_prepared(REAL_ROOT) and read_index(REAL_ROOT)["videos"]:
+        return REAL_ROOT, False
+    return (SYNTHETIC_ROOT if preset == "full" else SYNTHETIC_ROOT.with_name(f"synth_{preset}")), True
+
+
 def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int = 0,
                       verbose: bool = True) -> tuple[Path, bool]:
     """Find the data to work on. Returns ``(prepared_root, is_synthetic)``.
@@ -171,12 +180,12 @@ def resolve_data_root(root: str | Path = "auto", preset: str = "full", seed: int
             raise FileNotFoundError(f"{root / 'index.json'}: lists no videos (left by a failed prepare); "
                                     f"{prepare_command(root)}")
         return root, bool(index.get("synthetic", False))
+    synthetic_root, synthetic = auto_root(preset)
+    if not synthetic:
+        return REAL_ROOT, False
     if is_prepared(REAL_ROOT):
-        if read_index(REAL_ROOT)["videos"]:
-            return REAL_ROOT, False
         logger.warning(f"note: {REAL_ROOT / 'index.json'} lists no videos (left by a failed prepare): {REAL_ROOT} is "
                        f"not a prepared dataset; using the synthetic twin")
-    synthetic_root = SYNTHETIC_ROOT if preset == "full" else SYNTHETIC_ROOT.with_name(f"synth_{preset}")
     if not is_prepared(synthetic_root) or not read_index(synthetic_root)["videos"]:
         raw = SYNTHETIC_RAW_ROOT if preset == "full" else SYNTHETIC_RAW_ROOT.with_name(f"synth_raw_{preset}")
         if verbose:

@@ -122,6 +122,17 @@ def split_refusal(data: dict) -> tuple[str, str] | None:
     return None
 
 
+def unknown_groups_refusal(wanted: list, present: list, data: str = "this data") -> str | None:
+    """``'999 is not a group of this data (its groups: 1, 2, 15, 17); ...'`` when ``wanted`` (``data.groups``) names a
+    group not among ``present`` (the groups of ``data``, sorted), compared as text (``3`` is ``'3'``); else None. For
+    :func:`split_videos` and, before any data is read, :func:`src.checks.data_groups_refusal`."""
+    unknown = sorted({str(g) for g in wanted} - {str(g) for g in present})
+    if not unknown:
+        return None
+    return (f"{unknown[0]} is not a group of {data} (its groups: {', '.join(map(str, present[:12]))}"
+            f"{' ...' if len(present) > 12 else ''}); list groups it holds, or null for all")
+
+
 def _share(count: int, fraction: float) -> int:
     """``max(1, round(fraction * count))``, leaving at least one of ``count`` (0 when ``count`` < 2)."""
     return max(0, min(max(1, round(fraction * count)), count - 1))
@@ -165,10 +176,8 @@ def split_videos(index: dict, data: dict, strict: bool = True) -> Split:
     present = sorted({v["group"] for v in videos}, key=group_order)
     if data["groups"] is not None:
         wanted = {str(g) for g in data["groups"]}
-        if unknown := sorted(wanted - {str(g) for g in present}):
-            raise SplitError(f"data.groups: {unknown[0]} is not a group of this data (its groups: "
-                             f"{', '.join(map(str, present[:12]))}{' ...' if len(present) > 12 else ''}); "
-                             f"list groups it holds, or null for all")
+        if refusal := unknown_groups_refusal(data["groups"], present):
+            raise SplitError(f"data.groups: {refusal}")
         videos = [v for v in videos if str(v["group"]) in wanted]
         present = [g for g in present if str(g) in wanted]
     seed = int(data["split_seed"])

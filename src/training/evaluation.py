@@ -29,7 +29,7 @@ from src.training.device import select_device
 from src.training.early import early_recognition
 from src.training.loop import dataset_from_config
 from src.training.metrics import classification_metrics, clip_logits, clip_video_index, summarize_history
-from src.training.provenance import code_version, describe_data, split_record
+from src.training.provenance import RUN_FILES, code_version, describe_data, in_another_runs_folder, split_record
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,26 @@ def results_path(checkpoint_path: str | Path) -> Path:
     return Path(checkpoint_path).with_name("results.json")
 
 
+class ForeignFolderError(ValueError):
+    """A checkpoint in the folder of another run, whose results.json would be counted as that run's
+    (:func:`check_results_folder`); one line naming the checkpoint, both runs and what to do."""
+
+
+def check_results_folder(checkpoint_path: Path, checkpoint: dict) -> None:
+    """Refuse (ForeignFolderError) a checkpoint of run ``config['experiment']`` whose results.json would land in the
+    folder of another run: a folder named otherwise (src.training.provenance.in_another_runs_folder, the rule
+    src.analysis follows) that holds a run's files (:data:`src.training.provenance.RUN_FILES`) besides the
+    checkpoint, e.g. OwnGRU's best.pth copied over GRUCell's in models/GRUCell/. A folder that holds none (a
+    temporary or download folder with a copied checkpoint) is no run's folder: it is evaluated there, and src.compare
+    refuses that results.json if the folder is ever put under a models dir."""
+    run = checkpoint["config"]["experiment"]
+    refusal = in_another_runs_folder(checkpoint_path, run, "checkpoint")
+    folder = checkpoint_path.parent
+    if refusal and any((folder / name).exists() and (folder / name) != checkpoint_path for name in RUN_FILES):
+        raise ForeignFolderError(f"{refusal}, whose results.json would be counted as {folder.name}'s; put it in "
+                                 f"{folder.parent / run}/, or evaluate it from a folder of its own")
+
+
 def nan_as_null(value):
     """``value`` with every float NaN (in dicts and lists) made None: JSON's ``null`` (``NaN`` is not JSON). A
     NaN is a number that does not exist, e.g. the accuracy of a class without test clips."""
@@ -133,7 +153,8 @@ class EvaluatedSplit:
 
 
 def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, device: str | torch.device = "auto",
-             batch_size: int | None = None, write: bool = True, early: bool = True) -> dict:
+             batch_size: int | None = None, write: bool = True, early: bool = True,
+             check_folder: bool | None = None) -> dict:
     """Test a checkpoint on its test split (the protocol it was trained under) and write ``results.json`` beside it.
 
     Args:
@@ -145,6 +166,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
         write: write results.json beside the checkpoint (:func:`results_path`).
         early: also measure early recognition (src/training/early.py: the keys ``early_recognition`` and
             ``state_rules``); False leaves them out.
+        check_folder: refuse a checkpoint in the folder of another run (:func:`check_results_folder`), before the
+            data is read; default ``write`` (src.evaluate, which writes results.json itself, says True).
 
     Returns:
         The results (the keys of results.json): experiment, seed, checkpoint, config,
@@ -167,7 +190,8 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
 
     Raises, before the test pass: ValueError for a device this machine lacks or a results.json
     that cannot be written, DataMismatchError (a ValueError) for a dataset whose classes or channels are
-    not the checkpoint's; FileNotFoundError for a missing checkpoint or a ``data_root`` that is not
+    not the checkpoint's, ForeignFolderError (a ValueError) for a checkpoint in another run's folder;
+    FileNotFoundError for a missing checkpoint or a ``data_root`` that is not
     prepared; CheckpointReadError for a file that is no checkpoint of src.train. Each message is one
     line naming the argument or the file.
     """
@@ -178,6 +202,9 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     if data_root is not None and str(data_root) != "auto":
         resolve_data_root(data_root)  # a folder that is not prepared is refused before the checkpoint is read
     model, checkpoint = load_trained_model(checkpoint_path, device)
+    check_folder = write if check_folder is None else check_folder
+    if check_folder:  # before the data is read
+        check_results_folder(checkpoint_path, checkpoint)
     data_root, synthetic = data_root_to_test(checkpoint, data_root)
     data = checkpoint["config"]["data"]
     test_data = describe_data(data_root, preset=data["synthetic_preset"] if synthetic else None)

@@ -98,6 +98,23 @@ def where(data: dict | None) -> str:
     return f"{data['root']} ({'synthetic' if data.get('synthetic') else data_label(data)})"
 
 
+RUN_FILES = ("best.pth", "last.pth", "results.json", "run.lock")
+"""What src.train and src.evaluate write into a run's folder, ``<models dir>/<run>/``."""
+
+
+def in_another_runs_folder(path: str | Path, run: str, what: str) -> str | None:
+    """Why ``path``, a file of run ``run`` (``what`` it is: ``'results'``, ``'checkpoint'``), lies in the folder of
+    another run, or None. The one rule of where a run's files go: ``<models dir>/<run>/``, the folder named after the
+    run (``--name``'s, ``GRUCell_seed1``'s), for src.analysis reads ``<folder>/results.json`` as the results of run
+    ``<folder>``. src.analysis refuses a results.json that breaks it, src.evaluate a checkpoint whose results.json
+    would (:func:`src.training.evaluation.check_results_folder`). Returns ``"<path>: the <what> of run '<run>', in the
+    folder of run '<folder>'"``; the caller says what to do."""
+    folder = Path(path).parent.name
+    if run == folder:
+        return None
+    return f"{path}: the {what} of run '{run}', in the folder of run '{folder}'"
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """The git commit of this code (``+dirty`` when src/ or configs/ have uncommitted
