@@ -174,7 +174,8 @@ def test_paired_differences_pair_common_seeds_and_give_verdicts(tmp_path):
     assert r2plus1d["B"] == "GRUCell" and r2plus1d["B chosen as"] == "best recurrent by val acc"
     assert r2plus1d["video diff mean"] == pytest.approx(-0.095) and r2plus1d["verdict"] == "GRUCell higher"
     assert "LSTMCell" not in table.index  # LSTMCell vs LSTMCell_NoScheduler: no runs of the latter
-    assert table.attrs["skipped"] == ["LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler"]
+    assert table.attrs["skipped"] == ["LSTMCell vs LSTMCell_NoScheduler: no runs of LSTMCell_NoScheduler",
+                                      "GRUCell_EveryStepLoss vs GRUCell: no runs of GRUCell_EveryStepLoss"]
     only_r2plus1d = dataclasses.replace(load_plan(), comparisons=[("R2Plus1D", "best recurrent")])
     assert paired_differences(runs[runs["experiment"] == "R2Plus1D"], only_r2plus1d).empty
 
