@@ -84,6 +84,13 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """The library's notes on one line each: the message :func:`printable` (a source named with a newline)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def print_predictions(results: list[dict], classes: list[str], file=None) -> None:
     """One row per input (its class, then the probability of each of ``classes``, the model's class
     names); timelines below. Paths are shown :func:`printable`."""
@@ -209,7 +216,7 @@ def run_stream(predictor: Predictor, args: argparse.Namespace) -> int:
     an error (it could not be opened, it stalled, it broke off), 0 otherwise (its end, or Ctrl-C)."""
     log = logging.getLogger("src")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("note: %(message)s"))
+    handler.setFormatter(_PrintableFormatter("note: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     drawing = bool(args.gif or args.video)

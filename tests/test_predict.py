@@ -302,3 +302,15 @@ def test_the_committed_model_of_record_loads_and_predicts_the_real_samples_as_th
     right = [name for name, action in predicted.items() if name.split("_")[1] == action]
     assert sorted(right) == ["person01_boxing_d2_uncomp.mp4", "person01_handclapping_d1_uncomp.avi",
                              "person03_boxing_d4_uncomp.mp4", "person04_boxing_d1_uncomp.mp4"], predicted
+
+
+def test_the_library_notes_of_a_stream_stay_on_one_line():
+    """--stream's notes come from the library's logging (the reader names its source): a source named with a
+    newline is written escaped there too, one line per note."""
+    import logging
+
+    from src.predict import _PrintableFormatter
+
+    record = logging.LogRecord("src.inference.stream", logging.WARNING, __file__, 1,
+                               "%s: the frame size changed", ("frames\nfolder",), None)
+    assert _PrintableFormatter("note: %(message)s").format(record) == "note: frames\\nfolder: the frame size changed"
