@@ -67,7 +67,7 @@ def test_notebook_runs_top_to_bottom_in_the_full_profile_on_a_fresh_clone(fresh_
                                                                            monkeypatch):
     work = fresh_clone_state
     reused = sorted(path.parent.name for path in (work / "models").glob("*/results.json"))
-    assert len(reused) == 8  # 10 experiments, less the two pretrained-encoder ones
+    assert len(reused) == 9  # 11 experiments, less the two pretrained-encoder ones
     record = snapshot(*RECORD)
     outputs, notebook = execute(monkeypatch, {"NOTEBOOK_DATA": str(tiny_prepared), "NOTEBOOK_WORKDIR": str(work),
                                               "NOTEBOOK_SET": " ".join(SMALL), "TORCH_HOME": os.environ["TORCH_HOME"],
