@@ -157,12 +157,10 @@ def _stream_inputs(streams: Streams, rows: list[int], features: dict) -> torch.T
 
 
 @torch.inference_mode()
-def _step_predictions(stream: StreamingClassifier, inputs: torch.Tensor, device: torch.device,
-                      precision: str) -> torch.Tensor:
+def _step_predictions(stream: StreamingClassifier, inputs: torch.Tensor) -> torch.Tensor:
     """The class the stream names after every step: inputs (B, L, ...) -> int64 (B, L) on the CPU. The steps run
-    in float32 whatever ``precision`` (the encoder's features are float32, and the cells' state updates, e.g.
-    ``lerp``, take one dtype: under bfloat16 autocast OwnGRU's failed)."""
-    del device, precision  # the encoder ran at the test precision; the cheap cell steps stay in float32
+    in float32 whatever the test precision, at which the encoder ran (its features are float32, and the cells'
+    state updates, e.g. ``lerp``, take one dtype: under bfloat16 autocast OwnGRU's failed)."""
     stream.reset()
     answers = []
     for t in range(inputs.shape[1]):
@@ -199,7 +197,7 @@ def recurrent_predictions(model: ActionClassifier, test_set: VideoClipDataset, s
                 continue
             inputs = _stream_inputs(streams[kind], rows, features)
             for rule in kind_rules:
-                predicted = _step_predictions(rules[rule], inputs, device, precision)
+                predicted = _step_predictions(rules[rule], inputs)
                 for row, i in enumerate(rows):
                     answers[kind, rule][i] = predicted[row, :len(streams[kind].frames[i])]
     return answers

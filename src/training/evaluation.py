@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from src.data.dataset import VideoClipDataset
 from src.data.index import is_prepared, resolve_data_root
 from src.files import atomic_write, check_output_file
-from src.nets.classifier import count_parameters
+from src.nets.classifier import ActionClassifier, count_parameters
 from src.training.checkpoint import CheckpointReadError, load_checkpoint, load_model
 from src.training.device import select_device
 from src.training.early import early_recognition
@@ -216,9 +216,12 @@ def evaluate(checkpoint_path: str | Path, data_root: str | Path | None = None, d
     check_test_set(test_set, checkpoint, checkpoint_path, data_root)
     test = run_test_pass(model, test_set, checkpoint["config"], precision_of_test(trained, device), device, batch_size)
     history = full_history(checkpoint_path, checkpoint)
+    # the state rules, the one record measured on validation too, are a recurrent model's: a clip model reads no
+    # validation split
+    val_set = make_val_set(checkpoint["config"], data_root) if early and isinstance(model, ActionClassifier) else None
     records = early_recognition(model, test_set, device, test.precision,
                                 batch_size or checkpoint["config"]["train"]["batch_size"],
-                                val_set=make_val_set(checkpoint["config"], data_root)) if early else {}
+                                val_set=val_set) if early else {}
     results = {"experiment": checkpoint["config"]["experiment"], "seed": checkpoint["config"]["train"]["seed"],
                "checkpoint": str(checkpoint_path), "data_root": str(data_root), "synthetic": synthetic,
                **results_of(test, model, checkpoint, history), **records,

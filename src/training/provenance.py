@@ -31,6 +31,7 @@ from pathlib import Path
 from src.config import schema_root
 from src.data.index import V1_ENTRY_KEYS, read_index
 from src.data.splits import group_order
+from src.training.runlock import LOCK_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 ARCHITECTURE_KEYS = ("arch", "encoder", "rnn_type", "emb_dim", "hidden_dim", "num_layers")
@@ -98,7 +99,7 @@ def where(data: dict | None) -> str:
     return f"{data['root']} ({'synthetic' if data.get('synthetic') else data_label(data)})"
 
 
-RUN_FILES = ("best.pth", "last.pth", "results.json", "run.lock")
+RUN_FILES = ("best.pth", "last.pth", "results.json", LOCK_NAME)
 """What src.train and src.evaluate write into a run's folder, ``<models dir>/<run>/``."""
 
 
